@@ -1,0 +1,41 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   install the runtime extras and run the offline demo
+#   make test   install everything (incl. the CPU torch wheel) and run every test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: demo test install-demo install-test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Stamps keyed by pyproject.toml so a changed dependency list reinstalls.
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PIP) install -q 'torch==2.13.0'
+	$(PIP) install -q -e '.[all,dev]'
+	touch $@ $(VENV)/.demo-installed
+
+install-demo: $(VENV)/.demo-installed
+install-test: $(VENV)/.test-installed
+
+demo: install-demo
+	$(VENV)/bin/dsr demo --out demo_out
+
+test: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,1 @@
+"""Evaluation harness: datasets, models, prompts, letter parsing, scoring, statistics, reports."""

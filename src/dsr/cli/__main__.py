@@ -1,0 +1,3 @@
+from dsr.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Video → scene record: curation, estimator registry, CPU defaults and learned adapters."""

@@ -1,0 +1,1 @@
+"""Geometry Selection Module on Qwen2.5-VL (needs the ``model`` extra: torch, transformers)."""

@@ -1,0 +1,1 @@
+"""Scene record → multiple-choice 4D questions with procedural answers."""

@@ -1,0 +1,1 @@
+"""Synthetic 4D worlds rendered with MuJoCo, with exact ground-truth scene records."""
