@@ -1,0 +1,172 @@
+"""Video files through PyAV: probe, decode chosen frames, encode H.264.
+
+Shared by every stage (worlds write videos, extraction and evaluation read them). Any failure to
+open or decode becomes a one-line :class:`VideoError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from dsr.atomic import atomic_open
+from dsr.errors import DsrError
+
+
+class VideoError(DsrError):
+    """A video that cannot be opened or decoded (missing, corrupt, truncated, zero frames)."""
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """What a decode pass learns about a video file.
+
+    timestamps_s: (N,) float64 presentation time of every decoded frame, in decode order.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    timestamps_s: np.ndarray
+
+    @property
+    def variable_frame_rate(self) -> bool:
+        """True if frame intervals differ by more than 10% from their median."""
+        if self.num_frames < 3:
+            return False
+        d = np.diff(self.timestamps_s)
+        med = float(np.median(d))
+        return med > 0 and bool(np.any(np.abs(d - med) > 0.1 * med))
+
+
+def _open(path: str | os.PathLike[str]):  # noqa: ANN202 - av container type
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise VideoError(f"{p}: video file not found")
+    try:
+        container = av.open(str(p))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(f"{p}: cannot open video ({exc.__class__.__name__}: {exc})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{p}: no video stream")
+    return container
+
+
+def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (timestamp_s, frame (H, W, 3) uint8 RGB) for every frame, in order."""
+    import av
+
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base or Fraction(1, 1)
+        for i, frame in enumerate(container.decode(stream)):
+            ts = float(frame.pts * tb) if frame.pts is not None else float("nan")
+            yield (ts if np.isfinite(ts) else i / float(stream.average_rate or 1)), frame.to_ndarray(format="rgb24")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
+    finally:
+        container.close()
+
+
+def probe(path: str | os.PathLike[str]) -> VideoMeta:
+    """Decode the whole video once (without converting pixels) to count frames and read timestamps.
+
+    Container headers lie about frame counts for truncated or variable-rate files, so we count.
+    """
+    import av
+
+    container = _open(path)
+    stamps: list[float] = []
+    width = height = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base or Fraction(1, 1)
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+        for i, frame in enumerate(container.decode(stream)):
+            width, height = frame.width, frame.height
+            stamps.append(float(frame.pts * tb) if frame.pts is not None else (i / rate if rate else float(i)))
+    except av.error.FFmpegError as exc:
+        if not stamps:
+            raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
+    finally:
+        container.close()
+    if not stamps:
+        raise VideoError(f"{path}: video has no decodable frames")
+    ts = np.asarray(stamps, dtype=np.float64)
+    ts = ts - ts[0]
+    if len(ts) > 1:
+        fps = (len(ts) - 1) / (ts[-1] - ts[0]) if ts[-1] > ts[0] else (rate or 1.0)
+    else:
+        fps = rate or 1.0
+    return VideoMeta(path=str(path), width=width, height=height, fps=float(fps), num_frames=len(ts),
+                     duration_s=float(len(ts) / fps), timestamps_s=ts)
+
+
+def read_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> np.ndarray:
+    """Decode the frames at ``indices`` (any order, repeats allowed) → (len(indices), H, W, 3) uint8 RGB."""
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted:
+        raise VideoError(f"{path}: no frame indices requested")
+    if wanted[0] < 0:
+        raise VideoError(f"{path}: negative frame index {wanted[0]}")
+    got: dict[int, np.ndarray] = {}
+    wanted_lookup = set(wanted)
+    last = wanted[-1]
+    for i, (_, frame) in enumerate(iter_frames(path)):
+        if i in wanted_lookup:
+            got[i] = frame
+        if i >= last:
+            break
+    missing = [i for i in wanted if i not in got]
+    if missing:
+        raise VideoError(f"{path}: video ends before frame {missing[0]} (truncated or shorter than expected)")
+    return np.stack([got[int(i)] for i in indices])
+
+
+def uniform_indices(num_frames: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread uniformly over [0, num_frames − 1] (DSR: round(linspace))."""
+    if num_frames <= 0:
+        raise ValueError("num_frames must be > 0")
+    return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(np.int64))
+
+
+def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, *, crf: int = 20) -> Path:
+    """Encode RGB frames (H, W, 3) uint8 as H.264 (yuv420p) mp4, atomically. H and W must be even."""
+    import av
+
+    target = Path(path)
+    with atomic_open(target, "wb") as fh:
+        container = av.open(fh, mode="w", format="mp4")
+        stream = None
+        try:
+            for frame in frames:
+                if stream is None:
+                    h, w = frame.shape[:2]
+                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                    stream.width, stream.height = w, h
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf), "preset": "veryfast"}
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                for packet in stream.encode(video_frame):
+                    container.mux(packet)
+            if stream is None:
+                raise VideoError(f"{target}: no frames to write")
+            for packet in stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()
+    return target
