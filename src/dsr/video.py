@@ -47,7 +47,7 @@ class VideoMeta:
         return med > 0 and bool(np.any(np.abs(d - med) > 0.1 * med))
 
 
-def _open(path: str | os.PathLike[str]):  # noqa: ANN202 - av container type
+def _open(path: str | os.PathLike[str]):
     import av
 
     p = Path(path)

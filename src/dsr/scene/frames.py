@@ -64,6 +64,12 @@ def rotate_vectors(pose_or_rot: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return np.einsum("...ij,...j->...i", rot, vectors)
 
 
+def rotation_about_z(angle_rad: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle_rad`` about +z (yaw in a z-up world; 0 faces +x)."""
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
 def look_at_c2w(eye: np.ndarray, target: np.ndarray, up_world: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
     """OpenCV camera-to-world pose (4, 4) at ``eye`` looking at ``target`` with ``up_world`` up."""
     eye = np.asarray(eye, dtype=np.float64)

@@ -97,9 +97,8 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
     return meta_all, arrays
 
 
-def write_record(path: str | os.PathLike[str], record: SceneRecord) -> Path:
-    """Write ``record`` atomically to ``path`` (a ``.npz`` file) and return the path."""
-    meta, arrays = record_to_parts(record)
+def write_parts(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """Write metadata and named arrays as a record file, atomically (no validation)."""
     target = Path(path)
     with atomic_open(target, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED,
                                                           compresslevel=1) as zf:
@@ -109,6 +108,12 @@ def write_record(path: str | os.PathLike[str], record: SceneRecord) -> Path:
             np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
             zf.writestr(name + ".npy", buf.getvalue())
     return target
+
+
+def write_record(path: str | os.PathLike[str], record: SceneRecord) -> Path:
+    """Write ``record`` atomically to ``path`` (a ``.npz`` file) and return the path."""
+    meta, arrays = record_to_parts(record)
+    return write_parts(path, meta, arrays)
 
 
 class _Reader:

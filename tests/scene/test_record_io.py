@@ -1,0 +1,159 @@
+"""Scene record: exact round trip, atomic writes, and one-line rejection of every class of bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsr.errors import RecordError
+from dsr.scene import read_record, write_record
+from dsr.scene.io import record_to_parts, write_parts
+from dsr.scene.record import SceneRecord
+
+
+def assert_records_equal(a: SceneRecord, b: SceneRecord) -> None:
+    meta_a, arrays_a = record_to_parts(a)
+    meta_b, arrays_b = record_to_parts(b)
+    assert meta_a == meta_b
+    assert arrays_a.keys() == arrays_b.keys()
+    for name in arrays_a:
+        assert arrays_a[name].dtype == arrays_b[name].dtype, name
+        assert np.array_equal(arrays_a[name], arrays_b[name], equal_nan=True), name
+
+
+def test_round_trip_is_exact(tmp_path: Path, record: SceneRecord) -> None:
+    path = write_record(tmp_path / "r.npz", record)
+    back = read_record(path)
+    assert_records_equal(record, back)
+    # masks decode to the very pixels that were encoded
+    for t in range(record.num_frames):
+        a, b = record.objects[0].masks.decode(t), back.objects[0].masks.decode(t)
+        assert (a is None and b is None) or np.array_equal(a, b)
+    # NaN stays NaN where the ball's centre is unknown, and numpy can open the file directly
+    assert np.isnan(back.objects[1].centers_world[2]).all()
+    with np.load(path) as npz:
+        assert npz["camera/c2w"].shape == (record.num_frames, 4, 4)
+
+
+def test_arrays_are_read_only(record: SceneRecord) -> None:
+    with pytest.raises(ValueError):
+        record.camera.c2w[0, 0, 0] = 2.0
+
+
+def test_write_is_atomic(tmp_path: Path, record: SceneRecord, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_record(tmp_path / "r.npz", record)
+    before = path.read_bytes()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # a kill in the middle of writing arrays
+
+    monkeypatch.setattr(np.lib.format, "write_array", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_record(path, dataclasses.replace(record, record_id="other"))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]  # no temp file left behind
+
+
+# ----------------------------------------------------------------------------- bad input, one case each
+
+
+def _corrupt(tmp_path: Path, record: SceneRecord, change) -> Path:
+    meta, arrays = record_to_parts(record)
+    arrays = {k: np.array(v) for k, v in arrays.items()}
+    change(meta, arrays)
+    return write_parts(tmp_path / "bad.npz", meta, arrays)
+
+
+def _set(arrays: dict, name: str, index: tuple, value: float) -> None:
+    arrays[name][index] = value
+
+
+def _rotate_badly(arrays: dict) -> None:
+    arrays["camera/c2w"][4, :3, :3] *= 1.1
+
+
+def _swap_times(arrays: dict) -> None:
+    arrays["video/timestamps_s"][[2, 3]] = arrays["video/timestamps_s"][[3, 2]]
+
+
+BAD_CASES = {
+    "nan_pose": (lambda m, a: _set(a, "camera/c2w", (1, 0, 3), np.nan), "camera.c2w", "non-finite"),
+    "inf_centre": (lambda m, a: _set(a, "objects/0/centers_world", (0, 0), np.inf), "objects[0].centers_world",
+                   "infinite"),
+    "nan_visible_box": (lambda m, a: _set(a, "objects/1/boxes_xyxy", (5, 2), np.nan), "objects[1].boxes_xyxy",
+                        "non-finite"),
+    "non_orthonormal": (lambda m, a: _rotate_badly(a), "camera.c2w", "not orthonormal"),
+    "wrong_shape": (lambda m, a: a.__setitem__("camera/K", a["camera/K"][:, :2]), "camera.K", "shape"),
+    "short_track": (lambda m, a: a.__setitem__("objects/1/visible", a["objects/1/visible"][:-1]),
+                    "objects[1].boxes_xyxy", "has shape (8, 4), expected (7, 4)"),
+    "time_backwards": (lambda m, a: _swap_times(a), "video.timestamps_s", "strictly increasing"),
+    "unknown_schema": (lambda m, a: m.__setitem__("schema_version", 99), "schema_version", "unknown schema"),
+    "missing_array": (lambda m, a: a.pop("camera/valid"), "camera.valid", "missing"),
+    "duplicate_id": (lambda m, a: m["objects"][1].__setitem__("object_id", "person_0"), "objects[1].object_id",
+                     "duplicate"),
+    "bad_scale_kind": (lambda m, a: m.__setitem__("scale_kind", "meters"), "scale_kind", "must be one of"),
+    "frame_past_end": (lambda m, a: _set(a, "video/frame_indices", (-1,), 10_000), "video.frame_indices",
+                       "must lie in"),
+    "orientation_on_non_agent": (lambda m, a: m["objects"][0].__setitem__("is_agent", False),
+                                 "objects[0].orientation", "only agents"),
+    "mask_runs_wrong": (lambda m, a: _set(a, "objects/0/masks/counts", (0,), 1), "objects[0].masks.counts",
+                        "do not cover"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_read_rejects_bad_record_naming_the_field(tmp_path: Path, record: SceneRecord, case: str) -> None:
+    change, field, words = BAD_CASES[case]
+    path = _corrupt(tmp_path, record, change)
+    with pytest.raises(RecordError) as info:
+        read_record(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and field in message and words in message, message
+
+
+def test_truncated_and_garbage_files(tmp_path: Path, record: SceneRecord) -> None:
+    good = write_record(tmp_path / "good.npz", record).read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good[: len(good) // 2])
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip at all")
+    for path in (truncated, garbage):
+        with pytest.raises(RecordError, match="unreadable or truncated"):
+            read_record(path)
+    not_record = tmp_path / "other.npz"
+    with zipfile.ZipFile(not_record, "w") as zf:
+        zf.writestr("x.npy", b"")
+    with pytest.raises(RecordError, match="not a scene record"):
+        read_record(not_record)
+    broken_json = tmp_path / "json.npz"
+    with zipfile.ZipFile(broken_json, "w") as zf:
+        zf.writestr("record.json", "{not json")
+    with pytest.raises(RecordError, match=r"record\.json: malformed JSON"):
+        read_record(broken_json)
+
+
+def _dsr(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dsr.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_validate_cli(tmp_path: Path, record: SceneRecord) -> None:
+    good = write_record(tmp_path / "good.npz", record)
+    (tmp_path / "video.mp4").write_bytes(b"")  # only its existence is checked here
+    ok = _dsr("validate", str(good))
+    assert ok.returncode == 0 and "ok" in ok.stdout and "2 objects (1 agents)" in ok.stdout
+    bad = _corrupt(tmp_path, record, BAD_CASES["nan_pose"][0])
+    (tmp_path / "video.mp4").unlink()
+    res = _dsr("validate", str(good), str(bad))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 2, res.stderr  # one line per bad record, no traceback
+    assert "video.path: video file not found" in lines[0]
+    assert "camera.c2w: non-finite value at frame 1" in lines[1]
+    assert "Traceback" not in res.stderr
