@@ -157,3 +157,17 @@ def test_validate_cli(tmp_path: Path, record: SceneRecord) -> None:
     assert "video.path: video file not found" in lines[0]
     assert "camera.c2w: non-finite value at frame 1" in lines[1]
     assert "Traceback" not in res.stderr
+
+
+def test_masks_absent_at_the_last_frames(tmp_path: Path) -> None:
+    from dsr.scene.record import MaskTrack
+    from dsr.scene.rle import encode_mask_frames, rle_area
+
+    m = np.zeros((4, 5), bool)
+    m[1, 1:3] = True
+    counts, offsets = encode_mask_frames([m, None, None], 4, 5)
+    track = MaskTrack(4, 5, counts, offsets)
+    assert list(track.present) == [True, False, False]
+    assert track.decode(2) is None and rle_area(counts) == 2
+    empty = MaskTrack(4, 5, *encode_mask_frames([None, None], 4, 5))
+    assert not empty.present.any()

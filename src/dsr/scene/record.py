@@ -245,9 +245,11 @@ class MaskTrack:
         if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(counts) or np.any(np.diff(offsets) < 0):
             raise RecordError("offsets must start at 0, be non-decreasing and end at len(counts)", field="offsets")
         total = self.height * self.width
-        sums = np.add.reduceat(counts.astype(np.int64), offsets[:-1]) if len(counts) else np.zeros(0)
+        # reduceat returns the next value for an empty segment (and needs every start < len): pad with a
+        # zero and compare present frames only
+        padded = np.append(counts.astype(np.int64), 0)
+        sums = np.add.reduceat(padded, offsets[:-1]) if len(offsets) > 1 else np.zeros(0)
         present = np.diff(offsets) > 0
-        # reduceat on an empty segment returns the next value: only compare present frames
         if present.any() and np.any(sums[present] != total):
             bad = int(np.flatnonzero(present)[np.flatnonzero(sums[present] != total)[0]])
             raise RecordError(f"runs of frame {bad} do not cover {self.height}x{self.width} pixels", field="counts")
