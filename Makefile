@@ -34,6 +34,12 @@ test: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
+bench: install-test
+	$(PY) benchmarks/world_render.py
+	$(PY) benchmarks/qa_speed.py
+	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/gsm_numbers.py
+
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
 

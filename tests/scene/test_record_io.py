@@ -41,6 +41,12 @@ def test_round_trip_is_exact(tmp_path: Path, record: SceneRecord) -> None:
         assert npz["camera/c2w"].shape == (record.num_frames, 4, 4)
 
 
+def test_same_record_gives_same_bytes(tmp_path: Path, record: SceneRecord) -> None:
+    a = write_record(tmp_path / "a.npz", record).read_bytes()
+    b = write_record(tmp_path / "b.npz", record).read_bytes()
+    assert a == b
+
+
 def test_arrays_are_read_only(record: SceneRecord) -> None:
     with pytest.raises(ValueError):
         record.camera.c2w[0, 0, 0] = 2.0

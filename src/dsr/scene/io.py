@@ -97,16 +97,23 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
     return meta_all, arrays
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def write_parts(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
     """Write metadata and named arrays as a record file, atomically (no validation)."""
     target = Path(path)
     with atomic_open(target, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED,
                                                           compresslevel=1) as zf:
-        zf.writestr(META_MEMBER, json.dumps(meta, indent=1, allow_nan=False))
+        # fixed member timestamps: the same record gives the same bytes
+        zf.writestr(_member(META_MEMBER), json.dumps(meta, indent=1, allow_nan=False))
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
-            zf.writestr(name + ".npy", buf.getvalue())
+            zf.writestr(_member(name + ".npy"), buf.getvalue())
     return target
 
 
