@@ -1,9 +1,179 @@
-"""CLI commands of the qa stage."""
+"""CLI commands of the qa stage: ``dsr qa`` (generate QA files) and ``dsr answer`` (one query)."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import typer
 
 
+def _config(preset: str, config_file: Path | None, **overrides: object):
+    from dsr.errors import DsrError
+    from dsr.qa.rules import QAConfig, make_config
+
+    fields: dict[str, object] = {}
+    if config_file is not None:
+        try:
+            fields.update(json.loads(config_file.read_text()))
+        except (OSError, ValueError) as exc:
+            raise DsrError(f"{config_file}: cannot read config ({exc})") from None
+        preset = str(fields.pop("parity", preset))
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(fields) - set(QAConfig.__dataclass_fields__)
+    if unknown:
+        raise DsrError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+    return make_config(preset, **fields)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to ``app``."""
+    """Add ``qa`` and ``answer`` to ``app``."""
+
+    @app.command()
+    def qa(
+        records: list[Path] = typer.Argument(..., help="Scene record files (.npz)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, .parquet (DSR-Bench) or .json (DSR-Train)."),
+        fmt: str | None = typer.Option(None, "--format", help="jsonl, parquet or train_json (default: from the suffix)."),
+        per_video: int = typer.Option(10, "--per-video", help="Template QAs per record."),
+        seed: int = typer.Option(0, "--seed"),
+        types: str = typer.Option("all", "--types", help="Comma list of types, 'abs', 'rel', a base type ('dis') or 'all'."),
+        min_stability: float | None = typer.Option(None, "--min-stability", help="Drop QAs below this stability."),
+        stability_k: int | None = typer.Option(None, "--stability-k", help="Perturbed re-derivations per QA (0 = off)."),
+        frame_policy: str | None = typer.Option(None, "--frame-policy", help="uniform32, fps1 or official_code."),
+        direction_eps: float | None = typer.Option(None, "--direction-eps",
+                                                   help="Direction threshold (default cos 70° = 0.342; code: 0.3)."),
+        preset: str = typer.Option("paper", "--preset", help="paper (defaults) or official_code (parity)."),
+        config_file: Path | None = typer.Option(None, "--config", help="JSON file of QAConfig fields."),
+        free_form: int = typer.Option(1, "--free-form-per-video", help="Free-form QAs per record (needs an endpoint)."),
+        llm_base_url: str | None = typer.Option(None, "--llm-base-url", envvar="DSR_LLM_BASE_URL",
+                                                help="OpenAI-compatible endpoint, e.g. http://host:8000/v1."),
+        llm_model: str | None = typer.Option(None, "--llm-model", envvar="DSR_LLM_MODEL"),
+        llm_key_env: str = typer.Option("OPENAI_API_KEY", "--llm-api-key-env",
+                                        help="Name of the environment variable holding the API key."),
+    ) -> None:
+        """Generate template (and free-form) QAs from scene records, with a report by failure reason."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from dsr.errors import DsrError
+        from dsr.qa.generate import parse_types
+        from dsr.qa.run import FreeFormSettings, generate_files, report_path, write_report_png
+
+        config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
+                         frame_policy=frame_policy, direction_eps=direction_eps)
+        qtypes = parse_types(types)
+        console, err = Console(highlight=False), Console(stderr=True, highlight=False)
+        freeform = None
+        if free_form > 0:
+            if not llm_base_url:
+                err.print("free-form questions: no LLM endpoint (--llm-base-url); template questions only")
+            elif not llm_model:
+                raise DsrError("--llm-model is required with --llm-base-url")
+            else:
+                freeform = FreeFormSettings(base_url=llm_base_url, model=llm_model, api_key_env=llm_key_env,
+                                            per_video=free_form)
+        failed: list[str] = []
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("records", total=len(records))
+
+            def on_record(path: str, error: str | None) -> None:
+                if error:
+                    failed.append(path)
+                    err.print(f"[red]error[/red] {error}", soft_wrap=True)
+                progress.advance(task)
+
+            report = generate_files(records, out, config, per_video=per_video, seed=seed, types=qtypes, fmt=fmt,
+                                    freeform=freeform, on_record=on_record)
+        summary = report.to_json()
+        print_report(console, summary, out, report_path(out))
+        console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")
+        if failed and len(failed) == len(records):
+            raise DsrError(f"no record could be read ({len(failed)} failed)")
+        if failed:
+            raise typer.Exit(code=1)
+
+    @app.command()
+    def answer(
+        record: Path = typer.Argument(..., help="Scene record file (.npz)."),
+        qtype: str = typer.Option(..., "--type", help="abs_dis, rel_dir, ... (12 template types)."),
+        observer: str = typer.Option("camera", "--observer", help="'camera' or an agent's object id."),
+        targets: str = typer.Option(..., "--targets", help="One or two ids, comma-separated ('camera' allowed)."),
+        interval: str = typer.Option(..., "--interval", help="S:E record frame indices, inclusive "
+                                                               "(prediction: last visible:future)."),
+        t_v: int | None = typer.Option(None, "--t-v", help="Observer frame of absolute types."),
+        step: int = typer.Option(1, "--step", help="Use every STEP-th frame of the interval."),
+        preset: str = typer.Option("paper", "--preset"),
+        config_file: Path | None = typer.Option(None, "--config"),
+        as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    ) -> None:
+        """Answer one hand-written query from a 4D record, printing the per-frame quantity."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from dsr.errors import DsrError
+        from dsr.qa.query import Query, split_type
+        from dsr.qa.query import answer as answer_query
+        from dsr.scene.io import read_record
+
+        config = _config(preset, config_file)
+        rec = read_record(record)
+        try:
+            start_s, end_s = interval.split(":")
+            start, end = int(start_s), int(end_s)
+        except ValueError:
+            raise DsrError(f"--interval must be S:E with integer frames, got {interval!r}") from None
+        if step < 1:
+            raise DsrError("--step must be >= 1")
+        if end <= start:
+            raise DsrError(f"--interval end must be after its start, got {interval}")
+        base = split_type(qtype)[1]
+        frames = (start, end) if base == "dir_pred" else tuple(range(start, end + 1, step))
+        if frames[-1] != end:
+            frames = (*frames, end)
+        query = Query(type=qtype, observer=observer, targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
+                      frames=frames, t_v=t_v)
+        ans = answer_query(rec, query, config)
+        if as_json:
+            typer.echo(json.dumps({"query": query.to_json(), "answer": ans.text, "states": list(ans.states),
+                                   "quantity": ans.quantity_json()}))
+            return
+        console = Console(highlight=False)
+        console.print(f"[bold]{ans.text}[/bold]", soft_wrap=True)
+        table = Table(title=f"{ans.quantity_name} (lengths / scene scale {ans.scale:.4g})")
+        ts = rec.timestamps_s
+        step_rows = base in ("spd", "spd_comp", "dir_pred")
+        table.add_column("frames" if step_rows else "frame")
+        table.add_column("t (s)")
+        table.add_column(ans.quantity_name)
+        for i, value in enumerate(ans.values.tolist()):
+            a = frames[i]
+            label = f"{a}→{frames[i + 1]}" if step_rows else str(a)
+            t_label = f"{ts[a]:.2f}→{ts[frames[i + 1]]:.2f}" if step_rows else f"{ts[a]:.2f}"
+            shown = ", ".join(f"{v:+.3f}" for v in value) if isinstance(value, list) else f"{value:.3f}"
+            table.add_row(label, t_label, shown)
+        console.print(table)
+
+
+def print_report(console: object, report: dict, out: os.PathLike[str] | str, report_file: Path) -> None:
+    """The generation report as rich tables: QAs per type, letters with χ², failed attempts by reason."""
+    from rich.table import Table
+
+    per_type = Table(title=f"{report['qas']} QAs → {out}")
+    per_type.add_column("type")
+    per_type.add_column("QAs", justify="right")
+    for name, n in report["per_type"].items():
+        per_type.add_row(name, str(n))
+    letters = report["letters"]
+    chi = "" if letters["chi2"] is None else f"  χ²={letters['chi2']:.2f}, p={letters['p_value']:.3f}"
+    failures = Table(title=f"{report['failed_attempts']} of {report['attempts']} attempts gave no QA")
+    failures.add_column("reason")
+    failures.add_column("attempts", justify="right")
+    for name, n in report["failures"].items():
+        failures.add_row(name, str(n))
+    console.print(per_type)  # type: ignore[attr-defined]
+    console.print("letters: " + ", ".join(f"{k}={v}" for k, v in letters["counts"].items()) + chi)  # type: ignore[attr-defined]
+    console.print(failures)  # type: ignore[attr-defined]
+    if report["records_failed"]:
+        console.print("records failed: " + ", ".join(f"{k}={v}" for k, v in report["records_failed"].items()))  # type: ignore[attr-defined]
+    console.print(f"report: {report_file}")  # type: ignore[attr-defined]

@@ -1,0 +1,526 @@
+"""Sampling template QAs from a scene record (dsr-paper §3, §7.4), deterministic by seed.
+
+One *attempt* draws a type (inverse-frequency weights within the video), an observer, targets, a
+sub-interval (index gap >= ``min_gap``) and, for absolute types, t_v; it truncates the interval at
+the first frame where a required object is not visible (or an orientation's confidence is below
+0.6, or the camera pose is invalid), derives the answer, draws the options and scores stability.
+An attempt that yields no QA is counted in the :class:`GenerationReport` under its reason; nothing
+is dropped silently.
+
+**Frame policy** (§14 M5). ``uniform32``: 32 record frames uniformly over the clip; frames 0–29
+are usable, 29 → 31 is the prediction step, 30–31 are hidden. ``fps1``: one record frame per
+second; frames in the final second are hidden, and the prediction step runs from the last visible
+frame to the clip's last frame. ``official_code``: ``uniform32``. Prediction QAs carry
+``visible_until_s`` = last visible timestamp + half a video frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dsr import __version__
+from dsr.errors import DsrError
+from dsr.qa.query import (
+    NUM_TARGETS,
+    QUANTITY_NAME,
+    QUESTION_TYPES,
+    RULE_KIND,
+    Geometry,
+    QAError,
+    Query,
+    derive,
+    gather,
+    split_type,
+    stability,
+)
+from dsr.qa.rules import QAConfig, format_answer
+from dsr.qa.templates import denote, make_options, question_text
+from dsr.scene.frames import CAMERA
+from dsr.scene.record import SceneRecord
+
+# relative types where the observer as a target is degenerate (its own orientation/speed in its own frame)
+_SELF_DEGENERATE = ("ori", "spd", "spd_comp", "dir_pred")
+# relative types whose observer is drawn through the target slots (§7.4 step 4)
+_OBSERVER_FROM_SLOT = ("rel_ori", "rel_spd", "rel_spd_comp")
+
+
+# --------------------------------------------------------------------------------------------------
+# frames
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Record frames a record's QAs may use.
+
+    usable: (U,) record frame indices for intervals and t_v; last_visible → future is the
+    prediction step; visible_until_s hides everything after last_visible from a model.
+    """
+
+    policy: str
+    usable: np.ndarray
+    last_visible: int
+    future: int
+    visible_until_s: float
+
+
+def frame_plan(record: SceneRecord, config: QAConfig = QAConfig()) -> FramePlan:
+    """The frame policy applied to ``record``; QAError("clip_too_short") when too few frames remain."""
+    n = record.num_frames
+    ts = record.timestamps_s
+    policy = "uniform32" if config.frame_policy == "official_code" else config.frame_policy
+    if policy == "uniform32":
+        idx = np.unique(np.round(np.linspace(0, n - 1, config.num_frames)).astype(np.int64))
+        usable, last_visible, future = idx[:-2], int(idx[-3]), int(idx[-1])
+    else:  # fps1
+        grid = ts[0] + np.arange(0.0, ts[-1] - ts[0] + 1e-9, 1.0)
+        nearest = np.clip(np.searchsorted(ts, grid), 1, n - 1)
+        nearest = np.where(np.abs(ts[nearest - 1] - grid) <= np.abs(ts[nearest] - grid), nearest - 1, nearest)
+        idx = np.unique(nearest)
+        usable = idx[ts[idx] <= ts[-1] - 1.0]  # the final second is the hidden future
+        if len(usable) == 0:
+            raise QAError(f"{record.record_id}: clip shorter than the 1 s hidden future", "clip_too_short")
+        last_visible, future = int(usable[-1]), n - 1
+    if len(usable) < config.min_frames + 1 or future <= last_visible:
+        raise QAError(f"{record.record_id}: only {len(usable)} usable frames under policy {policy}",
+                      "clip_too_short")
+    until = float(ts[last_visible]) + 0.5 / record.video.fps
+    return FramePlan(policy=policy, usable=usable, last_visible=last_visible, future=future, visible_until_s=until)
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+
+
+@dataclass
+class GenerationReport:
+    """Counts of one generation run: QAs made per type and letter, failed attempts per reason."""
+
+    made: Counter[str] = field(default_factory=Counter)
+    letters: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    failures_by_type: Counter[str] = field(default_factory=Counter)
+    attempts: int = 0
+    records: int = 0
+    records_failed: Counter[str] = field(default_factory=Counter)
+    truncated: int = 0
+    checks: Counter[str] = field(default_factory=Counter)  # free-form geometric checks by status
+
+    def fail(self, qtype: str, reason: str) -> None:
+        self.failures[reason] += 1
+        self.failures_by_type[f"{qtype}/{reason}"] += 1
+
+    def merge(self, other: GenerationReport) -> None:
+        for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks"):
+            getattr(self, name).update(getattr(other, name))
+        self.attempts += other.attempts
+        self.records += other.records
+        self.truncated += other.truncated
+
+    def letter_balance(self) -> dict[str, Any]:
+        """χ² goodness-of-fit of the correct letters against uniform over A–D."""
+        counts = [self.letters.get(x, 0) for x in "ABCD"]
+        total = sum(counts)
+        if total == 0:
+            return {"counts": dict(zip("ABCD", counts, strict=True)), "chi2": None, "p_value": None}
+        from scipy.stats import chisquare
+
+        res = chisquare(counts)
+        return {"counts": dict(zip("ABCD", counts, strict=True)), "chi2": float(res.statistic),
+                "p_value": float(res.pvalue)}
+
+    def to_json(self, letter_test: bool = True) -> dict[str, Any]:
+        letters = self.letter_balance() if letter_test else {"counts": {x: self.letters.get(x, 0) for x in "ABCD"}}
+        return {"records": self.records, "records_failed": dict(self.records_failed), "attempts": self.attempts,
+                "qas": sum(self.made.values()), "per_type": dict(sorted(self.made.items())),
+                "letters": letters, "failed_attempts": sum(self.failures.values()),
+                "failures": dict(self.failures.most_common()),
+                "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
+                "freeform_checks": dict(self.checks)}
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> GenerationReport:
+        rep = GenerationReport(made=Counter(obj["per_type"]), letters=Counter(obj["letters"]["counts"]),
+                               failures=Counter(obj["failures"]), failures_by_type=Counter(obj["failures_by_type"]),
+                               attempts=obj["attempts"], records=obj["records"],
+                               records_failed=Counter(obj["records_failed"]), truncated=obj["truncated_intervals"],
+                               checks=Counter(obj.get("freeform_checks", {})))
+        rep.letters = +rep.letters
+        return rep
+
+
+# --------------------------------------------------------------------------------------------------
+# one attempt
+
+
+def stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
+
+
+def query_hash(query: Query) -> str:
+    """12 hex digits identifying a structured query (type, observer, targets, frames, t_v)."""
+    key = repr((query.type, query.observer, tuple(query.targets), tuple(query.frames), query.t_v))
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+@dataclass(frozen=True, eq=False)
+class RecordContext:
+    """What every attempt on one record reads, computed once."""
+
+    record: SceneRecord
+    geom: Geometry
+    plan: FramePlan
+    config: QAConfig
+    agents: tuple[str, ...]  # agents with an orientation track
+    agent_classes: tuple[str, ...]
+    objects: tuple[str, ...]
+    valid_cam: np.ndarray  # (T,) bool
+    valid_obj: dict[str, np.ndarray]  # (T,) visible and centre known
+    valid_ori: dict[str, np.ndarray]  # (T,) orientation known and confident
+    record_path: str | None
+    video_path: str
+    seed: int
+    config_json: dict[str, Any]
+    usable_list: list[int]
+    box_cache: dict[tuple[str, int], str]  # memo of box strings, filled as questions are written
+
+    @staticmethod
+    def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
+              video_path: str | None = None) -> RecordContext:
+        agents = tuple(o.object_id for o in record.objects if o.is_agent and o.orientation is not None)
+        valid_obj = {o.object_id: o.visible & o.center_known for o in record.objects}
+        valid_ori = {o.object_id: o.orientation.known & (o.orientation.confidence >= config.orientation_min_confidence)
+                     for o in record.objects if o.orientation is not None}
+        plan = frame_plan(record, config)
+        return RecordContext(
+            record=record, geom=Geometry.from_record(record, config), plan=plan, config=config,
+            agents=agents, agent_classes=tuple(sorted({record.object(a).class_phrase for a in agents})),
+            objects=tuple(o.object_id for o in record.objects), valid_cam=record.camera.valid.copy(),
+            valid_obj=valid_obj, valid_ori=valid_ori, record_path=record_path,
+            video_path=video_path if video_path is not None else record.video.path, seed=seed,
+            config_json=_config_json(config), usable_list=plan.usable.tolist(), box_cache={})
+
+
+@functools.lru_cache(maxsize=16)
+def _config_json(config: QAConfig) -> dict[str, Any]:
+    return config.to_json()
+
+
+def _pick(rng: random.Random, items: Sequence[Any]) -> Any:
+    return items[int(rng.random() * len(items))]
+
+
+def _observer(ctx: RecordContext, qtype: str, rng: random.Random) -> str:
+    cfg = ctx.config
+    if qtype in _OBSERVER_FROM_SLOT:
+        # the observer is drawn like a target slot; a non-agent draw skips the QA (§7.4 step 4)
+        if rng.random() < cfg.camera_target_prob or not ctx.objects:
+            return CAMERA
+        who = _pick(rng, ctx.objects)
+        if who not in ctx.agents:
+            raise QAError("observer slot drew a non-agent", "observer_not_agent")
+        return who
+    choice = _pick(rng, (CAMERA, *ctx.agent_classes))
+    if choice == CAMERA:
+        return CAMERA
+    return _pick(rng, [a for a in ctx.agents if ctx.record.object(a).class_phrase == choice])
+
+
+def _targets(ctx: RecordContext, qtype: str, observer: str, rng: random.Random) -> tuple[str, ...]:
+    viewpoint, base = split_type(qtype)
+    n = NUM_TARGETS[base]
+    pool = list(ctx.agents) if base == "ori" or qtype == "abs_spd" else list(ctx.objects)
+    camera_ok = True
+    if viewpoint == "relative" and base in _SELF_DEGENERATE:
+        pool = [p for p in pool if p != observer]
+        camera_ok = observer != CAMERA
+    slots: list[str | None] = [None] * n
+    if camera_ok and rng.random() < ctx.config.camera_target_prob:
+        slots[0] = CAMERA
+    elif camera_ok and n == 2 and rng.random() < 0.5:
+        slots[1] = CAMERA
+    need = sum(s is None for s in slots)
+    if len(pool) < need:
+        reason = "no_agent" if base == "ori" or qtype == "abs_spd" else "too_few_objects"
+        raise QAError(f"{qtype}: {len(pool)} candidate target(s), need {need}", reason)
+    picks = iter(rng.sample(range(len(pool)), need))
+    return tuple(s if s is not None else pool[next(picks)] for s in slots)
+
+
+def _interval(ctx: RecordContext, rng: random.Random) -> list[int]:
+    usable = ctx.plan.usable
+    u = len(usable)
+    gap = ctx.config.min_gap
+    if u - 1 < gap:
+        raise QAError(f"{u} usable frames cannot hold a gap of {gap}", "clip_too_short")
+    while True:  # resample until the gap holds (§7.4 step 2); terminates since u − 1 >= gap
+        i, j = sorted(rng.sample(range(u), 2))
+        if j - i >= gap:
+            return ctx.usable_list[i:j + 1]
+
+
+def _frame_ok(ctx: RecordContext, t: int, observer: str, targets: tuple[str, ...], base: str,
+              relative: bool) -> str | None:
+    """None if frame t is usable for the query, else the reason it is not."""
+    if not ctx.valid_cam[t]:
+        return "camera_pose_invalid"
+    for who in targets:
+        if who != CAMERA and not ctx.valid_obj[who][t]:
+            return "not_visible"
+    if base == "ori" and targets[0] != CAMERA and not ctx.valid_ori[targets[0]][t]:
+        return "orientation_confidence"
+    if relative and observer != CAMERA:
+        if not ctx.valid_obj[observer][t]:
+            return "not_visible"
+        if not ctx.valid_ori[observer][t]:
+            return "orientation_confidence"
+    return None
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two [x1, y1, x2, y2] boxes (0 when both are empty)."""
+    ax1, ay1, ax2, ay2 = a.tolist()
+    bx1, by1, bx2, by2 = b.tolist()
+    iw, ih = max(0.0, min(ax2, bx2) - max(ax1, bx1)), max(0.0, min(ay2, by2) - max(ay1, by1))
+    inter = iw * ih
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+_TRUNCATION_REASON = {"not_visible": "too_few_visible_frames", "orientation_confidence": "orientation_confidence",
+                      "camera_pose_invalid": "camera_pose_invalid"}
+
+
+def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConfig(),
+                    box_cache: dict[tuple[str, int], str] | None = None) -> str:
+    """The question text of a template query (§7.2) with its object denotations (§7.3).
+
+    Observer: "camera"; a relative agent by its box at the first frame ("initial"; "final" for a
+    prediction, whose only shown frame is the last visible one); an absolute agent by its box at t_v.
+    Targets: "initial" box at the interval's first frame; a prediction target: "final" box at the
+    last visible frame. Raises QAError("ambiguous_denotation") if two entities read the same.
+    """
+    viewpoint, base = split_type(query.type)
+    first = query.frames[0]
+    pred = base == "dir_pred"
+    try:
+        if query.observer == CAMERA:
+            objv = "camera"
+        elif viewpoint == "relative":
+            objv = denote(record, query.observer, first, "final" if pred else "initial", box_cache)
+        else:
+            assert query.t_v is not None
+            objv = denote(record, query.observer, query.t_v, "observer_absolute", box_cache)
+        objs = [denote(record, who, first, "final" if pred else "initial", box_cache) for who in query.targets]
+    except DsrError as exc:
+        raise QAError(f"{query.type}: {exc}", "not_visible") from None
+    named: dict[str, set[str]] = {}
+    for text, who in zip([objv, *objs], [query.observer, *query.targets], strict=True):
+        named.setdefault(text, set()).add(who)
+    if any(len(whos) > 1 for whos in named.values()):
+        raise QAError("two entities share one description", "ambiguous_denotation")
+    ts = record.timestamps_s
+    return question_text(query.type, objv=objv, objs=objs,
+                         ts=None if pred else float(ts[query.frames[0]]),
+                         te=None if pred else float(ts[query.frames[-1]]),
+                         tv=None if query.t_v is None else float(ts[query.t_v]), config=config)
+
+
+def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
+            seen: set[str] | None = None) -> tuple[dict[str, Any], bool]:
+    """One sampling attempt of ``qtype``: (QA dict, interval truncated?) or QAError(reason).
+
+    ``py_rng`` draws the scalar choices, ``rng`` the arrays (distractor sequences, perturbations)."""
+    cfg, rec, plan = ctx.config, ctx.record, ctx.plan
+    viewpoint, base = split_type(qtype)
+    relative = viewpoint == "relative"
+    observer = _observer(ctx, qtype, py_rng)
+    frames = [plan.last_visible, plan.future] if base == "dir_pred" else _interval(ctx, py_rng)
+    t_v = None if relative else int(_pick(py_rng, ctx.usable_list))
+    targets = _targets(ctx, qtype, observer, py_rng)
+
+    # absolute observer must be seen, confidently oriented, at t_v
+    if t_v is not None:
+        if not ctx.valid_cam[t_v]:
+            raise QAError("camera pose invalid at t_v", "camera_pose_invalid")
+        if observer != CAMERA:
+            if not ctx.valid_obj[observer][t_v]:
+                raise QAError("observer not visible at t_v", "observer_not_visible")
+            if not ctx.valid_ori[observer][t_v]:
+                raise QAError("observer orientation confidence < threshold at t_v", "orientation_confidence")
+
+    truncated = False
+    if base == "dir_pred":
+        for t in frames:
+            why = _frame_ok(ctx, t, observer, targets, base, relative)
+            if why is not None:
+                raise QAError(f"prediction frame {t}: {why}", f"prediction_{why}")
+        # §7.4: an agent observer overlapping its target (box IoU > 0.5) makes the question ill-posed
+        if (relative and observer != CAMERA and targets[0] != CAMERA
+                and box_iou(rec.object(observer).boxes_xyxy[frames[0]],
+                            rec.object(targets[0]).boxes_xyxy[frames[0]]) > 0.5):
+            raise QAError("observer and target overlap (IoU > 0.5)", "observer_target_overlap")
+    else:
+        keep = len(frames)
+        for k, t in enumerate(frames):
+            why = _frame_ok(ctx, t, observer, targets, base, relative)
+            if why is not None:
+                keep = k
+                break
+        if keep < len(frames):
+            need = cfg.min_frames + (1 if base in ("spd", "spd_comp") else 0)
+            if keep < need:
+                raise QAError(f"{keep} frames before loss ({why})", _TRUNCATION_REASON[why or "not_visible"])
+            frames = frames[:keep]
+            truncated = True
+
+    query = Query(type=qtype, observer=observer, targets=targets, frames=tuple(frames), t_v=t_v)
+    qa_id = f"{rec.record_id}/{qtype}/{query_hash(query)}"
+    if seen is not None and qa_id in seen:  # before any work: a saturated record repeats queries
+        raise QAError("query already asked", "duplicate_query")
+    values, states = derive(query, gather(ctx.geom, query, trusted=True), ctx.geom.scale, cfg)
+    if len(states) > cfg.max_segments:
+        raise QAError(f"{len(states)} segments", "too_many_segments")
+
+    question = render_question(rec, query, cfg, ctx.box_cache)
+
+    kind = RULE_KIND[base]
+    try:
+        options, letter, rejected = make_options(states, kind, base, viewpoint, len(frames), cfg, rng, py_rng)
+    except DsrError as exc:
+        raise QAError(str(exc), "distractors_exhausted") from None
+    if cfg.drop_rel_spd_comp_on_retry and qtype == "rel_spd_comp" and rejected:
+        raise QAError("rel_spd_comp reached the distractor retry path (parity M8)", "parity_rel_spd_comp_retry")
+    answer_text = options[letter]
+    stab = None
+    if cfg.stability_k > 0:
+        stab = stability(ctx.geom, query, answer_text, cfg, rng)
+        if stab < cfg.min_stability:
+            raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
+
+    qjson = query.to_json()
+    fi = np.asarray(frames)
+    qa = {
+        "qa_id": qa_id,
+        "video_id": rec.record_id,
+        "video_path": ctx.video_path,
+        "record_path": ctx.record_path,
+        "type": qtype,
+        "source": "template",
+        "question": question,
+        "options": options,
+        "answer": letter,
+        "answer_text": answer_text,
+        "visible_until_s": plan.visible_until_s if base == "dir_pred" else None,
+        "query": qjson,
+        "frames": {"indices": rec.video.frame_indices[fi].tolist(), "timestamps_s": rec.timestamps_s[fi].tolist(),
+                   "record_indices": list(frames)},
+        "quantity": {"name": QUANTITY_NAME[base], "values": values.tolist(), "unit": "scene_scale",
+                     "scale": ctx.geom.scale, "rule": kind},
+        "stability": stab,
+        "generator": {"dsr_version": __version__, "seed": ctx.seed, "config": ctx.config_json},
+    }
+    assert answer_text == format_answer(states, kind, cfg.answer_wording)
+    return qa, truncated
+
+
+# --------------------------------------------------------------------------------------------------
+# a record's QAs
+
+
+def type_weights(counts: dict[str, int]) -> list[float]:
+    """Inverse-frequency type weights (§7.4 step 1): (Σcount + K) / (count_t + 1), K = number of types
+    (the official code's 12), normalised."""
+    total = sum(counts.values()) + len(counts)
+    w = [total / (c + 1) for c in counts.values()]
+    norm = sum(w)
+    return [x / norm for x in w]
+
+
+def parse_types(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """"abs_dis,rel_dir" / "all" / "abs" / "rel" / "dis" (both viewpoints) → validated type keys."""
+    if spec is None or spec == "all":
+        return QUESTION_TYPES
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if item in QUESTION_TYPES:
+            match = [item]
+        elif item in ("abs", "rel"):
+            match = [t for t in QUESTION_TYPES if t.startswith(item + "_")]
+        elif item in RULE_KIND:
+            match = [f"abs_{item}", f"rel_{item}"]
+        else:
+            raise DsrError(f"unknown question type {item!r} (types: {', '.join(QUESTION_TYPES)}, abs, rel, all)")
+        out.extend(m for m in match if m not in out)
+    if not out:
+        raise DsrError("no question types selected")
+    return tuple(out)
+
+
+def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, per_video: int = 10, seed: int = 0,
+                        types: Sequence[str] = QUESTION_TYPES, report: GenerationReport | None = None,
+                        record_path: str | None = None, video_path: str | None = None) -> Iterator[dict[str, Any]]:
+    """Up to ``per_video`` template QAs of ``record`` (lazy). Deterministic in (seed, record_id, config).
+
+    Attempts stop after ``per_video × config.attempts_per_qa``; every failed attempt is counted in
+    ``report`` by reason.
+    """
+    report = report if report is not None else GenerationReport()
+    report.records += 1
+    try:
+        ctx = RecordContext.build(record, config, seed=seed, record_path=record_path, video_path=video_path)
+    except QAError as exc:
+        report.records_failed[exc.reason] += 1
+        return
+    yield from qas_from_context(ctx, per_video=per_video, seed=seed, types=types, report=report)
+
+
+def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
+                     types: Sequence[str] = QUESTION_TYPES,
+                     report: GenerationReport | None = None) -> Iterator[dict[str, Any]]:
+    """The sampling loop of :func:`generate_record_qas` on an already built :class:`RecordContext`."""
+    report = report if report is not None else GenerationReport()
+    if ctx.seed != seed:
+        ctx = dataclasses.replace(ctx, seed=seed)
+    config, record_id = ctx.config, ctx.record.record_id
+    rng = np.random.default_rng([seed, stable_hash(record_id)])
+    py_rng = random.Random(f"{seed}/{record_id}")
+    counts = dict.fromkeys(types, 0)
+    seen: set[str] = set()
+    made = 0
+    for _ in range(per_video * config.attempts_per_qa):
+        if made >= per_video:
+            break
+        qtype = py_rng.choices(types, weights=type_weights(counts))[0]
+        report.attempts += 1
+        try:
+            qa, truncated = attempt(ctx, qtype, rng, py_rng, seen)
+        except QAError as exc:
+            report.fail(qtype, exc.reason)
+            continue
+        seen.add(qa["qa_id"])
+        counts[qtype] += 1
+        made += 1
+        report.made[qtype] += 1
+        report.letters[qa["answer"]] += 1
+        report.truncated += int(truncated)
+        yield qa
+
+
+def describe_failure_rate(report: GenerationReport) -> str:
+    made = sum(report.made.values())
+    failed = sum(report.failures.values())
+    rate = failed / report.attempts if report.attempts else math.nan
+    return f"{made} QAs from {report.records} records; {failed} of {report.attempts} attempts failed ({rate:.0%})"

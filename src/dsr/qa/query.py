@@ -1,0 +1,433 @@
+"""Structured queries and their procedural answers: ``answer(record, query) -> Answer``.
+
+A :class:`Query` names a question type, an observer ("camera" or an agent's object id), the target
+objects ("camera" allowed), the record frames used and, for absolute types, the observer frame t_v.
+All frame numbers are *record* sampled-frame indices ``t in [0, record.num_frames)``.
+
+Per-frame quantities (dsr-paper §7.1), computed with the transforms of :mod:`dsr.scene.frames`:
+
+========== ======================================================= ==============
+base type  quantity per frame                                      rule
+========== ======================================================= ==============
+dis        ‖c1 − c2‖ (viewpoint-invariant)                          magnitude
+dir        c1 − c2 in the observer frame (x forward, y left, z up)  direction
+ori        the target's forward axis in the observer frame          direction
+spd        ‖p(t+1) − p(t)‖ of the target in the observer frame      magnitude
+spd_comp   the two targets' per-step speeds, (n−1, 2)               comparison
+dir_pred   p(future) − p(last visible) in the observer frame        direction
+========== ======================================================= ==============
+
+**Normalisation.** The rules' 0.1 floors are in π³'s units, where a scene's typical depth is about
+1 (π³ normalises its point maps by their mean distance). Before any rule applies, every length of a
+record is divided by its **scene scale** = the median camera-to-object-centre distance over all
+(object, frame) pairs where the object is visible and its centre known (falling back to all known
+centres, then to 1). The same recipe is used for every ``scale_kind`` (metric, normalized,
+up_to_scale), so a record and a uniformly rescaled copy of it get identical answers. Direction
+labels are scale-free. ``QAConfig.normalization="none"`` keeps record units.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dsr.errors import DsrError
+from dsr.qa.rules import QAConfig, RuleKind, format_answer, states_for
+from dsr.scene.frames import (
+    CAMERA,
+    forward_world,
+    invert_pose,
+    make_pose,
+    observer_track,
+    positions_world,
+    rotate_vectors,
+    transform_points,
+)
+from dsr.scene.record import SceneRecord
+
+BASE_TYPES = ("dis", "dir", "ori", "spd", "spd_comp", "dir_pred")
+QUESTION_TYPES = tuple(f"{v}_{b}" for v in ("abs", "rel") for b in BASE_TYPES)
+RULE_KIND: dict[str, RuleKind] = {"dis": "magnitude", "dir": "direction", "ori": "direction",
+                                  "spd": "magnitude", "spd_comp": "comparison", "dir_pred": "direction"}
+NUM_TARGETS = {"dis": 2, "dir": 2, "ori": 1, "spd": 1, "spd_comp": 2, "dir_pred": 1}
+QUANTITY_NAME = {"dis": "distance", "dir": "direction", "ori": "orientation", "spd": "speed",
+                 "spd_comp": "speed_pair", "dir_pred": "displacement"}
+
+
+class QAError(DsrError):
+    """A query that cannot be answered; ``reason`` is a short key counted by the generation report."""
+
+    def __init__(self, message: str, reason: str = "invalid_query") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_SPLIT = {t: ("absolute" if t.startswith("abs_") else "relative", t.split("_", 1)[1]) for t in QUESTION_TYPES}
+
+
+def split_type(qtype: str) -> tuple[str, str]:
+    """"abs_spd_comp" → ("absolute", "spd_comp")."""
+    try:
+        return _SPLIT[qtype]
+    except (KeyError, TypeError):
+        raise QAError(f"unknown question type {qtype!r} (one of {', '.join(QUESTION_TYPES)})") from None
+
+
+@dataclass(frozen=True)
+class Query:
+    """A structured question. ``frames``: increasing record frame indices (a prediction uses exactly
+    two: the last visible frame and the hidden future frame)."""
+
+    type: str
+    observer: str
+    targets: tuple[str, ...]
+    frames: tuple[int, ...]
+    t_v: int | None = None
+
+    @property
+    def viewpoint(self) -> str:
+        return split_type(self.type)[0]
+
+    @property
+    def base(self) -> str:
+        return split_type(self.type)[1]
+
+    @property
+    def frame_start(self) -> int:
+        return self.frames[0]
+
+    @property
+    def frame_end(self) -> int:
+        return self.frames[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        """The QA_EXPORT ``query`` object (plus ``frames``, the record frames used)."""
+        return {"type": self.type, "observer": self.observer, "viewpoint": self.viewpoint, "t_v": self.t_v,
+                "targets": list(self.targets), "frame_start": self.frame_start, "frame_end": self.frame_end,
+                "frames": list(self.frames)}
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> Query:
+        frames = obj.get("frames")
+        if frames is None:
+            frames = list(range(int(obj["frame_start"]), int(obj["frame_end"]) + 1))
+        return Query(type=obj["type"], observer=obj["observer"], targets=tuple(obj["targets"]),
+                     frames=tuple(int(f) for f in frames), t_v=None if obj.get("t_v") is None else int(obj["t_v"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Answer:
+    """The procedural answer of a query. ``values`` are in the normalised scale (lengths / ``scale``)."""
+
+    query: Query
+    kind: RuleKind
+    states: tuple[str, ...]
+    text: str
+    quantity_name: str
+    values: np.ndarray
+    scale: float
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.states)
+
+    def quantity_json(self) -> dict[str, Any]:
+        return {"name": self.quantity_name, "values": self.values.tolist(), "unit": "scene_scale",
+                "scale": self.scale, "rule": self.kind}
+
+
+# --------------------------------------------------------------------------------------------------
+# record geometry, precomputed once per record
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """Per-entity world arrays of one record, gathered once with :mod:`dsr.scene.frames`.
+
+    positions[who]: (T, 3) world position (NaN = unknown); who = "camera" or an object id.
+    poses[who]: (T, 4, 4) world_from_obs of the camera and of agents with an orientation (NaN rows = unknown);
+    inverse_poses[who]: the same as obs_from_world.
+    forwards[who]: (T, 3) unit forward axis in world, same entities as ``poses``.
+    """
+
+    record: SceneRecord
+    scale: float
+    positions: dict[str, np.ndarray]
+    poses: dict[str, np.ndarray]
+    forwards: dict[str, np.ndarray]
+    inverse_poses: dict[str, np.ndarray]
+
+    @staticmethod
+    def from_record(record: SceneRecord, config: QAConfig = QAConfig()) -> Geometry:
+        positions = {CAMERA: positions_world(record, CAMERA)}
+        poses = {CAMERA: observer_track(record, CAMERA)}
+        forwards = {CAMERA: forward_world(record, CAMERA)}
+        for obj in record.objects:
+            positions[obj.object_id] = positions_world(record, obj.object_id)
+            if obj.is_agent and obj.orientation is not None:
+                poses[obj.object_id] = observer_track(record, obj.object_id)
+                forwards[obj.object_id] = forward_world(record, obj.object_id)
+        return Geometry(record=record, scale=scene_scale(record, config), positions=positions, poses=poses,
+                        forwards=forwards, inverse_poses={who: invert_pose(p) for who, p in poses.items()})
+
+
+def scene_scale(record: SceneRecord, config: QAConfig = QAConfig()) -> float:
+    """The length that normalises a record (see the module docstring); 1.0 when disabled."""
+    if config.normalization == "none":
+        return 1.0
+    dists_visible, dists_known = [], []
+    for obj in record.objects:
+        d = np.linalg.norm(obj.centers_cam, axis=1)
+        ok = np.isfinite(d) & record.camera.valid & (d > 0)
+        dists_known.append(d[ok])
+        dists_visible.append(d[ok & obj.visible])
+    for group in (dists_visible, dists_known):
+        all_d = np.concatenate(group) if group else np.zeros(0)
+        if len(all_d):
+            return float(np.median(all_d))
+    return 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# checking a query against a record
+
+
+def check_query(record: SceneRecord, query: Query) -> None:
+    """Raise a one-line QAError if ``query`` cannot be posed on ``record``."""
+    viewpoint, base = split_type(query.type)
+    ids = {o.object_id for o in record.objects}
+    known = ", ".join(sorted(ids)) or "none"
+    n = record.num_frames
+    if query.observer != CAMERA:
+        if query.observer not in ids:
+            raise QAError(f"observer {query.observer!r} is not an object of {record.record_id} (objects: {known})",
+                          "missing_object")
+        obj = record.object(query.observer)
+        if not obj.is_agent or obj.orientation is None:
+            raise QAError(f"observer {query.observer!r} is not an agent with an orientation", "observer_not_agent")
+    if len(query.targets) != NUM_TARGETS[base]:
+        raise QAError(f"{query.type} needs {NUM_TARGETS[base]} target(s), got {len(query.targets)}")
+    for who in query.targets:
+        if who != CAMERA and who not in ids:
+            raise QAError(f"target {who!r} is not an object of {record.record_id} (objects: {known})",
+                          "missing_object")
+    if len(set(query.targets)) != len(query.targets):
+        raise QAError(f"targets must differ, got {', '.join(query.targets)}")
+    if base == "ori":
+        who = query.targets[0]
+        if who != CAMERA and record.object(who).orientation is None:
+            raise QAError(f"orientation target {who!r} has no orientation track", "target_not_agent")
+    frames = query.frames
+    if not frames:
+        raise QAError("a query needs frames")
+    if frames[0] < 0 or frames[-1] >= n:
+        raise QAError(f"interval {frames[0]}:{frames[-1]} lies outside the clip's frames 0:{n - 1}",
+                      "interval_outside_clip")
+    if any(b <= a for a, b in itertools.pairwise(frames)):
+        raise QAError("query frames must be strictly increasing")
+    if base == "dir_pred":
+        if len(frames) != 2:
+            raise QAError("a direction prediction uses exactly 2 frames (last visible, future)")
+    else:
+        need = 3 if base in ("spd", "spd_comp") else 2
+        if len(frames) < need:
+            raise QAError(f"{query.type} needs at least {need} frames, got {len(frames)}", "too_few_frames")
+    if viewpoint == "absolute":
+        if query.t_v is None or not 0 <= query.t_v < n:
+            raise QAError(f"absolute type {query.type} needs t_v in [0, {n}), got {query.t_v}", "interval_outside_clip")
+    elif query.t_v is not None:
+        raise QAError(f"relative type {query.type} takes no t_v")
+
+
+# --------------------------------------------------------------------------------------------------
+# per-frame quantities
+
+
+@dataclass(frozen=True, eq=False)
+class QueryArrays:
+    """The world arrays one query reads, at its frames (F = len(query.frames)).
+
+    obs_from_world: (F, 4, 4) relative: the observer's inverse pose at each frame; absolute:
+        (4, 4), its inverse pose at t_v (broadcast over the frames).
+    target_positions: per target (F, 3) world positions; target_forward: (F, 3) for ``ori``.
+    """
+
+    obs_from_world: np.ndarray
+    target_positions: tuple[np.ndarray, ...]
+    target_forward: np.ndarray | None
+
+
+def gather(geom: Geometry, query: Query, *, trusted: bool = False) -> QueryArrays:
+    """The arrays a query reads; raises QAError naming the first unknown value.
+
+    ``trusted=True`` skips the finiteness checks (the sampler has already checked every frame).
+    """
+    viewpoint, base = split_type(query.type)
+    f = np.asarray(query.frames)
+    track = geom.inverse_poses.get(query.observer)
+    if track is None:
+        raise QAError(f"observer {query.observer!r} has no pose track", "observer_not_agent")
+    obs = track[f] if viewpoint == "relative" else track[query.t_v]
+    positions = tuple(geom.positions[who][f] for who in query.targets)
+    forward = None
+    if base == "ori":
+        fw = geom.forwards.get(query.targets[0])
+        if fw is None:
+            raise QAError(f"orientation target {query.targets[0]!r} has no orientation track", "target_not_agent")
+        forward = fw[f]
+    if not trusted:
+        _check_known(query, f, obs, positions, forward)
+    return QueryArrays(obs_from_world=obs, target_positions=positions, target_forward=forward)
+
+
+def _check_known(query: Query, f: np.ndarray, obs: np.ndarray, positions: tuple[np.ndarray, ...],
+                 forward: np.ndarray | None) -> None:
+    """Raise QAError at the first frame where a value the query reads is unknown (NaN)."""
+    if not np.isfinite(obs).all():
+        if obs.ndim == 2:
+            raise QAError(f"observer {query.observer!r} has no pose at t_v={query.t_v}", "observer_unknown")
+        bad = ~np.isfinite(obs).all(axis=(1, 2))
+        raise QAError(f"observer {query.observer!r} has no pose at frame {int(f[bad][0])}", "observer_unknown")
+    for who, p in zip(query.targets, positions, strict=True):
+        if not np.isfinite(p).all():
+            bad = ~np.isfinite(p).all(axis=1)
+            raise QAError(f"target {who!r} has no 3D centre at frame {int(f[bad][0])}", "target_unknown")
+    if forward is not None and not np.isfinite(forward).all():
+        bad = ~np.isfinite(forward).all(axis=1)
+        raise QAError(f"target {query.targets[0]!r} has no orientation at frame {int(f[bad][0])}",
+                      "orientation_unknown")
+
+
+def quantity(base: str, arrays: QueryArrays, scale: float) -> np.ndarray:
+    """The per-frame quantity of a base type (§7.1), lengths divided by ``scale``.
+
+    Arrays may carry leading batch dimensions (stability re-derivations): frames are axis −2.
+    """
+    obs = arrays.obs_from_world
+    pos = arrays.target_positions
+    if base == "dis":
+        d = pos[0] - pos[1]
+        return np.sqrt((d * d).sum(axis=-1)) / scale
+    if base == "dir":
+        return rotate_vectors(obs, pos[0] - pos[1]) / scale
+    if base == "ori":
+        assert arrays.target_forward is not None
+        return rotate_vectors(obs, arrays.target_forward)
+    if base in ("spd", "spd_comp", "dir_pred"):
+        steps = []
+        for p in pos:
+            q = transform_points(obs, p)
+            steps.append((q[..., 1:, :] - q[..., :-1, :]) / scale)
+        if base == "dir_pred":
+            return steps[0]  # (1, 3): future − last visible
+        speeds = [np.sqrt((s * s).sum(axis=-1)) for s in steps]
+        return speeds[0] if base == "spd" else np.stack(speeds, axis=-1)
+    raise QAError(f"unknown base type {base!r}")
+
+
+def derive(query: Query, arrays: QueryArrays, scale: float, config: QAConfig) -> tuple[np.ndarray, list[str]]:
+    """(quantity, merged states) of a query from its arrays; QAError("zero_vector") for undefined directions."""
+    base = split_type(query.type)[1]
+    values = quantity(base, arrays, scale)
+    try:
+        states = states_for(RULE_KIND[base], values, config)
+    except DsrError as exc:
+        raise QAError(f"{query.type}: {exc}", "zero_vector" if "zero" in str(exc) else "rule_error") from None
+    return values, states
+
+
+def answer(record: SceneRecord | Geometry, query: Query, config: QAConfig = QAConfig()) -> Answer:
+    """The procedural answer of ``query`` on a record (or its precomputed :class:`Geometry`)."""
+    geom = record if isinstance(record, Geometry) else Geometry.from_record(record, config)
+    check_query(geom.record, query)
+    values, states = derive(query, gather(geom, query), geom.scale, config)
+    kind = RULE_KIND[query.base]
+    return Answer(query=query, kind=kind, states=tuple(states),
+                  text=format_answer(states, kind, config.answer_wording),
+                  quantity_name=QUANTITY_NAME[query.base], values=values, scale=geom.scale)
+
+
+# --------------------------------------------------------------------------------------------------
+# stability under perturbation
+
+
+def _small_rotations(sigma_rad: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3, 3) random rotations with axis-angle vector ~ N(0, sigma²·I) (Rodrigues)."""
+    w = rng.standard_normal((len(sigma_rad), 3)) * sigma_rad[:, None]
+    theta = np.linalg.norm(w, axis=1)
+    safe = np.where(theta > 0, theta, 1.0)
+    k = w / safe[:, None]
+    kx = np.zeros((len(w), 3, 3))
+    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 0] = -k[:, 2], k[:, 1], k[:, 2]
+    kx[:, 1, 2], kx[:, 2, 0], kx[:, 2, 1] = -k[:, 0], -k[:, 1], k[:, 0]
+    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
+
+
+def entity_sigmas(record: SceneRecord, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) position sigma (record units) and (T,) rotation sigma (degrees) stated by the record."""
+    if who == CAMERA:
+        return record.camera.position_sigma, record.camera.rotation_sigma_deg
+    obj = record.object(who)
+    rot = obj.orientation.sigma_deg if obj.orientation is not None else np.zeros(record.num_frames)
+    return obj.center_sigma, rot
+
+
+def stability(geom: Geometry, query: Query, answer_text: str, config: QAConfig, rng: np.random.Generator,
+              k: int | None = None) -> float:
+    """Fraction of ``k`` re-derivations, under random perturbation of every entity the query reads,
+    whose answer text equals ``answer_text``.
+
+    Each entity (camera, objects, agents) gets per-frame position noise N(0, σ_p²) per axis and a
+    random rotation of its axes with angle ~ σ_r, where σ_p = max(stated sigma, floor · scale) and
+    σ_r = max(stated sigma, rotation floor); the same draw moves an entity everywhere it appears
+    (as observer, target position and forward axis).
+    """
+    k = config.stability_k if k is None else k
+    if k <= 0:
+        return 1.0
+    viewpoint, base = split_type(query.type)
+    f = list(query.frames)
+    rows = sorted(set(f) | ({query.t_v} if query.t_v is not None else set()))
+    local = {t: i for i, t in enumerate(rows)}
+    fi = np.array([local[t] for t in f])
+    rows_a = np.array(rows)
+    entities = list(dict.fromkeys([query.observer, *query.targets]))
+    base_pos = {w: geom.positions[w][rows_a] for w in entities}
+    base_pose = {w: geom.poses[w][rows_a] for w in entities if w in geom.poses}
+    base_fwd = {w: geom.forwards[w][rows_a] for w in entities if w in geom.forwards}
+    sig = {}
+    for w in entities:
+        ps, rs = entity_sigmas(geom.record, w)
+        sig[w] = (np.maximum(ps[rows_a], config.stability_position_floor * geom.scale),
+                  np.radians(np.maximum(rs[rows_a], config.stability_rotation_floor_deg)))
+    # all k draws at once: arrays gain a leading (k,) axis
+    pos, pose, fwd = {}, {}, {}
+    n = len(rows)
+    for w in entities:
+        dpos = rng.standard_normal((k, n, 3)) * sig[w][0][None, :, None]
+        pos[w] = base_pos[w][None] + dpos
+        if w in base_pose:
+            drot = _small_rotations(np.tile(sig[w][1], k), rng).reshape(k, n, 3, 3)
+            pose[w] = make_pose(drot @ base_pose[w][None, :, :3, :3], base_pose[w][None, :, :3, 3] + dpos)
+            fwd[w] = np.einsum("knij,knj->kni", drot, base_fwd[w][None])
+    if viewpoint == "relative":
+        obs = invert_pose(pose[query.observer][:, fi])  # (k, F, 4, 4)
+    else:
+        obs = invert_pose(pose[query.observer][:, local[query.t_v]])[:, None]  # (k, 1, 4, 4)
+    arrays = QueryArrays(obs_from_world=obs, target_positions=tuple(pos[w][:, fi] for w in query.targets),
+                         target_forward=fwd[query.targets[0]][:, fi] if base == "ori" else None)
+    values = quantity(base, arrays, geom.scale)
+    kind = RULE_KIND[base]
+    same = 0
+    for v in values:
+        try:
+            states = states_for(kind, v, config)
+        except DsrError:
+            continue
+        if format_answer(states, kind, config.answer_wording) == answer_text:
+            same += 1
+    return same / k

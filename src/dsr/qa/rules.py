@@ -1,0 +1,406 @@
+"""The answer rules of DSR template questions — the only place they live (dsr-paper §7.5, §14).
+
+Every function here is pure and works on plain numbers or numpy arrays that are already in the
+*normalised* scale (see :mod:`dsr.qa.query` for how a record is normalised). Nothing else in ``dsr``
+re-implements a threshold, a floor or a wording.
+
+A rule turns a per-frame quantity into a list of **states** (short keys such as ``"larger"`` or
+``"Front|Left"``); identical consecutive states are merged, and :func:`format_answer` renders the
+merged states as numbered segments, "(1) Keep nearly constant. (2) Become larger.".
+
+Project defaults follow the paper (ε = cos 70°, Table 8 wording canonicalised per §14 M2/M3, a
+terminal "." on prediction questions per M4); :func:`parity_config` gives the official code's values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from dsr.errors import DsrError
+
+# --------------------------------------------------------------------------------------------------
+# configuration
+
+Wording = Literal["paper", "official_code"]
+FramePolicy = Literal["uniform32", "fps1", "official_code"]
+Normalization = Literal["median_camera_distance", "none"]
+RelSpeedDistractor = Literal["uniform_0_2", "official_code"]
+
+DIRECTION_EPS_PAPER = math.cos(math.radians(70.0))  # 0.342: angle < 70° / > 110° (paper Table 8)
+DIRECTION_EPS_OFFICIAL = 0.3  # official code (§14 M1)
+
+
+@dataclass(frozen=True)
+class QAConfig:
+    """Every knob of template QA generation, with the paper's defaults (dsr-paper §7, §14).
+
+    Copied verbatim into every exported QA (``generator.config``).
+    """
+
+    parity: Literal["paper", "official_code"] = "paper"
+    # answer rules (§7.5)
+    constant_low: float = 0.8  # a run stays "nearly constant" while d[e]/d[s] ∈ [0.8, 1.2]
+    constant_high: float = 1.2
+    floor: float = 0.1  # both values below it → "nearly constant" / "nearly the same" (normalised units)
+    speed_ratio: float = 1.2  # speed comparison: former faster if v1/v2 > 1.2, latter if < 1/1.2
+    direction_eps: float = DIRECTION_EPS_PAPER  # §14 M1
+    answer_wording: Wording = "paper"  # §14 M2/M3
+    prediction_terminal: str = "."  # §14 M4: "" reproduces the official code
+    # frames (§3, §14 M5)
+    frame_policy: FramePolicy = "uniform32"
+    num_frames: int = 32
+    normalization: Normalization = "median_camera_distance"
+    # sampling (§7.4)
+    min_gap: int = 4  # sampled-frame index gap between interval start and end
+    min_frames: int = 4  # frames left after truncation (speed types: this many *steps*)
+    max_segments: int = 15
+    camera_target_prob: float = 0.5
+    orientation_min_confidence: float = 0.6
+    attempts_per_qa: int = 10  # attempts budget = per_video × this
+    # options (§7.6)
+    rel_speed_distractor: RelSpeedDistractor = "uniform_0_2"
+    drop_rel_spd_comp_on_retry: bool = False  # §14 M8 parity
+    distractor_tries: int = 200
+    # stability (our addition)
+    stability_k: int = 20
+    stability_position_floor: float = 0.01  # normalised units; sigma = max(record sigma / scale, floor)
+    stability_rotation_floor_deg: float = 1.0
+    min_stability: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.direction_eps < 1.0 / math.sqrt(3.0):
+            # above 1/√3 some unit vectors would pass on no axis and get an empty label
+            raise DsrError(f"direction_eps must be in (0, {1 / math.sqrt(3):.3f}), got {self.direction_eps}")
+        if not 0.0 < self.constant_low < 1.0 < self.constant_high:
+            raise DsrError("need 0 < constant_low < 1 < constant_high")
+        if self.speed_ratio <= 1.0 or self.floor < 0.0:
+            raise DsrError("need speed_ratio > 1 and floor >= 0")
+        if self.frame_policy not in ("uniform32", "fps1", "official_code"):
+            raise DsrError(f"unknown frame policy {self.frame_policy!r} (uniform32, fps1, official_code)")
+        if self.answer_wording not in ("paper", "official_code"):
+            raise DsrError(f"unknown answer wording {self.answer_wording!r} (paper, official_code)")
+        if self.normalization not in ("median_camera_distance", "none"):
+            raise DsrError(f"unknown normalization {self.normalization!r}")
+        if self.min_gap < 1 or self.min_frames < 2 or self.max_segments < 1 or self.num_frames < 4:
+            raise DsrError("need min_gap >= 1, min_frames >= 2, max_segments >= 1, num_frames >= 4")
+        if not 0.0 <= self.min_stability <= 1.0:
+            raise DsrError(f"min_stability must be in [0, 1], got {self.min_stability}")
+        if self.stability_k < 0:
+            raise DsrError("stability_k must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parity_config(**overrides: Any) -> QAConfig:
+    """The official code's behaviour (§14): ε = 0.3, its wording, no "." on prediction questions,
+    32 frames for every QA, U(−1,1) relative-speed distractors, and the M8 rel_spd_comp drop."""
+    base = QAConfig(parity="official_code", direction_eps=DIRECTION_EPS_OFFICIAL, answer_wording="official_code",
+                    prediction_terminal="", frame_policy="official_code", rel_speed_distractor="official_code",
+                    drop_rel_spd_comp_on_retry=True)
+    return replace(base, **overrides)
+
+
+def make_config(preset: str = "paper", **overrides: Any) -> QAConfig:
+    """``preset`` "paper" (defaults) or "official_code" (:func:`parity_config`), then overrides."""
+    if preset == "paper":
+        return QAConfig(**overrides)
+    if preset == "official_code":
+        return parity_config(**overrides)
+    raise DsrError(f"unknown preset {preset!r} (paper, official_code)")
+
+
+# --------------------------------------------------------------------------------------------------
+# states and wording
+
+# Distance / speed states.
+CONSTANT, CONSTANT_LARGER, CONSTANT_SMALLER, LARGER, SMALLER = (
+    "constant", "constant_larger", "constant_smaller", "larger", "smaller")
+# Speed-comparison states.
+FORMER, SAME, LATTER = "former", "same", "latter"
+
+_MAGNITUDE_WORDS: dict[str, dict[str, str]] = {
+    # §14 M2: paper Table 8 wording, canonicalised
+    "paper": {
+        CONSTANT: "Keep nearly constant.",
+        CONSTANT_LARGER: "Keep nearly constant then become larger.",
+        CONSTANT_SMALLER: "Keep nearly constant then become smaller.",
+        LARGER: "Become larger.",
+        SMALLER: "Become smaller.",
+    },
+    "official_code": {
+        CONSTANT: "Keep nearly constant.",
+        CONSTANT_LARGER: "Keep nearly constant and then become larger.",
+        CONSTANT_SMALLER: "Keep nearly constant and then become smaller.",
+        LARGER: "Become larger.",
+        SMALLER: "Become smaller.",
+    },
+}
+_COMPARISON_WORDS = {FORMER: "The former is faster.", SAME: "Nearly the same.", LATTER: "The latter is faster."}
+# §14 M3: the official code's single-run phrases (the "latter" one really lacks its "(1)")
+_COMPARISON_SINGLE_OFFICIAL = {
+    FORMER: "(1) The former is always faster.",
+    SAME: "(1) Their speed is nearly the same.",
+    LATTER: "The latter is always faster.",
+}
+
+AXIS_LABELS = (("Front", "Behind"), ("Left", "Right"), ("Above", "Below"))
+RuleKind = Literal["magnitude", "direction", "comparison"]
+
+
+def merge_states(states: Sequence[str]) -> list[str]:
+    """Collapse runs of identical consecutive states: [a, a, b, a] → [a, b, a]."""
+    merged: list[str] = []
+    for s in states:
+        if not merged or merged[-1] != s:
+            merged.append(s)
+    return merged
+
+
+def numbered(phrases: Sequence[str]) -> str:
+    """["Become larger.", "Front."] → "(1) Become larger. (2) Front."."""
+    return " ".join([f"({k}) {p}" for k, p in enumerate(phrases, start=1)])
+
+
+def format_answer(states: Sequence[str], kind: RuleKind, wording: Wording = "paper") -> str:
+    """Render merged states as the option text of a ``kind`` rule in the given wording."""
+    if not states:
+        raise DsrError("cannot word an empty answer")
+    if kind == "magnitude":
+        words = _MAGNITUDE_WORDS[wording]
+        return numbered([words[s] for s in states])
+    if kind == "comparison":
+        if wording == "official_code" and len(states) == 1:
+            return _COMPARISON_SINGLE_OFFICIAL[states[0]]
+        return numbered([_COMPARISON_WORDS[s] for s in states])
+    if kind == "direction":
+        return numbered([f"{s}." for s in states])
+    raise DsrError(f"unknown rule kind {kind!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# the rules
+
+
+def magnitude_states(values: np.ndarray | Sequence[float], config: QAConfig = QAConfig(), *,
+                     signed: bool = False, max_merged: int | None = None) -> list[str]:
+    """Greedy run segmentation of distances or speeds (§7.5), before merging.
+
+    values: (n,) float, n >= 2, non-negative, normalised scale.
+
+    From a run start s:
+    * constant run if d[s+1]/d[s] ∈ [low, high] or both < floor: extend e while d[e]/d[s] stays in
+      [low, high] relative to the run's *first* value (or both < floor). Reaching the end gives
+      CONSTANT; a break below gives CONSTANT_SMALLER, above CONSTANT_LARGER; the next run starts at
+      the breaking frame.
+    * increasing run if d[s+1]/d[s] > high: extend while each *consecutive* ratio is > high; the
+      next run starts at the last increasing frame.
+    * decreasing run otherwise: extend while each consecutive ratio is < low and the value stays
+      >= floor; the next run starts at the last decreasing frame.
+
+    ``signed=True`` (parity only: the official code's U(−1, 1) relative-speed distractors) accepts
+    negative values and divides as numpy would. ``max_merged`` stops once more than that many
+    merged states exist (distractors only need a prefix).
+    """
+    d = [float(x) for x in values]
+    n = len(d)
+    if n < 2:
+        raise DsrError(f"a distance/speed answer needs at least 2 values, got {n}")
+    if not signed and any(not (x >= 0.0) or x == math.inf for x in d):
+        raise DsrError("distance/speed values must be finite and >= 0")
+    low, high, floor, inf = config.constant_low, config.constant_high, config.floor, math.inf
+    # ratios are written inline (x / y if y else ...) for speed: y = 0 gives +inf for x > 0, else 1
+    states: list[str] = []
+    s = 0
+    merged = 0
+    limit = n if max_merged is None else max_merged
+    while s < n - 1 and merged <= limit:
+        if states and (len(states) == 1 or states[-1] != states[-2]):
+            merged += 1  # the state appended last iteration started a new merged state
+        first, nxt = d[s], d[s + 1]
+        r = nxt / first if first else (inf if nxt > 0 else 1.0)
+        if low <= r <= high or (first < floor and nxt < floor):
+            e = s + 1
+            while e < n:
+                x = d[e]
+                r = x / first if first else (inf if x > 0 else 1.0)
+                if not (low <= r <= high or (first < floor and x < floor)):
+                    break
+                e += 1
+            if e == n:
+                states.append(CONSTANT)
+                break
+            states.append(CONSTANT_SMALLER if r < low else CONSTANT_LARGER)
+            s = e
+        elif r > high:
+            e = s + 1
+            while e + 1 < n:
+                x, y = d[e + 1], d[e]
+                if not (x / y if y else (inf if x > 0 else 1.0)) > high:
+                    break
+                e += 1
+            states.append(LARGER)
+            s = e
+        else:
+            e = s + 1
+            while e + 1 < n:
+                x, y = d[e + 1], d[e]
+                if not ((x / y if y else (inf if x > 0 else 1.0)) < low and x >= floor):
+                    break
+                e += 1
+            states.append(SMALLER)
+            s = e
+    return states
+
+
+def magnitude_answer(values: np.ndarray | Sequence[float], config: QAConfig = QAConfig(), *,
+                     max_merged: int | None = None) -> list[str]:
+    """Merged distance/speed states (§7.5); with ``max_merged``, a prefix of more than that many."""
+    return merge_states(magnitude_states(values, config, max_merged=max_merged))
+
+
+# direction code of a unit vector: 9·(s_x+1) + 3·(s_y+1) + (s_z+1), s = +1 / 0 / −1 per axis
+DIRECTION_LABELS: tuple[str, ...] = tuple(
+    "|".join(lbl for lbl in (
+        {1: "Front", -1: "Behind"}.get(sx, ""), {1: "Left", -1: "Right"}.get(sy, ""), {1: "Above", -1: "Below"}.get(sz, "")
+    ) if lbl)
+    for sx in (-1, 0, 1) for sy in (-1, 0, 1) for sz in (-1, 0, 1)
+)
+
+
+def direction_codes(vectors: np.ndarray, eps: float = DIRECTION_EPS_PAPER) -> np.ndarray:
+    """(n, 3) vectors (x forward, y left, z up) → (n,) direction codes (§7.5).
+
+    Each axis of the unit vector passes if its component is > eps (Front/Left/Above) or < −eps
+    (Behind/Right/Below); exactly ±eps does not pass. ``DIRECTION_LABELS[code]`` is the label.
+    A zero or non-finite vector has no direction and raises.
+    """
+    v = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
+    if len(v) <= _SMALL:
+        return np.array([_direction_code(x, y, z, eps) for x, y, z in v.tolist()], dtype=np.int64)
+    norm = np.sqrt((v * v).sum(axis=1))
+    if not ((norm > 0.0) & (norm < math.inf)).all():
+        raise DsrError("direction of a zero or non-finite vector is undefined")
+    # component/norm > eps, written without the division (one rounding fewer, same at exact ±eps)
+    bound = eps * norm[:, None]
+    sign = (v > bound).astype(np.int64) - (v < -bound)
+    return sign @ _CODE_WEIGHTS + 13
+
+
+_CODE_WEIGHTS = np.array([9, 3, 1], dtype=np.int64)
+_SMALL = 64  # below this many vectors plain Python beats numpy's per-call overhead
+
+
+def _direction_code(x: float, y: float, z: float, eps: float) -> int:
+    """The same rule as the vectorised path, one vector at a time (identical floating-point steps)."""
+    norm = math.sqrt(x * x + y * y + z * z)
+    if not 0.0 < norm < math.inf:
+        raise DsrError("direction of a zero or non-finite vector is undefined")
+    bound = eps * norm
+    return (9 * ((x > bound) - (x < -bound)) + 3 * ((y > bound) - (y < -bound))
+            + ((z > bound) - (z < -bound)) + 13)
+
+
+def direction_label(vector: np.ndarray | Sequence[float], eps: float = DIRECTION_EPS_PAPER) -> str:
+    """One vector → its "Front|Left|Above"-style label (see :func:`direction_codes`)."""
+    return DIRECTION_LABELS[int(direction_codes(np.asarray(vector, dtype=np.float64), eps)[0])]
+
+
+def merged_labels(codes: np.ndarray | Sequence[int], labels: Sequence[str]) -> list[str]:
+    """Integer state codes → their labels with identical consecutive codes merged."""
+    out: list[str] = []
+    prev = None
+    for c in codes.tolist() if isinstance(codes, np.ndarray) else codes:
+        if c != prev:
+            out.append(labels[c])
+            prev = c
+    return out
+
+
+def direction_states(vectors: np.ndarray, config: QAConfig = QAConfig()) -> list[str]:
+    """(n, 3) vectors → one label per frame, before merging."""
+    return [DIRECTION_LABELS[c] for c in direction_codes(vectors, config.direction_eps).tolist()]
+
+
+def direction_answer(vectors: np.ndarray, config: QAConfig = QAConfig()) -> list[str]:
+    """Merged direction/orientation labels; a prediction passes one displacement vector (1, 3)."""
+    return merged_labels(direction_codes(vectors, config.direction_eps), DIRECTION_LABELS)
+
+
+def comparison_state(v1: float, v2: float, config: QAConfig = QAConfig()) -> str:
+    """One step of a speed comparison (§7.5): both < floor → SAME; v1/v2 > ratio → FORMER;
+    v1/v2 < 1/ratio → LATTER; otherwise SAME (the bounds themselves are SAME).
+
+    Written as v1 > ratio·v2 and v2 > ratio·v1 so that swapping the objects swaps the answer
+    exactly, also in floating point, and a zero speed needs no division.
+    """
+    if v1 < config.floor and v2 < config.floor:
+        return SAME
+    if v1 > config.speed_ratio * v2:
+        return FORMER
+    if v2 > config.speed_ratio * v1:
+        return LATTER
+    return SAME
+
+
+def comparison_answer(speeds: np.ndarray, config: QAConfig = QAConfig()) -> list[str]:
+    """(n, 2) per-step speeds of (former, latter) → merged comparison states."""
+    pairs = np.asarray(speeds, dtype=np.float64)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) < 1:
+        raise DsrError(f"speed comparison needs (n, 2) speeds, got shape {pairs.shape}")
+    rows = pairs.tolist()
+    if not all(0.0 <= a < math.inf and 0.0 <= b < math.inf for a, b in rows):
+        raise DsrError("speeds must be finite and >= 0")
+    return merge_states([comparison_state(a, b, config) for a, b in rows])
+
+
+# --------------------------------------------------------------------------------------------------
+# the answer of a quantity, by kind
+
+
+def states_for(kind: RuleKind, values: np.ndarray | Sequence[Any], config: QAConfig = QAConfig()) -> list[str]:
+    """Merged states of a per-frame quantity under the rule ``kind``."""
+    if kind == "magnitude":
+        return magnitude_answer(values, config)
+    if kind == "direction":
+        return direction_answer(np.asarray(values, dtype=np.float64).reshape(-1, 3), config)
+    if kind == "comparison":
+        return comparison_answer(np.asarray(values, dtype=np.float64), config)
+    raise DsrError(f"unknown rule kind {kind!r}")
+
+
+def answer_text(kind: RuleKind, values: np.ndarray | Sequence[Any], config: QAConfig = QAConfig()) -> str:
+    """The option text of the correct answer for a per-frame quantity."""
+    return format_answer(states_for(kind, values, config), kind, config.answer_wording)
+
+
+# --------------------------------------------------------------------------------------------------
+# normalising released-benchmark variants (§14 M2)
+
+_VARIANTS = (
+    ("Becomes larger.", "Become larger."),
+    ("Becomes smaller.", "Become smaller."),
+    ("and then becomes larger.", "then become larger."),
+    ("and then becomes smaller.", "then become smaller."),
+    ("and then become larger.", "then become larger."),
+    ("and then become smaller.", "then become smaller."),
+    ("then becomes larger.", "then become larger."),
+    ("then becomes smaller.", "then become smaller."),
+    ("(1) The former is always faster.", "(1) The former is faster."),
+    ("(1) Their speed is nearly the same.", "(1) Nearly the same."),
+)
+
+
+def canonical_wording(text: str) -> str:
+    """Map released-benchmark and official-code answer variants onto the project's canonical wording."""
+    out = " ".join(text.split())
+    for old, new in _VARIANTS:
+        out = out.replace(old, new)
+    if out == "The latter is always faster.":
+        out = "(1) The latter is faster."
+    return out

@@ -1,0 +1,207 @@
+"""Generating QA files from many records: resumable, atomic, with a report next to the output.
+
+QAs are flushed atomically, every few records or seconds, to ``<out>.parts/<run key>/<a>-<b>.jsonl``
+(a header line with the records covered and their report, then the QAs); a rerun with the same
+settings and records skips the records already in a part, so a killed job resumes without losing or
+duplicating work. At the end the parts are streamed into
+``out`` (any format) and the merged report is written to ``<out>.report.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsr.atomic import atomic_open, atomic_write_text
+from dsr.errors import DsrError
+from dsr.qa.export import format_for, write_qas
+from dsr.qa.generate import GenerationReport, generate_record_qas
+from dsr.qa.query import QUESTION_TYPES
+from dsr.qa.rules import QAConfig
+
+
+@dataclass(frozen=True)
+class FreeFormSettings:
+    """Free-form generation through an OpenAI-compatible endpoint (see :mod:`dsr.qa.freeform`)."""
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    per_video: int = 1
+    retries: int = 3
+    timeout_s: float = 120.0
+
+
+def report_path(out: str | os.PathLike[str]) -> Path:
+    return Path(str(out) + ".report.json")
+
+
+def _run_key(config: QAConfig, per_video: int, seed: int, types: Sequence[str], freeform: FreeFormSettings | None,
+             paths: list[str]) -> str:
+    """Parts of a run are reused only by a rerun with the same settings and the same record list."""
+    blob = json.dumps({"config": config.to_json(), "per_video": per_video, "seed": seed, "types": list(types),
+                       "freeform": None if freeform is None else [freeform.base_url, freeform.model, freeform.per_video],
+                       "records": paths}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:  # another drive (Windows)
+        return str(path.resolve())
+
+
+_PART = re.compile(r"^(\d{6})-(\d{6})\.jsonl$")
+
+
+def _done_parts(parts: Path) -> list[tuple[int, int, Path]]:
+    """(first, last, path) of the finished parts of a run, sorted."""
+    found = []
+    for p in parts.iterdir():
+        m = _PART.match(p.name)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)), p))
+    return sorted(found)
+
+
+def _read_part(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """A part's header (records covered, their report) and its QA lines."""
+    with open(path, encoding="utf-8") as fh:
+        header = json.loads(fh.readline())
+        return header, [line for line in fh if line.strip()]
+
+
+def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                   config: QAConfig = QAConfig(), *, per_video: int = 10, seed: int = 0,
+                   types: Sequence[str] = QUESTION_TYPES, fmt: str | None = None,
+                   freeform: FreeFormSettings | None = None,
+                   on_record: Callable[[str, str | None], None] | None = None,
+                   flush_records: int = 64, flush_seconds: float = 5.0) -> GenerationReport:
+    """Generate QAs for every record into ``out``; returns the merged report (also written to disk).
+
+    QAs are flushed atomically to a part file every ``flush_records`` records or ``flush_seconds``
+    (one fsync per part, not per record); a killed run loses at most the unflushed records and
+    the rerun redoes exactly those. on_record(path, error_or_None) is called after each record
+    (progress, one-line errors). A record that cannot be read is counted under
+    ``records_failed["malformed_record"]``.
+    """
+    from dsr.scene.io import read_record, resolve_video_path
+
+    fmt = format_for(out, fmt)
+    out_p = Path(out)
+    paths = [Path(p) for p in record_paths]
+    key = _run_key(config, per_video, seed, types, freeform, [str(p) for p in paths])
+    parts = Path(str(out_p) + ".parts") / key
+    parts.mkdir(parents=True, exist_ok=True)
+    total = GenerationReport()
+    done: set[int] = set()
+    for _first, _last, part in _done_parts(parts):
+        header, _ = _read_part(part)
+        done.update(header["records"])
+        total.merge(GenerationReport.from_json(header["report"]))
+
+    chunk: list[int] = []
+    chunk_lines: list[str] = []
+    chunk_report = GenerationReport()
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal chunk, chunk_lines, chunk_report, last_flush
+        if chunk:
+            header = {"records": chunk, "report": chunk_report.to_json(letter_test=False)}
+            with atomic_open(parts / f"{chunk[0]:06d}-{chunk[-1]:06d}.jsonl", "w") as fh:
+                fh.write(json.dumps(header) + "\n")
+                fh.writelines(chunk_lines)
+            total.merge(chunk_report)
+        chunk, chunk_lines, chunk_report, last_flush = [], [], GenerationReport(), time.monotonic()
+
+    for i, rp in enumerate(paths):
+        if i in done:
+            if on_record:
+                on_record(str(rp), None)
+            continue
+        error = None
+        try:
+            record = read_record(rp)
+        except DsrError as exc:
+            chunk_report.records += 1
+            chunk_report.records_failed["malformed_record"] += 1
+            error = str(exc)
+            qas: list[dict[str, Any]] = []
+        else:
+            video = _rel(resolve_video_path(record, rp), out_p.parent)
+            qas = list(generate_record_qas(record, config, per_video=per_video, seed=seed, types=types,
+                                           report=chunk_report, record_path=_rel(rp, out_p.parent), video_path=video))
+            if freeform is not None and freeform.per_video > 0:
+                from dsr.qa.freeform import generate_freeform_qas
+
+                qas.extend(generate_freeform_qas(record, freeform, config, seed=seed, report=chunk_report,
+                                                 record_path=_rel(rp, out_p.parent), video_path=video))
+        chunk.append(i)
+        chunk_lines.extend(json.dumps(qa, ensure_ascii=False, allow_nan=False) + "\n" for qa in qas)
+        if on_record:
+            on_record(str(rp), error)
+        if len(chunk) >= flush_records or time.monotonic() - last_flush >= flush_seconds:
+            flush()
+    flush()
+
+    finished = _done_parts(parts)
+    if fmt == "jsonl":  # copy the lines: no need to parse and re-encode
+        with atomic_open(out_p, "w") as fh:
+            for _, _, part in finished:
+                fh.writelines(_read_part(part)[1])
+    else:
+        def all_qas() -> Iterator[dict[str, Any]]:
+            for _, _, part in finished:
+                for line in _read_part(part)[1]:
+                    yield json.loads(line)
+
+        write_qas(out_p, all_qas(), fmt)
+    result = total.to_json()
+    result["output"] = str(out_p)
+    result["format"] = fmt
+    atomic_write_text(report_path(out_p), json.dumps(result, indent=1))
+    shutil.rmtree(parts.parent, ignore_errors=True)
+    return total
+
+
+def write_report(path: str | os.PathLike[str], report: GenerationReport) -> None:
+    with atomic_open(path, "w") as fh:
+        json.dump(report.to_json(), fh, indent=1)
+
+
+def write_report_png(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Bar charts of a generation report: QAs per type, correct letters (with the χ² p-value) and
+    failed attempts by reason, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 1.2, 3]})
+    per_type = report["per_type"]
+    axes[0].bar(list(per_type), list(per_type.values()), color="#4477aa")
+    axes[0].set_title(f"{report['qas']} QAs by type")
+    axes[0].tick_params(axis="x", rotation=60)
+    letters = report["letters"]
+    axes[1].bar(list(letters["counts"]), list(letters["counts"].values()), color="#228833")
+    p = letters.get("p_value")
+    axes[1].set_title("correct letter" + ("" if p is None else f" (χ² p={p:.2f})"))
+    fails = report["failures"]
+    axes[2].barh(list(fails)[::-1], list(fails.values())[::-1], color="#cc6677")
+    axes[2].set_title(f"{report['failed_attempts']} of {report['attempts']} attempts failed, by reason")
+    fig.tight_layout()
+    target = Path(path)
+    with atomic_open(target, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=90)
+    plt.close(fig)
+    return target

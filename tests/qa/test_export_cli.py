@@ -1,0 +1,171 @@
+"""Exports (JSONL, DSR-Bench parquet, DSR-Train JSON), resumable runs and the two commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from dsr.cli import main
+from dsr.qa.export import read_bench_parquet, read_jsonl, write_qas
+from dsr.qa.generate import generate_record_qas
+from dsr.qa.rules import QAConfig
+from dsr.qa.run import generate_files
+from dsr.scene.io import write_record
+
+from .conftest import busy_objects, make_record
+
+
+@pytest.fixture
+def record_files(tmp_path: Path) -> list[Path]:
+    paths = []
+    for i in range(3):
+        n = 48
+        rec = make_record(n, objects=busy_objects(n), record_id=f"rec{i}",
+                          camera_positions=np.stack([np.linspace(-6, -5 + i, n), np.zeros(n), np.full(n, 1.5)], 1))
+        paths.append(write_record(tmp_path / f"rec{i}.npz", rec))
+    return paths
+
+
+def _qas(n: int = 20) -> list[dict]:
+    rec = make_record(48, objects=busy_objects(48), record_id="r")
+    return list(generate_record_qas(rec, QAConfig(stability_k=2), per_video=n, seed=1))
+
+
+def test_jsonl_round_trip(tmp_path: Path) -> None:
+    qas = _qas()
+    assert write_qas(tmp_path / "a.jsonl", qas) == len(qas)
+    assert list(read_jsonl(tmp_path / "a.jsonl")) == json.loads(json.dumps(qas))
+
+
+def test_bench_parquet_schema(tmp_path: Path) -> None:
+    qas = _qas()
+    write_qas(tmp_path / "b.parquet", qas)
+    table = pq.read_table(tmp_path / "b.parquet")
+    assert table.column_names[:5] == ["videoID", "question", "options", "answer", "type"]
+    assert {"qa_id", "query", "frames", "quantity", "stability", "visible_until_s"} <= set(table.column_names)
+    rows = read_bench_parquet(tmp_path / "b.parquet")
+    for row, qa in zip(rows, qas, strict=True):
+        assert row["options"] == [f"{x}. {qa['options'][x]}" for x in "ABCD"]
+        assert row["answer"] == qa["answer"] and row["videoID"] == "r" and row["type"] == qa["type"]
+        assert row["query"] == json.loads(json.dumps(qa["query"]))
+        assert row["options"]["ABCD".index(row["answer"])][3:] == qa["answer_text"]
+
+
+def test_train_conversation_json(tmp_path: Path) -> None:
+    qas = _qas(5)
+    write_qas(tmp_path / "t.json", qas)
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert len(data) == 5
+    qa, entry = qas[0], data[0]
+    assert entry["id"] == qa["qa_id"] and entry["video"] == qa["video_path"]
+    o = qa["options"]
+    assert entry["conversations"] == [
+        {"from": "human", "value": f"<video>\n{qa['question']}\nOptions:\nA {o['A']}\nB {o['B']}\nC {o['C']}\nD {o['D']}"},
+        {"from": "gpt", "value": qa["answer"]}]
+    assert "visible_until_s" in entry
+
+
+def test_empty_exports_are_valid(tmp_path: Path) -> None:
+    assert write_qas(tmp_path / "e.json", []) == 0
+    assert json.loads((tmp_path / "e.json").read_text()) == []
+    write_qas(tmp_path / "e.parquet", [])
+    assert pq.read_table(tmp_path / "e.parquet").num_rows == 0
+
+
+def test_resume_after_a_kill_loses_and_duplicates_nothing(tmp_path: Path, record_files: list[Path]) -> None:
+    cfg = QAConfig(stability_k=0)
+    clean = tmp_path / "clean.jsonl"
+    generate_files(record_files, clean, cfg, per_video=8, seed=3)
+
+    out = tmp_path / "resumed.jsonl"
+    seen: list[str] = []
+
+    def die_after_two(path: str, error: str | None) -> None:
+        seen.append(path)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # killed after two records, each flushed on its own
+        generate_files(record_files, out, cfg, per_video=8, seed=3, on_record=die_after_two, flush_records=1)
+    assert not out.exists()
+    parts = list(Path(str(out) + ".parts").rglob("*.jsonl"))
+    assert len(parts) == 1  # the second record was not flushed yet when the kill came
+    seen.clear()
+    report = generate_files(record_files, out, cfg, per_video=8, seed=3)
+    assert out.read_text() == clean.read_text()
+    assert report.records == 3 and sum(report.made.values()) == 24
+    assert not Path(str(out) + ".parts").exists()
+    rep = json.loads((tmp_path / "resumed.jsonl.report.json").read_text())
+    assert rep["qas"] == 24 and rep["records"] == 3
+
+
+def test_qa_command_writes_output_and_report(tmp_path: Path, record_files: list[Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.parquet"
+    main(["qa", *map(str, record_files), "--out", str(out), "--per-video", "6", "--stability-k", "2",
+          "--types", "abs,rel_dis"])
+    captured = capsys.readouterr()
+    assert "no LLM endpoint" in captured.err and captured.err.count("no LLM endpoint") == 1
+    assert pq.read_table(out).num_rows == 18
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["qas"] == 18 and set(report["per_type"]) <= {
+        "abs_dis", "abs_dir", "abs_ori", "abs_spd", "abs_spd_comp", "abs_dir_pred", "rel_dis"}
+    assert "letters" in report and report["letters"]["chi2"] is not None
+    assert Path(str(out) + ".report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_qa_command_bad_record_is_one_line_and_batch_goes_on(tmp_path: Path, record_files: list[Path],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(SystemExit) as exc:
+        main(["qa", str(bad), str(record_files[0]), "--out", str(out), "--per-video", "3", "--stability-k", "0"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert any("bad.npz" in line and "unreadable" in line for line in err.splitlines())
+    assert len(list(read_jsonl(out))) == 3
+    with pytest.raises(SystemExit) as exc:
+        main(["qa", str(bad), "--out", str(out)])
+    assert exc.value.code == 2
+
+
+def test_answer_command(record_files: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    main(["answer", str(record_files[0]), "--type", "abs_dis", "--targets", "car_0,camera", "--interval", "0:20",
+          "--t-v", "3", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"].startswith("(1) ")
+    assert len(out["quantity"]["values"]) == 21
+    main(["answer", str(record_files[0]), "--type", "rel_dir_pred", "--observer", "person_0", "--targets", "ball_0",
+          "--interval", "29:31"])
+    text = capsys.readouterr().out
+    assert "(1) " in text and "displacement" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--type", "abs_dis", "--targets", "unicorn,camera", "--interval", "0:5", "--t-v", "1"], "'unicorn' is not an object"),
+    (["--type", "rel_dis", "--targets", "car_0,camera", "--interval", "0:500"], "outside the clip"),
+    (["--type", "rel_dis", "--targets", "car_0,camera", "--interval", "zero:5"], "--interval must be S:E"),
+    (["--type", "abs_spd", "--targets", "car_0", "--interval", "0:5"], "needs t_v"),
+    (["--type", "sideways", "--targets", "car_0", "--interval", "0:5"], "unknown question type"),
+])
+def test_answer_command_errors_are_one_line(record_files: list[Path], capsys: pytest.CaptureFixture[str],
+                                            args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["answer", str(record_files[0]), *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("error: ")
+
+
+def test_answer_command_malformed_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SystemExit) as exc:
+        main(["answer", str(bad), "--type", "rel_dis", "--targets", "a,camera", "--interval", "0:5"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
