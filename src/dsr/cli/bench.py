@@ -1,9 +1,202 @@
-"""CLI commands of the bench stage."""
+"""CLI commands of the bench stage: ``dsr eval run | score | report | compare | lint``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+eval_app = typer.Typer(
+    help="Evaluate vision-language models on DSR-Bench-style multiple-choice questions.",
+    no_args_is_help=True,
+)
+
+
+def _print_findings(dataset: object) -> None:
+    from collections import Counter
+
+    from rich.console import Console
+
+    console = Console(stderr=True, soft_wrap=True)
+    findings = dataset.findings  # type: ignore[attr-defined]
+    for f in findings:
+        if not f.item_id:
+            console.print(f"[dim]lint[/dim] {f.code}: {f.message}")
+    per_code = Counter((f.level, f.code) for f in findings if f.item_id)
+    for (level, code), n in sorted(per_code.items()):
+        example = next(f for f in findings if f.code == code and f.item_id)
+        console.print(f"[dim]lint[/dim] {level} {code}: {n} item(s), e.g. {example.item_id}: {example.message}")
+
+
+@eval_app.command("lint")
+def lint_cmd(
+    dataset: Path = typer.Argument(..., help="Question file (DSR parquet, QA export JSONL, VLM4D JSON, plain JSONL)."),
+    videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
+    format: str = typer.Option("auto", "--format", help="auto, dsr_parquet, qa_jsonl, plain, vlm4d."),
+) -> None:
+    """Load a question file and print what the lint finds (duplicate options, missing videos, ...)."""
+    from dsr.bench.datasets import load_dataset
+
+    ds = load_dataset(dataset, videos_dir=videos, format=format)
+    typer.echo(f"{ds.name}: {len(ds.items)} items ({ds.format}), sha256 {ds.file_sha256[:12]}")
+    _print_findings(ds)
+
+
+@eval_app.command("run")
+def run_cmd(
+    dataset: Path = typer.Argument(..., help="Question file."),
+    model: str = typer.Option(..., "--model", "-m",
+                              help="openai:<model>, hf-qwen:<dir>, gsm:<dir>, random, always:<letter>, answer-prior, oracle."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; an existing one is resumed)."),
+    videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
+    format: str = typer.Option("auto", "--format"),
+    frames: int = typer.Option(32, "--frames", help="Uniformly sampled frames (paper protocol: 32)."),
+    fps: float | None = typer.Option(None, "--fps", help="Sample at this rate instead of --frames."),
+    timestamps: bool = typer.Option(True, "--timestamps/--no-timestamps", help="State frame times in the prompt."),
+    serve_full_video: bool = typer.Option(False, "--serve-full-video",
+                                          help="Show the final second of *_dir_pred items (official harness)."),
+    max_side: int = typer.Option(768, "--max-side", help="Downscale frames to this longest side (0 = keep)."),
+    arm: str = typer.Option("main", "--arm", help="main, blind, single-frame, shuffled-frames, reversed-frames."),
+    circular: bool = typer.Option(False, "--circular", help="Ask every option rotation (circular evaluation)."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", help="Model calls in flight."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N items (smoke tests)."),
+    seed: int = typer.Option(0, "--seed"),
+    base_url: str = typer.Option("https://api.openai.com/v1", "--base-url", help="OpenAI-compatible endpoint."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env",
+                                    help="Environment variable holding the API key (never stored)."),
+    max_tokens: int = typer.Option(64, "--max-tokens"),
+    temperature: float = typer.Option(0.0, "--temperature"),
+    image_detail: str | None = typer.Option(None, "--image-detail", help="OpenAI image detail: low/high/auto."),
+    judge: str | None = typer.Option(None, "--judge",
+                                     help="Opt-in LLM judge for INVALID replies only, e.g. openai:gpt-4o-mini."),
+    judge_base_url: str | None = typer.Option(None, "--judge-base-url", help="Judge endpoint (default: --base-url)."),
+    judge_api_key_env: str | None = typer.Option(None, "--judge-api-key-env"),
+    cache: Path | None = typer.Option(None, "--cache", help="Frame cache folder (default: <out>/frame_cache)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Evaluate a model on a question file into a crash-safe, resumable run directory."""
+    from dsr.bench.datasets import load_dataset
+    from dsr.bench.frames import FramePolicy
+    from dsr.bench.models import create_model
+    from dsr.bench.run import RunConfig, run_eval
+    from dsr.bench.store import SUMMARY
+
+    ds = load_dataset(dataset, videos_dir=videos, format=format)
+    _print_findings(ds)
+    kwargs: dict[str, object] = {}
+    if model.startswith("openai:") or (judge or "").startswith("openai:"):
+        import os
+
+        if not os.environ.get(judge_api_key_env or api_key_env) and not os.environ.get(api_key_env):
+            typer.echo(f"warning: ${api_key_env} is not set; requests carry no API key", err=True)
+    if model.startswith("openai:"):
+        kwargs = {"base_url": base_url, "api_key_env": api_key_env, "max_tokens": max_tokens,
+                  "temperature": temperature, "image_detail": image_detail,
+                  "max_connections": concurrency}
+    elif model.startswith("hf-qwen:"):
+        kwargs = {"max_new_tokens": max_tokens}
+    if model.startswith("gsm:"):
+        # the GSM stage comes after bench, so only the CLI (which wires stages) may reach it
+        from dsr.bench.models import VideoBackendModel
+        from dsr.gsm.eval_backend import create_backend
+
+        m = VideoBackendModel(create_backend(model.partition(":")[2], max_new_tokens=max_tokens))
+    else:
+        m = create_model(model, items=ds.items, seed=seed, **kwargs)
+    policy = FramePolicy(num_frames=frames, fps=fps, timestamps_in_prompt=timestamps, max_side=max_side,
+                         serve_full_video=serve_full_video)
+    config = RunConfig(policy=policy, arm=arm, concurrency=concurrency, seed=seed, circular=circular, limit=limit)
+    judge_obj = None
+    if judge:
+        from dsr.bench.judge import Judge
+        from dsr.errors import DsrError
+
+        if not judge.startswith("openai:"):
+            raise DsrError("--judge must name an OpenAI-compatible model: openai:<model>")
+        judge_obj = Judge(create_model(judge, seed=0, base_url=judge_base_url or base_url,
+                                       api_key_env=judge_api_key_env or api_key_env, max_tokens=16))
+    outcome = run_eval(ds, m, out, config, cache_dir=cache, progress=progress, judge=judge_obj)
+    import json
+
+    summary = json.loads((out / SUMMARY).read_text())
+    overall = summary.get("overall") or {}
+    fails = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.failures.items())) or "none"
+    acc = f"{100 * overall['value']:.1f}% [{100 * overall['lo']:.1f}, {100 * overall['hi']:.1f}]" if overall else "–"
+    typer.echo(f"{out}: {summary['n_scored']}/{summary['n_rows']} scored, accuracy {acc}; "
+               f"new {outcome.n_new}, resumed {outcome.n_resumed}; failures: {fails}")
+
+
+@eval_app.command("score")
+def score_cmd(
+    source: Path = typer.Argument(..., help="A run directory, or a JSON/JSONL file of {id, response}."),
+    dataset: Path | None = typer.Option(None, "--dataset", "-d", help="Question file (for a predictions file)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory to create (for a predictions file)."),
+    videos: Path | None = typer.Option(None, "--videos"),
+    format: str = typer.Option("auto", "--format"),
+    name: str | None = typer.Option(None, "--name", help="Model name shown in reports."),
+) -> None:
+    """Score replies offline with the one parser: re-parse a run, or score predictions made elsewhere."""
+    from dsr.errors import DsrError
+
+    if source.is_dir():
+        from dsr.bench.score import rescore_run
+
+        stats = rescore_run(source)
+        typer.echo(f"{source}: re-parsed {stats['rows']} rows, {stats['changed']} changed letter")
+        return
+    if dataset is None or out is None:
+        raise DsrError("scoring a predictions file needs --dataset and --out")
+    import json
+
+    from dsr.bench.datasets import load_dataset
+    from dsr.bench.score import score_predictions
+    from dsr.bench.store import SUMMARY
+
+    ds = load_dataset(dataset, videos_dir=videos, format=format, check_videos=False)
+    outcome = score_predictions(source, ds, out, name=name)
+    summary = json.loads((out / SUMMARY).read_text())
+    overall = summary.get("overall") or {}
+    acc = f"{100 * overall['value']:.1f}% [{100 * overall['lo']:.1f}, {100 * overall['hi']:.1f}]" if overall else "–"
+    typer.echo(f"{out}: {outcome.n_matched} predictions scored, accuracy {acc}, invalid "
+               f"{100 * summary.get('invalid_rate', 0):.1f}%; {outcome.missing} items without a prediction, "
+               f"{len(outcome.unknown_ids)} unknown ids; {len(outcome.differences)} items where our parse "
+               f"differs from the file's (see differences.json)")
+
+
+@eval_app.command("report")
+def report_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run directories."),
+    out: Path = typer.Option(Path("eval-report"), "--out", "-o", help="Folder for report.md and report.html."),
+    worst: int = typer.Option(12, "--worst", help="How many worst items to show."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails"),
+) -> None:
+    """Write a Markdown and a self-contained HTML report over one or more runs."""
+    from dsr.bench.report import write_report
+
+    md, html_path = write_report(list(runs), out, worst=worst, resamples=resamples, thumbnails=thumbnails)
+    typer.echo(f"wrote {md} and {html_path}")
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    run_a: Path = typer.Argument(..., help="Run A (baseline)."),
+    run_b: Path = typer.Argument(..., help="Run B."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Also write the comparison as Markdown here."),
+    resamples: int = typer.Option(2000, "--resamples"),
+) -> None:
+    """Paired comparison B − A on shared items: bootstrap CI of the difference and McNemar's test, per type."""
+    from dsr.atomic import atomic_write_text
+    from dsr.bench.report import compare_markdown, compare_rows, load_runs
+
+    a, b = load_runs([run_a, run_b], resamples=resamples)
+    overall, per, counts = compare_rows(a.rows, b.rows, resamples=resamples)
+    text = compare_markdown(a.label, b.label, overall, per, counts)
+    typer.echo(text)
+    if out is not None:
+        atomic_write_text(out, text)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to ``app``."""
+    app.add_typer(eval_app, name="eval")

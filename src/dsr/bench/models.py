@@ -1,0 +1,392 @@
+"""Models under evaluation: one interface, several backends, baselines as first-class models.
+
+A model turns a :class:`Request` (the item and its prompt) into a :class:`Reply` (raw text, token
+usage, latency) or raises :class:`ModelError` with a short ``reason`` (recorded per item; transient
+reasons are retried when the run resumes). ``identity()`` goes into the run manifest.
+
+Backends, created by name with :func:`create_model`:
+
+* ``openai:<model>`` — any OpenAI-compatible chat-completions server (OpenAI, Gemini's compatible
+  endpoint, vLLM, ``transformers serve``): frames as base64 JPEG ``image_url`` parts; retries with
+  exponential backoff on 429/5xx/connection errors; the API key is read from an environment variable
+  (never stored);
+* ``hf-qwen:<checkpoint dir>`` — a local Qwen2.5-VL checkpoint through transformers (``dsr.bench.hf``);
+* ``random`` (seeded per item), ``always:<letter>``, ``answer-prior`` (most frequent gold letter per
+  type), ``oracle`` (answers our own QAs from their scene record with ``dsr.qa``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dsr.bench.datasets import Item
+from dsr.bench.prompt import Prompt
+from dsr.errors import DsrError
+
+# Failures worth retrying on resume (the model may answer next time); others are final.
+TRANSIENT_REASONS = frozenset({"server_error", "rate_limited", "timeout", "connection_error", "model_error"})
+
+
+class ModelError(DsrError):
+    """A model call that produced no reply. ``reason`` is a short code counted in reports."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """The item, its prompt, and the times (s) of ``prompt.images`` in the order they are shown."""
+
+    item: Item
+    prompt: Prompt
+    timestamps_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    usage: dict[str, int] = field(default_factory=dict)
+    latency_s: float = 0.0
+
+
+class Model(Protocol):
+    name: str
+    uses_frames: bool
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def generate(self, request: Request) -> Reply: ...
+
+
+# ---------------------------------------------------------------------------------------------- baselines
+
+
+@dataclass
+class RandomModel:
+    """Uniform random letter, seeded per (seed, item id): the same item always gets the same letter."""
+
+    seed: int = 0
+    name: str = "random"
+    uses_frames: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "baseline", "name": self.name, "seed": self.seed}
+
+    def generate(self, request: Request) -> Reply:
+        digest = hashlib.sha256(f"{self.seed}|{request.item.item_id}".encode()).digest()
+        letters = request.item.letters
+        return Reply(text=letters[int.from_bytes(digest[:8], "little") % len(letters)])
+
+
+@dataclass
+class AlwaysLetterModel:
+    """Always answers ``letter`` (the letter-prior control)."""
+
+    letter: str = "A"
+    name: str = ""
+    uses_frames: bool = False
+
+    def __post_init__(self) -> None:
+        self.letter = self.letter.upper()
+        self.name = self.name or f"always-{self.letter}"
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "baseline", "name": self.name, "letter": self.letter}
+
+    def generate(self, request: Request) -> Reply:
+        return Reply(text=self.letter)
+
+
+@dataclass
+class AnswerPriorModel:
+    """Answers the most frequent gold letter of the item's type (ties: alphabetical).
+
+    The prior is fitted on ``fit_items`` — by default the evaluated set itself, which makes it an
+    optimistic upper bound on what a letter prior can score (stated in the report).
+    """
+
+    fit_items: Sequence[Item] = ()
+    name: str = "answer-prior"
+    uses_frames: bool = False
+    prior: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        by_type: dict[str, Counter[str]] = {}
+        for it in self.fit_items:
+            by_type.setdefault(it.type, Counter())[it.answer] += 1
+        self.prior = {t: min(c, key=lambda k: (-c[k], k)) for t, c in by_type.items()}
+        overall = Counter(it.answer for it in self.fit_items)
+        self.prior["*"] = min(overall, key=lambda k: (-overall[k], k)) if overall else "A"
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "baseline", "name": self.name, "prior": dict(sorted(self.prior.items()))}
+
+    def generate(self, request: Request) -> Reply:
+        letter = self.prior.get(request.item.type, self.prior["*"])
+        if letter not in request.item.options:
+            letter = request.item.letters[0]
+        return Reply(text=letter)
+
+
+@dataclass
+class OracleModel:
+    """Answers our own template QAs by re-deriving them from the scene record (``dsr.qa.query.answer``),
+    with the generator's own ``QAConfig``. An upper bound that checks the QA pipeline end to end: any
+    item the oracle misses is a QA whose answer does not follow from its record.
+
+    Items without a record or structured query (external benchmarks, free-form QAs) fail with reason
+    ``no_record``.
+    """
+
+    name: str = "oracle"
+    uses_frames: bool = False
+    _records: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def identity(self) -> dict[str, Any]:
+        import dsr
+
+        return {"backend": "baseline", "name": self.name, "answerer": "dsr.qa.query.answer",
+                "dsr_version": dsr.__version__}
+
+    def _geometry(self, path: str, config: Any) -> Any:
+        from dsr.qa.query import Geometry
+        from dsr.scene.io import read_record
+
+        key = f"{path}|{config!r}"
+        with self._lock:
+            if key not in self._records:
+                if len(self._records) > 8:
+                    self._records.clear()
+                self._records[key] = Geometry.from_record(read_record(path), config)
+            return self._records[key]
+
+    def generate(self, request: Request) -> Reply:
+        item = request.item
+        if not item.record_path or not item.query:
+            raise ModelError("no_record", "the oracle needs a scene record and a structured query")
+        from dsr.qa.query import Query, answer
+        from dsr.qa.rules import QAConfig
+
+        try:
+            config = QAConfig(**item.qa_config) if item.qa_config else QAConfig()
+            result = answer(self._geometry(item.record_path, config), Query.from_json(item.query), config)
+        except DsrError as exc:
+            raise ModelError("oracle_failed", str(exc)) from None
+        letter = next((k for k, v in item.options.items() if v == result.text), None)
+        return Reply(text=letter or result.text)
+
+
+# ---------------------------------------------------------------------------------------------- OpenAI API
+
+
+@dataclass
+class OpenAIChatModel:
+    """An OpenAI-compatible ``/chat/completions`` endpoint.
+
+    base_url: e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1``.
+    api_key_env: name of the environment variable holding the key (the key itself is never stored).
+    max_retries: attempts after the first on 429, 5xx, timeouts and connection errors; backoff
+    ``backoff_s · 2^k`` (± 25% jitter), or the server's ``Retry-After`` if it sends one.
+    """
+
+    model: str
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_tokens: int = 64
+    seed: int | None = 0
+    image_detail: str | None = None
+    timeout_s: float = 600.0
+    max_retries: int = 5
+    backoff_s: float = 0.5
+    max_connections: int = 16
+    uses_frames: bool = True
+    name: str = ""
+    _client: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.model
+        self.base_url = self.base_url.rstrip("/")
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "openai-compatible", "model": self.model, "base_url": self.base_url,
+                "api_key_env": self.api_key_env,
+                "decoding": {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                             "seed": self.seed, "n": 1},
+                "image_detail": self.image_detail}
+
+    def _http(self) -> Any:
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                limits = httpx.Limits(max_connections=self.max_connections,
+                                      max_keepalive_connections=self.max_connections)
+                self._client = httpx.Client(timeout=self.timeout_s, limits=limits)
+            return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def payload(self, prompt: Prompt) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        for kind, value in prompt.parts:
+            if kind == "text":
+                content.append({"type": "text", "text": str(value)})
+            else:
+                url = "data:image/jpeg;base64," + base64.b64encode(prompt.images[int(value)]).decode()
+                image: dict[str, Any] = {"url": url}
+                if self.image_detail:
+                    image["detail"] = self.image_detail
+                content.append({"type": "image_url", "image_url": image})
+        body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": content}],
+                                "temperature": self.temperature, "max_tokens": self.max_tokens, "n": 1}
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
+    def generate(self, request: Request) -> Reply:
+        import httpx
+
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env, "")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        body = self.payload(request.prompt)
+        start = time.perf_counter()
+        last = ModelError("server_error", "no attempt made")
+        for attempt in range(self.max_retries + 1):
+            wait: float | None = None
+            try:
+                resp = self._http().post(f"{self.base_url}/chat/completions", json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                last = ModelError("timeout", f"{exc.__class__.__name__}")
+            except httpx.TransportError as exc:
+                last = ModelError("connection_error", f"{exc.__class__.__name__}: {exc}")
+            else:
+                if resp.status_code == 200:
+                    return self._reply(resp, time.perf_counter() - start)
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    reason = "rate_limited" if resp.status_code == 429 else "server_error"
+                    last = ModelError(reason, f"HTTP {resp.status_code}: {resp.text[:200]}")
+                    retry_after = resp.headers.get("retry-after")
+                    if retry_after:
+                        try:
+                            wait = min(float(retry_after), 60.0)
+                        except ValueError:
+                            wait = None
+                else:  # 4xx other than 429: the request itself is wrong; retrying cannot help
+                    raise ModelError("client_error", f"HTTP {resp.status_code}: {resp.text[:200]}")
+            if attempt < self.max_retries:
+                time.sleep(wait if wait is not None else self.backoff_s * 2**attempt * random.uniform(0.75, 1.25))
+        raise last
+
+    @staticmethod
+    def _reply(resp: Any, latency_s: float) -> Reply:
+        try:
+            data = resp.json()
+            message = data["choices"][0]["message"]
+            text = message.get("content")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ModelError("bad_response", f"unexpected response body ({exc.__class__.__name__})") from None
+        if isinstance(text, list):  # some servers return content parts
+            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+        if text is None:
+            text = ""
+        usage_raw = data.get("usage") or {}
+        usage = {k: int(usage_raw[k]) for k in ("prompt_tokens", "completion_tokens")
+                 if isinstance(usage_raw.get(k), int)}
+        details = usage_raw.get("completion_tokens_details") or {}
+        if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
+            usage["reasoning_tokens"] = details["reasoning_tokens"]
+        return Reply(text=str(text), usage=usage, latency_s=latency_s)
+
+
+# ---------------------------------------------------------------------------------------------- adapters
+
+
+@dataclass
+class VideoBackendModel:
+    """Adapts a native-video backend — an object with ``generate(frames, prompt, *, frame_interval_s)``
+    returning text, plus ``name``, ``identity()`` — to the harness (e.g. ``dsr.gsm.eval_backend``).
+
+    The backend gets the JPEG frames in the arm's order and the text prompt *without* time labels (it
+    encodes time itself from ``frame_interval_s``, the median spacing of the served frames), as the
+    paper does for the Qwen series. Calls are serialised (one model in memory).
+    """
+
+    backend: Any
+    uses_frames: bool = True
+    name: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or str(getattr(self.backend, "name", type(self.backend).__name__))
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "video-backend", "name": self.name, **dict(self.backend.identity()),
+                "time": "native (frame_interval_s)"}
+
+    def generate(self, request: Request) -> Reply:
+        from dsr.bench.prompt import DSR_INSTRUCTION, letters_phrase, question_text
+
+        item = request.item
+        text = DSR_INSTRUCTION.format(letters=letters_phrase(item.letters)) + "\n" + question_text(item)
+        stamps = sorted(request.timestamps_s)
+        gaps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
+        interval = float(sorted(gaps)[len(gaps) // 2]) if gaps else 1.0
+        start = time.perf_counter()
+        with self._lock:
+            reply = self.backend.generate(list(request.prompt.images), text, frame_interval_s=interval)
+        return Reply(text=str(reply), latency_s=time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+BASELINES = ("random", "always:<letter>", "answer-prior", "oracle")
+
+
+def create_model(spec: str, *, items: Sequence[Item] = (), seed: int = 0, **kwargs: Any) -> Model:
+    """Build a model from its name: ``openai:<model>``, ``hf-qwen:<dir>``, ``random``, ``always:B``,
+    ``answer-prior``, ``oracle``. ``items`` fit the answer prior; ``kwargs`` go to the backend."""
+    kind, _, arg = spec.partition(":")
+    if kind == "random":
+        return RandomModel(seed=seed)
+    if kind == "always":
+        if len(arg) != 1 or not arg.isalpha():
+            raise DsrError(f"always:<letter> needs one letter, got {spec!r}")
+        return AlwaysLetterModel(letter=arg)
+    if kind == "answer-prior":
+        return AnswerPriorModel(fit_items=list(items))
+    if kind == "oracle":
+        return OracleModel()
+    if kind == "openai":
+        if not arg:
+            raise DsrError("openai:<model> needs a model name")
+        allowed = {"base_url", "api_key_env", "temperature", "max_tokens", "image_detail", "timeout_s",
+                   "max_retries", "backoff_s", "max_connections"}
+        unknown = set(kwargs) - allowed
+        if unknown:  # reject, never silently ignore, unknown model arguments
+            raise DsrError(f"unknown option(s) for openai models: {', '.join(sorted(unknown))}")
+        return OpenAIChatModel(model=arg, seed=seed, **kwargs)
+    if kind == "hf-qwen":
+        from dsr.bench.hf import QwenVLModel
+
+        return QwenVLModel(checkpoint=arg, **kwargs)
+    raise DsrError(f"unknown model {spec!r}: use openai:<model>, hf-qwen:<dir>, {', '.join(BASELINES)}")

@@ -1,0 +1,305 @@
+"""Run a model over a dataset into a crash-safe, resumable run directory, and score runs offline.
+
+``run_eval`` writes the manifest before any inference, then serves frames, prompts the model
+(``concurrency`` calls in flight), parses every reply with the one parser and appends one result line
+per item as it arrives. Per-item failures (missing or corrupt video, server errors, bad bodies) are
+recorded with a reason and the run goes on; transient failures are retried on the next run.
+
+Result line fields: ``item_id, base_id, video_id, video_path, question, type, arm, manifest_hash, response, letter, tier,
+invalid, gold, correct, n_options, options, usage, latency_s, error ({reason, message} or null),
+frames ({indices, timestamps_s, limit_s}), request_digest, parser_version``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dsr
+from dsr.atomic import atomic_write_text
+from dsr.bench.datasets import Dataset, Item, base_id, rotate_options
+from dsr.bench.frames import FrameError, FramePolicy, serve_frames
+from dsr.bench.judge import Judge
+from dsr.bench.models import TRANSIENT_REASONS, Model, ModelError, Request
+from dsr.bench.parse import PARSER_VERSION, parse_letter
+from dsr.bench.prompt import ARMS, arm_order, build_prompt, prompt_hash
+from dsr.bench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Summary, summarize
+from dsr.bench.store import (
+    SUMMARY,
+    ResultWriter,
+    git_hash,
+    open_results,
+    read_manifest,
+    read_results,
+    write_or_check_manifest,
+)
+from dsr.errors import DsrError
+from dsr.video import VideoError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything about a run except the dataset and the model. Copied into the manifest."""
+
+    policy: FramePolicy = dataclasses.field(default_factory=FramePolicy)
+    arm: str = "main"
+    prompt_style: str = "dsr"
+    concurrency: int = 8
+    seed: int = 0
+    circular: bool = False
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.arm not in ARMS:
+            raise DsrError(f"unknown arm {self.arm!r} (choose from {', '.join(ARMS)})")
+        if self.concurrency < 1:
+            raise DsrError("concurrency must be >= 1")
+
+
+def expand_items(dataset: Dataset, config: RunConfig) -> list[Item]:
+    """The items a run evaluates: the dataset (first ``limit``), times every rotation if circular."""
+    items = list(dataset.items[: config.limit] if config.limit else dataset.items)
+    if config.circular:
+        items = [rotate_options(it, k) for it in items for k in range(len(it.options))]
+    return items
+
+
+def build_manifest(dataset: Dataset, model: Model, config: RunConfig, judge: Judge | None = None) -> dict[str, Any]:
+    items = expand_items(dataset, config)
+    return {
+        "schema": "dsr.eval.run/1",
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": {"name": dataset.name, "path": dataset.path, "format": dataset.format,
+                    "file_sha256": dataset.file_sha256, "content_sha256": dataset.content_hash,
+                    "row_order_sha256": dataset.row_order_hash, "n_items": len(dataset.items),
+                    "n_evaluated": len(items), "limit": config.limit},
+        "frame_policy": config.policy.to_json() if model.uses_frames else {"uses_frames": False},
+        "arm": config.arm,
+        "circular": config.circular,
+        "prompt": {"style": config.prompt_style,
+                   "hash": prompt_hash(config.prompt_style, config.policy.timestamps_in_prompt)},
+        "model": model.identity(),
+        "judge": judge.identity() if judge else "rules only",
+        "parser_version": PARSER_VERSION,
+        "seed": config.seed,
+        "dsr_version": dsr.__version__,
+        "code": {"git": git_hash()},
+    }
+
+
+def _score_row(item: Item, response: str | None) -> dict[str, Any]:
+    parsed = parse_letter(response, item.options)
+    return {"letter": parsed.letter, "tier": parsed.tier, "invalid": parsed.letter is None,
+            "correct": parsed.letter == item.answer}
+
+
+def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path | None,
+                   manifest_hash: str, judge: Judge | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"item_id": item.item_id, "base_id": base_id(item.item_id), "video_id": item.video_id,
+                           "video_path": item.video_path, "question": item.question,
+                           "type": item.type, "arm": config.arm, "manifest_hash": manifest_hash,
+                           "gold": item.answer, "n_options": len(item.options), "options": dict(item.options),
+                           "parser_version": PARSER_VERSION,
+                           "response": None, "letter": None, "tier": None, "invalid": None, "correct": None,
+                           "usage": {}, "latency_s": None, "error": None, "frames": None}
+    try:
+        jpegs: tuple[bytes, ...] = ()
+        stamps: tuple[float, ...] = ()
+        if model.uses_frames and config.arm != "blind":
+            if not item.video_path:
+                raise ModelError("missing_video", "the dataset names no local video for this item")
+            served = serve_frames(item.video_path, item.type, item.visible_until_s, config.policy, cache_dir)
+            jpegs, stamps = served.jpegs, served.timestamps_s
+            row["frames"] = {"indices": list(served.indices), "timestamps_s": [round(t, 4) for t in stamps],
+                             "limit_s": served.limit_s}
+        prompt = build_prompt(item, jpegs, stamps, arm=config.arm, timestamps=config.policy.timestamps_in_prompt,
+                              seed=config.seed, style=config.prompt_style)
+        row["request_digest"] = hashlib.sha256(
+            prompt.text.encode() + b"".join(hashlib.sha256(j).digest() for j in prompt.images)).hexdigest()[:16]
+        order = arm_order(config.arm, len(jpegs), item.item_id, config.seed)
+        reply = model.generate(Request(item=item, prompt=prompt, timestamps_s=tuple(stamps[i] for i in order)))
+    except ModelError as exc:
+        row["error"] = {"reason": exc.reason, "message": str(exc)[:300]}
+        return row
+    except VideoError as exc:
+        reason = "missing_video" if "not found" in str(exc) else "corrupt_video"
+        row["error"] = {"reason": reason, "message": str(exc)[:300]}
+        return row
+    except FrameError as exc:
+        row["error"] = {"reason": "no_visible_frames", "message": str(exc)[:300]}
+        return row
+    except Exception as exc:  # a model backend bug must not stop the run; it is recorded and retried
+        row["error"] = {"reason": "model_error", "message": f"{exc.__class__.__name__}: {exc}"[:300]}
+        return row
+    row["response"] = reply.text
+    row["usage"] = dict(reply.usage)
+    row["latency_s"] = round(reply.latency_s, 4)
+    row.update(_score_row(item, reply.text))
+    if judge is not None and row["invalid"]:
+        try:
+            letter, raw, cached = judge.decide(item, reply.text)
+        except ModelError as exc:  # the judge failing leaves the rule verdict (INVALID) standing
+            row["judge"] = {"error": exc.reason}
+        else:
+            row["judge"] = {"raw": raw, "cached": cached, "letter": letter}
+            if letter is not None:
+                row.update({"letter": letter, "tier": "judge", "invalid": False, "correct": letter == item.answer})
+    return row
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    n_total: int
+    n_new: int
+    n_resumed: int
+    failures: dict[str, int]
+    elapsed_s: float
+
+
+def run_eval(dataset: Dataset, model: Model, run_dir: str | Path, config: RunConfig | None = None, *,
+             cache_dir: str | Path | None = None, progress: bool = True, judge: Judge | None = None) -> RunOutcome:
+    """Evaluate ``model`` on ``dataset`` into ``run_dir``, resuming whatever is already there.
+
+    judge: an optional LLM judge, asked only about INVALID replies (cached in ``judge_cache.jsonl``).
+    """
+    config = config or RunConfig()
+    out = Path(run_dir)
+    manifest = write_or_check_manifest(out, build_manifest(dataset, model, config, judge))
+    if judge is not None and judge.cache_path is None:
+        judge.cache_path = out / "judge_cache.jsonl"
+    mhash = manifest["manifest_hash"]
+    cache = Path(cache_dir) if cache_dir else out / "frame_cache"
+    done, _ = open_results(out, TRANSIENT_REASONS)
+    items = expand_items(dataset, config)
+    todo = [it for it in items if (it.item_id, config.arm) not in done]
+    start = time.perf_counter()
+    failures: Counter[str] = Counter()
+    label = f"{model.name} [{config.arm}]"
+    with (ResultWriter(out) as writer, _progress(progress, len(items), len(items) - len(todo), label) as advance,
+          ThreadPoolExecutor(max_workers=config.concurrency) as pool):
+        pending: set[Future[dict[str, Any]]] = set()
+        queue = iter(todo)
+        # keep a bounded window of submitted items so a huge dataset does not pile up futures
+        for it in _take(queue, 2 * config.concurrency):
+            pending.add(pool.submit(_evaluate_item, it, model, config, cache, mhash, judge))
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                row = fut.result()
+                writer.append(row)
+                if row["error"]:
+                    failures[row["error"]["reason"]] += 1
+                advance()
+            for it in _take(queue, len(finished)):
+                pending.add(pool.submit(_evaluate_item, it, model, config, cache, mhash, judge))
+    close = getattr(model, "close", None)
+    if callable(close):
+        close()
+    elapsed = time.perf_counter() - start
+    write_summary(out)
+    return RunOutcome(run_dir=out, n_total=len(items), n_new=len(todo), n_resumed=len(items) - len(todo),
+                      failures=dict(failures), elapsed_s=elapsed)
+
+
+def _take(it: Iterable[Item], n: int) -> list[Item]:
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) >= n:
+            break
+    return out
+
+
+class _progress:
+    """A rich progress bar (or nothing) as a context manager yielding an ``advance()`` callable."""
+
+    def __init__(self, enabled: bool, total: int, completed: int, label: str) -> None:
+        self.enabled, self.total, self.completed, self.label = enabled, total, completed, label
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), transient=False)
+        self._bar.__enter__()
+        task = self._bar.add_task(self.label, total=self.total, completed=self.completed)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.__exit__(*exc)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def rescore_rows(rows: list[dict[str, Any]], items: dict[str, Item] | None = None) -> list[dict[str, Any]]:
+    """Re-parse every reply with the current parser (offline, idempotent). Failed rows stay failed."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        if row.get("error") is None and row.get("response") is not None:
+            item = (items or {}).get(row["item_id"])
+            if item is None:
+                options = row.get("options")
+                if options is None:
+                    out.append(row)
+                    continue
+                item = Item(item_id=row["item_id"], video_id=row["video_id"], video_path=None, question="",
+                            options=options, answer=row["gold"], type=row["type"])
+            row.update(_score_row(item, row["response"]))
+            judged = (row.get("judge") or {}).get("letter")
+            if row["invalid"] and judged:  # a cached judge verdict still stands for a reply the rules miss
+                row.update({"letter": judged, "tier": "judge", "invalid": False, "correct": judged == item.answer})
+            row["parser_version"] = PARSER_VERSION
+        out.append(row)
+    return out
+
+
+def summarize_rows(rows: list[dict[str, Any]], *, resamples: int = DEFAULT_RESAMPLES,
+                   seed: int = DEFAULT_SEED) -> Summary | None:
+    """Statistics over the rows that got a reply (failed rows are reported, not scored)."""
+    scored = [r for r in rows if not r.get("error")]
+    if not scored:
+        return None
+    return summarize(correct=[bool(r["correct"]) for r in scored], video_ids=[r["video_id"] for r in scored],
+                     types=[r["type"] for r in scored], n_options=[r["n_options"] for r in scored],
+                     gold=[r["gold"] for r in scored], pred=[r["letter"] for r in scored],
+                     tiers=[r["tier"] for r in scored], resamples=resamples, seed=seed,
+                     base_ids=[r.get("base_id", r["item_id"]) for r in scored])
+
+
+def summary_json(summary: Summary | None, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    failures = Counter(r["error"]["reason"] for r in rows if r.get("error"))
+    usage = Counter()
+    for r in rows:
+        usage.update({k: v for k, v in (r.get("usage") or {}).items() if isinstance(v, int)})
+    out: dict[str, Any] = {"n_rows": len(rows), "n_scored": len(rows) - sum(failures.values()),
+                           "failures": dict(failures), "usage_total": dict(usage)}
+    if summary is not None:
+        out.update(dataclasses.asdict(summary))
+    return out
+
+
+def write_summary(run_dir: Path, *, resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
+    rows = read_results(run_dir)
+    data = summary_json(summarize_rows(rows, resamples=resamples), rows)
+    atomic_write_text(Path(run_dir) / SUMMARY, json.dumps(data, indent=2, default=float) + "\n")
+    return data
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(manifest, result rows) of a run directory."""
+    return read_manifest(Path(run_dir)), read_results(Path(run_dir))
