@@ -22,7 +22,7 @@ import numpy as np
 
 from dsr.atomic import atomic_write_bytes, atomic_write_text
 from dsr.errors import DsrError
-from dsr.video import VideoError, probe, read_frames
+from dsr.video import VideoError, probe, read_frames, uniform_indices
 
 
 class FrameError(DsrError):
@@ -88,7 +88,7 @@ def select_frames(timestamps_s: np.ndarray, policy: FramePolicy, limit_s: float 
         nearer_prev = np.abs(ts[visible][prev] - targets) <= np.abs(ts[visible][pos] - targets)
         chosen = np.where(nearer_prev, prev, pos)
         return np.unique(visible[chosen])
-    picks = np.unique(np.round(np.linspace(0, len(visible) - 1, policy.num_frames)).astype(np.int64))
+    picks = uniform_indices(len(visible), policy.num_frames)
     return visible[picks]
 
 

@@ -47,6 +47,7 @@ from dsr.qa.rules import QAConfig, format_answer
 from dsr.qa.templates import denote, make_options, question_text
 from dsr.scene.frames import CAMERA
 from dsr.scene.record import SceneRecord
+from dsr.video import uniform_indices
 
 # relative types where the observer as a target is degenerate (its own orientation/speed in its own frame)
 _SELF_DEGENERATE = ("ori", "spd", "spd_comp", "dir_pred")
@@ -79,7 +80,7 @@ def frame_plan(record: SceneRecord, config: QAConfig = QAConfig()) -> FramePlan:
     ts = record.timestamps_s
     policy = "uniform32" if config.frame_policy == "official_code" else config.frame_policy
     if policy == "uniform32":
-        idx = np.unique(np.round(np.linspace(0, n - 1, config.num_frames)).astype(np.int64))
+        idx = uniform_indices(n, config.num_frames)
         usable, last_visible, future = idx[:-2], int(idx[-3]), int(idx[-1])
     else:  # fps1
         grid = ts[0] + np.arange(0.0, ts[-1] - ts[0] + 1e-9, 1.0)
