@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,7 @@ def compare_markdown(label_a: str, label_b: str, overall: Paired, per: dict[str,
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in [("all", overall), *per.items()]:
         lines.append(f"| {TYPE_LABELS.get(name, name)} | {p.n} | {_pct(p.acc_a)} | {_pct(p.acc_b)} | "
-                     f"{100 * p.diff:+.1f} [{100 * p.lo:+.1f}, {100 * p.hi:+.1f}] | {p.b_only} | {p.a_only} | "
+                     f"{_diff_text(p)} | {p.b_only} | {p.a_only} | "
                      f"{p.both} | {p.neither} | {p.mcnemar_p:.3g} ({p.mcnemar_test}) |")
     return "\n".join(lines) + "\n"
 
@@ -333,8 +334,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, worst: int 
     if deltas:
         section("Controls (main arm minus control, paired)")
         table(["Main", "Control", "n", "Main", "Control", "Main − control [95% CI]", "McNemar p"],
-              [[a, b, str(p.n), _pct(p.acc_b), _pct(p.acc_a), f"{100 * p.diff:+.1f} [{100 * p.lo:+.1f}, "
-                f"{100 * p.hi:+.1f}]", f"{p.mcnemar_p:.3g}"] for a, b, p in deltas])
+              [[a, b, str(p.n), _pct(p.acc_b), _pct(p.acc_a), _diff_text(p), f"{p.mcnemar_p:.3g}"] for a, b, p in deltas])
 
     section("Letter bias")
     para("Rows: gold letter; columns: predicted letter. The p-value tests whether the valid predicted "
@@ -416,3 +416,11 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, worst: int 
             f"<style>{style}</style></head><body>{''.join(hp)}</body></html>\n")
     atomic_write_text(out / "report.html", page)
     return out / "report.md", out / "report.html"
+
+
+def _diff_text(p: object) -> str:
+    """Difference B − A in points with its interval, or [n/a] when the bootstrap had too few videos."""
+    diff, lo, hi = (100 * float(getattr(p, k)) for k in ("diff", "lo", "hi"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{diff:+.1f} [n/a]"
+    return f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]"

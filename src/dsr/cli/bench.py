@@ -121,7 +121,7 @@ def run_cmd(
     summary = json.loads((out / SUMMARY).read_text())
     overall = summary.get("overall") or {}
     fails = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.failures.items())) or "none"
-    acc = f"{100 * overall['value']:.1f}% [{100 * overall['lo']:.1f}, {100 * overall['hi']:.1f}]" if overall else "–"
+    acc = _accuracy_text(overall)
     typer.echo(f"{out}: {summary['n_scored']}/{summary['n_rows']} scored, accuracy {acc}; "
                f"new {outcome.n_new}, resumed {outcome.n_resumed}; failures: {fails}")
 
@@ -156,7 +156,7 @@ def score_cmd(
     outcome = score_predictions(source, ds, out, name=name)
     summary = json.loads((out / SUMMARY).read_text())
     overall = summary.get("overall") or {}
-    acc = f"{100 * overall['value']:.1f}% [{100 * overall['lo']:.1f}, {100 * overall['hi']:.1f}]" if overall else "–"
+    acc = _accuracy_text(overall)
     typer.echo(f"{out}: {outcome.n_matched} predictions scored, accuracy {acc}, invalid "
                f"{100 * summary.get('invalid_rate', 0):.1f}%; {outcome.missing} items without a prediction, "
                f"{len(outcome.unknown_ids)} unknown ids; {len(outcome.differences)} items where our parse "
@@ -200,3 +200,14 @@ def compare_cmd(
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to ``app``."""
     app.add_typer(eval_app, name="eval")
+
+
+def _accuracy_text(overall: dict) -> str:
+    """'83.3% [71.2, 94.0]', or '[n/a]' where no interval exists (fewer than two videos)."""
+    from dsr.bench.stats import Estimate
+
+    if not overall:
+        return "–"
+    est = Estimate(value=overall["value"], lo=overall["lo"], hi=overall["hi"], n=overall.get("n", 0))
+    value, _, interval = est.pct().partition(" ")
+    return f"{value}% {interval}"
