@@ -1,0 +1,96 @@
+"""Read a video into a :class:`~dsr.extract.base.VideoClip`: sampled record frames plus dense frames.
+
+SfM and VO need dense frames (3–10 fps, extraction.md §3.4 rule 1); the record keeps DSR's uniform sample
+(32 frames by default). The dense set always contains the sampled frames, so poses are read at exactly
+the sampled timestamps rather than interpolated.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsr.extract.base import VideoClip
+from dsr.video import VideoError, VideoMeta, iter_frames, probe, uniform_indices
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    num_samples: int = 32  # DSR-Train: 32 uniform frames (dsr-paper §3)
+    dense_fps: float = 6.0  # frames per second fed to SfM/VO
+    dense_max_side: int = 640  # long side of dense frames, px
+    min_frames: int = 4
+
+
+def dense_indices(meta: VideoMeta, sampled: np.ndarray, dense_fps: float) -> np.ndarray:
+    """Video frame indices for SfM/VO: about ``dense_fps`` per second by timestamp, plus every sampled frame."""
+    ts = meta.timestamps_s
+    grid = np.arange(0.0, ts[-1] + 1e-9, 1.0 / dense_fps)
+    nearest = np.clip(np.searchsorted(ts, grid), 0, len(ts) - 1)
+    return np.unique(np.concatenate([nearest, sampled]).astype(np.int64))
+
+
+def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return frame
+    import cv2
+
+    h, w = frame.shape[:2]
+    return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig()) -> tuple[VideoClip, VideoMeta]:
+    """Decode ``path`` once: the sampled frames at full size and the dense frames downscaled.
+
+    Raises VideoError (one line) for unreadable, truncated-to-nothing or too-short videos.
+    """
+    meta = probe(path)
+    if meta.num_frames < config.min_frames:
+        raise VideoError(f"{path}: only {meta.num_frames} decodable frames (need {config.min_frames})")
+    sampled = uniform_indices(meta.num_frames, min(config.num_samples, meta.num_frames))
+    dense = dense_indices(meta, sampled, config.dense_fps)
+    scale = min(1.0, config.dense_max_side / max(meta.width, meta.height))
+    want_full = set(sampled.tolist())
+    want_dense = set(dense.tolist())
+    full: dict[int, np.ndarray] = {}
+    small: dict[int, np.ndarray] = {}
+    stamps: dict[int, float] = {}
+    last = int(dense[-1])
+    for i, (ts, frame) in enumerate(iter_frames(path)):
+        if i in want_full:
+            full[i] = frame
+            stamps[i] = ts
+        if i in want_dense:
+            small[i] = _resize(frame, scale)
+        if i >= last:
+            break
+    if len(full) < len(sampled) or len(small) < len(dense):
+        raise VideoError(f"{path}: decoding stopped early (truncated file?)")
+    t0 = meta.timestamps_s[0]
+    clip = VideoClip(
+        frames_rgb=np.stack([full[i] for i in sampled]),
+        timestamps_s=np.asarray([meta.timestamps_s[i] - t0 for i in sampled]),
+        frame_indices=sampled,
+        dense_rgb=np.stack([small[i] for i in dense]),
+        dense_indices=dense,
+        dense_scale=float(scale),
+        fps=meta.fps,
+    )
+    return clip, meta
+
+
+def clip_from_arrays(frames_rgb: np.ndarray, fps: float, *, num_samples: int = 32, dense_step: int = 1,
+                     dense_max_side: int = 640) -> VideoClip:
+    """A VideoClip from in-memory frames (N, H, W, 3) uint8 — used by tests and benchmarks on image folders."""
+    n = len(frames_rgb)
+    sampled = uniform_indices(n, min(num_samples, n))
+    dense = np.unique(np.concatenate([np.arange(0, n, dense_step), sampled]))
+    h, w = frames_rgb.shape[1:3]
+    scale = min(1.0, dense_max_side / max(h, w))
+    return VideoClip(
+        frames_rgb=frames_rgb[sampled], timestamps_s=sampled / float(fps), frame_indices=sampled,
+        dense_rgb=np.stack([_resize(frames_rgb[i], scale) for i in dense]), dense_indices=dense,
+        dense_scale=float(scale), fps=float(fps),
+    )

@@ -1,0 +1,202 @@
+"""Object masks + camera geometry → 3D centres, by a documented chain (extraction.md §3.5, §4.1 item 4).
+
+Per object and sampled frame, the first method that succeeds is used and recorded
+(codes in :data:`dsr.scene.record.CENTER_METHODS`):
+
+1. ``sfm_points``: median of the SfM points observed inside the mask (≥ ``min_points``), in camera
+   coordinates. Reliable for static objects; movers rarely keep SfM points.
+2. ``ground_contact``: the ray through the mask's bottom-centre pixel meets a RANSAC ground plane fitted to
+   the SfM points; the centre is half the object's height above the contact point.
+3. ``size_prior``: depth Z = f · H / h_box, with the object's height H calibrated from its own frames
+   solved by 1–2 (in record units). Without any calibration, H is the class prior (metres) and the
+   record's unit is then set by :func:`normalize_object_depths` (median object depth = 1) — only when the
+   camera has no translation scale of its own (rotation-only). Otherwise the frame stays unknown.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsr.extract.base import Estimator, SparsePoints
+from dsr.scene.frames import invert_pose, transform_points
+from dsr.scene.record import CENTER_METHODS
+
+CLASS_HEIGHT_M: dict[str, float] = {"person": 1.7, "car": 1.5, "dog": 0.6, "moving object": 1.0}
+
+
+@dataclass(frozen=True)
+class LiftConfig:
+    min_points: int = 5
+    plane_inlier_frac: float = 0.02  # × median point depth: RANSAC inlier distance
+    plane_min_inliers: float = 0.15  # fraction of points on the plane
+    max_plane_tilt_deg: float = 35.0  # plane normal vs mean camera "up" (−y)
+    allow_unscaled_size_prior: bool = False
+    # SfM points inside a *mover's* mask are background seen through its motion mask (SfM rejects
+    # points on moving things), so the pipeline turns this off for motion-detected objects
+    use_sfm_points: bool = True
+    max_interpolation_gap: int = 3  # sampled frames; longer gaps stay unknown
+
+
+@dataclass(frozen=True, eq=False)
+class LiftResult:
+    """centers_cam (T, 3) NaN where unknown; method (T,) uint8 codes; sigma (T,) in record units."""
+
+    centers_cam: np.ndarray
+    method: np.ndarray
+    sigma: np.ndarray
+
+
+def fit_ground_plane(points_world: np.ndarray, c2w: np.ndarray, config: LiftConfig = LiftConfig(),
+                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, float] | None:
+    """RANSAC plane n·p = d through static points with n near the cameras' mean up (−y) direction.
+
+    Returns (unit normal pointing up (3,), d) or None. The up direction assumes a roughly level camera.
+    """
+    if len(points_world) < 30:
+        return None
+    rng = rng or np.random.default_rng(0)
+    up = -c2w[:, :3, 1].mean(axis=0)
+    up /= np.linalg.norm(up)
+    depth_scale = float(np.median(np.linalg.norm(points_world - c2w[:, :3, 3].mean(0), axis=1)))
+    tol = config.plane_inlier_frac * depth_scale
+    best: tuple[int, np.ndarray, float] | None = None
+    cos_max = np.cos(np.radians(config.max_plane_tilt_deg))
+    for _ in range(200):
+        a, b, c = points_world[rng.choice(len(points_world), 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        if np.linalg.norm(n) < 1e-12:
+            continue
+        n /= np.linalg.norm(n)
+        if n @ up < 0:
+            n = -n
+        if n @ up < cos_max:
+            continue
+        d = float(n @ a)
+        if np.median(c2w[:, :3, 3] @ n - d) <= 0:
+            continue  # the ground is below the cameras (this rejects ceilings)
+        inl = int((np.abs(points_world @ n - d) < tol).sum())
+        # the ground is the lowest large plane: prefer more inliers, then lower planes
+        if best is None or inl > best[0]:
+            best = (inl, n, d)
+    if best is None or best[0] < config.plane_min_inliers * len(points_world):
+        return None
+    # least-squares refit on the inliers: a 3-point sample is tilted by the points' noise
+    _, n, d = best
+    inliers = points_world[np.abs(points_world @ n - d) < tol]
+    centroid = inliers.mean(axis=0)
+    normal = np.linalg.svd(inliers - centroid)[2][-1]
+    normal = normal if normal @ up > 0 else -normal
+    return normal, float(normal @ centroid)
+
+
+def _ray_plane(K: np.ndarray, c2w: np.ndarray, u: float, v: float, plane: tuple[np.ndarray, float]
+               ) -> np.ndarray | None:
+    """Camera-frame point where the pixel ray (u, v) meets the world plane, or None if behind/parallel."""
+    n_w, d = plane
+    ray_cam = np.linalg.inv(K) @ np.array([u, v, 1.0])
+    n_cam = c2w[:3, :3].T @ n_w
+    d_cam = d - n_w @ c2w[:3, 3]
+    denom = n_cam @ ray_cam
+    if abs(denom) < 1e-9:
+        return None
+    s = d_cam / denom
+    return s * ray_cam if s > 0 else None
+
+
+def lift_centers(masks: list[np.ndarray | None], boxes_xyxy: np.ndarray, K: np.ndarray, c2w: np.ndarray,
+                 points: SparsePoints | None, class_phrase: str, config: LiftConfig = LiftConfig(),
+                 plane: tuple[np.ndarray, float] | None = None) -> LiftResult:
+    """Run the chain for one object over T frames (masks[t] (H, W) bool or None; boxes (T, 4); K, c2w (T, …))."""
+    n = len(masks)
+    centers = np.full((n, 3), np.nan)
+    method = np.zeros(n, np.uint8)
+    sigma = np.zeros(n)
+    w2c = invert_pose(c2w)
+    box_h = boxes_xyxy[:, 3] - boxes_xyxy[:, 1] + 1.0
+    for t, mask in enumerate(masks):
+        if mask is None:
+            continue
+        if config.use_sfm_points and points is not None and len(points.observations[t]):
+            obs = points.observations[t]
+            h, w = mask.shape
+            u = np.clip(np.round(obs[:, 0]).astype(int), 0, w - 1)
+            v = np.clip(np.round(obs[:, 1]).astype(int), 0, h - 1)
+            inside = mask[v, u]
+            if inside.sum() >= config.min_points:
+                p_cam = transform_points(w2c[t], points.points_world[obs[inside, 2].astype(np.int64)])
+                centers[t] = np.median(p_cam, axis=0)
+                method[t] = CENTER_METHODS.index("sfm_points")
+                sigma[t] = float(np.median(np.abs(p_cam[:, 2] - centers[t, 2])))
+                continue
+        if plane is not None:
+            x1, _, x2, y2 = boxes_xyxy[t]
+            contact = _ray_plane(K[t], c2w[t], (x1 + x2) / 2.0, y2, plane)
+            if contact is not None:
+                height = contact[2] * box_h[t] / K[t, 1, 1]
+                up_cam = c2w[t, :3, :3].T @ plane[0]
+                centers[t] = contact + 0.5 * height * up_cam
+                method[t] = CENTER_METHODS.index("ground_contact")
+                sigma[t] = 0.1 * contact[2]
+    # size prior: Z·h_box/f is the object's height in record units where another method solved the frame
+    solved = method > 0
+    if solved.any():
+        height_units = float(np.median(centers[solved, 2] * box_h[solved] / K[solved, 1, 1]))
+    elif config.allow_unscaled_size_prior:
+        height_units = CLASS_HEIGHT_M.get(class_phrase, CLASS_HEIGHT_M["moving object"])
+    else:
+        height_units = None
+    if height_units is not None:
+        for t, mask in enumerate(masks):
+            if mask is None or method[t]:
+                continue
+            x1, y1, x2, y2 = boxes_xyxy[t]
+            z = K[t, 1, 1] * height_units / box_h[t]
+            u, v = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+            centers[t] = z * (np.linalg.inv(K[t]) @ np.array([u, v, 1.0]))
+            method[t] = CENTER_METHODS.index("size_prior")
+            sigma[t] = 0.3 * z
+    return LiftResult(centers_cam=centers, method=method, sigma=sigma)
+
+
+def normalize_object_depths(results: list[LiftResult]) -> tuple[list[LiftResult], float]:
+    """Rescale centres so the median object depth over the clip is 1 (for cameras without translation)."""
+    depths = np.concatenate([r.centers_cam[:, 2][np.isfinite(r.centers_cam[:, 2])] for r in results] or [np.zeros(0)])
+    if len(depths) == 0:
+        return results, 1.0
+    factor = 1.0 / float(np.median(depths))
+    return [LiftResult(r.centers_cam * factor, r.method, r.sigma * factor) for r in results], factor
+
+
+class ChainLifter(Estimator):
+    """Lifting role: :func:`lift_centers` (sfm_points → ground_contact → size_prior)."""
+
+    name = "lifting/chain"
+    role = "lifting"
+
+    def __init__(self, config: LiftConfig = LiftConfig()) -> None:
+        self.config = config
+
+
+def interpolate_gaps(centers_world: np.ndarray, method: np.ndarray, sigma: np.ndarray, timestamps_s: np.ndarray,
+                     max_gap: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill runs of ≤ ``max_gap`` unknown frames between two known centres by linear interpolation in time.
+
+    Returns new (centers_world (T, 3), method (T,), sigma (T,)); filled frames get the "interpolated" code
+    and the larger of their neighbours' sigmas, doubled. Longer gaps and the ends stay unknown.
+    """
+    centers = centers_world.copy()
+    meth = method.copy()
+    sig = sigma.copy()
+    known = np.flatnonzero(method > 0)
+    code = CENTER_METHODS.index("interpolated")
+    for a, b in itertools.pairwise(known):
+        if 1 < b - a <= max_gap + 1:
+            for t in range(a + 1, b):
+                w = (timestamps_s[t] - timestamps_s[a]) / (timestamps_s[b] - timestamps_s[a])
+                centers[t] = (1 - w) * centers_world[a] + w * centers_world[b]
+                meth[t] = code
+                sig[t] = 2.0 * max(sigma[a], sigma[b])
+    return centers, meth, sig

@@ -1,0 +1,249 @@
+"""Class-agnostic movers from residual optical flow after camera-motion compensation (extraction.md §3.6).
+
+DIS flow between a dense frame and the next → a homography fitted (RANSAC) to the flow field models the
+camera's image motion (exact for rotation or distant/planar backgrounds) → pixels whose flow disagrees
+with it by more than an adaptive threshold are movers → connected components are detections.
+
+The same residual statistic drives the offline motion filter of ``dsr curate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsr.extract.base import Estimator, VideoClip
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    work_max_side: int = 320  # flow is computed at this size (px, long side)
+    min_residual_px: float = 1.0  # at work size
+    residual_k: float = 4.0  # threshold = max(min_residual_px, k × median residual)
+    min_area_frac: float = 0.004  # components smaller than this fraction of the frame are noise
+    max_area_frac: float = 0.6  # larger than this = compensation failed, not a mover
+    max_detections: int = 5
+    min_track_score: float = 0.22  # median detection score a track needs (tuned on the synthetic clips)
+    max_aspect: float = 3.5  # long side / short side of a mover's box
+    min_parallax_px: float = 0.3  # median homography residual above which the epipolar model is used
+    relative_flow_noise: float = 0.05  # residual is divided by (1 + this × |flow|)
+    close_px: int = 9  # morphological closing joins fragments of one mover
+    pair_gap_s: float = 0.3  # time between the two frames compared
+    border_frac: float = 0.05  # image border ignored (flow is unreliable there)
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """One mover in one sampled frame: box (4,) xyxy full-res px, score in [0, 1], mask (H, W) bool."""
+
+    box_xyxy: np.ndarray
+    score: float
+    mask: np.ndarray
+
+
+def _work_gray(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    import cv2
+
+    h, w = frame.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if s < 1.0:
+        gray = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return gray, s
+
+
+def residual_flow(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConfig = MotionConfig()
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Flow a→b minus what the camera's own motion explains, per pixel.
+
+    Two background models are fitted by RANSAC to a grid of flow vectors: a homography (exact for a
+    rotating camera or a distant/planar background) and a fundamental matrix (any static 3D point of a
+    translating camera moves along its epipolar line). The residual is the smaller of the homography
+    error and the distance to the epipolar line, so static parallax is not mistaken for motion. Movers
+    that travel along their epipolar line are invisible to this test (a known degeneracy).
+
+    Returns (residual (h, w) float32 at work size, homography (3, 3) at work size, work scale).
+    A border of ``border_frac`` is zeroed: flow there is unreliable.
+    """
+    import cv2
+
+    ga, s = _work_gray(frame_a, config.work_max_side)
+    gb, _ = _work_gray(frame_b, config.work_max_side)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = dis.calc(ga, gb, None)
+    h, w = ga.shape
+    ys, xs = np.mgrid[0:h:4, 0:w:4]
+    src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    dst = src + flow[ys.ravel(), xs.ravel()]
+    H, _ = cv2.findHomography(src, dst, cv2.RANSAC, 1.0)
+    if H is None:
+        return np.zeros((h, w), np.float32), np.eye(3), s
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid = np.stack([gx, gy], -1)
+    pred = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), H).reshape(h, w, 2) - grid
+    residual = np.linalg.norm(flow - pred, axis=2)
+    # the epipolar model only when the homography leaves parallax: for a static or rotating camera F is
+    # degenerate and would explain movers away
+    parallax = float(np.median(residual[ys.ravel(), xs.ravel()]))
+    F, f_inl = (cv2.findFundamentalMat(src, dst, cv2.FM_RANSAC, 1.0, 0.999) if parallax > config.min_parallax_px
+                else (None, None))
+    if F is not None and F.shape == (3, 3) and f_inl is not None and f_inl.mean() > 0.5:
+        p1 = np.concatenate([grid, np.ones((h, w, 1), np.float32)], -1)
+        p2 = np.concatenate([grid + flow, np.ones((h, w, 1), np.float32)], -1)
+        line = p1 @ F.T  # epipolar lines in frame b
+        epi = np.abs(np.einsum("hwc,hwc->hw", p2, line)) / np.maximum(np.linalg.norm(line[..., :2], axis=2), 1e-9)
+        residual = np.minimum(residual, epi)
+    # flow errors grow with flow magnitude (near ground, fast pans): judge residuals relative to it
+    residual = residual / (1.0 + config.relative_flow_noise * np.linalg.norm(flow, axis=2))
+    bh, bw = max(1, round(config.border_frac * h)), max(1, round(config.border_frac * w))
+    residual[:bh], residual[-bh:], residual[:, :bw], residual[:, -bw:] = 0, 0, 0, 0
+    return residual.astype(np.float32), H, s
+
+
+def motion_mask(residual: np.ndarray, config: MotionConfig = MotionConfig()) -> np.ndarray:
+    """(h, w) bool movers from a residual map: hysteresis threshold (seeds above the high threshold grow
+    into connected pixels above half of it), then morphological clean-up."""
+    import cv2
+
+    high = max(config.min_residual_px, config.residual_k * float(np.median(residual)))
+    seeds = residual > high
+    low_mask = (residual > 0.5 * high).astype(np.uint8)
+    low_mask = cv2.morphologyEx(low_mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels = cv2.connectedComponents(low_mask, connectivity=8)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(labels[seeds & (low_mask > 0)])] = True
+    seeded[0] = False
+    mask = seeded[labels].astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (config.close_px, config.close_px))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
+
+
+def moving_fraction(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConfig = MotionConfig()) -> float:
+    """Fraction of the frame that moves in the world after camera-motion compensation."""
+    res, _, _ = residual_flow(frame_a, frame_b, config)
+    return float(motion_mask(res, config).mean())
+
+
+def mask_detections(mask: np.ndarray, residual: np.ndarray, out_hw: tuple[int, int],
+                    config: MotionConfig = MotionConfig()) -> list[Detection]:
+    """Connected components of a work-size motion mask → detections at ``out_hw`` resolution."""
+    import cv2
+
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    out_h, out_w = out_hw
+    sx, sy = out_w / w, out_h / h
+    dets: list[Detection] = []
+    for k in range(1, n):
+        area = stats[k, cv2.CC_STAT_AREA] / float(h * w)
+        if not config.min_area_frac <= area <= config.max_area_frac:
+            continue
+        x, y, bw, bh = stats[k, :4]
+        if max(bw, bh) > config.max_aspect * max(1, min(bw, bh)):
+            continue  # slivers along depth edges are flow errors at occlusion boundaries, not movers
+        comp = labels == k
+        strength = float(np.median(residual[comp]))
+        full = cv2.resize(comp.astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        box = np.array([x * sx, y * sy, (x + bw) * sx - 1, (y + bh) * sy - 1], dtype=np.float64)
+        score = float(np.clip(strength / (4 * config.min_residual_px), 0.0, 1.0))
+        dets.append(Detection(box_xyxy=box, score=score, mask=full))
+    dets.sort(key=lambda d: -float(d.mask.sum()))
+    return dets[: config.max_detections]
+
+
+def detect_movers(frame_a: np.ndarray, frame_b: np.ndarray, out_hw: tuple[int, int],
+                  config: MotionConfig = MotionConfig()) -> list[Detection]:
+    """Connected components of the motion mask between two frames, as detections at ``out_hw`` resolution.
+
+    The mask covers the mover in *both* frames (and what it uncovered); see :func:`detect_movers_at` for a
+    mask of one frame.
+    """
+    res, _, _ = residual_flow(frame_a, frame_b, config)
+    return mask_detections(motion_mask(res, config), res, out_hw, config)
+
+
+def detect_movers_at(before: np.ndarray | None, frame: np.ndarray, after: np.ndarray | None,
+                     out_hw: tuple[int, int], config: MotionConfig = MotionConfig()) -> list[Detection]:
+    """Movers *in* ``frame``: the intersection of its motion masks against an earlier and a later frame.
+
+    A two-frame residual lights up the mover where it is and where it was; the positions in ``before``
+    and ``after`` differ, so only the mover in ``frame`` survives the intersection (double difference).
+    With one neighbour only, or when the intersection leaves nothing, the union of the two-frame masks is used.
+    """
+    import cv2
+
+    masks, residuals = [], []
+    for other in (before, after):
+        if other is not None:
+            res, _, _ = residual_flow(frame, other, config)
+            masks.append(motion_mask(res, config))
+            residuals.append(res)
+    if not masks:
+        return []
+    residual = np.maximum.reduce(residuals)
+    if len(masks) == 2:
+        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        both = cv2.erode(cv2.dilate(masks[0].astype(np.uint8), grow) & cv2.dilate(masks[1].astype(np.uint8), grow),
+                         grow).astype(bool)
+        dets = mask_detections(both, residual, out_hw, config)
+        if dets:
+            return dets
+        # weak residuals break the intersection apart: fall back to the single-pair mask (looser box)
+        return mask_detections(masks[-1] | masks[0], residual, out_hw, config)
+    return mask_detections(masks[0], residual, out_hw, config)
+
+
+class MotionGrounder(Estimator):
+    """Grounding role, class-agnostic: every sampled frame's movers (phrase "moving object")."""
+
+    name = "grounding/motion"
+    role = "grounding"
+    requires = ("cv2",)
+
+    def __init__(self, config: MotionConfig = MotionConfig()) -> None:
+        self.config = config
+
+    def detect_clip(self, clip: VideoClip) -> list[list[Detection]]:
+        """Per sampled frame, the movers in it (double difference against dense frames ~pair_gap_s before and
+        after; a longer baseline makes slow movers stand out of the flow noise)."""
+        out: list[list[Detection]] = []
+        n = len(clip.dense_rgb)
+        gap_frames = self.config.pair_gap_s * clip.fps
+        for p in clip.sampled_in_dense:
+            later = np.flatnonzero(clip.dense_indices >= clip.dense_indices[p] + gap_frames)
+            earlier = np.flatnonzero(clip.dense_indices <= clip.dense_indices[p] - gap_frames)
+            before = clip.dense_rgb[earlier[-1]] if len(earlier) else None
+            after = clip.dense_rgb[later[0]] if len(later) else None
+            if before is None and after is None:
+                after = clip.dense_rgb[p + 1] if p + 1 < n else None
+                before = clip.dense_rgb[p - 1] if after is None and p > 0 else None
+            out.append(detect_movers_at(before, clip.dense_rgb[p], after, (clip.height, clip.width), self.config))
+        return out
+
+
+class MotionSegmenter(Estimator):
+    """Segmentation role: the motion component itself is the mask (produced with the detection)."""
+
+    name = "segmentation/motion"
+    role = "segmentation"
+    requires = ("cv2",)
+
+    def segment(self, frame: np.ndarray, detections: list[Detection]) -> list[np.ndarray]:
+        return [d.mask for d in detections]
+
+
+class BoxSegmenter(Estimator):
+    """Segmentation role, last resort: the box itself as the mask."""
+
+    name = "segmentation/box"
+    role = "segmentation"
+
+    def segment(self, frame: np.ndarray, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
+        h, w = frame.shape[:2]
+        masks = []
+        for x1, y1, x2, y2 in np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4):
+            m = np.zeros((h, w), bool)
+            m[max(0, int(y1)):min(h, int(y2) + 1), max(0, int(x1)):min(w, int(x2) + 1)] = True
+            masks.append(m)
+        return masks

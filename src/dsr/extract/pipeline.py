@@ -1,0 +1,293 @@
+"""Video → scene record with the CPU default, and a resumable batch runner.
+
+:func:`extract_video` runs the stages (decode → cuts → camera → movers → tracking → lifting → orientation)
+and returns an :class:`ExtractOutcome`: ``ok`` with a record, or ``skipped``/``failed`` with a one-line
+reason and no record. It never writes a record from geometry it does not trust.
+
+:func:`run_extract` processes many videos: one ``<id>.npz`` record per ok video, written atomically, then a
+``<id>.done.json`` completion marker; a rerun skips videos that have a marker, so a killed run resumes
+without losing or duplicating work. ``report.json`` (counts by status and reason, time per stage) is
+rewritten after every video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsr.atomic import atomic_write_text
+from dsr.errors import DsrError
+from dsr.extract.base import Attempt, CameraEstimate, VideoClip
+from dsr.extract.camera import AutoCamera, CameraConfig
+from dsr.extract.clip import ClipConfig, load_clip
+from dsr.extract.curate import CurateConfig, detect_shot_cuts
+from dsr.extract.lift import (
+    LiftConfig,
+    LiftResult,
+    fit_ground_plane,
+    interpolate_gaps,
+    lift_centers,
+    normalize_object_depths,
+)
+from dsr.extract.motion import MotionConfig, MotionGrounder
+from dsr.extract.orient import HeadingConfig, velocity_heading
+from dsr.extract.tracking import TrackerConfig, associate_tracks
+from dsr.scene.frames import invert_pose, transform_points
+from dsr.scene.record import MaskTrack, ObjectTrack, OrientationTrack, SceneRecord, Source, VideoInfo
+from dsr.scene.rle import encode_mask_frames
+from dsr.video import VideoError, VideoMeta
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+MOVER_PHRASE = "moving object"
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    camera_methods: tuple[str, ...] = ("rotation", "pycolmap", "vo")
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    lift: LiftConfig = field(default_factory=LiftConfig)
+    heading: HeadingConfig = field(default_factory=HeadingConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    keep_empty: bool = False  # write records for clips without detectable objects
+    reject_cuts: bool = True
+
+
+@dataclass
+class ExtractOutcome:
+    video: str
+    record_id: str
+    status: str  # ok | skipped | failed
+    reason: str
+    record: SceneRecord | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    camera_attempts: list[dict] = field(default_factory=list)
+    num_objects: int = 0
+    duration_s: float = 0.0
+
+    def summary(self) -> dict:
+        """Everything but the record, JSON-ready (the completion marker's content)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "record"}
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, stage: str, fn: Callable, *args: object, **kwargs: object) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def record_id_for(path: str | os.PathLike[str]) -> str:
+    """Stable id: the file stem plus a short hash of the absolute path (two 'clip.mp4's never collide)."""
+    p = Path(path).resolve()
+    return f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+
+
+def _attempt_dict(a: Attempt) -> dict:
+    return {"method": a.method, "ok": a.ok, "reason": a.reason, "seconds": round(a.seconds, 3),
+            "stats": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in a.stats.items()}}
+
+
+def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig) -> list[ObjectTrack]:
+    """Movers → tracks → centres → headings, as record ObjectTracks (may be empty)."""
+    track = camera.track
+    assert track is not None
+    dets = MotionGrounder(config.motion).detect_clip(clip)
+    tracks = associate_tracks([np.array([d.box_xyxy for d in frame]).reshape(-1, 4) for frame in dets], config.tracker)
+    # weak residuals along the whole track = parallax noise, not a mover
+    tracks = [tr for tr in tracks
+              if np.median([dets[t][j].score for t, j in tr.members.items()]) >= config.motion.min_track_score]
+    if not tracks:
+        return []
+    n = len(clip.frames_rgb)
+    plane = None
+    if camera.points is not None:
+        plane = fit_ground_plane(camera.points.points_world, track.c2w[track.valid], config.lift)
+    # without SfM points there is no geometry to calibrate object sizes against: the size prior runs with
+    # class heights and object depths are normalised to median 1, the same convention as the camera's
+    # (VO: median triangulated depth = 1; rotation-only: no translation) — approximate, see docs/extract.md
+    no_points = camera.points is None
+    lift_cfg = LiftConfig(**{**asdict(config.lift), "allow_unscaled_size_prior": no_points,
+                             "use_sfm_points": False})
+    per_track = []
+    for tr in tracks:
+        boxes = np.full((n, 4), np.nan)
+        masks: list[np.ndarray | None] = [None] * n
+        scores = np.zeros(n)
+        for t, j in tr.members.items():
+            boxes[t] = dets[t][j].box_xyxy
+            masks[t] = dets[t][j].mask
+            scores[t] = dets[t][j].score
+        lifted = lift_centers(masks, np.nan_to_num(boxes), track.K, track.c2w, camera.points, MOVER_PHRASE, lift_cfg,
+                              plane)
+        per_track.append((tr, boxes, masks, scores, lifted))
+    if no_points:
+        normalized, _ = normalize_object_depths([p[4] for p in per_track])
+        per_track = [(*p[:4], r) for p, r in zip(per_track, normalized, strict=True)]
+    up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
+    center_source = Source(name="lifting/chain", version="1")
+    track_source = Source(name="grounding/motion+tracking/iou", version="1")
+    objects = []
+    for k, (_tr, boxes, masks, scores, lifted) in enumerate(per_track):
+        lifted = _only_trusted_frames(lifted, track.valid)
+        visible = np.isfinite(boxes).all(axis=1)
+        centers_world, method, sigma = interpolate_gaps(transform_points(track.c2w, lifted.centers_cam),
+                                                        lifted.method, lifted.sigma, clip.timestamps_s,
+                                                        config.lift.max_interpolation_gap)
+        lifted = _only_trusted_frames(
+            LiftResult(transform_points(invert_pose(track.c2w), centers_world), method, sigma), track.valid)
+        centers_world = transform_points(track.c2w, lifted.centers_cam)
+        rot, oconf, osig = velocity_heading(centers_world, lifted.sigma, clip.timestamps_s, up_world, config.heading)
+        orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
+                                       source=Source(name="orientation/velocity", version="1"))
+        counts, offsets = encode_mask_frames(masks, clip.height, clip.width)
+        objects.append(ObjectTrack(
+            object_id=f"mover_{k}", class_phrase=MOVER_PHRASE, is_agent=True, visible=visible,
+            boxes_xyxy=boxes, confidence=np.where(visible, scores, 0.0), centers_cam=lifted.centers_cam,
+            centers_world=centers_world, center_sigma=lifted.sigma, center_method=lifted.method,
+            track_source=track_source, center_source=center_source,
+            masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
+            orientation=orientation,
+        ))
+    return objects
+
+
+def _only_trusted_frames(lifted: LiftResult, valid: np.ndarray) -> LiftResult:
+    """Centres in frames whose camera pose is untrusted become unknown (their world position would be wrong)."""
+    keep = valid & (lifted.method > 0)
+    return LiftResult(np.where(keep[:, None], lifted.centers_cam, np.nan), np.where(keep, lifted.method, 0).astype(
+        np.uint8), np.where(keep, lifted.sigma, 0.0))
+
+
+def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: str,
+                 config: ExtractConfig = ExtractConfig(), timer: _Timer | None = None) -> ExtractOutcome:
+    """Run camera and object stages on a decoded clip (see :func:`extract_video`)."""
+    timer = timer or _Timer()
+    out = ExtractOutcome(video=video_path, record_id=record_id, status="failed", reason="",
+                         stage_seconds=timer.seconds, duration_s=meta.duration_s)
+    if config.reject_cuts:
+        cuts = timer.run("cuts", detect_shot_cuts, clip.dense_rgb, config.curate)
+        if len(cuts):
+            cut_s = clip.dense_indices[cuts[0] + 1] / meta.fps
+            out.status, out.reason = "skipped", f"hard scene cut: at {cut_s:.1f}s"
+            return out
+    camera = timer.run("camera", AutoCamera(config.camera, config.camera_methods).estimate, clip)
+    out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
+    if camera.track is None or not camera.trusted:
+        out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
+        return out
+    objects = timer.run("objects", build_objects, clip, camera, config)
+    out.num_objects = len(objects)
+    if not objects and not config.keep_empty:
+        out.status, out.reason = "skipped", "no moving objects detected"
+        return out
+    video = VideoInfo(path=str(Path(video_path).resolve()), fps=meta.fps, width=clip.width, height=clip.height,
+                      num_frames=meta.num_frames, duration_s=meta.duration_s, frame_indices=clip.frame_indices,
+                      timestamps_s=clip.timestamps_s)
+    out.record = SceneRecord(record_id=record_id, video=video, camera=camera.track, objects=tuple(objects),
+                             scale_kind=camera.scale_kind)
+    out.status, out.reason = "ok", f"camera by {camera.method}, {len(objects)} object(s)"
+    return out
+
+
+def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractConfig()) -> ExtractOutcome:
+    """One video → outcome. Bad input never raises: it becomes a failed/skipped outcome with a reason."""
+    timer = _Timer()
+    rid = record_id_for(path)
+    try:
+        clip, meta = timer.run("decode", load_clip, path, config.clip)
+    except VideoError as err:
+        return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=f"unreadable video: {err}",
+                              stage_seconds=timer.seconds)
+    try:
+        return extract_clip(clip, meta, str(path), rid, config, timer)
+    except DsrError as err:
+        return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=str(err),
+                              stage_seconds=timer.seconds, duration_s=meta.duration_s)
+
+
+def find_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted, de-duplicated list of video files."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in VIDEO_SUFFIXES and q.is_file()))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise DsrError(f"{p}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        r = p.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(p)
+    return unique
+
+
+def marker_path(out_dir: Path, record_id: str) -> Path:
+    return out_dir / f"{record_id}.done.json"
+
+
+def summarize(out_dir: Path) -> dict:
+    """Aggregate every completion marker in ``out_dir`` into the run report."""
+    rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.done.json"))]
+    by_status = Counter(r["status"] for r in rows)
+    by_reason = Counter(f"{r['status']}: {r['reason'].split(':')[0]}" for r in rows if r["status"] != "ok")
+    stage_totals: Counter[str] = Counter()
+    for r in rows:
+        stage_totals.update(r.get("stage_seconds", {}))
+    video_minutes = sum(r.get("duration_s", 0.0) for r in rows) / 60.0
+    return {
+        "videos": len(rows),
+        "by_status": dict(by_status),
+        "by_reason": dict(by_reason),
+        "stage_seconds": {k: round(v, 3) for k, v in stage_totals.items()},
+        "seconds_per_video_minute": {k: round(v / video_minutes, 2) for k, v in stage_totals.items()}
+        if video_minutes > 0 else {},
+        "items": rows,
+    }
+
+
+def run_extract(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+                config: ExtractConfig = ExtractConfig(),
+                progress: Callable[[str, ExtractOutcome | None], None] | None = None) -> dict:
+    """Extract every video under ``inputs`` into ``out_dir``; resumable; returns the report dict."""
+    from dsr.scene.io import write_record
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in find_videos(inputs):
+        rid = record_id_for(path)
+        if marker_path(out, rid).exists():
+            if progress:
+                progress(str(path), None)
+            continue
+        outcome = extract_video(path, config)
+        if outcome.record is not None:
+            write_record(out / f"{rid}.npz", outcome.record)
+        atomic_write_text(marker_path(out, rid), json.dumps(outcome.summary(), indent=1))
+        atomic_write_text(out / "report.json", json.dumps(summarize(out), indent=1))
+        if progress:
+            progress(str(path), outcome)
+    report = summarize(out)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
+    return report

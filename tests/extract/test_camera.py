@@ -1,0 +1,133 @@
+"""Camera estimators against exact synthetic ground truth, and their failure detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from extract_synth import SynthClip
+
+from dsr.extract.camera import (
+    AutoCamera,
+    CameraConfig,
+    EssentialVOCamera,
+    PycolmapCamera,
+    RotationOnlyCamera,
+    normalize_scale,
+    rotation_angle_deg,
+)
+from dsr.extract.clip import clip_from_arrays
+from dsr.scene.align import ate, path_length
+from dsr.scene.frames import invert_pose, make_pose
+
+
+def _ate_pct(est_c2w: np.ndarray, gt_c2w: np.ndarray, valid: np.ndarray) -> float:
+    stats, _ = ate(est_c2w[valid, :3, 3], gt_c2w[valid, :3, 3])
+    return 100.0 * stats.rmse / path_length(gt_c2w[:, :3, 3])
+
+
+def _relative_rotation_error_deg(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> np.ndarray:
+    rel_est = invert_pose(est_c2w[:-1]) @ est_c2w[1:]
+    rel_gt = invert_pose(gt_c2w[:-1]) @ gt_c2w[1:]
+    return rotation_angle_deg(np.swapaxes(rel_gt[:, :3, :3], 1, 2) @ rel_est[:, :3, :3])
+
+
+@pytest.fixture(scope="module")
+def sfm_truck(truck_clip: SynthClip):
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    return clip, PycolmapCamera().estimate(clip)
+
+
+@pytest.mark.slow
+def test_pycolmap_on_synthetic_room(sfm_truck, truck_clip: SynthClip) -> None:
+    clip, est = sfm_truck
+    assert est.trusted, est.reason
+    assert est.track.valid.all() and est.scale_kind == "normalized"
+    assert est.attempts[0].method == "pycolmap" and est.attempts[0].ok
+    gt = truck_clip.c2w[clip.frame_indices]
+    assert _ate_pct(est.track.c2w, gt, est.track.valid) < 2.0
+    assert est.track.K[0, 0, 0] == pytest.approx(truck_clip.K[0, 0], rel=0.05)
+    assert np.median(_relative_rotation_error_deg(est.track.c2w, gt)) < 0.5
+    # the points are normalised: median depth over the sampled frames is 1
+    _, _, factor = normalize_scale(est.track.c2w, est.points)
+    assert factor == pytest.approx(1.0, rel=1e-6)
+    assert est.track.source.name == "camera/pycolmap" and est.track.source.version.startswith("pycolmap-")
+
+
+def test_vo_on_synthetic_room(truck_clip: SynthClip) -> None:
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    est = EssentialVOCamera(focal_px=truck_clip.K[0, 0]).estimate(clip)
+    assert est.trusted, est.reason
+    gt = truck_clip.c2w[clip.frame_indices]
+    assert _ate_pct(est.track.c2w, gt, est.track.valid) < 5.0
+    assert np.median(_relative_rotation_error_deg(est.track.c2w, gt)) < 0.5
+    assert est.attempts[0].stats["flips_rejected"] == 0
+
+
+def test_vo_flip_guard_rejects_large_step_rotations(pan_clip: SynthClip) -> None:
+    """With an absurdly strict guard every rotating step counts as a flip: the chain is rejected, not used."""
+    clip = clip_from_arrays(pan_clip.frames, pan_clip.fps, num_samples=8)
+    est = EssentialVOCamera(CameraConfig(max_step_rotation_deg=0.05), focal_px=pan_clip.K[0, 0]).estimate(clip)
+    assert not est.trusted
+    assert est.attempts[0].stats["flips_rejected"] > 0
+    assert not est.track.valid[1:].any()  # everything after the first frame is untrusted
+
+
+def test_rotation_only_on_pan(pan_clip: SynthClip) -> None:
+    clip = clip_from_arrays(pan_clip.frames, pan_clip.fps, num_samples=12)
+    est = RotationOnlyCamera(focal_px=pan_clip.K[0, 0]).estimate(clip)
+    assert est.trusted, est.reason
+    gt = pan_clip.c2w[clip.frame_indices]
+    assert np.max(_relative_rotation_error_deg(est.track.c2w, gt)) < 0.3
+    np.testing.assert_allclose(est.track.c2w[:, :3, 3], 0.0)
+
+
+def test_rotation_only_rejects_translation(truck_clip: SynthClip) -> None:
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=12)
+    est = RotationOnlyCamera(focal_px=truck_clip.K[0, 0]).estimate(clip)
+    assert not est.trusted and "residual" in est.reason
+
+
+def test_textureless_clip_gets_no_trusted_camera() -> None:
+    from extract_synth import make_clip
+
+    flat = make_clip(10, camera="truck", ball=False, textured=False)
+    clip = clip_from_arrays(flat.frames, flat.fps, num_samples=8)
+    est = AutoCamera(methods=("vo", "rotation")).estimate(clip)
+    assert not est.trusted and est.track is None
+    assert [a.method for a in est.attempts] == ["vo", "rotation"]
+    assert all(not a.ok for a in est.attempts)
+    assert est.reason.startswith("no camera method produced trusted poses")
+
+
+def test_normalize_scale_hand_example() -> None:
+    from dsr.extract.base import SparsePoints
+
+    c2w = np.stack([make_pose(np.eye(3), [0.0, 0.0, 0.0]), make_pose(np.eye(3), [1.0, 0.0, 0.0])])
+    pts = SparsePoints(points_world=np.array([[0.0, 0.0, 4.0], [1.0, 0.0, 4.0]]),
+                       observations=(np.array([[0, 0, 0.0]]), np.array([[0, 0, 1.0]])))
+    scaled_c2w, scaled_pts, factor = normalize_scale(c2w, pts)
+    assert factor == pytest.approx(0.25)
+    np.testing.assert_allclose(scaled_c2w[1, :3, 3], [0.25, 0.0, 0.0])
+    np.testing.assert_allclose(scaled_pts.points_world[:, 2], 1.0)
+    np.testing.assert_allclose(c2w[1, :3, 3], [1.0, 0.0, 0.0])  # input untouched
+
+
+def test_focal_from_exact_homographies() -> None:
+    from scipy.spatial.transform import Rotation
+
+    from dsr.extract.camera import focal_from_homographies, guess_intrinsics
+
+    K = np.array([[350.0, 0, 160], [0, 350.0, 120], [0, 0, 1]])
+    rots = Rotation.from_rotvec([[0.0, 0.03, 0.0], [0.02, 0.01, 0.0], [0.0, -0.02, 0.01]]).as_matrix()
+    hs = [K @ r @ np.linalg.inv(K) for r in rots]
+    f = focal_from_homographies(hs, guess_intrinsics(321, 241, 1.2))
+    assert f == pytest.approx(350.0, rel=0.01)
+    # no rotation → no information
+    assert focal_from_homographies([np.eye(3)], guess_intrinsics(321, 241, 1.2)) is None
+
+
+def test_rotation_only_estimates_the_focal_on_a_pan(pan_clip: SynthClip) -> None:
+    clip = clip_from_arrays(pan_clip.frames, pan_clip.fps, num_samples=12)
+    est = RotationOnlyCamera().estimate(clip)
+    assert est.trusted, est.reason
+    assert est.track.K[0, 0, 0] == pytest.approx(pan_clip.K[0, 0], rel=0.05)

@@ -1,0 +1,161 @@
+"""Movers, tracking, centre lifting and velocity heading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from extract_synth import SynthClip
+
+from dsr.extract.base import SparsePoints
+from dsr.extract.lift import LiftConfig, fit_ground_plane, lift_centers, normalize_object_depths
+from dsr.extract.motion import detect_movers, residual_flow
+from dsr.extract.orient import velocity_heading
+from dsr.extract.tracking import TrackerConfig, associate_tracks
+from dsr.scene.frames import look_at_c2w, project_points
+from dsr.scene.record import CENTER_METHODS
+
+
+@pytest.mark.parametrize("clip_name", ["static_clip", "pan_clip", "truck_clip"])
+def test_movers_find_the_ball(clip_name: str, request: pytest.FixtureRequest) -> None:
+    clip: SynthClip = request.getfixturevalue(clip_name)
+    hits = 0
+    frames = [4, 10, 16]
+    for i in frames:
+        dets = detect_movers(clip.frames[i], clip.frames[i + 3], clip.frames.shape[1:3])
+        u, v = project_points(np.linalg.inv(clip.c2w[i])[:3, :3] @ clip.ball_world[i] + np.linalg.inv(clip.c2w[i])[:3, 3],
+                              clip.K)
+        hits += any(d.box_xyxy[0] - 5 <= u <= d.box_xyxy[2] + 5 and d.box_xyxy[1] - 5 <= v <= d.box_xyxy[3] + 5
+                    for d in dets)
+    assert hits >= len(frames) - 1
+
+
+def test_static_scene_has_no_residual_motion(pan_clip: SynthClip) -> None:
+    """The pan clip's camera without the ball: a 3° rotation leaves no residual motion anywhere."""
+    from extract_synth import render
+
+    a, b = (render(pan_clip.c2w[i], pan_clip.K, pan_clip.frames.shape[1:3], None) for i in (4, 7))
+    res, _, _ = residual_flow(a, b)
+    assert np.percentile(res, 99) < 0.5
+    assert detect_movers(a, b, a.shape[:2]) == []
+
+
+def test_tracker_hand_case() -> None:
+    a = lambda x: np.array([[x, 10.0, x + 20, 40]])  # noqa: E731
+    frames = []
+    for t in range(10):
+        boxes = [a(5.0 * t)[0]]
+        if t != 4:  # a one-frame gap
+            boxes.append(np.array([200.0, 100, 230, 150]) + 2 * t)
+        if t == 6:
+            boxes.append(np.array([400.0, 400, 410, 410]))  # one-off noise
+        frames.append(np.array(boxes))
+    tracks = associate_tracks(frames, TrackerConfig(min_frames=3))
+    assert len(tracks) == 2
+    assert sorted(tracks[0].members) == list(range(10))
+    assert sorted(tracks[1].members) == [t for t in range(10) if t != 4]
+
+
+def _ground_scene():
+    """Cameras 1.5 above the ground z = 0 looking at the origin; 300 ground points."""
+    rng = np.random.default_rng(0)
+    c2w = np.stack([look_at_c2w(np.array([x, -5.0, 1.5]), np.array([0.0, 0.0, 0.0])) for x in (-0.5, 0.0, 0.5)])
+    ground = np.column_stack([rng.uniform(-3, 3, 300), rng.uniform(-2, 4, 300), rng.normal(0, 0.003, 300)])
+    wall = np.column_stack([rng.uniform(-3, 3, 100), np.full(100, 6.0), rng.uniform(0, 3, 100)])
+    return c2w, np.concatenate([ground, wall])
+
+
+def test_ground_plane_and_contact_lifting() -> None:
+    c2w, pts = _ground_scene()
+    plane = fit_ground_plane(pts, c2w)
+    assert plane is not None
+    normal, d = plane
+    assert normal @ np.array([0, 0, 1.0]) > 0.999 and abs(d) < 0.01
+    # a 0.5-tall object standing at world (0.3, 1.0, 0): its box bottom is the contact pixel
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    t = 1
+    w2c = np.linalg.inv(c2w[t])
+    bottom = w2c[:3, :3] @ np.array([0.3, 1.0, 0.0]) + w2c[:3, 3]
+    top = w2c[:3, :3] @ np.array([0.3, 1.0, 0.5]) + w2c[:3, 3]
+    (ub, vb), (_, vt) = project_points(bottom, K), project_points(top, K)
+    box = np.array([ub - 10, vt, ub + 10, vb])
+    mask = np.zeros((240, 320), bool)
+    masks = [None, mask, None]
+    boxes = np.stack([np.zeros(4), box, np.zeros(4)])
+    res = lift_centers(masks, boxes, np.stack([K] * 3), c2w, None, "moving object", LiftConfig(), plane)
+    assert res.method[1] == CENTER_METHODS.index("ground_contact") and res.method[0] == 0
+    center_world = c2w[t, :3, :3] @ res.centers_cam[1] + c2w[t, :3, 3]
+    np.testing.assert_allclose(center_world, [0.3, 1.0, 0.25], atol=0.03)
+
+
+def test_sfm_points_then_size_prior() -> None:
+    K = np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    c2w = np.stack([np.eye(4)] * 2)
+    # frame 0: six SfM points at depth 4 inside the mask; frame 1: none
+    pts = np.array([[0.0, 0.0, 4.0]] * 6) + np.linspace(-0.05, 0.05, 6)[:, None]
+    obs0 = np.column_stack([np.full(6, 50.0), np.full(6, 50.0), np.arange(6)])
+    points = SparsePoints(points_world=pts, observations=(obs0, np.zeros((0, 3))))
+    mask = np.zeros((100, 100), bool)
+    mask[40:60, 40:60] = True
+    boxes = np.array([[40.0, 40, 59, 59], [40.0, 30, 59, 69]])  # twice as tall in frame 1 → half as far
+    res = lift_centers([mask, mask], boxes, np.stack([K, K]), c2w, points, "moving object")
+    assert [CENTER_METHODS[m] for m in res.method] == ["sfm_points", "size_prior"]
+    assert res.centers_cam[0, 2] == pytest.approx(4.0, abs=0.06)
+    assert res.centers_cam[1, 2] == pytest.approx(2.0, rel=0.05)
+    # without any solved frame and without permission, the size prior stays off
+    res2 = lift_centers([None, mask], boxes, np.stack([K, K]), c2w, None, "moving object")
+    assert (res2.method == 0).all() and np.isnan(res2.centers_cam).all()
+    res3 = lift_centers([None, mask], boxes, np.stack([K, K]), c2w, None, "person",
+                        LiftConfig(allow_unscaled_size_prior=True))
+    assert res3.centers_cam[1, 2] == pytest.approx(100 * 1.7 / 40.0)
+    normed, factor = normalize_object_depths([res3])
+    assert normed[0].centers_cam[1, 2] == pytest.approx(1.0) and factor == pytest.approx(40.0 / 170.0)
+
+
+def test_velocity_heading_straight_walk() -> None:
+    t = np.arange(12) * 0.5
+    centers = np.column_stack([0.4 * t, np.zeros(12), np.full(12, 0.5)])  # walking along +x, z up
+    sigma = np.full(12, 0.01)
+    rot, conf, sig = velocity_heading(centers, sigma, t, np.array([0, 0, 1.0]))
+    assert np.all(sig[np.isfinite(rot).all(axis=(1, 2))] < 5.0)  # fast and clean: a sharp heading
+    known = np.isfinite(rot).all(axis=(1, 2))
+    assert known.sum() >= 10
+    np.testing.assert_allclose(rot[known][:, :, 0], np.tile([1.0, 0, 0], (known.sum(), 1)), atol=1e-9)
+    np.testing.assert_allclose(rot[known][:, :, 1], np.tile([0, 1.0, 0], (known.sum(), 1)), atol=1e-9)
+    assert np.all(conf[known] <= 0.5) and np.all(conf[known] > 0)  # capped below DSR's 0.6 gate
+    # standing still: no orientation at all
+    rot2, conf2, _ = velocity_heading(np.tile([1.0, 2.0, 0.5], (12, 1)), sigma, t, np.array([0, 0, 1.0]))
+    assert np.isnan(rot2).all() and (conf2 == 0).all()
+
+
+def test_interpolate_gaps_fills_short_runs_only() -> None:
+    from dsr.extract.lift import interpolate_gaps
+
+    t = np.arange(9, dtype=float)
+    centers = np.full((9, 3), np.nan)
+    method = np.zeros(9, np.uint8)
+    for k in (0, 3, 8):  # gap of 2 (filled) and gap of 4 (> max_gap 3: left unknown)
+        centers[k] = [k, 0.0, 1.0]
+        method[k] = CENTER_METHODS.index("ground_contact")
+    sigma = np.where(method > 0, 0.1, 0.0)
+    c, m, s = interpolate_gaps(centers, method, sigma, t, max_gap=3)
+    np.testing.assert_allclose(c[1:3], [[1.0, 0, 1], [2.0, 0, 1]])
+    assert [CENTER_METHODS[x] for x in m[1:3]] == ["interpolated"] * 2 and np.allclose(s[1:3], 0.2)
+    assert (m[4:8] == 0).all() and np.isnan(c[4:8]).all()
+    assert np.isnan(centers[1]).all()  # input untouched
+
+
+def test_stitching_joins_a_fast_mover_split_by_a_gap() -> None:
+    from dsr.extract.tracking import stitch_tracks
+
+    # a box moving 30 px per frame; frames 4–5 missing and the box shrinks: IoU association cannot bridge it
+    frames = [np.array([[30.0 * t, 50, 30.0 * t + 40, 90]]) for t in range(4)]
+    frames += [np.zeros((0, 4)), np.zeros((0, 4))]
+    frames += [np.array([[30.0 * t + 5, 55, 30.0 * t + 30, 80]]) for t in range(6, 10)]
+    split = associate_tracks(frames, TrackerConfig(min_frames=1, min_frame_frac=0.0, max_gap=1, stitch_gap=0))
+    assert len(split) == 2
+    joined = associate_tracks(frames, TrackerConfig(min_frames=1, min_frame_frac=0.0, max_gap=1, stitch_gap=4))
+    assert len(joined) == 1 and sorted(joined[0].members) == [0, 1, 2, 3, 6, 7, 8, 9]
+    # a box that reappears far from the extrapolated path stays separate
+    far = frames[:6] + [np.array([[400.0, 300, 420, 320]])] * 4
+    assert len(stitch_tracks(associate_tracks(far, TrackerConfig(min_frames=1, min_frame_frac=0.0, max_gap=1,
+                                                                 stitch_gap=0)), far)) == 2

@@ -1,0 +1,99 @@
+"""``dsr extract`` end to end: good and bad inputs, per-video status, resumability, the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsr.extract.clip import ClipConfig
+from dsr.extract.pipeline import ExtractConfig, extract_video, record_id_for, run_extract
+from dsr.scene.io import read_record
+from dsr.scene.record import CENTER_METHODS
+
+# VO + rotation fallbacks keep these tests fast; the SfM path has its own test in test_camera.py
+FAST = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0), camera_methods=("vo", "rotation"))
+
+
+def test_static_camera_clip_gives_a_record(videos: dict[str, Path]) -> None:
+    out = extract_video(videos["static"], FAST)
+    assert out.status == "ok", out.reason
+    rec = out.record
+    assert rec.num_frames == 12 and rec.scale_kind == "normalized"
+    assert rec.camera.valid.all() and rec.camera.source.name in {"camera/vo", "camera/rotation"}
+    np.testing.assert_allclose(rec.camera.c2w[:, :3, 3], 0.0, atol=1e-9)  # a static camera stays put
+    np.testing.assert_allclose(rec.camera.c2w[:, :3, :3], np.tile(np.eye(3), (12, 1, 1)), atol=0.01)
+    assert len(rec.objects) >= 1
+    ball = max(rec.objects, key=lambda o: o.visible.sum())
+    assert ball.visible.sum() >= 6 and ball.masks is not None
+    methods = {CENTER_METHODS[m] for m in ball.center_method[ball.center_method > 0]}
+    assert methods <= {"size_prior"}  # no SfM, no translation: size prior normalised to median depth 1
+    assert set(out.stage_seconds) >= {"decode", "cuts", "camera", "objects"}
+    assert out.camera_attempts[0]["method"] == "vo" and out.camera_attempts[-1]["ok"]
+
+
+@pytest.mark.parametrize(("name", "status", "reason"), [
+    ("garbage", "failed", "unreadable video"),
+    ("truncated", "failed", "unreadable video"),
+    ("zero_frames", "failed", "unreadable video"),
+    ("textureless", "skipped", "untrusted geometry"),
+    ("cut", "skipped", "hard scene cut"),
+    ("no_objects", "skipped", "no moving objects detected"),
+])
+def test_bad_inputs_get_a_status_and_no_record(videos: dict[str, Path], name: str, status: str, reason: str) -> None:
+    out = extract_video(videos[name], FAST)
+    assert out.status == status and out.reason.startswith(reason), out.reason
+    assert out.record is None
+    assert "\n" not in out.reason
+
+
+def test_variable_frame_rate_keeps_true_timestamps(videos: dict[str, Path]) -> None:
+    out = extract_video(videos["vfr"], replace(FAST, keep_empty=True))
+    assert out.status == "ok", out.reason
+    ts = out.record.timestamps_s
+    # frames alternate 50 ms / 150 ms: every timestamp is a multiple of 50 ms and follows the pattern
+    idx = out.record.video.frame_indices
+    expected = np.array([(i // 2) * 0.2 + (0.05 if i % 2 else 0.0) for i in idx])
+    np.testing.assert_allclose(ts, expected, atol=1e-3)
+
+
+def test_batch_continues_reports_and_resumes(videos: dict[str, Path], tmp_path: Path) -> None:
+    inputs = [videos["garbage"], videos["static"], videos["cut"]]
+    seen: list[str] = []
+    report = run_extract(inputs, tmp_path, FAST, progress=lambda v, o: seen.append(Path(v).name))
+    assert report["videos"] == 3
+    assert report["by_status"] == {"failed": 1, "ok": 1, "skipped": 1}
+    assert report["by_reason"] == {"failed: unreadable video": 1, "skipped: hard scene cut": 1}
+    assert set(report["stage_seconds"]) >= {"decode", "camera"}
+    records = sorted(tmp_path.glob("*.npz"))
+    assert [r.name for r in records] == [f"{record_id_for(videos['static'])}.npz"]
+    rec = read_record(records[0])
+    assert rec.record_id == record_id_for(videos["static"])
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["by_status"] == report["by_status"]
+    # simulate a kill after the first two videos: drop the last marker, rerun → only that one is redone
+    (tmp_path / f"{record_id_for(videos['cut'])}.done.json").unlink()
+    mtime = records[0].stat().st_mtime_ns
+    redone: list[str] = []
+    report2 = run_extract(inputs, tmp_path, FAST, progress=lambda v, o: redone.append(o is not None))
+    assert redone == [False, False, True]
+    assert report2["by_status"] == report["by_status"]
+    assert records[0].stat().st_mtime_ns == mtime  # the finished record was not rewritten
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written files
+
+
+def test_cli_extract_smoke(videos: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dsr.cli import app
+
+    result = CliRunner().invoke(app, ["extract", str(videos["garbage"]), str(videos["static"]), "--out",
+                                      str(tmp_path), "--camera", "fast", "--num-samples", "12",
+                                      "--dense-fps", "10"])
+    assert result.exit_code == 0, result.output
+    assert "2 videos: failed 1, ok 1" in result.output
+    bad = CliRunner().invoke(app, ["extract", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)])
+    assert bad.exit_code != 0
