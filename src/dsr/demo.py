@@ -121,11 +121,11 @@ def _show(record_path: Path) -> tuple[Path, Path]:
 
 
 def _questions(records: list[Path], out: Path, per_video: int, console: Console) -> Path:
-    from dsr.qa.generate import describe_failure_rate
-    from dsr.qa.run import generate_files
+    from dsr.qa.run import generate_files, print_report, report_path, write_report_png
 
-    report = generate_files(records, out, per_video=per_video, seed=0)
-    console.print(describe_failure_rate(report))
+    summary = generate_files(records, out, per_video=per_video, seed=0).to_json()
+    print_report(console, summary, out, report_path(out))  # per type, per letter (χ²), failures by reason
+    console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")
     return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -58,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
         from dsr.errors import DsrError
         from dsr.qa.generate import parse_types
-        from dsr.qa.run import FreeFormSettings, generate_files, report_path, write_report_png
+        from dsr.qa.run import FreeFormSettings, generate_files, print_report, report_path, write_report_png
 
         config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
                          frame_policy=frame_policy, direction_eps=direction_eps)
@@ -153,27 +152,3 @@ def register(app: typer.Typer) -> None:
             shown = ", ".join(f"{v:+.3f}" for v in value) if isinstance(value, list) else f"{value:.3f}"
             table.add_row(label, t_label, shown)
         console.print(table)
-
-
-def print_report(console: object, report: dict, out: os.PathLike[str] | str, report_file: Path) -> None:
-    """The generation report as rich tables: QAs per type, letters with χ², failed attempts by reason."""
-    from rich.table import Table
-
-    per_type = Table(title=f"{report['qas']} QAs → {out}")
-    per_type.add_column("type")
-    per_type.add_column("QAs", justify="right")
-    for name, n in report["per_type"].items():
-        per_type.add_row(name, str(n))
-    letters = report["letters"]
-    chi = "" if letters["chi2"] is None else f"  χ²={letters['chi2']:.2f}, p={letters['p_value']:.3f}"
-    failures = Table(title=f"{report['failed_attempts']} of {report['attempts']} attempts gave no QA")
-    failures.add_column("reason")
-    failures.add_column("attempts", justify="right")
-    for name, n in report["failures"].items():
-        failures.add_row(name, str(n))
-    console.print(per_type)  # type: ignore[attr-defined]
-    console.print("letters: " + ", ".join(f"{k}={v}" for k, v in letters["counts"].items()) + chi)  # type: ignore[attr-defined]
-    console.print(failures)  # type: ignore[attr-defined]
-    if report["records_failed"]:
-        console.print("records failed: " + ", ".join(f"{k}={v}" for k, v in report["records_failed"].items()))  # type: ignore[attr-defined]
-    console.print(f"report: {report_file}")  # type: ignore[attr-defined]

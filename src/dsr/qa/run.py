@@ -205,3 +205,27 @@ def write_report_png(report: dict[str, Any], path: str | os.PathLike[str]) -> Pa
         fig.savefig(fh, format="png", dpi=90)
     plt.close(fig)
     return target
+
+
+def print_report(console: object, report: dict, out: os.PathLike[str] | str, report_file: os.PathLike[str] | str) -> None:
+    """The generation report as rich tables: QAs per type, letters with χ², failed attempts by reason."""
+    from rich.table import Table
+
+    per_type = Table(title=f"{report['qas']} QAs by type")
+    per_type.add_column("type")
+    per_type.add_column("QAs", justify="right")
+    for name, n in report["per_type"].items():
+        per_type.add_row(name, str(n))
+    letters = report["letters"]
+    chi = "" if letters["chi2"] is None else f"  χ²={letters['chi2']:.2f}, p={letters['p_value']:.3f}"
+    failures = Table(title=f"{report['failed_attempts']} of {report['attempts']} attempts gave no QA")
+    failures.add_column("reason")
+    failures.add_column("attempts", justify="right")
+    for name, n in report["failures"].items():
+        failures.add_row(name, str(n))
+    console.print(per_type)  # type: ignore[attr-defined]
+    console.print("letters: " + ", ".join(f"{k}={v}" for k, v in letters["counts"].items()) + chi)  # type: ignore[attr-defined]
+    console.print(failures)  # type: ignore[attr-defined]
+    if report["records_failed"]:
+        console.print("records failed: " + ", ".join(f"{k}={v}" for k, v in report["records_failed"].items()))  # type: ignore[attr-defined]
+    console.print(f"QAs: {out}\nreport: {report_file}")  # type: ignore[attr-defined]
