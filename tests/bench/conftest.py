@@ -74,14 +74,16 @@ def toy_dataset(tmp_path: Path, video_dir: Path) -> Path:
 
 @pytest.fixture()
 def chat_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start ``python -m dsr.bench.fakeserver`` subprocesses; returns base URLs; stops them by pid."""
+    """Start ``python -m dsr.bench.fakeserver`` subprocesses (``dump``: folder for the request bodies);
+    returns base URLs; stops them by pid."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(latency: float = 0.0, rules: list[dict[str, Any]] | None = None) -> str:
+    def start(latency: float = 0.0, rules: list[dict[str, Any]] | None = None, dump: Path | None = None) -> str:
         rules_file = tmp_path / f"rules{len(procs)}.json"
         rules_file.write_text(json.dumps(rules or []))
+        extra = ["--dump", str(dump)] if dump is not None else []
         proc = subprocess.Popen([sys.executable, "-m", "dsr.bench.fakeserver", "--port", "0",
-                                 "--latency", str(latency), "--rules", str(rules_file)],
+                                 "--latency", str(latency), "--rules", str(rules_file), *extra],
                                 stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         line = proc.stdout.readline() if proc.stdout else ""

@@ -11,7 +11,9 @@ text (deterministic: the same question always gets the same letter), counts imag
     {"match": "...", "reply": "any text"}                                    # a scripted reply
     {"match": "...", "body": "not json"}                                     # a broken 200 body
 
-Standard library only; not for production use.
+``--dump DIR`` writes every chat-completions request body to ``DIR/<n>.json`` (n counts from 0), so a
+test can check what a client really sent (images, a video clip). Standard library only; not for
+production use.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from typing import Any
 
 
 class _State:
-    def __init__(self, latency_s: float, rules: list[dict[str, Any]]) -> None:
+    def __init__(self, latency_s: float, rules: list[dict[str, Any]], dump_dir: Path | None = None) -> None:
         self.latency_s = latency_s
         self.rules = rules
+        self.dump_dir = dump_dir
         self.attempts: dict[tuple[int, str], int] = {}
         self.requests = 0
         self.in_flight = 0
@@ -95,6 +98,8 @@ def _make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 self._send(400, b'{"error": "bad json"}')
                 return
             with state.lock:
+                if state.dump_dir is not None:
+                    (state.dump_dir / f"{state.requests:06d}.json").write_bytes(raw)
                 state.requests += 1
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -142,9 +147,12 @@ def _make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(port: int = 0, latency_s: float = 0.0, rules: list[dict[str, Any]] | None = None,
-          host: str = "127.0.0.1") -> ThreadingHTTPServer:
+          host: str = "127.0.0.1", dump_dir: str | Path | None = None) -> ThreadingHTTPServer:
     """A started server (call ``shutdown()`` to stop); its port is ``server.server_address[1]``."""
-    server = ThreadingHTTPServer((host, port), _make_handler(_State(latency_s, rules or [])))
+    dump = Path(dump_dir) if dump_dir is not None else None
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer((host, port), _make_handler(_State(latency_s, rules or [], dump)))
     server.daemon_threads = True
     server.request_queue_size = 128
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -156,9 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds to wait before answering")
     ap.add_argument("--rules", default=None, help="JSON file with failure-injection rules")
+    ap.add_argument("--dump", default=None, help="folder to write every request body to")
     args = ap.parse_args(argv)
     rules = json.loads(Path(args.rules).read_text(encoding="utf-8")) if args.rules else []
-    server = serve(args.port, args.latency, rules)
+    server = serve(args.port, args.latency, rules, dump_dir=args.dump)
     print(f"PORT {server.server_address[1]}", flush=True)
     try:
         threading.Event().wait()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from dsr.atomic import atomic_write_bytes, atomic_write_text
 from dsr.errors import DsrError
-from dsr.video import VideoError, probe, read_frames, uniform_indices
+from dsr.video import VideoError, probe, read_frames, uniform_indices, write_video
 
 
 class FrameError(DsrError):
@@ -162,3 +164,40 @@ def serve_frames(video_path: str, item_type: str, visible_until_s: float | None,
                 atomic_write_bytes(folder / names[k], data)
     return ServedFrames(indices=tuple(int(i) for i in indices), timestamps_s=tuple(float(ts[i]) for i in indices),
                         jpegs=tuple(j for j in jpegs if j is not None), duration_s=duration, limit_s=limit)
+
+
+def median_spacing_s(timestamps_s: Sequence[float]) -> float:
+    """Median positive gap between the sorted times (s); 1.0 for fewer than two distinct times. The time
+    step a native-video input is given for served frames (arms reorder frames, not times)."""
+    ts = sorted(float(t) for t in timestamps_s)
+    gaps = sorted(b - a for a, b in itertools.pairwise(ts) if b > a)
+    return float(gaps[len(gaps) // 2]) if gaps else 1.0
+
+
+def clip_fps(timestamps_s: Sequence[float]) -> float:
+    """Frame rate of a clip made of served frames, so that its timeline runs at real speed."""
+    return 1.0 / median_spacing_s(timestamps_s)
+
+
+def encode_clip(jpegs: Sequence[bytes], fps: float) -> bytes:
+    """The served JPEG frames, in the given order, as an H.264 mp4 at ``fps`` (bytes).
+
+    Only these frames go in — never a frame past the item's visibility limit. Odd sizes are padded by
+    repeating the last row/column (H.264 in yuv420p needs even sides).
+    """
+    import tempfile
+
+    from PIL import Image
+
+    if not jpegs:
+        raise FrameError("no frames to encode")
+    frames = []
+    for data in jpegs:
+        rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        pad_h, pad_w = rgb.shape[0] % 2, rgb.shape[1] % 2
+        frames.append(np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else rgb)
+    with tempfile.TemporaryDirectory(prefix="dsr-clip-") as tmp:
+        path = Path(tmp) / "clip.mp4"
+        write_video(path, frames, fps=fps)
+        return path.read_bytes()
+

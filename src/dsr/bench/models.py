@@ -7,10 +7,12 @@ reasons are retried when the run resumes). ``identity()`` goes into the run mani
 Backends, created by name with :func:`create_model`:
 
 * ``openai:<model>`` — any OpenAI-compatible chat-completions server (OpenAI, Gemini's compatible
-  endpoint, vLLM, ``transformers serve``): frames as base64 JPEG ``image_url`` parts; retries with
+  endpoint, vLLM, ``transformers serve``): frames as base64 JPEG ``image_url`` parts, or
+  (``video_mode="video_url"``) the served frames as one mp4 ``video_url`` part; retries with
   exponential backoff on 429/5xx/connection errors; the API key is read from an environment variable
   (never stored);
-* ``hf-qwen:<checkpoint dir>`` — a local Qwen2.5-VL checkpoint through transformers (``dsr.bench.hf``);
+* ``hf-qwen:<checkpoint dir>`` — a local Qwen2.5-VL or Qwen3-VL checkpoint through transformers
+  (``dsr.bench.hf``; the family is read from the checkpoint's ``config.json``);
 * ``random`` (seeded per item), ``always:<letter>``, ``answer-prior`` (most frequent gold letter per
   type), ``oracle`` (answers our own QAs from their scene record with ``dsr.qa``).
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import os
 import random
 import threading
@@ -35,6 +36,8 @@ from dsr.errors import DsrError
 
 # Failures worth retrying on resume (the model may answer next time); others are final.
 TRANSIENT_REASONS = frozenset({"server_error", "rate_limited", "timeout", "connection_error", "model_error"})
+# How an OpenAI-compatible request carries the visuals: JPEG image_url parts, or one mp4 video_url part.
+OPENAI_VIDEO_MODES = ("frames", "video_url")
 
 
 class ModelError(DsrError):
@@ -213,6 +216,7 @@ class OpenAIChatModel:
     max_retries: int = 5
     backoff_s: float = 0.5
     max_connections: int = 16
+    video_mode: str = "frames"
     uses_frames: bool = True
     name: str = ""
     _client: Any = field(default=None, repr=False)
@@ -221,13 +225,18 @@ class OpenAIChatModel:
     def __post_init__(self) -> None:
         self.name = self.name or self.model
         self.base_url = self.base_url.rstrip("/")
+        if self.video_mode not in OPENAI_VIDEO_MODES:
+            raise DsrError(f"openai video mode must be one of {', '.join(OPENAI_VIDEO_MODES)}, got {self.video_mode!r}")
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai-compatible", "model": self.model, "base_url": self.base_url,
-                "api_key_env": self.api_key_env,
-                "decoding": {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                             "seed": self.seed, "n": 1},
-                "image_detail": self.image_detail}
+        ident = {"backend": "openai-compatible", "model": self.model, "base_url": self.base_url,
+                 "api_key_env": self.api_key_env,
+                 "decoding": {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                              "seed": self.seed, "n": 1},
+                 "image_detail": self.image_detail}
+        if self.video_mode != "frames":  # absent = frames, so runs made before the option still resume
+            ident["input"] = self.video_mode
+        return ident
 
     def _http(self) -> Any:
         import httpx
@@ -261,6 +270,24 @@ class OpenAIChatModel:
             body["seed"] = self.seed
         return body
 
+    def video_payload(self, request: Request) -> dict[str, Any]:
+        """The request with the served frames as one mp4 ``video_url`` part (a base64 data URL), then the
+        prompt's text without time labels: the clip's own timeline (1 / median frame spacing) carries time.
+        The frames go in the arm's order; the arms' time labels are those of the main arm."""
+        from dsr.bench.frames import clip_fps, encode_clip
+        from dsr.bench.prompt import text_without_frames
+
+        try:
+            clip = encode_clip(request.prompt.images, clip_fps(request.timestamps_s))
+        except (DsrError, OSError, ValueError) as exc:  # a frame PyAV or PIL cannot take: this item fails
+            raise ModelError("clip_error", f"cannot encode the clip: {exc}") from None
+        url = "data:video/mp4;base64," + base64.b64encode(clip).decode()
+        content = [{"type": "video_url", "video_url": {"url": url}},
+                   {"type": "text", "text": text_without_frames(request.item)}]
+        body = self.payload(Prompt(parts=(), images=()))
+        body["messages"] = [{"role": "user", "content": content}]
+        return body
+
     def generate(self, request: Request) -> Reply:
         import httpx
 
@@ -268,7 +295,10 @@ class OpenAIChatModel:
         key = os.environ.get(self.api_key_env, "")
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        body = self.payload(request.prompt)
+        if self.video_mode == "video_url" and request.prompt.images:
+            body = self.video_payload(request)
+        else:  # frames, or the blind arm (text only) in either mode
+            body = self.payload(request.prompt)
         start = time.perf_counter()
         last = ModelError("server_error", "no attempt made")
         for attempt in range(self.max_retries + 1):
@@ -344,13 +374,11 @@ class VideoBackendModel:
                 "time": "native (frame_interval_s)"}
 
     def generate(self, request: Request) -> Reply:
-        from dsr.bench.prompt import DSR_INSTRUCTION, letters_phrase, question_text
+        from dsr.bench.frames import median_spacing_s
+        from dsr.bench.prompt import text_without_frames
 
-        item = request.item
-        text = DSR_INSTRUCTION.format(letters=letters_phrase(item.letters)) + "\n" + question_text(item)
-        stamps = sorted(request.timestamps_s)
-        gaps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
-        interval = float(sorted(gaps)[len(gaps) // 2]) if gaps else 1.0
+        text = text_without_frames(request.item)
+        interval = median_spacing_s(request.timestamps_s)
         start = time.perf_counter()
         with self._lock:
             reply = self.backend.generate(list(request.prompt.images), text, frame_interval_s=interval)
@@ -380,7 +408,7 @@ def create_model(spec: str, *, items: Sequence[Item] = (), seed: int = 0, **kwar
         if not arg:
             raise DsrError("openai:<model> needs a model name")
         allowed = {"base_url", "api_key_env", "temperature", "max_tokens", "image_detail", "timeout_s",
-                   "max_retries", "backoff_s", "max_connections"}
+                   "max_retries", "backoff_s", "max_connections", "video_mode"}
         unknown = set(kwargs) - allowed
         if unknown:  # reject, never silently ignore, unknown model arguments
             raise DsrError(f"unknown option(s) for openai models: {', '.join(sorted(unknown))}")

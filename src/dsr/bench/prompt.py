@@ -66,6 +66,12 @@ def question_text(item: Item) -> str:
     return QUESTION_TEMPLATE.format(question=item.question, options=options)
 
 
+def text_without_frames(item: Item) -> str:
+    """The prompt's text alone (instruction, question, options), for inputs that carry time themselves
+    (a native video, a video file): what follows the frames in the ``dsr`` style, without time labels."""
+    return DSR_INSTRUCTION.format(letters=letters_phrase(item.letters)) + "\n" + question_text(item)
+
+
 def prompt_hash(style: str = "dsr", timestamps: bool = True) -> str:
     """Identity of the prompt template (changes whenever the wording or layout changes)."""
     blob = "|".join([style, DSR_INSTRUCTION, QUESTION_TEMPLATE, TIME_LABEL if timestamps else "", "v1"])

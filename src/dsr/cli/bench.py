@@ -46,7 +46,8 @@ def lint_cmd(
 def run_cmd(
     dataset: Path = typer.Argument(..., help="Question file."),
     model: str = typer.Option(..., "--model", "-m",
-                              help="openai:<model>, hf-qwen:<dir>, gsm:<dir>, random, always:<letter>, answer-prior, oracle."),
+                              help="openai:<model>, hf-qwen:<dir> (Qwen2.5-VL or Qwen3-VL), gsm:<dir>, random, "
+                                   "always:<letter>, answer-prior, oracle."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; an existing one is resumed)."),
     videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
     format: str = typer.Option("auto", "--format"),
@@ -67,6 +68,11 @@ def run_cmd(
     max_tokens: int = typer.Option(64, "--max-tokens"),
     temperature: float = typer.Option(0.0, "--temperature"),
     image_detail: str | None = typer.Option(None, "--image-detail", help="OpenAI image detail: low/high/auto."),
+    video_mode: str = typer.Option(
+        "auto", "--video-mode",
+        help="How the frames travel. openai: frames (JPEG image_url parts, default) or video_url (one mp4 of the "
+             "served frames). hf-qwen: frames (images with time labels) or native (a video with the model's own "
+             "time; default for Qwen3-VL)."),
     judge: str | None = typer.Option(None, "--judge",
                                      help="Opt-in LLM judge for INVALID replies only, e.g. openai:gpt-4o-mini."),
     judge_base_url: str | None = typer.Option(None, "--judge-base-url", help="Judge endpoint (default: --base-url)."),
@@ -92,9 +98,13 @@ def run_cmd(
     if model.startswith("openai:"):
         kwargs = {"base_url": base_url, "api_key_env": api_key_env, "max_tokens": max_tokens,
                   "temperature": temperature, "image_detail": image_detail,
-                  "max_connections": concurrency}
+                  "max_connections": concurrency, "video_mode": "frames" if video_mode == "auto" else video_mode}
     elif model.startswith("hf-qwen:"):
-        kwargs = {"max_new_tokens": max_tokens}
+        kwargs = {"max_new_tokens": max_tokens, "video_mode": video_mode}
+    elif video_mode != "auto":
+        from dsr.errors import DsrError
+
+        raise DsrError(f"--video-mode applies to openai: and hf-qwen: models, not {model!r}")
     if model.startswith("gsm:"):
         # the GSM stage comes after bench, so only the CLI (which wires stages) may reach it
         from dsr.bench.models import VideoBackendModel
