@@ -95,6 +95,11 @@ def test_two_step_trainer_run_trains_exactly_the_intended_parameters_and_resumes
 
     class CountSteps(TrainerCallback):
         steps = 0
+        first_state: dict | None = None
+
+        def on_step_begin(self, *args: object, **kwargs: object) -> None:
+            if CountSteps.first_state is None:  # the weights the resumed run starts from
+                CountSteps.first_state = {k: v.detach().clone() for k, v in kwargs["model"].state_dict().items()}
 
         def on_step_end(self, *args: object, **kwargs: object) -> None:
             CountSteps.steps += 1
@@ -104,6 +109,12 @@ def test_two_step_trainer_run_trains_exactly_the_intended_parameters_and_resumes
     resumed = train(_fast(tiny_ckpts, synthetic_export, tmp_path / "run", max_steps=3, save_steps=1),
                     callbacks=[CountSteps()])
     assert resumed.steps == 3 and CountSteps.steps == 1 and len(resumed.losses) == 3
+    # ... and really starts from checkpoint-2's weights, not from the untrained ones
+    saved = _state(str(tmp_path / "run" / "checkpoint-2"))
+    started = CountSteps.first_state
+    assert started is not None and set(saved) <= set(started)
+    for name, value in saved.items():
+        assert torch.equal(started[name], value), name
 
 
 def test_lora_variant_trains_lora_and_geometry_branch_only(tiny_ckpts: dict, synthetic_export: str,

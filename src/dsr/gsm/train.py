@@ -284,6 +284,17 @@ def build_trainer(cfg: TrainConfig, args: Any, model: Any, dataset: Any, collato
                                          lr=cfg.learning_rate, **opt_kwargs)
             return self.optimizer
 
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            # HF restores checkpoint weights with strict=False, but save_pretrained writes Qwen's original
+            # key names (conversion mapping), so nothing would load and a resumed run would silently start
+            # from the untrained weights: go through from_pretrained, then load strictly.
+            if cfg.lora or cfg.deepspeed:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            target = model if model is not None else self.model
+            saved = type(target).from_pretrained(resume_from_checkpoint, config=target.config)
+            target.load_state_dict(saved.state_dict(), strict=True)
+            return None
+
     return GSMTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks)
 
 
