@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from extract_synth import SynthClip
@@ -131,3 +133,20 @@ def test_rotation_only_estimates_the_focal_on_a_pan(pan_clip: SynthClip) -> None
     est = RotationOnlyCamera().estimate(clip)
     assert est.trusted, est.reason
     assert est.track.K[0, 0, 0] == pytest.approx(pan_clip.K[0, 0], rel=0.05)
+
+
+def test_rotation_only_rejects_a_slow_dolly_by_its_long_baseline_parallax(tmp_path: Path) -> None:
+    """A MuJoCo dolly (0.7 m forward over 6 s, scene ~6 m away) moves < 0.5 px of parallax per dense step,
+    so every step passes the rotation model; the parallax chained over 3 s (~7 px) must not."""
+    pytest.importorskip("mujoco")
+    from dsr.extract.camera import RotationOnlyCamera
+    from dsr.extract.clip import load_clip
+    from dsr.world import WorldConfig, render_world
+
+    render_world(WorldConfig(seed=1, camera_motion="dolly", duration_s=6.0, fps=10.0), tmp_path, progress=False)
+    clip, _ = load_clip(tmp_path / "video.mp4")
+    est = RotationOnlyCamera().estimate(clip)
+    stats = est.attempts[0].stats
+    assert stats["median_residual_px"] < 1.5  # the per-step check alone would have trusted it
+    assert stats["long_baseline_residual_px"] > 3.0
+    assert not est.trusted and "parallax accumulates" in est.reason

@@ -24,6 +24,9 @@ def extract(
     dense_fps: Annotated[float, typer.Option(help="Frames per second fed to SfM / VO.")] = 6.0,
     keep_empty: Annotated[bool, typer.Option(help="Write records for clips with no detected movers.")] = False,
     allow_cuts: Annotated[bool, typer.Option(help="Do not skip clips with hard scene cuts.")] = False,
+    init_boxes: Annotated[Path | None, typer.Option(
+        help='Ground given objects instead of discovering movers (one video only): JSON {object_id: {"class": '
+             '..., "box": [x1, y1, x2, y2], "is_agent": bool}} at the first sampled frame.')] = None,
 ) -> None:
     """Extract one scene record per video with the weight-free CPU default (resumable)."""
     from dataclasses import replace
@@ -32,6 +35,7 @@ def extract(
 
     from dsr.errors import DsrError
     from dsr.extract.clip import ClipConfig
+    from dsr.extract.given import read_init_boxes
     from dsr.extract.pipeline import ExtractConfig, find_videos, run_extract
 
     if camera not in CAMERA_CHOICES:
@@ -41,6 +45,9 @@ def extract(
     videos = find_videos(inputs)
     if not videos:
         raise DsrError("no video files found in the given inputs")
+    given = read_init_boxes(init_boxes) if init_boxes is not None else None
+    if given is not None and len(videos) != 1:
+        raise DsrError(f"--init-boxes names the objects of one video; got {len(videos)} videos")
     with Progress() as progress:
         task = progress.add_task("extracting", total=len(videos))
 
@@ -49,7 +56,7 @@ def extract(
             progress.console.print(f"{Path(video).name}: {status}")
             progress.advance(task)
 
-        report = run_extract(videos, out, config, progress=tick)
+        report = run_extract(videos, out, config, progress=tick, init_boxes=given)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_status"].items()))
     typer.echo(f"{report['videos']} videos: {counts}; report: {out / 'report.json'}")
 

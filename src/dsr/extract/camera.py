@@ -12,6 +12,7 @@ Scale: normalised so the median depth of triangulated static points seen in the 
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -44,6 +45,10 @@ class CameraConfig:
     max_skip: int = 3  # VO bridges over up to this many failed dense frames
     min_parallax_px: float = 1.0  # below this, a VO step is treated as pure rotation
     max_homography_residual_px: float = 1.5  # rotation-only model: median reprojection error
+    # rotation-only model over long baselines: a slow translation (a dolly) leaves every dense step below
+    # the per-step residual, but its parallax accumulates; points LK-chained over ``long_baseline_s``
+    long_baseline_s: float = 3.0
+    max_long_residual_px: float = 3.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -294,6 +299,48 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def chain_tracks(grays: list[np.ndarray], max_corners: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """Corners of grays[0] LK-tracked step by step (forward–backward checked) to grays[-1] → (p_first, p_last)."""
+    import cv2
+
+    found = cv2.goodFeaturesToTrack(grays[0], maxCorners=max_corners, qualityLevel=0.003, minDistance=6)
+    if found is None:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    first = found.reshape(-1, 2).astype(np.float32)
+    cur, alive = first.copy(), np.ones(len(first), bool)
+    for a, b in itertools.pairwise(grays):
+        p0 = cur[alive].reshape(-1, 1, 2)
+        if len(p0) == 0:
+            break
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, winSize=(31, 31), maxLevel=5)
+        p0r, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, p1, None, winSize=(31, 31), maxLevel=5)
+        good = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm((p0 - p0r).reshape(-1, 2), axis=1) < 2.0)
+        idx = np.flatnonzero(alive)
+        cur[idx] = p1.reshape(-1, 2)
+        alive[idx[~good]] = False
+    return first[alive].astype(np.float64), cur[alive].astype(np.float64)
+
+
+def long_baseline_residuals(grays: list[np.ndarray], c2w: np.ndarray, K: np.ndarray, span: int,
+                            min_points: int) -> list[tuple[int, int, float]]:
+    """Median residual of the rotation-only model on points chained over ``span`` dense steps, for windows
+    starting every span/2 steps → [(first, last, residual px)] (windows with too few points are skipped)."""
+    import cv2
+
+    n = len(grays)
+    span = max(1, min(span, n - 1))
+    out = []
+    for i in range(0, max(1, n - span), max(1, span // 2)):
+        j = min(i + span, n - 1)
+        p0, p1 = chain_tracks(grays[i:j + 1])
+        if len(p0) < min_points:
+            continue
+        rot = c2w[j, :3, :3].T @ c2w[i, :3, :3]  # camera j from camera i
+        pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot @ np.linalg.inv(K)).reshape(-1, 2)
+        out.append((i, j, float(np.median(np.linalg.norm(pred - p1, axis=1)))))
+    return out
 
 
 def track_pair(prev_gray: np.ndarray, next_gray: np.ndarray, pts: np.ndarray | None = None,
@@ -615,10 +662,22 @@ class RotationOnlyCamera(Estimator):
             # cam_{i+1} from cam_i is rot → world_from_{i+1} = world_from_i @ rot.T
             c2w[i + 1] = c2w[i] @ make_pose(rot.T, np.zeros(3))
         known = np.concatenate([[True], np.cumprod(step_ok).astype(bool)])
+        long_res: list[tuple[int, int, float]] = []
+        if known.all():
+            rate = (n - 1) * clip.fps / max(1, clip.dense_indices[-1] - clip.dense_indices[0])  # dense frames/s
+            long_res = long_baseline_residuals(grays, c2w, K, round(cfg.long_baseline_s * rate),
+                                               cfg.min_track_points)
+            for i, j, res in long_res:
+                if res > cfg.max_long_residual_px:
+                    known[j:] = False
+                    reasons.append(f"dense frames {i}-{j}: rotation model residual {res:.1f} px "
+                                   f"(parallax accumulates: the camera translates)")
+                    break
         track, valid = _sampled_track(clip, c2w, known, _full_K(clip, K), self.source, 0.4, 2.0)
         trusted = bool(valid.mean() >= cfg.min_valid_ratio)
         reason = "ok" if trusted else (reasons[0] if reasons else "too few valid steps")
         stats = {"median_residual_px": float(np.median(residuals)) if residuals else float("nan"),
+                 "long_baseline_residual_px": max((r for *_, r in long_res), default=float("nan")),
                  "sampled_valid_ratio": float(valid.mean())}
         stats["focal_px"] = float(K[0, 0] / clip.dense_scale)
         attempt = Attempt("rotation", trusted, reason, time.perf_counter() - start, stats)

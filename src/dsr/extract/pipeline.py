@@ -30,6 +30,7 @@ from dsr.extract.base import Attempt, CameraEstimate, VideoClip
 from dsr.extract.camera import AutoCamera, CameraConfig
 from dsr.extract.clip import ClipConfig, load_clip
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
+from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
 from dsr.extract.lift import (
     LiftConfig,
     LiftResult,
@@ -60,6 +61,7 @@ class ExtractConfig:
     lift: LiftConfig = field(default_factory=LiftConfig)
     heading: HeadingConfig = field(default_factory=HeadingConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
+    given: GivenTrackConfig = field(default_factory=GivenTrackConfig)
     keep_empty: bool = False  # write records for clips without detectable objects
     reject_cuts: bool = True
 
@@ -104,18 +106,57 @@ def _attempt_dict(a: Attempt) -> dict:
             "stats": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in a.stats.items()}}
 
 
+@dataclass(frozen=True, eq=False)
+class TrackedObject:
+    """One object's 2D track before lifting: boxes (T, 4) NaN where unseen, masks, scores, identity."""
+
+    object_id: str
+    class_phrase: str
+    is_agent: bool
+    boxes_xyxy: np.ndarray
+    masks: list[np.ndarray | None]
+    scores: np.ndarray
+
+
 def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig) -> list[ObjectTrack]:
     """Movers → tracks → centres → headings, as record ObjectTracks (may be empty)."""
-    track = camera.track
-    assert track is not None
     dets = MotionGrounder(config.motion).detect_clip(clip)
     tracks = associate_tracks([np.array([d.box_xyxy for d in frame]).reshape(-1, 4) for frame in dets], config.tracker)
     # weak residuals along the whole track = parallax noise, not a mover
     tracks = [tr for tr in tracks
               if np.median([dets[t][j].score for t, j in tr.members.items()]) >= config.motion.min_track_score]
-    if not tracks:
-        return []
     n = len(clip.frames_rgb)
+    tracked = []
+    for k, tr in enumerate(tracks):
+        boxes = np.full((n, 4), np.nan)
+        masks: list[np.ndarray | None] = [None] * n
+        scores = np.zeros(n)
+        for t, j in tr.members.items():
+            boxes[t] = dets[t][j].box_xyxy
+            masks[t] = dets[t][j].mask
+            scores[t] = dets[t][j].score
+        tracked.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, True, boxes, masks, scores))
+    return lift_objects(clip, camera, tracked, config, Source(name="grounding/motion+tracking/iou", version="1"))
+
+
+def build_given_objects(clip: VideoClip, camera: CameraEstimate, init: dict[str, InitBox],
+                        config: ExtractConfig) -> list[ObjectTrack]:
+    """Objects named by first-frame boxes → MIL tracks (snapped to movers) → centres → headings."""
+    dets = MotionGrounder(config.motion).detect_clip(clip) if config.given.snap_to_movers else None
+    given = track_given_boxes(clip.frames_rgb, init, dets, config.given)
+    tracked = [TrackedObject(oid, init[oid].class_phrase, init[oid].is_agent, g.boxes_xyxy, g.masks, g.scores)
+               for oid, g in given.items() if np.isfinite(g.boxes_xyxy).all(axis=1).any()]
+    return lift_objects(clip, camera, tracked, config, Source(name=f"grounding/given+tracking/{config.given.method}",
+                                                                         version="1"))
+
+
+def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedObject], config: ExtractConfig,
+                 track_source: Source) -> list[ObjectTrack]:
+    """2D tracks → centres (the chain) → headings → record ObjectTracks."""
+    track = camera.track
+    assert track is not None
+    if not tracked:
+        return []
     plane = None
     if camera.points is not None:
         plane = fit_ground_plane(camera.points.points_world, track.c2w[track.valid], config.lift)
@@ -125,26 +166,15 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
     no_points = camera.points is None
     lift_cfg = LiftConfig(**{**asdict(config.lift), "allow_unscaled_size_prior": no_points,
                              "use_sfm_points": False})
-    per_track = []
-    for tr in tracks:
-        boxes = np.full((n, 4), np.nan)
-        masks: list[np.ndarray | None] = [None] * n
-        scores = np.zeros(n)
-        for t, j in tr.members.items():
-            boxes[t] = dets[t][j].box_xyxy
-            masks[t] = dets[t][j].mask
-            scores[t] = dets[t][j].score
-        lifted = lift_centers(masks, np.nan_to_num(boxes), track.K, track.c2w, camera.points, MOVER_PHRASE, lift_cfg,
-                              plane)
-        per_track.append((tr, boxes, masks, scores, lifted))
+    lifted_all = [lift_centers(obj.masks, np.nan_to_num(obj.boxes_xyxy), track.K, track.c2w, camera.points,
+                               obj.class_phrase, lift_cfg, plane) for obj in tracked]
     if no_points:
-        normalized, _ = normalize_object_depths([p[4] for p in per_track])
-        per_track = [(*p[:4], r) for p, r in zip(per_track, normalized, strict=True)]
+        lifted_all, _ = normalize_object_depths(lifted_all)
     up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
     center_source = Source(name="lifting/chain", version="1")
-    track_source = Source(name="grounding/motion+tracking/iou", version="1")
     objects = []
-    for k, (_tr, boxes, masks, scores, lifted) in enumerate(per_track):
+    for obj, lifted in zip(tracked, lifted_all, strict=True):
+        boxes = obj.boxes_xyxy
         lifted = _only_trusted_frames(lifted, track.valid)
         visible = np.isfinite(boxes).all(axis=1)
         centers_world, method, sigma = interpolate_gaps(transform_points(track.c2w, lifted.centers_cam),
@@ -156,14 +186,15 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
         rot, oconf, osig = velocity_heading(centers_world, lifted.sigma, clip.timestamps_s, up_world, config.heading)
         orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
                                        source=Source(name="orientation/velocity", version="1"))
-        counts, offsets = encode_mask_frames(masks, clip.height, clip.width)
+        counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],
+                                             clip.height, clip.width)
         objects.append(ObjectTrack(
-            object_id=f"mover_{k}", class_phrase=MOVER_PHRASE, is_agent=True, visible=visible,
-            boxes_xyxy=boxes, confidence=np.where(visible, scores, 0.0), centers_cam=lifted.centers_cam,
+            object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=obj.is_agent, visible=visible,
+            boxes_xyxy=boxes, confidence=np.where(visible, obj.scores, 0.0), centers_cam=lifted.centers_cam,
             centers_world=centers_world, center_sigma=lifted.sigma, center_method=lifted.method,
             track_source=track_source, center_source=center_source,
             masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
-            orientation=orientation,
+            orientation=orientation if obj.is_agent else None,
         ))
     return objects
 
@@ -176,8 +207,15 @@ def _only_trusted_frames(lifted: LiftResult, valid: np.ndarray) -> LiftResult:
 
 
 def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: str,
-                 config: ExtractConfig = ExtractConfig(), timer: _Timer | None = None) -> ExtractOutcome:
-    """Run camera and object stages on a decoded clip (see :func:`extract_video`)."""
+                 config: ExtractConfig = ExtractConfig(), timer: _Timer | None = None, *,
+                 init_boxes: dict[str, InitBox] | None = None,
+                 camera: CameraEstimate | None = None) -> ExtractOutcome:
+    """Run camera and object stages on a decoded clip (see :func:`extract_video`).
+
+    ``init_boxes``: objects named at the first sampled frame (grounding given boxes) instead of discovered
+    movers. ``camera``: a camera estimate of this clip computed before (reused, e.g. by benchmarks that
+    compare grounding modes); None runs the camera stage.
+    """
     timer = timer or _Timer()
     out = ExtractOutcome(video=video_path, record_id=record_id, status="failed", reason="",
                          stage_seconds=timer.seconds, duration_s=meta.duration_s)
@@ -187,12 +225,19 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
             cut_s = clip.dense_indices[cuts[0] + 1] / meta.fps
             out.status, out.reason = "skipped", f"hard scene cut: at {cut_s:.1f}s"
             return out
-    camera = timer.run("camera", AutoCamera(config.camera, config.camera_methods).estimate, clip)
+    if init_boxes is not None:
+        parse_init_boxes({k: {"class": b.class_phrase, "box": b.box_xyxy.tolist(), "is_agent": b.is_agent}
+                          for k, b in init_boxes.items()}, clip.width, clip.height)  # raises on boxes off-frame
+    if camera is None:
+        camera = timer.run("camera", AutoCamera(config.camera, config.camera_methods).estimate, clip)
     out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
     if camera.track is None or not camera.trusted:
         out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
         return out
-    objects = timer.run("objects", build_objects, clip, camera, config)
+    if init_boxes is not None:
+        objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
+    else:
+        objects = timer.run("objects", build_objects, clip, camera, config)
     out.num_objects = len(objects)
     if not objects and not config.keep_empty:
         out.status, out.reason = "skipped", "no moving objects detected"
@@ -202,11 +247,13 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
                       timestamps_s=clip.timestamps_s)
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera.track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
-    out.status, out.reason = "ok", f"camera by {camera.method}, {len(objects)} object(s)"
+    lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked)"
+    out.status, out.reason = "ok", f"camera by {camera.method}, {len(objects)} object(s){lost}"
     return out
 
 
-def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractConfig()) -> ExtractOutcome:
+def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractConfig(), *,
+                  init_boxes: dict[str, InitBox] | None = None) -> ExtractOutcome:
     """One video → outcome. Bad input never raises: it becomes a failed/skipped outcome with a reason."""
     timer = _Timer()
     rid = record_id_for(path)
@@ -216,7 +263,7 @@ def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractC
         return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=f"unreadable video: {err}",
                               stage_seconds=timer.seconds)
     try:
-        return extract_clip(clip, meta, str(path), rid, config, timer)
+        return extract_clip(clip, meta, str(path), rid, config, timer, init_boxes=init_boxes)
     except DsrError as err:
         return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=str(err),
                               stage_seconds=timer.seconds, duration_s=meta.duration_s)
@@ -269,19 +316,26 @@ def summarize(out_dir: Path) -> dict:
 
 def run_extract(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
                 config: ExtractConfig = ExtractConfig(),
-                progress: Callable[[str, ExtractOutcome | None], None] | None = None) -> dict:
-    """Extract every video under ``inputs`` into ``out_dir``; resumable; returns the report dict."""
+                progress: Callable[[str, ExtractOutcome | None], None] | None = None, *,
+                init_boxes: dict[str, InitBox] | None = None) -> dict:
+    """Extract every video under ``inputs`` into ``out_dir``; resumable; returns the report dict.
+
+    ``init_boxes`` (grounding given first-frame boxes) applies to a single video only.
+    """
     from dsr.scene.io import write_record
 
     out = Path(out_dir)
+    videos = find_videos(inputs)
+    if init_boxes is not None and len(videos) != 1:
+        raise DsrError(f"init boxes name the objects of one video; got {len(videos)} videos")
     out.mkdir(parents=True, exist_ok=True)
-    for path in find_videos(inputs):
+    for path in videos:
         rid = record_id_for(path)
         if marker_path(out, rid).exists():
             if progress:
                 progress(str(path), None)
             continue
-        outcome = extract_video(path, config)
+        outcome = extract_video(path, config, init_boxes=init_boxes)
         if outcome.record is not None:
             write_record(out / f"{rid}.npz", outcome.record)
         atomic_write_text(marker_path(out, rid), json.dumps(outcome.summary(), indent=1))

@@ -22,6 +22,7 @@ ESTIMATORS: dict[str, str] = {
     # objects: weight-free
     "grounding/motion": "dsr.extract.motion:MotionGrounder",
     "tracking/iou": "dsr.extract.tracking:IouTracker",
+    "tracking/given": "dsr.extract.given:GivenBoxTracker",
     "segmentation/motion": "dsr.extract.motion:MotionSegmenter",
     "segmentation/box": "dsr.extract.motion:BoxSegmenter",
     "lifting/chain": "dsr.extract.lift:ChainLifter",
