@@ -9,7 +9,7 @@ from dsr.bench.models import create_model
 from dsr.bench.report import write_report
 from dsr.bench.run import RunConfig, run_eval
 
-DEMO_MODELS = ("random", "always:A", "answer-prior", "oracle")
+DEMO_MODELS = ("random", "always:A", "answer-prior", "text-prior", "oracle")
 
 
 def run_demo_eval(qas: str | Path, out_dir: str | Path, *, progress: bool = True,

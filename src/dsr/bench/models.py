@@ -143,6 +143,51 @@ class AnswerPriorModel:
         return Reply(text=letter)
 
 
+def _option_key(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@dataclass
+class TextPriorModel:
+    """Answers the option whose *text* was most often correct in ``fit_items`` (blind, text only).
+
+    A control for answer-text shortcuts: procedural distractors can make some texts (e.g. "(1) Keep
+    nearly constant.") almost always right. Rate per text = (correct + 1) / (shown + 2); ties go to the
+    earlier letter. Fitted on the evaluated set itself by default, leaving each item's own options out
+    (leave-one-out), or on another question file (``text-prior:<file>``, e.g. a training split).
+    """
+
+    fit_items: Sequence[Item] = ()
+    leave_one_out: bool = True
+    name: str = "text-prior"
+    uses_frames: bool = False
+    shown: Counter[str] = field(default_factory=Counter)
+    correct: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for it in self.fit_items:
+            for letter, text in it.options.items():
+                self.shown[_option_key(text)] += 1
+                self.correct[_option_key(text)] += letter == it.answer
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "baseline", "name": self.name, "fit_items": len(self.fit_items),
+                "leave_one_out": self.leave_one_out}
+
+    def generate(self, request: Request) -> Reply:
+        item = request.item
+
+        def rate(letter: str) -> float:
+            key = _option_key(item.options[letter])
+            shown, correct = self.shown[key], self.correct[key]
+            if self.leave_one_out:
+                shown -= 1
+                correct -= letter == item.answer
+            return (max(correct, 0) + 1) / (max(shown, 0) + 2)
+
+        return Reply(text=min(item.letters, key=lambda k: (-rate(k), k)))
+
+
 @dataclass
 class OracleModel:
     """Answers our own template QAs by re-deriving them from the scene record (``dsr.qa.query.answer``),
@@ -387,7 +432,7 @@ class VideoBackendModel:
 
 # ---------------------------------------------------------------------------------------------- registry
 
-BASELINES = ("random", "always:<letter>", "answer-prior", "oracle")
+BASELINES = ("random", "always:<letter>", "answer-prior", "text-prior[:<file>]", "oracle")
 
 
 def create_model(spec: str, *, items: Sequence[Item] = (), seed: int = 0, **kwargs: Any) -> Model:
@@ -402,6 +447,12 @@ def create_model(spec: str, *, items: Sequence[Item] = (), seed: int = 0, **kwar
         return AlwaysLetterModel(letter=arg)
     if kind == "answer-prior":
         return AnswerPriorModel(fit_items=list(items))
+    if kind == "text-prior":
+        if not arg:
+            return TextPriorModel(fit_items=list(items))
+        from dsr.bench.datasets import load_dataset
+
+        return TextPriorModel(fit_items=load_dataset(arg, check_videos=False).items, leave_one_out=False)
     if kind == "oracle":
         return OracleModel()
     if kind == "openai":

@@ -47,7 +47,7 @@ def run_cmd(
     dataset: Path = typer.Argument(..., help="Question file."),
     model: str = typer.Option(..., "--model", "-m",
                               help="openai:<model>, hf-qwen:<dir> (Qwen2.5-VL or Qwen3-VL), gsm:<dir>, random, "
-                                   "always:<letter>, answer-prior, oracle."),
+                                   "always:<letter>, answer-prior, text-prior[:<file>], oracle."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; an existing one is resumed)."),
     videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
     format: str = typer.Option("auto", "--format"),
