@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         frame_policy: str | None = typer.Option(None, "--frame-policy", help="uniform32, fps1 or official_code."),
         direction_eps: float | None = typer.Option(None, "--direction-eps",
                                                    help="Direction threshold (default cos 70° = 0.342; code: 0.3)."),
+        distractor_pool: float | None = typer.Option(
+            None, "--distractor-pool",
+            help="Probability that a distractor is another query's answer (0 = paper; 0.75 cuts the "
+                 "text-only shortcut, docs/qa.md)."),
         preset: str = typer.Option("paper", "--preset", help="paper (defaults) or official_code (parity)."),
         config_file: Path | None = typer.Option(None, "--config", help="JSON file of QAConfig fields."),
         free_form: int = typer.Option(1, "--free-form-per-video", help="Free-form QAs per record (needs an endpoint)."),
@@ -60,7 +64,8 @@ def register(app: typer.Typer) -> None:
         from dsr.qa.run import FreeFormSettings, generate_files, print_report, report_path, write_report_png
 
         config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
-                         frame_policy=frame_policy, direction_eps=direction_eps)
+                         frame_policy=frame_policy, direction_eps=direction_eps,
+                         distractor_pool_prob=distractor_pool)
         qtypes = parse_types(types)
         console, err = Console(highlight=False), Console(stderr=True, highlight=False)
         freeform = None

@@ -193,6 +193,7 @@ class RecordContext:
     config_json: dict[str, Any]
     usable_list: list[int]
     box_cache: dict[tuple[str, int], str]  # memo of box strings, filled as questions are written
+    answer_pools: dict[str, list[list[str]]] = dataclasses.field(default_factory=dict)  # per type, lazily
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -336,11 +337,30 @@ def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConf
                          tv=None if query.t_v is None else float(ts[query.t_v]), config=config)
 
 
+def answer_pool(ctx: RecordContext, qtype: str) -> list[list[str]]:
+    """Answer states of ``config.distractor_pool_size`` random queries of ``qtype`` on this record.
+
+    Drawn once per (record, type) with their own seeded generators, so the QAs stay deterministic
+    and independent of the order in which types are sampled."""
+    if qtype not in ctx.answer_pools:
+        key = f"{ctx.seed}/{ctx.record.record_id}/{qtype}/pool"
+        rng, py_rng = np.random.default_rng([stable_hash(key)]), random.Random(key)
+        pool: list[list[str]] = []
+        for _ in range(ctx.config.distractor_pool_size):
+            try:
+                pool.append(attempt(ctx, qtype, rng, py_rng, answer_only=True)[0]["states"])
+            except QAError:
+                continue
+        ctx.answer_pools[qtype] = pool
+    return ctx.answer_pools[qtype]
+
+
 def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
-            seen: set[str] | None = None) -> tuple[dict[str, Any], bool]:
+            seen: set[str] | None = None, *, answer_only: bool = False) -> tuple[dict[str, Any], bool]:
     """One sampling attempt of ``qtype``: (QA dict, interval truncated?) or QAError(reason).
 
-    ``py_rng`` draws the scalar choices, ``rng`` the arrays (distractor sequences, perturbations)."""
+    ``py_rng`` draws the scalar choices, ``rng`` the arrays (distractor sequences, perturbations).
+    ``answer_only`` stops after the answer: ({"states": ...}, truncated), for distractor pools."""
     cfg, rec, plan = ctx.config, ctx.record, ctx.plan
     viewpoint, base = split_type(qtype)
     relative = viewpoint == "relative"
@@ -391,12 +411,16 @@ def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: ra
     values, states = derive(query, gather(ctx.geom, query, trusted=True), ctx.geom.scale, cfg)
     if len(states) > cfg.max_segments:
         raise QAError(f"{len(states)} segments", "too_many_segments")
+    if answer_only:
+        return {"states": states}, truncated
 
     question = render_question(rec, query, cfg, ctx.box_cache)
 
     kind = RULE_KIND[base]
     try:
-        options, letter, rejected = make_options(states, kind, base, viewpoint, len(frames), cfg, rng, py_rng)
+        pool = answer_pool(ctx, qtype) if cfg.distractor_pool_prob > 0 else ()
+        options, letter, rejected = make_options(states, kind, base, viewpoint, len(frames), cfg, rng, py_rng,
+                                                 pool, random.Random(f"{qa_id}/distractor_pool"))
     except DsrError as exc:
         raise QAError(str(exc), "distractors_exhausted") from None
     if cfg.drop_rel_spd_comp_on_retry and qtype == "rel_spd_comp" and rejected:

@@ -66,6 +66,11 @@ class QAConfig:
     rel_speed_distractor: RelSpeedDistractor = "uniform_0_2"
     drop_rel_spd_comp_on_retry: bool = False  # §14 M8 parity
     distractor_tries: int = 200
+    # Our addition (0 = paper): each distractor is, with this probability, the answer of another
+    # random query of the same type on the same record, so that common answer texts also appear as
+    # wrong options (against answer-text shortcuts, docs/qa.md); pool of this many queries per type.
+    distractor_pool_prob: float = 0.0
+    distractor_pool_size: int = 16
     # stability (our addition)
     stability_k: int = 20
     stability_position_floor: float = 0.01  # normalised units; sigma = max(record sigma / scale, floor)
@@ -84,6 +89,8 @@ class QAConfig:
             raise DsrError(f"unknown frame policy {self.frame_policy!r} (uniform32, fps1, official_code)")
         if self.answer_wording not in ("paper", "official_code"):
             raise DsrError(f"unknown answer wording {self.answer_wording!r} (paper, official_code)")
+        if not 0.0 <= self.distractor_pool_prob <= 1.0 or self.distractor_pool_size < 1:
+            raise DsrError("need 0 <= distractor_pool_prob <= 1 and distractor_pool_size >= 1")
         if self.normalization not in ("median_camera_distance", "none"):
             raise DsrError(f"unknown normalization {self.normalization!r}")
         if self.min_gap < 1 or self.min_frames < 2 or self.max_segments < 1 or self.num_frames < 4:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -151,10 +151,14 @@ def distractor_length(num_answer: int, num_random: int, rng: random.Random) -> i
 
 
 def make_options(answer_states: list[str], kind: RuleKind, base: str, viewpoint: str, num_values: int,
-                 config: QAConfig, rng: np.random.Generator, py_rng: random.Random) -> tuple[dict[str, str], str, int]:
+                 config: QAConfig, rng: np.random.Generator, py_rng: random.Random,
+                 pool: Sequence[list[str]] = (), pool_rng: random.Random | None = None,
+                 ) -> tuple[dict[str, str], str, int]:
     """Four options A–D: the answer at a uniformly random letter and three distinct distractors.
 
-    ``rng`` draws the random sequences, ``py_rng`` the scalar choices (lengths, letter).
+    ``rng`` draws the random sequences, ``py_rng`` the scalar choices (lengths, letter). With a
+    ``pool`` (answer states of other queries) and ``pool_rng``, each distractor is replaced by a pool
+    answer with probability ``config.distractor_pool_prob``.
 
     Returns (options, correct letter, number of rejected candidates). Raises DsrError when
     ``config.distractor_tries`` candidates do not give three distinct distractors.
@@ -180,6 +184,15 @@ def make_options(answer_states: list[str], kind: RuleKind, base: str, viewpoint:
             distractors.append(text)
             if len(distractors) == 3:
                 break
+    if pool and pool_rng is not None:
+        # our addition: swap distractors for answers of other queries of this type; its own random
+        # stream leaves the paper's draws (and so every query, answer and letter) unchanged
+        for i in range(3):
+            if pool_rng.random() < config.distractor_pool_prob:
+                states = pool[int(pool_rng.random() * len(pool))]
+                text = format_answer(states[:distractor_length(n, len(states), pool_rng)], kind, wording)
+                if text != correct and text not in distractors:
+                    distractors[i] = text
     letter_index = int(py_rng.random() * 4)
     texts = [*distractors[:letter_index], correct, *distractors[letter_index:]]
     return dict(zip(LETTERS, texts, strict=True)), LETTERS[letter_index], rejected
