@@ -420,16 +420,9 @@ def _sampled_track(clip: VideoClip, c2w_dense: np.ndarray, known_dense: np.ndarr
     return track, valid
 
 
-class EssentialVOCamera(Estimator):
-    """Two-view VO: SIFT matches → essential matrix (MAGSAC) → recoverPose, chained, with scale propagation.
+class _OpenCVCamera(Estimator):
+    """Shared set-up of the OpenCV camera estimators: a config and an optional known focal length."""
 
-    Guard against flipped (twisted-pair) solutions: a step whose rotation exceeds
-    ``max_step_rotation_deg`` or whose cheirality inlier ratio is low is rejected and the chain is
-    marked invalid from there on. Steps with sub-pixel parallax are treated as pure rotation.
-    """
-
-    name = "camera/vo"
-    role = "camera"
     requires = ("cv2",)
 
     def __init__(self, config: CameraConfig = CameraConfig(), focal_px: float | None = None) -> None:
@@ -441,6 +434,19 @@ class EssentialVOCamera(Estimator):
         import cv2
 
         return Source(name=self.name, version=f"opencv-{cv2.__version__}")
+
+
+class EssentialVOCamera(_OpenCVCamera):
+    """Two-view VO: SIFT matches → essential matrix (MAGSAC) → recoverPose, chained, with scale propagation.
+
+    Guard against flipped (twisted-pair) solutions: a step whose rotation exceeds
+    ``max_step_rotation_deg`` or whose cheirality inlier ratio is low is rejected and the chain is
+    marked invalid from there on. Steps with sub-pixel parallax are treated as pure rotation.
+    """
+
+    name = "camera/vo"
+    role = "camera"
+    requires = ("cv2",)
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         import cv2
@@ -596,7 +602,7 @@ def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray,
     return float(fine[int(np.argmin([cost(f) for f in fine]))])
 
 
-class RotationOnlyCamera(Estimator):
+class RotationOnlyCamera(_OpenCVCamera):
     """Degenerate-case fallback: frame-to-frame homographies of a purely rotating camera, R = K⁻¹HK.
 
     Trusted only if the homographies explain the tracks (median residual below
@@ -608,16 +614,6 @@ class RotationOnlyCamera(Estimator):
     name = "camera/rotation"
     role = "camera"
     requires = ("cv2",)
-
-    def __init__(self, config: CameraConfig = CameraConfig(), focal_px: float | None = None) -> None:
-        self.config = config
-        self.focal_px = focal_px
-
-    @property
-    def source(self) -> Source:
-        import cv2
-
-        return Source(name=self.name, version=f"opencv-{cv2.__version__}")
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         import cv2
