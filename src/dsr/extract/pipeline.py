@@ -38,6 +38,8 @@ from dsr.extract.lift import (
     interpolate_gaps,
     lift_centers,
     normalize_object_depths,
+    smooth_centers,
+    smoothed_track_noise,
 )
 from dsr.extract.motion import MotionConfig, MotionGrounder
 from dsr.extract.orient import HeadingConfig, velocity_heading
@@ -177,13 +179,17 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         boxes = obj.boxes_xyxy
         lifted = _only_trusted_frames(lifted, track.valid)
         visible = np.isfinite(boxes).all(axis=1)
-        centers_world, method, sigma = interpolate_gaps(transform_points(track.c2w, lifted.centers_cam),
+        raw_world = transform_points(track.c2w, lifted.centers_cam)
+        smoothed = smooth_centers(raw_world, clip.timestamps_s, config.lift.smooth_half_window,
+                                  config.lift.smooth_degree)
+        centers_world, method, sigma = interpolate_gaps(smoothed,
                                                         lifted.method, lifted.sigma, clip.timestamps_s,
                                                         config.lift.max_interpolation_gap)
         lifted = _only_trusted_frames(
             LiftResult(transform_points(invert_pose(track.c2w), centers_world), method, sigma), track.valid)
         centers_world = transform_points(track.c2w, lifted.centers_cam)
-        rot, oconf, osig = velocity_heading(centers_world, lifted.sigma, clip.timestamps_s, up_world, config.heading)
+        rot, oconf, osig = velocity_heading(centers_world, smoothed_track_noise(raw_world, smoothed, config.lift),
+                                            clip.timestamps_s, up_world, config.heading)
         orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
                                        source=Source(name="orientation/velocity", version="1"))
         counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],
