@@ -92,6 +92,34 @@ def test_ncc_follows_the_given_box_and_ends_when_it_leaves_the_frame() -> None:
     assert tracks["sq"].masks[0].sum() == 24 * 24 and tracks["sq"].masks[gone] is None
 
 
+def test_ncc_box_grows_with_an_approaching_object_by_median_flow() -> None:
+    """A textured square grows 3% per frame (an object coming closer): the box must follow its size, which
+    is what the size prior turns into depth; fixed template scales would keep it near the first size."""
+    import cv2
+
+    h, w, n = 160, 200, 12
+    yy, xx = np.mgrid[0:h, 0:w]
+    background = np.stack([80 + 60 * np.sin(xx / 9.0), 90 + 50 * np.cos(yy / 7.0), 100 + 0 * xx], -1)
+    tile = np.kron(np.random.default_rng(1).random((8, 8, 3)), np.ones((4, 4, 1))) * 200 + 30
+    frames, truth = [], []
+    for t in range(n):
+        side = round(32 * 1.03**t)
+        x0, y0 = 100 - side // 2, 80 - side // 2
+        f = background.copy()
+        f[y0:y0 + side, x0:x0 + side] = cv2.resize(tile, (side, side), interpolation=cv2.INTER_LINEAR)
+        frames.append(f.astype(np.uint8))
+        truth.append([x0, y0, x0 + side - 1, y0 + side - 1])
+    truth_a = np.array(truth, dtype=np.float64)
+    frames_a = np.stack(frames)
+    boxes = track_given_boxes(frames_a, {"sq": InitBox("box", truth_a[0], False)})["sq"].boxes_xyxy
+    heights = boxes[:, 3] - boxes[:, 1] + 1
+    true_heights = truth_a[:, 3] - truth_a[:, 1] + 1
+    np.testing.assert_allclose(heights, true_heights, rtol=0.06)  # the final size is 1.03^11 = 1.38× the first
+    fixed = track_given_boxes(frames_a, {"sq": InitBox("box", truth_a[0], False)},
+                              config=GivenTrackConfig(flow_scale=False))["sq"].boxes_xyxy
+    assert abs(fixed[-1, 3] - fixed[-1, 1] + 1 - true_heights[-1]) > 3 * abs(heights[-1] - true_heights[-1])
+
+
 def test_mil_alternative_keeps_the_box_size_and_bad_method_is_an_error() -> None:
     frames, truth = _square_clip(n=6)
     boxes = track_given_boxes(frames, {"sq": InitBox("box", truth[0], False)},

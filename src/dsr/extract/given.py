@@ -54,6 +54,11 @@ class GivenTrackConfig:
     snap_iou: float = 0.4
     snap_area_ratio: float = 2.0  # a detection snaps only if its area is within this factor of the box's
     min_inside_frac: float = 0.25
+    # NCC: the box size follows the median flow of corners inside it (see _flow_scale); off = fixed scales
+    flow_scale: bool = True
+    flow_inset: float = 0.15  # fraction of the box trimmed on each side (its edges hold background)
+    flow_min_points: int = 6
+    flow_scale_range: tuple[float, float] = (0.85, 1.18)  # per sampled-frame step
     tracked_score: float = 0.5  # confidence of a frame the tracker alone placed (snapped: the detection's)
 
 
@@ -194,6 +199,7 @@ def _track_ncc(frames_rgb: np.ndarray, init: dict[str, InitBox], config: GivenTr
     pad = int(max(config.search_window_px, 8) + max((b.box_xyxy[2:] - b.box_xyxy[:2]).max() for b in init.values()))
     padded = [cv2.copyMakeBorder(np.ascontiguousarray(f), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
               for f in frames_rgb]
+    grays = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb]
     out = {}
     for oid, ib in init.items():
         boxes, scores = np.full((n, 4), np.nan), np.zeros(n)
@@ -212,7 +218,10 @@ def _track_ncc(frames_rgb: np.ndarray, init: dict[str, InitBox], config: GivenTr
             guess = centre + velocity * (t - last_t)
             radius = config.search_window_px * (1 + misses)
             best = (-1.0, None, None)
-            for scale in config.scales:
+            # the box's size follows the points tracked inside it (template scores hardly separate a 2% change)
+            flow_scale = (_flow_scale(grays[last_t], grays[t], boxes[last_t], config) if config.flow_scale
+                          else None)
+            for scale in config.scales if flow_scale is None else (flow_scale,):
                 th = max(4, round(template.shape[0] * scale))
                 tw = max(4, round(template.shape[1] * scale))
                 sx1 = round(float(guess[0]) - tw / 2 - radius) + pad
@@ -226,7 +235,7 @@ def _track_ncc(frames_rgb: np.ndarray, init: dict[str, InitBox], config: GivenTr
                 resized = cv2.resize(template, (tw, th), interpolation=cv2.INTER_LINEAR)
                 score_map = cv2.matchTemplate(region, resized, cv2.TM_CCOEFF_NORMED)
                 _, score, _, loc = cv2.minMaxLoc(score_map)
-                if scale != 1.0:
+                if scale != 1.0 and flow_scale is None:
                     score -= 0.02  # prefer the current size on near ties (no drift of scale on noise)
                 if score > best[0]:
                     best = (score, (sx1 + loc[0] - pad, sy1 + loc[1] - pad, tw, th), resized)
@@ -249,6 +258,45 @@ def _track_ncc(frames_rgb: np.ndarray, init: dict[str, InitBox], config: GivenTr
                         if score >= config.update_match and frac >= 0.999 else resized)
         out[oid] = GivenTrack(boxes, scores, masks)
     return out
+
+
+def _flow_scale(prev_gray: np.ndarray, next_gray: np.ndarray, box: np.ndarray, config: GivenTrackConfig
+                ) -> float | None:
+    """Scale change of an object between two frames from corners tracked inside its box (median flow).
+
+    Corners in the inner part of the box are tracked by pyramidal Lucas–Kanade forwards and backwards;
+    points that do not come back within 1 px are dropped; the scale is the median ratio of pairwise
+    distances after/before. None when fewer than ``flow_min_points`` survive.
+    """
+    import cv2
+
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    inset = config.flow_inset
+    mask = np.zeros(prev_gray.shape, np.uint8)
+    ix1, iy1 = max(0, int(x1 + inset * w)), max(0, int(y1 + inset * h))
+    ix2, iy2 = min(prev_gray.shape[1], int(np.ceil(x2 - inset * w))), min(prev_gray.shape[0], int(np.ceil(y2 - inset * h)))
+    if ix2 - ix1 < 4 or iy2 - iy1 < 4:
+        return None
+    mask[iy1:iy2, ix1:ix2] = 255
+    pts = cv2.goodFeaturesToTrack(prev_gray, 60, 0.01, 3, mask=mask)
+    if pts is None or len(pts) < config.flow_min_points:
+        return None
+    lk = {"winSize": (15, 15), "maxLevel": 3}
+    fwd, st1, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, pts, None, **lk)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(next_gray, prev_gray, fwd, None, **lk)
+    good = (st1[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm((back - pts)[:, 0], axis=1) < 1.0)
+    if good.sum() < config.flow_min_points:
+        return None
+    a, b = pts[good, 0].astype(np.float64), fwd[good, 0].astype(np.float64)
+    i, j = np.triu_indices(len(a), 1)
+    before = np.linalg.norm(a[i] - a[j], axis=1)
+    keep = before > 0.1 * max(w, h)
+    if keep.sum() < config.flow_min_points:
+        return None
+    ratio = float(np.median(np.linalg.norm(b[i] - b[j], axis=1)[keep] / before[keep]))
+    lo, hi = config.flow_scale_range
+    return float(np.clip(ratio, lo, hi))
 
 
 def _snap_to_detections(predicted: dict[str, np.ndarray], dets: list[Detection], config: GivenTrackConfig
