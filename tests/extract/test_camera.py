@@ -55,6 +55,25 @@ def test_pycolmap_on_synthetic_room(sfm_truck, truck_clip: SynthClip) -> None:
     assert est.track.source.name == "camera/pycolmap" and est.track.source.version.startswith("pycolmap-")
 
 
+@pytest.mark.slow
+def test_pycolmap_keeps_a_known_focal_length(truck_clip: SynthClip) -> None:
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    focal = float(truck_clip.K[0, 0])
+    est = PycolmapCamera(CameraConfig(focal_px=focal)).estimate(clip)
+    assert est.trusted, est.reason
+    assert est.track.K[0, 0, 0] == pytest.approx(focal, rel=1e-6)  # fixed in bundle adjustment, not refined
+    assert _ate_pct(est.track.c2w, truck_clip.c2w[clip.frame_indices], est.track.valid) < 2.0
+
+
+def test_auto_camera_passes_a_known_focal_to_the_fallbacks(pan_clip: SynthClip) -> None:
+    clip = clip_from_arrays(pan_clip.frames, pan_clip.fps, num_samples=16)
+    focal = 1.02 * float(pan_clip.K[0, 0])  # a user's calibration, 2% off
+    est = AutoCamera(CameraConfig(focal_px=focal), ("rotation",)).estimate(clip)
+    assert est.trusted, est.reason
+    np.testing.assert_allclose(est.track.K[:, 0, 0], focal)  # used as given, not re-estimated
+    assert est.attempts[0].stats["focal_px"] == pytest.approx(focal)
+
+
 def test_vo_on_synthetic_room(truck_clip: SynthClip) -> None:
     clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
     est = EssentialVOCamera(focal_px=truck_clip.K[0, 0]).estimate(clip)
@@ -124,8 +143,26 @@ def test_focal_from_exact_homographies() -> None:
     hs = [K @ r @ np.linalg.inv(K) for r in rots]
     f = focal_from_homographies(hs, guess_intrinsics(321, 241, 1.2))
     assert f == pytest.approx(350.0, rel=0.01)
-    # no rotation → no information
+    # no rotation → no information; nor from the fit noise of a static camera's homography (measured on a
+    # MuJoCo world: sub-pixel shifts, but perspective terms that read as ~0.5° under the guessed focal)
     assert focal_from_homographies([np.eye(3)], guess_intrinsics(321, 241, 1.2)) is None
+    static_noise = np.array([[0.9998, 0.0029, 0.0159], [-0.0005, 1.0035, -0.0338], [-2e-5, 1e-5, 1.0]])
+    assert focal_from_homographies([static_noise] * 3, guess_intrinsics(321, 241, 1.2)) is None
+
+
+def test_rotation_from_bearings_is_exact_and_ignores_the_homography_noise() -> None:
+    from scipy.spatial.transform import Rotation
+
+    from dsr.extract.camera import rotation_from_bearings
+
+    K = np.array([[350.0, 0, 160], [0, 350.0, 120], [0, 0, 1]])
+    rot = Rotation.from_rotvec([0.01, -0.03, 0.005]).as_matrix()
+    p0 = np.random.default_rng(0).uniform([0, 0], [320, 240], (50, 2))
+    moved = np.column_stack([p0, np.ones(50)]) @ (K @ rot @ np.linalg.inv(K)).T
+    p1 = moved[:, :2] / moved[:, 2:]
+    np.testing.assert_allclose(rotation_from_bearings(p0, p1, K), rot, atol=1e-9)
+    # a static camera: identity, whatever the focal length
+    np.testing.assert_allclose(rotation_from_bearings(p0, p0, K * [[2], [2], [1]]), np.eye(3), atol=1e-12)
 
 
 def test_rotation_only_estimates_the_focal_on_a_pan(pan_clip: SynthClip) -> None:

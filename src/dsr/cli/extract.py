@@ -24,6 +24,9 @@ def extract(
     dense_fps: Annotated[float, typer.Option(help="Frames per second fed to SfM / VO.")] = 6.0,
     keep_empty: Annotated[bool, typer.Option(help="Write records for clips with no detected movers.")] = False,
     allow_cuts: Annotated[bool, typer.Option(help="Do not skip clips with hard scene cuts.")] = False,
+    focal_px: Annotated[float | None, typer.Option(
+        help="Known focal length in pixels of the full-resolution video (calibration, EXIF); "
+             "default: estimated (SfM, homographies) or guessed.")] = None,
     init_boxes: Annotated[Path | None, typer.Option(
         help='Ground given objects instead of discovering movers (one video only): JSON {object_id: {"class": '
              '..., "box": [x1, y1, x2, y2], "is_agent": bool}} at the first sampled frame.')] = None,
@@ -40,7 +43,11 @@ def extract(
 
     if camera not in CAMERA_CHOICES:
         raise DsrError(f"--camera must be one of {', '.join(CAMERA_CHOICES)}, got {camera!r}")
-    config = replace(ExtractConfig(), clip=ClipConfig(num_samples=num_samples, dense_fps=dense_fps),
+    if focal_px is not None and not focal_px > 0:
+        raise DsrError(f"--focal-px must be a positive number of pixels, got {focal_px}")
+    base = ExtractConfig()
+    config = replace(base, clip=ClipConfig(num_samples=num_samples, dense_fps=dense_fps),
+                     camera=replace(base.camera, focal_px=focal_px),
                      camera_methods=CAMERA_CHOICES[camera], keep_empty=keep_empty, reject_cuts=not allow_cuts)
     videos = find_videos(inputs)
     if not videos:

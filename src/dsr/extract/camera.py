@@ -38,6 +38,9 @@ class CameraConfig:
     sequential_overlap: int = 10
     num_threads: int = 2
     focal_guess_factor: float = 1.2  # × max(W, H) when the focal length is unknown (COLMAP's default)
+    # a known focal length (full-resolution pixels, e.g. from a calibration or EXIF): every method uses it
+    # and SfM keeps it fixed. Self-calibration is weak on orbits and short clips (docs/bench-extract.md §6)
+    focal_px: float | None = None
     max_step_rotation_deg: float = 30.0  # VO flip guard: per dense step (extraction.md §3.4)
     min_cheirality_ratio: float = 0.5
     min_track_points: int = 30
@@ -47,7 +50,7 @@ class CameraConfig:
     max_homography_residual_px: float = 1.5  # rotation-only model: median reprojection error
     # rotation-only model over long baselines: a slow translation (a dolly) leaves every dense step below
     # the per-step residual, but its parallax accumulates; points LK-chained over ``long_baseline_s``
-    long_baseline_s: float = 3.0
+    long_baseline_s: float = 6.0  # 3 s let a 0.7 m dolly towards objects 4–6 m away pass (2.95 px < 3)
     max_long_residual_px: float = 3.0
 
 
@@ -169,6 +172,9 @@ class PycolmapCamera(Estimator):
             extraction.sift.peak_threshold = cfg.sift_peak_threshold
             reader = pycolmap.ImageReaderOptions()
             reader.camera_model = "SIMPLE_RADIAL"
+            if cfg.focal_px is not None:  # f, cx, cy, k of the dense frames
+                h, w = clip.dense_rgb[0].shape[:2]
+                reader.camera_params = f"{cfg.focal_px * clip.dense_scale},{w / 2.0},{h / 2.0},0"
             pycolmap.extract_features(db, image_dir, camera_mode=pycolmap.CameraMode.SINGLE,
                                       reader_options=reader, extraction_options=extraction,
                                       device=pycolmap.Device.cpu)
@@ -182,6 +188,7 @@ class PycolmapCamera(Estimator):
             opts.min_num_matches = 10
             opts.mapper.abs_pose_min_num_inliers = 15
             opts.mapper.abs_pose_min_inlier_ratio = 0.15
+            opts.ba_refine_focal_length = cfg.focal_px is None
             models = pycolmap.incremental_mapping(db, image_dir, Path(tmp) / "sparse", options=opts)
             return self._read(clip, models, names)
 
@@ -570,17 +577,24 @@ class EssentialVOCamera(_OpenCVCamera):
 
 
 def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray, lo: float = 0.3, hi: float = 3.0,
-                            min_rotation_deg: float = 0.5) -> float | None:
+                            min_shift_px: float = 3.0) -> float | None:
     """Focal length (px) under which frame-to-frame homographies are closest to rotations, or None.
 
     For a purely rotating camera H = K R K⁻¹, so K⁻¹HK is orthogonal only for the true focal. We search
     f over [lo, hi]·f_guess (log grid, then a finer grid around the best) minimising the summed distance of
-    det-normalised K⁻¹HK to the nearest rotation. Steps rotating less than ``min_rotation_deg`` carry no
-    focal information and are ignored; with none left the result is None.
+    det-normalised K⁻¹HK to the nearest rotation. Steps that move the image less than ``min_shift_px``
+    (median over its corners and centre) carry no focal information and are ignored; with none left the
+    result is None. (A rotation angle read from K⁻¹HK under the guessed focal is no test: the noise of a
+    static camera's homography alone reads as ~0.5°, and once gave a focal length 3× too short.)
     """
-    hs = [h for h in homographies if rotation_angle_deg(_project_to_so3(
-        np.linalg.inv(K_guess) @ h @ K_guess / np.cbrt(np.linalg.det(np.linalg.inv(K_guess) @ h @ K_guess))))
-        > min_rotation_deg]
+    w, h = 2.0 * K_guess[0, 2], 2.0 * K_guess[1, 2]
+    probe = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [0.0, h, 1.0], [w, h, 1.0], [w / 2, h / 2, 1.0]])
+
+    def shift(hom: np.ndarray) -> float:
+        moved = probe @ hom.T
+        return float(np.median(np.linalg.norm(moved[:, :2] / moved[:, 2:] - probe[:, :2], axis=1)))
+
+    hs = [hom for hom in homographies if shift(hom) >= min_shift_px]
     if not hs:
         return None
     f0 = K_guess[0, 0]
@@ -597,9 +611,29 @@ def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray,
         return total
 
     grid = f0 * np.geomspace(lo, hi, 41)
-    best = grid[int(np.argmin([cost(f) for f in grid]))]
+    k = int(np.argmin([cost(f) for f in grid]))
+    if k in (0, len(grid) - 1):
+        return None  # no minimum inside the range: the steps are not rotations (a dolly's expansion ran to lo)
+    best = grid[k]
     fine = best * np.geomspace(0.95, 1.05, 21)
     return float(fine[int(np.argmin([cost(f) for f in fine]))])
+
+
+def rotation_from_bearings(p0: np.ndarray, p1: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """cam1_from_cam0 rotation of a purely rotating camera from matched pixels (N, 2), least squares.
+
+    The rotation that best maps the unit bearing vectors of ``p0`` onto those of ``p1`` (Kabsch). Taking it
+    from the homography instead (R ~ K⁻¹HK) lets the homography's tiny, noisy perspective terms, multiplied by
+    the focal length, tilt the rotation: on a static camera that gave ~1 px residuals where the tracks
+    themselves moved 0.003 px (median), and static and panning clips failed the rotation check.
+    """
+    k_inv = np.linalg.inv(K)
+    b0 = np.column_stack([p0, np.ones(len(p0))]) @ k_inv.T
+    b1 = np.column_stack([p1, np.ones(len(p1))]) @ k_inv.T
+    b0 /= np.linalg.norm(b0, axis=1, keepdims=True)
+    b1 /= np.linalg.norm(b1, axis=1, keepdims=True)
+    u, _, vt = np.linalg.svd(b1.T @ b0)
+    return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
 
 
 class RotationOnlyCamera(_OpenCVCamera):
@@ -630,10 +664,10 @@ class RotationOnlyCamera(_OpenCVCamera):
         steps: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
         for i in range(n - 1):
             p0, p1 = track_pair(grays[i], grays[i + 1])
-            H = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0)[0] if len(p0) >= cfg.min_track_points else None
+            H, inl = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0) if len(p0) >= cfg.min_track_points else (None, None)
             if H is None:
                 reasons.append(f"step {i}: {len(p0)} tracks, no homography")
-            steps.append(None if H is None else (p0, p1, H))
+            steps.append(None if H is None else (p0, p1, H, inl[:, 0].astype(bool)))
         if self.focal_px is not None:
             K[0, 0] = K[1, 1] = self.focal_px * clip.dense_scale
         else:
@@ -646,9 +680,8 @@ class RotationOnlyCamera(_OpenCVCamera):
                 step_ok[i] = False
                 c2w[i + 1] = c2w[i]
                 continue
-            p0, p1, H = step
-            m = K_inv @ H @ K
-            rot = _project_to_so3(m / np.cbrt(np.linalg.det(m)))
+            p0, p1, _, inliers = step
+            rot = rotation_from_bearings(p0[inliers], p1[inliers], K)
             pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot @ K_inv).reshape(-1, 2)
             res = float(np.median(np.linalg.norm(pred - p1, axis=1)))
             residuals.append(res)
@@ -665,7 +698,7 @@ class RotationOnlyCamera(_OpenCVCamera):
                                                cfg.min_track_points)
             for i, j, res in long_res:
                 if res > cfg.max_long_residual_px:
-                    known[j:] = False
+                    known[i + 1:] = False  # the camera translated inside this window: no pose after i holds
                     reasons.append(f"dense frames {i}-{j}: rotation model residual {res:.1f} px "
                                    f"(parallax accumulates: the camera translates)")
                     break
@@ -701,7 +734,7 @@ class AutoCamera(Estimator):
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         attempts: list[Attempt] = []
-        focal: float | None = None
+        focal: float | None = self.config.focal_px
         for method in self.methods:
             if method == "pycolmap":
                 ok, why = PycolmapCamera.available()
@@ -715,7 +748,8 @@ class AutoCamera(Estimator):
                     f = float(est.track.K[0, 0, 0])
                     lo, hi = self.config.focal_range
                     covered = est.attempts[0].stats.get("registered_ratio", 0.0) >= 0.5
-                    if covered and lo * max(clip.width, clip.height) <= f <= hi * max(clip.width, clip.height):
+                    if (focal is None and covered
+                            and lo * max(clip.width, clip.height) <= f <= hi * max(clip.width, clip.height)):
                         focal = f
             elif method == "vo":
                 est = EssentialVOCamera(self.config, focal).estimate(clip)
