@@ -97,3 +97,8 @@ def test_cli_extract_smoke(videos: dict[str, Path], tmp_path: Path) -> None:
     assert "2 videos: failed 1, ok 1" in result.output
     bad = CliRunner().invoke(app, ["extract", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)])
     assert bad.exit_code != 0
+    neg = CliRunner().invoke(app, ["extract", str(videos["static"]), "--out", str(tmp_path / "f"),
+                                   "--focal-px", "-5"])
+    # the app raises the one-line DsrError that dsr's entry point prints and exits 2 on
+    assert neg.exit_code != 0 and "--focal-px must be a positive number" in str(neg.exception)
+    assert not (tmp_path / "f").exists()  # rejected before any work
