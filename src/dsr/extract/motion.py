@@ -9,6 +9,7 @@ The same residual statistic drives the offline motion filter of ``dsr curate``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +193,78 @@ def detect_movers_at(before: np.ndarray | None, frame: np.ndarray, after: np.nda
         # weak residuals break the intersection apart: fall back to the single-pair mask (looser box)
         return mask_detections(masks[-1] | masks[0], residual, out_hw, config)
     return mask_detections(masks[0], residual, out_hw, config)
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """Movers as differences from a temporal-median background (cameras that do not translate)."""
+
+    max_translation: float = 0.02  # camera extent in record units (median scene depth 1) to count as static
+    half_window: int = 8  # sampled frames on each side that build frame t's background
+    stride: int = 2  # every stride-th of them (the mover must cover a pixel in < half of them)
+    min_diff: float = 20.0  # grey levels; threshold = max(min_diff, diff_k × median difference)
+    diff_k: float = 6.0
+    open_px: int = 3
+    close_px: int = 7
+
+
+def camera_is_static(c2w: np.ndarray, valid: np.ndarray, config: BackgroundConfig = BackgroundConfig()) -> bool:
+    """True when the camera centre stays within ``max_translation`` (record units) of its mean over valid frames."""
+    pos = c2w[valid, :3, 3]
+    return bool(len(pos)) and float(np.max(np.linalg.norm(pos - pos.mean(axis=0), axis=1))) <= config.max_translation
+
+
+def detect_by_background(frames_rgb: np.ndarray, c2w: np.ndarray, K: np.ndarray, valid: np.ndarray,
+                         motion: MotionConfig = MotionConfig(), config: BackgroundConfig = BackgroundConfig()
+                         ) -> list[list[Detection]]:
+    """Per sampled frame, movers as regions that differ from a background built from its neighbours.
+
+    For a camera that only rotates, frame s maps onto frame t by the homography K R_{t←s} K⁻¹; the per-pixel
+    median of the neighbours warped into frame t is the static scene without the movers (a mover covers any
+    one pixel in fewer than half of them), and the absolute difference outlines the movers whole — where
+    two-frame flow residuals only light up their textured parts and moving edges. Frames with an invalid
+    pose get no detections. Work is done at ``motion.work_max_side``.
+    """
+    import cv2
+
+    n = len(frames_rgb)
+    h, w = frames_rgb.shape[1:3]
+    s = min(1.0, motion.work_max_side / max(h, w))
+    wh, ww = round(h * s), round(w * s)
+    scale = np.diag([s, s, 1.0])
+    small = [cv2.resize(f, (ww, wh), interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames_rgb]
+    rot = c2w[:, :3, :3]
+    out: list[list[Detection]] = []
+    for t in range(n):
+        if not valid[t]:
+            out.append([])
+            continue
+        others = [u for u in range(max(0, t - config.half_window), min(n, t + config.half_window + 1), config.stride)
+                  if u != t and valid[u]]
+        if len(others) < 3:
+            out.append([])
+            continue
+        k_t = scale @ K[t]
+        stack = np.full((len(others), wh, ww, 3), np.nan, np.float32)
+        for i, u in enumerate(others):
+            hom = k_t @ rot[t].T @ rot[u] @ np.linalg.inv(scale @ K[u])
+            warped = cv2.warpPerspective(small[u], hom, (ww, wh), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1))
+            stack[i] = np.where(warped < 0, np.nan, warped)
+        covered = np.isfinite(stack[..., 0]).sum(axis=0) >= 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # pixels no neighbour covers: all-NaN, masked below
+            background = np.nanmedian(stack, axis=0)
+        diff = np.where(covered, np.abs(small[t] - np.nan_to_num(background)).max(axis=2), 0.0)
+        thr = max(config.min_diff, config.diff_k * float(np.median(diff[covered]))) if covered.any() else np.inf
+        mask = (diff > thr).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((config.open_px, config.open_px), np.uint8))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (config.close_px, config.close_px))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
+        # scores: mean difference relative to the threshold (residual map in units of min_residual_px)
+        strength = diff / max(thr, 1e-9) * motion.min_residual_px * 2.0
+        out.append(mask_detections(mask, strength, (h, w), motion))
+    return out
 
 
 class MotionGrounder(Estimator):

@@ -41,7 +41,13 @@ from dsr.extract.lift import (
     smooth_centers,
     smoothed_track_noise,
 )
-from dsr.extract.motion import MotionConfig, MotionGrounder
+from dsr.extract.motion import (
+    BackgroundConfig,
+    MotionConfig,
+    MotionGrounder,
+    camera_is_static,
+    detect_by_background,
+)
 from dsr.extract.orient import HeadingConfig, velocity_heading
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.frames import invert_pose, transform_points
@@ -59,6 +65,7 @@ class ExtractConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     camera_methods: tuple[str, ...] = ("rotation", "pycolmap", "vo")
     motion: MotionConfig = field(default_factory=MotionConfig)
+    background: BackgroundConfig | None = field(default_factory=BackgroundConfig)  # None: flow movers only
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lift: LiftConfig = field(default_factory=LiftConfig)
     heading: HeadingConfig = field(default_factory=HeadingConfig)
@@ -122,7 +129,16 @@ class TrackedObject:
 
 def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig) -> list[ObjectTrack]:
     """Movers → tracks → centres → headings, as record ObjectTracks (may be empty)."""
-    dets = MotionGrounder(config.motion).detect_clip(clip)
+    track = camera.track
+    assert track is not None
+    if config.background is not None and camera_is_static(track.c2w, track.valid, config.background):
+        # no parallax: a warped temporal-median background outlines movers whole (flow only finds their edges)
+        dets = detect_by_background(clip.frames_rgb, track.c2w, track.K, track.valid, config.motion,
+                                    config.background)
+        grounding = "grounding/background"
+    else:
+        dets = MotionGrounder(config.motion).detect_clip(clip)
+        grounding = "grounding/motion"
     tracks = associate_tracks([np.array([d.box_xyxy for d in frame]).reshape(-1, 4) for frame in dets], config.tracker)
     # weak residuals along the whole track = parallax noise, not a mover
     tracks = [tr for tr in tracks
@@ -138,7 +154,7 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
             masks[t] = dets[t][j].mask
             scores[t] = dets[t][j].score
         tracked.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, True, boxes, masks, scores))
-    return lift_objects(clip, camera, tracked, config, Source(name="grounding/motion+tracking/iou", version="1"))
+    return lift_objects(clip, camera, tracked, config, Source(name=f"{grounding}+tracking/iou", version="1"))
 
 
 def build_given_objects(clip: VideoClip, camera: CameraEstimate, init: dict[str, InitBox],
