@@ -73,20 +73,63 @@ def curate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Curation table (.csv or .jsonl).")],
     min_duration: Annotated[float, typer.Option(help="Shortest clip kept, seconds.")] = 20.0,
     max_duration: Annotated[float, typer.Option(help="Longest clip kept, seconds.")] = 120.0,
+    llm_base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) for the paper's LLM steps; "
+             "without it no LLM is called.")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name at --llm-base-url.")] = None,
+    llm_key_env: Annotated[str, typer.Option(
+        help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
+    captions: Annotated[Path | None, typer.Option(
+        help="CSV with columns videoID (video file stem) and caption: runs the caption motion filter and "
+             "agent/object classes for clips with a caption.")] = None,
+    llm_frames: Annotated[bool, typer.Option(
+        help="Run the frames filter (6 scene classes) on 8 frames per clip; needs a vision model.")] = False,
 ) -> None:
-    """Duration, shot-cut and world-motion filters; one row with a reason per clip."""
+    """Duration, shot-cut and world-motion filters, then optional LLM steps; one row with a reason per clip."""
+    from collections import Counter
     from dataclasses import replace
 
-    from rich.progress import track
+    from rich.progress import Progress
 
-    from dsr.extract.curate import CurateConfig, curate_video, write_curation_table
+    from dsr.errors import DsrError
+    from dsr.extract.curate import (
+        CurateConfig,
+        CurationRow,
+        LlmSteps,
+        curate_videos,
+        make_llm_client,
+        read_captions,
+        reason_kind,
+    )
     from dsr.extract.pipeline import find_videos
 
     config = replace(CurateConfig(), min_duration_s=min_duration, max_duration_s=max_duration)
-    rows = [curate_video(v, config) for v in track(find_videos(inputs), description="curating")]
-    write_curation_table(rows, out)
+    llm: LlmSteps | None = None
+    caption_of: dict[str, str] = {}
+    if llm_base_url is None:
+        if captions is not None or llm_frames or llm_model is not None:
+            raise DsrError("--captions, --llm-frames and --llm-model need --llm-base-url")
+    else:
+        if not llm_model:
+            raise DsrError("--llm-model is required with --llm-base-url")
+        if captions is None and not llm_frames:
+            raise DsrError("--llm-base-url needs a step to run: --captions FILE.csv and/or --llm-frames")
+        caption_of = read_captions(captions) if captions is not None else {}
+        llm = LlmSteps(make_llm_client(llm_base_url, llm_key_env), llm_model, frames=llm_frames)
+    videos = find_videos(inputs)
+    with Progress() as progress:
+        task = progress.add_task("curating", total=len(videos))
+
+        def tick(row: CurationRow, resumed: bool) -> None:
+            if not row.keep:
+                progress.console.print(f"{Path(row.video).name}: {row.reason}" + (" (done before)" * resumed))
+            progress.advance(task)
+
+        rows = curate_videos(list(videos), out, config, llm, caption_of, progress=tick)
     kept = sum(r.keep for r in rows)
-    typer.echo(f"{kept}/{len(rows)} clips kept; table: {out}")
+    drops = Counter(reason_kind(r.reason) for r in rows if not r.keep)
+    dropped = "".join(f"; {kind}: {n}" for kind, n in sorted(drops.items(), key=lambda kn: (-kn[1], kn[0])))
+    typer.echo(f"{kept}/{len(rows)} clips kept{dropped}; table: {out}")
 
 
 def estimators(role: Annotated[str | None, typer.Option(help="Only this role.")] = None) -> None:
