@@ -130,6 +130,9 @@ def test_velocity_heading_straight_walk() -> None:
     mid = slice(2, 10)  # frames with the full baseline on both sides
     np.testing.assert_allclose(conf_noisy[mid], 0.45 + 0.04 * 0.8 / (np.sqrt(2) * 0.15), rtol=1e-9)
     np.testing.assert_allclose(sig_noisy[mid], np.degrees(np.arctan2(np.sqrt(2) * 0.15, 0.8)), rtol=1e-9)
+    # no noise estimate at all (too short a track to measure it): no confidence to give
+    _, conf_nan, _ = velocity_heading(centers, np.full(12, np.nan), t, np.array([0, 0, 1.0]))
+    assert (conf_nan == 0).all()
     # noisier still (ratio 1.6 < 2): no heading at all rather than a guess
     _, conf_bad, _ = velocity_heading(centers, np.full(12, 0.35), t, np.array([0, 0, 1.0]))
     assert (conf_bad == 0).all()

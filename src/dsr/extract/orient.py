@@ -48,7 +48,10 @@ def velocity_heading(centers_world: np.ndarray, center_sigma: np.ndarray, timest
     if known.sum() < 3:
         return rot, conf, sig
     idx = np.flatnonzero(known)
-    noise = np.sqrt(2.0) * max(float(np.nanmedian(center_sigma[idx])), 1e-9)
+    sigmas = np.asarray(center_sigma, dtype=np.float64)[idx]
+    if not np.isfinite(sigmas).any():
+        return rot, conf, sig  # no noise estimate, no confidence to give
+    noise = np.sqrt(2.0) * max(float(np.nanmedian(sigmas)), 1e-9)
     b = max(1, config.baseline_frames)
     for k, i in enumerate(idx):
         lo, hi = idx[max(0, k - b)], idx[min(len(idx) - 1, k + b)]

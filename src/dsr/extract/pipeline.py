@@ -204,8 +204,10 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         lifted = _only_trusted_frames(
             LiftResult(transform_points(invert_pose(track.c2w), centers_world), method, sigma), track.valid)
         centers_world = transform_points(track.c2w, lifted.centers_cam)
-        rot, oconf, osig = velocity_heading(centers_world, smoothed_track_noise(raw_world, smoothed, config.lift),
-                                            clip.timestamps_s, up_world, config.heading)
+        # the heading's noise: measured on the track when it was smoothed, else the chain's a-priori sigma
+        noise = (smoothed_track_noise(raw_world, smoothed, config.lift) if config.lift.smooth_half_window > 0
+                 else lifted.sigma)
+        rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
         orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
                                        source=Source(name="orientation/velocity", version="1"))
         counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],
