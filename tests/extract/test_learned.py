@@ -43,6 +43,67 @@ def test_camera_from_pi3_outputs_contract() -> None:
     np.testing.assert_allclose(est.track.c2w, poses, atol=1e-9)  # c2w kept as is, no inversion
     np.testing.assert_allclose(est.track.K[0, 0, 0], 2 * f, rtol=1e-6)  # focal rescaled to the video size
     np.testing.assert_allclose(est.track.K[0, 0, 2], 2 * (w / 2), rtol=1e-6)
+    # the dense geometry travels with the camera, at the video's resolution, for the centres
+    assert est.dense is not None and est.dense.local_points.shape == (n, 56, 84, 3)
+    assert est.dense.valid.shape == (n, 56, 84) and est.dense.valid.all()
+
+
+def test_dense_centres_are_the_mean_of_valid_points_under_the_mask() -> None:
+    from dsr.extract.base import DensePoints
+    from dsr.extract.lift import dense_centers
+    from dsr.scene.record import CENTER_METHODS
+
+    points = np.zeros((2, 2, 3, 3))
+    points[0, 0, 0] = [1.0, 2.0, 4.0]
+    points[0, 0, 1] = [3.0, 2.0, 6.0]
+    points[0, 1, 1] = [100.0, 100.0, 100.0]  # under the mask but invalid (an edge or low confidence)
+    valid = np.ones((2, 2, 3), bool)
+    valid[0, 1, 1] = False
+    mask = np.zeros((2, 3), bool)
+    mask[0, :2] = mask[1, 1] = True
+    res = dense_centers([mask, None], DensePoints(points, valid))
+    np.testing.assert_allclose(res.centers_cam[0], [2.0, 2.0, 5.0])  # plain mean of the two valid points
+    assert res.method[0] == CENTER_METHODS.index("dense_points") and res.sigma[0] == pytest.approx(1.0)
+    assert np.isnan(res.centers_cam[1]).all() and res.method[1] == 0  # no mask → unknown
+
+
+def test_pipeline_lifts_with_dense_points_when_the_camera_has_them(truck_clip) -> None:
+    """The π³ path's glue without π³: a camera estimate carrying dense points (every pixel = the ball's centre
+    in that frame's camera) must give the ball's world trajectory, coded dense_points, through smoothing."""
+    from dataclasses import replace
+
+    from dsr.extract.base import CameraEstimate, DensePoints
+    from dsr.extract.clip import clip_from_arrays
+    from dsr.extract.given import InitBox
+    from dsr.extract.pipeline import ExtractConfig, extract_clip
+    from dsr.scene.build import camera_track
+    from dsr.scene.frames import invert_pose, project_points, transform_points
+    from dsr.scene.record import CENTER_METHODS
+    from dsr.video import VideoMeta
+
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=12)
+    idx = clip.frame_indices
+    c2w = truck_clip.c2w[idx]
+    ball_cam = transform_points(invert_pose(c2w), truck_clip.ball_world[idx])
+    field = np.broadcast_to(ball_cam[:, None, None, :], (len(idx), clip.height, clip.width, 3)).copy()
+    dense = DensePoints(field, np.ones(field.shape[:3], bool))
+    camera = CameraEstimate(camera_track(truck_clip.K, c2w, Source("camera/pi3", "test")), True, "ok",
+                            "up_to_scale", (), method="pi3", dense=dense)
+    u, v = project_points(ball_cam[0], truck_clip.K)
+    init = {"ball": InitBox("ball", np.array([u - 12, v - 12, u + 12, v + 12]), True)}
+    meta = VideoMeta(path="synthetic", num_frames=len(truck_clip.frames), fps=truck_clip.fps, width=clip.width,
+                     height=clip.height, duration_s=len(truck_clip.frames) / truck_clip.fps,
+                     timestamps_s=np.arange(len(truck_clip.frames)) / truck_clip.fps)
+    out = extract_clip(clip, meta, "synthetic.mp4", "synthetic", replace(ExtractConfig(), reject_cuts=False),
+                       camera=camera, init_boxes=init)
+    assert out.status == "ok", out.reason
+    ball = out.record.objects[0]
+    known = ball.center_known
+    assert known.sum() >= len(idx) // 2
+    assert set(ball.center_method[known]) <= {CENTER_METHODS.index("dense_points"), CENTER_METHODS.index(
+        "interpolated")}
+    assert ball.center_source.name == "lifting/dense-mean"
+    np.testing.assert_allclose(ball.centers_world[known], truck_clip.ball_world[idx][known], atol=1e-6)
 
 
 def test_grounding_postprocess_thresholds_and_nms() -> None:

@@ -102,3 +102,8 @@ def test_cli_extract_smoke(videos: dict[str, Path], tmp_path: Path) -> None:
     # the app raises the one-line DsrError that dsr's entry point prints and exits 2 on
     assert neg.exit_code != 0 and "--focal-px must be a positive number" in str(neg.exception)
     assert not (tmp_path / "f").exists()  # rejected before any work
+    # the learned backend needs its package and a local checkpoint; without them: one line, no work
+    pi3 = CliRunner().invoke(app, ["extract", str(videos["static"]), "--out", str(tmp_path / "p"), "--backend", "pi3"],
+                             env={"DSR_PI3_CKPT": ""})
+    assert pi3.exit_code != 0 and "--backend pi3 is not available here" in str(pi3.exception)
+    assert "\n" not in str(pi3.exception) and not (tmp_path / "p").exists()

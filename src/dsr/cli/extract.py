@@ -19,6 +19,11 @@ CAMERA_CHOICES = {
 def extract(
     inputs: Annotated[list[Path], typer.Argument(help="Video files or folders (searched recursively).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: <id>.npz records + report.json.")],
+    backend: Annotated[str, typer.Option(
+        help="cpu: the weight-free default (camera by --camera, centres by the lifting chain); pi3: π³ camera "
+             "and dense points from a local checkpoint (DSR_PI3_CKPT, package pi3, a GPU), centres as the mean "
+             "of the points under each mask (the paper's rule). Grounding and tracking are the CPU ones in "
+             "both.")] = "cpu",
     camera: Annotated[str, typer.Option(help=f"Camera methods to try: {', '.join(CAMERA_CHOICES)}.")] = "auto",
     num_samples: Annotated[int, typer.Option(help="Frames sampled per video for the record (DSR: 32).")] = 32,
     dense_fps: Annotated[float, typer.Option(help="Frames per second fed to SfM / VO.")] = 6.0,
@@ -43,12 +48,22 @@ def extract(
 
     if camera not in CAMERA_CHOICES:
         raise DsrError(f"--camera must be one of {', '.join(CAMERA_CHOICES)}, got {camera!r}")
+    if backend not in ("cpu", "pi3"):
+        raise DsrError(f"--backend must be cpu or pi3, got {backend!r}")
+    methods = CAMERA_CHOICES[camera]
+    if backend == "pi3":
+        from dsr.extract.learned import Pi3Camera
+
+        ok, why = Pi3Camera.available()
+        if not ok:
+            raise DsrError(f"--backend pi3 is not available here: {why}")
+        methods = ("pi3",)  # pragma: no cover - needs weights
     if focal_px is not None and not focal_px > 0:
         raise DsrError(f"--focal-px must be a positive number of pixels, got {focal_px}")
     base = ExtractConfig()
     config = replace(base, clip=ClipConfig(num_samples=num_samples, dense_fps=dense_fps),
                      camera=replace(base.camera, focal_px=focal_px),
-                     camera_methods=CAMERA_CHOICES[camera], keep_empty=keep_empty, reject_cuts=not allow_cuts)
+                     camera_methods=methods, keep_empty=keep_empty, reject_cuts=not allow_cuts)
     videos = find_videos(inputs)
     if not videos:
         raise DsrError("no video files found in the given inputs")

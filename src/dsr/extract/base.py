@@ -99,6 +99,17 @@ class CameraEstimate:
     attempts: tuple[Attempt, ...]
     points: SparsePoints | None = None
     method: str = ""
+    # dense per-pixel geometry at the sampled frames (π³ after DSR's post-processing): an object's centre is
+    # then the mean of the points under its mask (``dense_points``), not the weight-free chain
+    dense: DensePoints | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class DensePoints:
+    """local_points (T, H, W, 3) in each sampled frame's OpenCV camera coordinates (record units), valid (T, H, W)."""
+
+    local_points: np.ndarray
+    valid: np.ndarray
 
 
 class Estimator:

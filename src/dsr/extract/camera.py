@@ -756,6 +756,14 @@ class AutoCamera(Estimator):
                     if (focal is None and covered
                             and lo * max(clip.width, clip.height) <= f <= hi * max(clip.width, clip.height)):
                         focal = f
+            elif method == "pi3":  # learned: needs the ``pi3`` package and DSR_PI3_CKPT (never downloads)
+                from dsr.extract.learned import Pi3Camera
+
+                ok, why = Pi3Camera.available()
+                if not ok:
+                    attempts.append(Attempt("pi3", False, why, 0.0))
+                    continue
+                est = Pi3Camera().estimate(clip)  # pragma: no cover - needs weights and a GPU
             elif method == "vo":
                 est = EssentialVOCamera(self.config, focal).estimate(clip)
             elif method == "rotation":

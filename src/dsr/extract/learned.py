@@ -9,6 +9,8 @@ calls and the glue.
 Status (honest): the Orient Anything network (DINOv2 + MLP head) and transformers' Grounding DINO are built
 and run at tiny random sizes in the tests, through the same post-processing the adapters use; π³ and SAM2
 have only their contracts tested (no package ``pi3`` on PyPI; SAM2 video propagation is not wired yet).
+``dsr extract --backend pi3`` uses :class:`Pi3Camera` for the camera and its dense points for the centres
+(:func:`dsr.extract.lift.dense_centers`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dsr.extract.adapters import (
     pi3_postprocess,
     sigmoid,
 )
-from dsr.extract.base import Attempt, CameraEstimate, Estimator, VideoClip
+from dsr.extract.base import Attempt, CameraEstimate, DensePoints, Estimator, VideoClip
 from dsr.scene.build import camera_track
 
 PI3_PIXEL_LIMIT = 255_000
@@ -74,7 +76,8 @@ def camera_from_pi3_outputs(outputs: dict[str, Any], out_hw: tuple[int, int], so
                          confidence=np.where(valid, 0.95, 0.0))
     reason = "ok" if valid.all() else f"{(~valid).sum()} frames with almost no confident points"
     return CameraEstimate(track, bool(valid.mean() >= 0.8), reason, "up_to_scale",
-                          (Attempt("pi3", bool(valid.mean() >= 0.8), reason, 0.0),), method="pi3")
+                          (Attempt("pi3", bool(valid.mean() >= 0.8), reason, 0.0),), method="pi3",
+                          dense=DensePoints(local_points=frames.local_points, valid=frames.valid))
 
 
 class Pi3Camera(Estimator):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsr.extract.base import Estimator, SparsePoints
+from dsr.extract.base import DensePoints, Estimator, SparsePoints
 from dsr.scene.frames import invert_pose, transform_points
 from dsr.scene.record import CENTER_METHODS
 
@@ -267,3 +267,29 @@ def smoothed_track_noise(raw_world: np.ndarray, smoothed_world: np.ndarray, conf
     sigma = 1.4826 * float(np.median(resid)) / np.sqrt(config.smooth_half_window + 1)
     out[known] = max(sigma, 1e-9)
     return out
+
+
+def dense_centers(masks: list[np.ndarray | None], dense: DensePoints) -> LiftResult:
+    """DSR's centre from dense geometry (π³): per frame, the mean of the valid local points under the mask.
+
+    masks[t] (H, W) bool or None; ``dense`` at the same resolution. Frames with no valid point under the mask
+    stay unknown. sigma is the spread of those points' depths (median absolute deviation), a measure of how
+    much background the mask lets in — not of the network's error.
+    """
+    from dsr.extract.adapters import pi3_center
+
+    n = len(masks)
+    centers = np.full((n, 3), np.nan)
+    method = np.zeros(n, np.uint8)
+    sigma = np.zeros(n)
+    code = CENTER_METHODS.index("dense_points")
+    for t, mask in enumerate(masks):
+        if mask is None:
+            continue
+        c = pi3_center(dense.local_points[t], dense.valid[t], mask)
+        if np.isfinite(c).all():
+            sel = np.asarray(mask, bool) & np.asarray(dense.valid[t], bool)
+            centers[t], method[t] = c, code
+            sigma[t] = float(np.median(np.abs(dense.local_points[t][sel][:, 2] - np.median(
+                dense.local_points[t][sel][:, 2]))))
+    return LiftResult(centers_cam=centers, method=method, sigma=sigma)

@@ -34,6 +34,7 @@ from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track
 from dsr.extract.lift import (
     LiftConfig,
     LiftResult,
+    dense_centers,
     fit_ground_plane,
     interpolate_gaps,
     lift_centers,
@@ -184,12 +185,15 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
     no_points = camera.points is None
     lift_cfg = LiftConfig(**{**asdict(config.lift), "allow_unscaled_size_prior": no_points,
                              "use_sfm_points": False})
-    lifted_all = [lift_centers(obj.masks, np.nan_to_num(obj.boxes_xyxy), track.K, track.c2w, camera.points,
-                               obj.class_phrase, lift_cfg, plane) for obj in tracked]
-    if no_points:
-        lifted_all, _ = normalize_object_depths(lifted_all)
+    if camera.dense is not None:  # π³: the paper's centre, mean of the local points under the mask
+        lifted_all = [dense_centers(obj.masks, camera.dense) for obj in tracked]
+    else:
+        lifted_all = [lift_centers(obj.masks, np.nan_to_num(obj.boxes_xyxy), track.K, track.c2w, camera.points,
+                                   obj.class_phrase, lift_cfg, plane) for obj in tracked]
+        if no_points:
+            lifted_all, _ = normalize_object_depths(lifted_all)
     up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
-    center_source = Source(name="lifting/chain", version="1")
+    center_source = Source(name="lifting/dense-mean" if camera.dense is not None else "lifting/chain", version="1")
     objects = []
     for obj, lifted in zip(tracked, lifted_all, strict=True):
         boxes = obj.boxes_xyxy
