@@ -640,7 +640,8 @@ def rotation_from_bearings(p0: np.ndarray, p1: np.ndarray, K: np.ndarray) -> np.
 
 
 class RotationOnlyCamera(_OpenCVCamera):
-    """Degenerate-case fallback: frame-to-frame homographies of a purely rotating camera, R = K⁻¹HK.
+    """Degenerate-case fallback: a purely rotating camera, one rotation per dense step from the bearings of
+    the step's homography inliers (:func:`rotation_from_bearings`).
 
     Trusted only if the homographies explain the tracks (median residual below
     ``max_homography_residual_px``), i.e. the camera really rotates about its centre or views a distant
@@ -664,7 +665,7 @@ class RotationOnlyCamera(_OpenCVCamera):
         step_ok = np.ones(n - 1, bool)
         residuals = []
         reasons: list[str] = []
-        steps: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []  # p0, p1, H, inliers
         for i in range(n - 1):
             p0, p1 = track_pair(grays[i], grays[i + 1])
             H, inl = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0) if len(p0) >= cfg.min_track_points else (None, None)
