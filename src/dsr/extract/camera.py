@@ -643,9 +643,10 @@ class RotationOnlyCamera(_OpenCVCamera):
     """Degenerate-case fallback: a purely rotating camera, one rotation per dense step from the bearings of
     the step's homography inliers (:func:`rotation_from_bearings`).
 
-    Trusted only if the homographies explain the tracks (median residual below
-    ``max_homography_residual_px``), i.e. the camera really rotates about its centre or views a distant
-    scene. Positions are all zero. Without a given focal length it is estimated from the homographies
+    Trusted only if the rotations explain the tracks (the ``step_residual_quantile`` residual of every step
+    below ``max_homography_residual_px``, and points LK-chained over 3 s and 6 s windows within
+    ``max_long_residual_px``), i.e. the camera really rotates about its centre or views a distant scene.
+    Positions are all zero. Without a given focal length it is estimated from the homographies
     (:func:`focal_from_homographies`) when the camera rotates enough, else guessed.
     """
 
