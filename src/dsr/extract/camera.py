@@ -47,6 +47,8 @@ class CameraConfig:
     min_valid_ratio: float = 0.8  # of sampled frames, for any method to be trusted
     max_skip: int = 3  # VO bridges over up to this many failed dense frames
     min_parallax_px: float = 1.0  # below this, a VO step is treated as pure rotation
+    max_keyframe_steps: int = 12  # VO waits this many dense frames at most for parallax to build up …
+    max_keyframe_rotation_deg: float = 10.0  # … or until the view has turned this far (then: a rotation keyframe)
     max_homography_residual_px: float = 1.5  # rotation-only model: reprojection error per dense step …
     # … at this quantile of the tracked points: the median fails a static camera whenever a large mover owns
     # half of the corners for a moment (MuJoCo worlds: one step of 47); translation is caught over 6 s anyway
@@ -451,7 +453,10 @@ class EssentialVOCamera(_OpenCVCamera):
 
     Guard against flipped (twisted-pair) solutions: a step whose rotation exceeds
     ``max_step_rotation_deg`` or whose cheirality inlier ratio is low is rejected and the chain is
-    marked invalid from there on. Steps with sub-pixel parallax are treated as pure rotation.
+    marked invalid from there on. A frame with less than ``min_parallax_px`` of parallax from the keyframe is
+    placed by its rotation and the keyframe is kept until the baseline is measurable (then the frames in
+    between are moved along it in proportion to time), for at most ``max_keyframe_steps`` dense frames or
+    ``max_keyframe_rotation_deg`` of turn, after which it becomes a rotation-only keyframe.
     """
 
     name = "camera/vo"
@@ -478,43 +483,63 @@ class EssentialVOCamera(_OpenCVCamera):
         matcher = FeatureMatcher(grays)
         depth_medians: list[float] = []
         anchor = 0
-        while anchor < n - 1:
-            # try the next frame; if it fails (blur, flip, no parallax model), bridge over up to max_skip frames
-            for j in range(anchor + 1, min(n, anchor + 2 + cfg.max_skip)):
-                p0, p1 = matcher.match(anchor, j)
-                if len(p0) < cfg.min_track_points:
-                    reasons.append(f"frames {anchor}->{j}: {len(p0)} tracks")
-                    continue
+        # Keyframe VO: a frame too close to the keyframe to triangulate (parallax < min_parallax_px) is placed
+        # by its rotation alone and the keyframe is kept, so the baseline grows until it can be measured; the
+        # frames in between then move along that baseline in proportion to time. Stepping keyframe by keyframe
+        # on every dense frame made a slow dolly stand still for seconds and then jump (translation only
+        # where one step happened to exceed the parallax threshold).
+        times = clip.dense_indices.astype(np.float64)
+        pending: list[int] = []
+        j, failures = 1, 0
+        while j < n:
+            step = None
+            p0, p1 = matcher.match(anchor, j)
+            if len(p0) < cfg.min_track_points:
+                reasons.append(f"frames {anchor}->{j}: {len(p0)} tracks")
+            else:
                 step = self._step(p0, p1, K, cv2)
                 if step is None or step[2] < cfg.min_cheirality_ratio:
                     reasons.append(f"frames {anchor}->{j}: no reliable essential matrix")
-                    continue
-                if rotation_angle_deg(step[0]) > cfg.max_step_rotation_deg:
+                    step = None
+                elif rotation_angle_deg(step[0]) > cfg.max_step_rotation_deg:
                     flips += 1
                     reasons.append(f"frames {anchor}->{j}: rotation {rotation_angle_deg(step[0]):.0f}° rejected "
                                    "(flip guard)")
-                    continue
-                break
-            else:
-                reasons.append(f"chain broken after dense frame {anchor}")
-                break
+                    step = None
+            if step is None:  # blur, a flip, no model: bridge over up to max_skip frames, else stop
+                failures += 1
+                if failures > cfg.max_skip:
+                    reasons.append(f"chain broken after dense frame {anchor}")
+                    break
+                j += 1
+                continue
+            failures = 0
             rot, t_unit, _, parallax, depths_a, depths_j = step
             if parallax < cfg.min_parallax_px:
-                t = np.zeros(3)
-                prev_depths = {}
-            else:
-                # scale propagation: points seen by this step and the previous one fix the step length
-                ratios = [prev_depths[k] / z for k, z in depths_a.items() if k in prev_depths and z > 0]
-                if len(ratios) >= 8:
-                    scale = float(np.median(ratios))
-                t = t_unit * scale
-                prev_depths = {k: z * scale for k, z in depths_j.items()}
-                if prev_depths:
-                    depth_medians.append(float(np.median(list(prev_depths.values()))))
+                c2w[j] = c2w[anchor] @ invert_pose(make_pose(rot, np.zeros(3)))
+                known[j] = True
+                if j - anchor < cfg.max_keyframe_steps and rotation_angle_deg(rot) < cfg.max_keyframe_rotation_deg:
+                    pending.append(j)
+                    j += 1
+                    continue
+                # a pure rotation (or a camera at rest) for long: a new keyframe in the same place
+                prev_depths, pending, anchor, j = {}, [], j, j + 1
+                continue
+            # scale propagation: points seen by this step and the previous one fix the step length
+            ratios = [prev_depths[k] / z for k, z in depths_a.items() if k in prev_depths and z > 0]
+            if len(ratios) >= 8:
+                scale = float(np.median(ratios))
+            t = t_unit * scale
+            prev_depths = {k: z * scale for k, z in depths_j.items()}
+            if prev_depths:
+                depth_medians.append(float(np.median(list(prev_depths.values()))))
             # j_from_anchor = [rot | t]  →  world_from_j = world_from_anchor @ inv(j_from_anchor)
             c2w[j] = c2w[anchor] @ invert_pose(make_pose(rot, t))
             known[j] = True
-            anchor = j
+            for p in pending:
+                w = (times[p] - times[anchor]) / (times[j] - times[anchor])
+                c2w[p, :3, 3] = (1.0 - w) * c2w[anchor, :3, 3] + w * c2w[j, :3, 3]
+            pending, anchor, j = [], j, j + 1
         # scale normalisation (extraction.md §4.4): median triangulated depth = 1
         positive = [d for d in depth_medians if d > 0]
         if positive:
