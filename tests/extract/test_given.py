@@ -57,14 +57,23 @@ def test_init_boxes_file_round_trip(tmp_path: Path) -> None:
         parse_init_boxes({"a": {"class": "car", "box": [70, 0, 80, 10]}}, 64, 48)
 
 
+def _smooth_background(h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([80 + 60 * np.sin(xx / 9.0), 90 + 50 * np.cos(yy / 7.0), 100 + 0 * xx], -1)
+
+
+def _random_tile(cells: int, seed: int) -> np.ndarray:
+    """A non-periodic texture of cells × cells blocks of 4 px (a checkerboard would let a tracker lock on one
+    period off)."""
+    return np.kron(np.random.default_rng(seed).random((cells, cells, 3)), np.ones((4, 4, 1))) * 200 + 30
+
+
 def _square_clip(n: int = 24, step: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """A randomly textured 24 px square sliding right by ``step`` px per frame over a smooth static background,
     until it leaves the 160×120 frame. Returns frames (n, 120, 160, 3) and the true boxes (n, 4)."""
     h, w, side = 120, 160, 24
-    yy, xx = np.mgrid[0:h, 0:w]
-    background = np.stack([80 + 60 * np.sin(xx / 9.0), 90 + 50 * np.cos(yy / 7.0), 100 + 0 * xx], -1)
-    # a non-periodic texture: a checkerboard would let the tracker lock on one period off
-    tile = np.kron(np.random.default_rng(0).random((6, 6, 3)), np.ones((4, 4, 1))) * 200 + 30
+    background = _smooth_background(h, w)
+    tile = _random_tile(6, 0)
     frames, boxes = [], []
     for t in range(n):
         x0, y0 = 20 + step * t, 48
@@ -98,9 +107,8 @@ def test_ncc_box_grows_with_an_approaching_object_by_median_flow() -> None:
     import cv2
 
     h, w, n = 160, 200, 12
-    yy, xx = np.mgrid[0:h, 0:w]
-    background = np.stack([80 + 60 * np.sin(xx / 9.0), 90 + 50 * np.cos(yy / 7.0), 100 + 0 * xx], -1)
-    tile = np.kron(np.random.default_rng(1).random((8, 8, 3)), np.ones((4, 4, 1))) * 200 + 30
+    background = _smooth_background(h, w)
+    tile = _random_tile(8, 1)
     frames, truth = [], []
     for t in range(n):
         side = round(32 * 1.03**t)
