@@ -209,3 +209,35 @@ def test_vo_keyframes_let_a_slow_dolly_translate_smoothly(tmp_path: Path) -> Non
     # halfway through the clip the camera has covered about as much of its path as the truth (0.47)
     half = len(truth) // 2
     assert abs(travelled[half] / travelled[-1] - truth[half] / truth[-1]) < 0.15
+
+
+def test_sfm_grid_keeps_the_ends_and_thins_to_the_rate() -> None:
+    from dsr.extract.camera import grid_positions
+
+    dense = np.arange(0, 61, 2)  # video frames 0, 2, …, 60 at 10 fps: a dense frame every 0.2 s
+    pos = grid_positions(dense, 10.0, 3.0)
+    # the first dense frame at or after each 1/3 s tick: 19 of 31 frames over 6 s
+    np.testing.assert_array_equal(dense[pos], [0, 4, 8, 10, 14, 18, 20, 24, 28, 30, 34, 38, 40, 44, 48, 50, 54, 58,
+                                               60])
+    assert np.all(np.diff(pos) > 0) and pos[0] == 0 and pos[-1] == len(dense) - 1
+    np.testing.assert_array_equal(grid_positions(dense, 10.0, None), np.arange(len(dense)))
+
+
+def test_interpolate_poses_between_known_frames_only() -> None:
+    from scipy.spatial.transform import Rotation
+
+    from dsr.extract.camera import interpolate_poses
+
+    frames = np.array([0, 10, 20, 30])
+    c2w = np.tile(np.eye(4), (4, 1, 1))
+    c2w[1, :3, :3] = Rotation.from_euler("z", 40, degrees=True).as_matrix()
+    c2w[1, :3, 3] = [1.0, 0.0, 0.0]
+    c2w[2, :3, 3] = [3.0, 0.0, 0.0]
+    known = np.array([True, True, True, False])
+    out, valid, nearest = interpolate_poses(np.array([0, 5, 15, 20, 25, 31]), frames, c2w, known)
+    np.testing.assert_array_equal(valid, [True, True, True, True, False, False])  # no extrapolation, no gaps
+    np.testing.assert_array_equal(nearest, [0, 0, 1, 2, -1, -1])  # a tie (frame 15) goes to the earlier one
+    np.testing.assert_allclose(out[1, :3, 3], [0.5, 0.0, 0.0])  # halfway between frames 0 and 10
+    np.testing.assert_allclose(Rotation.from_matrix(out[1, :3, :3]).magnitude(), np.radians(20.0))  # slerp: half of 40°
+    np.testing.assert_allclose(out[2, :3, 3], [2.0, 0.0, 0.0])
+    np.testing.assert_allclose(out[3], c2w[2])  # an SfM frame keeps its own pose

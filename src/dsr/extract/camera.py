@@ -36,6 +36,10 @@ class CameraConfig:
     sift_max_features: int = 4096
     sift_peak_threshold: float = 0.004
     sequential_overlap: int = 10
+    # SfM reconstructs only the dense frames nearest a time grid at this rate (None: every dense frame, which
+    # includes every sampled frame); the sampled frames' poses are interpolated between the registered grid
+    # frames around them. 3 fps: camera stage 2-5x cheaper, ATE <= 1% (docs/bench-extract-levers.md)
+    sfm_fps: float | None = 3.0
     num_threads: int = 2
     focal_guess_factor: float = 1.2  # × max(W, H) when the focal length is unknown (COLMAP's default)
     # a known focal length (full-resolution pixels, e.g. from a calibration or EXIF): every method uses it
@@ -95,6 +99,55 @@ def _slerp_fill(c2w: np.ndarray, known: np.ndarray) -> np.ndarray:
     out[missing[missing < idx[0]]] = c2w[idx[0]]
     out[missing[missing > idx[-1]]] = c2w[idx[-1]]
     return out
+
+
+def grid_positions(dense_indices: np.ndarray, fps: float, rate: float | None) -> np.ndarray:
+    """Positions in ``dense_indices`` of the first dense frame at or after each tick of a ``rate`` (per second)
+    time grid, plus the first and last (None: all positions)."""
+    if rate is None:
+        return np.arange(len(dense_indices))
+    times = (dense_indices - dense_indices[0]) / fps
+    grid = np.arange(0.0, times[-1] + 1e-9, 1.0 / rate)
+    pos = np.clip(np.searchsorted(times, grid - 1e-6), 0, len(times) - 1)
+    return np.unique(np.concatenate([pos, [0, len(times) - 1]])).astype(np.int64)
+
+
+def interpolate_poses(query: np.ndarray, frames: np.ndarray, c2w: np.ndarray, known: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poses at frame numbers ``query`` from poses at sorted frame numbers ``frames`` where ``known``.
+
+    A query frame gets a pose when it is a known frame or lies between two known neighbours (slerp of the
+    rotations, lerp of the centres by frame number); no extrapolation. Returns (c2w (Q, 4, 4), valid (Q,),
+    position of the nearest known frame (Q,), -1 where invalid).
+    """
+    from scipy.spatial.transform import Rotation, Slerp
+
+    out = np.tile(np.eye(4), (len(query), 1, 1))
+    valid = np.zeros(len(query), bool)
+    nearest = np.full(len(query), -1, np.int64)
+    for q, frame in enumerate(query):
+        j = int(np.searchsorted(frames, frame))
+        if j < len(frames) and frames[j] == frame:
+            if known[j]:
+                out[q], valid[q], nearest[q] = c2w[j], True, j
+        elif 0 < j < len(frames) and known[j - 1] and known[j]:
+            w = (frame - frames[j - 1]) / (frames[j] - frames[j - 1])
+            out[q, :3, :3] = Slerp([0.0, 1.0], Rotation.from_matrix(c2w[[j - 1, j], :3, :3]))([w]).as_matrix()[0]
+            out[q, :3, 3] = (1 - w) * c2w[j - 1, :3, 3] + w * c2w[j, :3, 3]
+            valid[q], nearest[q] = True, (j - 1 if w <= 0.5 else j)
+    return out, valid, nearest
+
+
+def reproject_observations(points_world: np.ndarray, point_rows: np.ndarray, c2w: np.ndarray, K: np.ndarray,
+                           width: int, height: int) -> np.ndarray:
+    """(u, v, point row) of ``point_rows`` seen from ``c2w`` with ``K``, where in front and inside the image."""
+    if len(point_rows) == 0:
+        return np.zeros((0, 3))
+    cam = (points_world[point_rows.astype(np.int64)] - c2w[:3, 3]) @ c2w[:3, :3]
+    front = cam[:, 2] > 1e-9
+    uv = cam[front, :2] / cam[front, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= height - 1)
+    return np.column_stack([uv[inside], point_rows[front][inside]])
 
 
 def guess_intrinsics(width: int, height: int, factor: float) -> np.ndarray:
@@ -166,8 +219,9 @@ class PycolmapCamera(Estimator):
         with tempfile.TemporaryDirectory(prefix="dsr-sfm-") as tmp:
             image_dir = Path(tmp) / "images"
             image_dir.mkdir()
-            names = [f"{i:06d}.png" for i in range(len(clip.dense_rgb))]
-            for name, frame in zip(names, clip.dense_rgb, strict=True):
+            sfm_pos = grid_positions(clip.dense_indices, clip.fps, cfg.sfm_fps)
+            names = [f"{i:06d}.png" for i in range(len(sfm_pos))]
+            for name, frame in zip(names, clip.dense_rgb[sfm_pos], strict=True):
                 cv2.imwrite(str(image_dir / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             db = Path(tmp) / "db.db"
             extraction = pycolmap.FeatureExtractionOptions()
@@ -195,7 +249,7 @@ class PycolmapCamera(Estimator):
             opts.mapper.abs_pose_min_inlier_ratio = 0.15
             opts.ba_refine_focal_length = cfg.focal_px is None
             models = pycolmap.incremental_mapping(db, image_dir, Path(tmp) / "sparse", options=opts)
-            return self._read(clip, models, names)
+            return self._read(clip, models, names, clip.dense_indices[sfm_pos])
 
     @staticmethod
     def _model_content(rec: object, s: float) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
@@ -250,7 +304,9 @@ class PycolmapCamera(Estimator):
                 obs[n] = o
         return poses, points, obs, unmerged
 
-    def _read(self, clip: VideoClip, models: dict, names: list[str]) -> tuple[CameraEstimate, dict[str, float]]:
+    def _read(self, clip: VideoClip, models: dict, names: list[str], frames: np.ndarray
+              ) -> tuple[CameraEstimate, dict[str, float]]:
+        """Poses at the sampled frames from the models of SfM images ``names`` (video frame numbers ``frames``)."""
         cfg = self.config
         if not models or max(m.num_reg_images() for m in models.values()) == 0:
             reason = "SfM registered no images (texture-poor or too little parallax)"
@@ -268,7 +324,7 @@ class PycolmapCamera(Estimator):
                  "focal_px": f_dense / s, "radial_k": k1, "num_points": float(len(points_world))}
         problems = []
         if ratio < cfg.min_registered_ratio:
-            problems.append(f"registered {len(poses)}/{n_dense} dense frames (< {cfg.min_registered_ratio:.0%})")
+            problems.append(f"registered {len(poses)}/{n_dense} SfM frames (< {cfg.min_registered_ratio:.0%})")
         lo, hi = cfg.focal_range
         if not lo * max(h_d, w_d) <= f_dense <= hi * max(h_d, w_d):
             problems.append(f"focal {f_dense / s:.0f} px outside [{lo}, {hi}]×max(W,H)")
@@ -276,19 +332,21 @@ class PycolmapCamera(Estimator):
             problems.append(f"radial distortion k={k1:.2f} is implausible")
         if unmerged > 0.2 * n_dense:
             problems.append(f"{len(models)} separate models ({unmerged} frames could not be merged)")
-        sampled_pos = clip.sampled_in_dense
-        c2w = np.tile(np.eye(4), (len(sampled_pos), 1, 1))
-        known = np.zeros(len(sampled_pos), bool)
+        sfm_known = np.array([name in poses for name in names])
+        sfm_c2w = np.stack([poses.get(name, np.eye(4)) for name in names])
+        c2w, known, nearest = interpolate_poses(clip.frame_indices, frames, sfm_c2w, sfm_known)
         observations: list[np.ndarray] = []
-        for t, pos in enumerate(sampled_pos):
-            name = names[pos]
-            if name in poses:
-                c2w[t] = poses[name]
-                known[t] = True
-            observations.append(obs.get(name, np.zeros((0, 3))))
+        for t, frame in enumerate(clip.frame_indices):
+            if not known[t]:
+                observations.append(np.zeros((0, 3)))
+            elif frames[nearest[t]] == frame:  # an SfM image: its own feature observations
+                observations.append(obs.get(names[nearest[t]], np.zeros((0, 3))))
+            else:  # between SfM images: the nearest one's points, re-projected
+                rows = obs.get(names[nearest[t]], np.zeros((0, 3)))[:, 2]
+                observations.append(reproject_observations(points_world, rows, c2w[t], K, clip.width, clip.height))
         stats["sampled_valid_ratio"] = float(known.mean())
         if known.mean() < cfg.min_valid_ratio:
-            problems.append(f"only {known.sum()}/{len(known)} sampled frames registered")
+            problems.append(f"only {known.sum()}/{len(known)} sampled frames registered or between registered ones")
         if not known.any():
             return CameraEstimate(None, False, "; ".join(problems), "up_to_scale", ()), stats
         c2w = _slerp_fill(c2w, known)
