@@ -241,3 +241,16 @@ def test_interpolate_poses_between_known_frames_only() -> None:
     np.testing.assert_allclose(Rotation.from_matrix(out[1, :3, :3]).magnitude(), np.radians(20.0))  # slerp: half of 40°
     np.testing.assert_allclose(out[2, :3, 3], [2.0, 0.0, 0.0])
     np.testing.assert_allclose(out[3], c2w[2])  # an SfM frame keeps its own pose
+
+
+def test_sfm_takes_every_dense_frame_when_the_image_moves_fast() -> None:
+    """Measured step flows (fraction of the long side per dense step): HoloLens walk-through 0.117, DAVIS and
+    MuJoCo clips 0.0006–0.02 — a fast camera must not be thinned to the 3 fps SfM grid."""
+    from dsr.extract.base import Attempt
+
+    auto = AutoCamera(CameraConfig())
+    fast = [Attempt("rotation", False, "translates", 1.0, {"step_flow_frac": 0.117})]
+    slow = [Attempt("rotation", False, "translates", 1.0, {"step_flow_frac": 0.02})]
+    assert auto._sfm_config(fast).sfm_fps is None
+    assert auto._sfm_config(slow).sfm_fps == 3.0
+    assert auto._sfm_config([]).sfm_fps == 3.0  # no rotation check ran: the grid

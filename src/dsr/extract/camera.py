@@ -40,6 +40,10 @@ class CameraConfig:
     # includes every sampled frame); the sampled frames' poses are interpolated between the registered grid
     # frames around them. 3 fps: camera stage 2-5x cheaper, ATE <= 1% (docs/bench-extract-levers.md)
     sfm_fps: float | None = 3.0
+    # … unless the rotation check saw the image move faster than this (fraction of the long side per dense
+    # step): then consecutive grid frames share too little for SfM to register them, and SfM takes every dense
+    # frame (a head-mounted walk-through: 4 of 39 grid frames registered, 78 of 187 dense frames)
+    max_grid_step_flow: float = 0.05
     num_threads: int = 2
     focal_guess_factor: float = 1.2  # × max(W, H) when the focal length is unknown (COLMAP's default)
     # a known focal length (full-resolution pixels, e.g. from a calibration or EXIF): every method uses it
@@ -750,8 +754,11 @@ class RotationOnlyCamera(_OpenCVCamera):
         residuals = []
         reasons: list[str] = []
         steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []  # p0, p1, H, inliers
+        flows: list[float] = []  # median image motion per dense step, px
         for i in range(n - 1):
             p0, p1 = track_pair(grays[i], grays[i + 1])
+            if len(p0):
+                flows.append(float(np.median(np.linalg.norm(p1 - p0, axis=1))))
             H, inl = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0) if len(p0) >= cfg.min_track_points else (None, None)
             if H is None:
                 reasons.append(f"step {i}: {len(p0)} tracks, no homography")
@@ -796,6 +803,8 @@ class RotationOnlyCamera(_OpenCVCamera):
         trusted = bool(valid.mean() >= cfg.min_valid_ratio)
         reason = "ok" if trusted else (reasons[0] if reasons else "too few valid steps")
         stats = {"median_residual_px": float(np.median(residuals)) if residuals else float("nan"),
+                 # how fast the image moves, as a fraction of the dense frame's long side per dense step
+                 "step_flow_frac": float(np.median(flows)) / max(grays[0].shape) if flows else float("nan"),
                  "long_baseline_residual_px": max((r for *_, r in long_res), default=float("nan")),
                  "sampled_valid_ratio": float(valid.mean())}
         stats["focal_px"] = float(K[0, 0] / clip.dense_scale)
@@ -822,6 +831,14 @@ class AutoCamera(Estimator):
         self.config = config
         self.methods = methods
 
+    def _sfm_config(self, attempts: list[Attempt]) -> CameraConfig:
+        """SfM on the time grid, or on every dense frame when the rotation check measured a fast-moving image."""
+        flow = next((a.stats.get("step_flow_frac", float("nan")) for a in attempts if a.method == "rotation"),
+                    float("nan"))
+        if np.isfinite(flow) and flow > self.config.max_grid_step_flow:
+            return replace(self.config, sfm_fps=None)
+        return self.config
+
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         attempts: list[Attempt] = []
         focal: float | None = self.config.focal_px
@@ -831,7 +848,7 @@ class AutoCamera(Estimator):
                 if not ok:
                     attempts.append(Attempt("pycolmap", False, why, 0.0))
                     continue
-                est = PycolmapCamera(self.config).estimate(clip)
+                est = PycolmapCamera(self._sfm_config(attempts)).estimate(clip)
                 if est.track is not None and not est.trusted:
                     # a partial SfM still gives a usable focal length for the fallbacks when it is sane and
                     # covers at least half the clip (a degenerate pan once gave a "sane" focal 2× too long)
