@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dsr.extract.base import VideoClip
-from dsr.extract.camera import CameraConfig, EssentialVOCamera, PycolmapCamera, RotationOnlyCamera
+from dsr.extract.camera import AutoCamera, CameraConfig, EssentialVOCamera, PycolmapCamera, RotationOnlyCamera
 from dsr.extract.clip import clip_from_arrays
 from dsr.scene.align import ate, path_length, rotation_angle_deg
 from dsr.scene.frames import invert_pose
@@ -48,7 +48,11 @@ def score(est_c2w: np.ndarray, valid: np.ndarray, gt_c2w: np.ndarray) -> dict[st
 
 def run_method(name: str, clip: VideoClip, gt: np.ndarray, focal_gt: float) -> dict:
     start = time.perf_counter()
-    est = METHODS[name](CameraConfig()).estimate(clip)
+    config = CameraConfig()
+    if name == "pycolmap":  # the SfM frame set `camera/auto` would choose (the grid, or every frame if fast)
+        config = AutoCamera(config)._sfm_config(list(RotationOnlyCamera(config).estimate(clip).attempts))
+        start = time.perf_counter()
+    est = METHODS[name](config).estimate(clip)
     row = {"method": name, "trusted": est.trusted, "reason": est.reason, "seconds": time.perf_counter() - start}
     row.update({k: v for k, v in est.attempts[0].stats.items()} if est.attempts else {})
     if est.track is not None:
