@@ -14,22 +14,21 @@ GT path (Sim(3), valid sampled frames), coverage, pycolmap's sub-stage times (fe
 and the load average. The summary gives each setting's total camera time and its ratio to the default
 settings **measured in the same run** (clips are the outer loop, so each clip's settings run back to back).
 
-Levers that need a code change are applied by monkeypatching inside this script only:
+Levers:
 
-* ``grid`` / ``sfm4`` / ``sfm3`` (``Setting.sfm_fps``) — SfM on the dense frames nearest a 6 / 4 / 3 fps time
-  grid only, without the extra sampled frames that ``load_clip`` adds to the dense set (the rotation check
-  and VO still see every dense frame); poses at the sampled frames are interpolated (slerp / lerp over frame
-  number) between the two registered grid frames around them, SfM point observations re-projected from
-  the nearest one. Proposed as a change of camera.py (docs/bench-extract-levers.md §5); once
-  ``CameraConfig`` has an ``sfm_fps`` field, the script sets that field instead of monkeypatching.
-* ``ba*`` / ``noquad`` — pycolmap mapper / pairing options (wrapping ``pycolmap.incremental_mapping`` /
-  ``pycolmap.match_sequential``).
+* ``allframes`` / ``grid`` / ``sfm4`` / ``sfm3`` — ``CameraConfig.sfm_fps``: SfM on every dense frame (the
+  default before session 2, with the sampled frames that ``load_clip`` adds) or on the dense frames at a
+  6 / 4 / 3 fps time grid only, poses at the sampled frames interpolated between registered grid frames.
+  ``sfm3`` is the current default, so ``default`` = ``sfm3``; the tables of docs/bench-extract-levers.md were
+  measured when ``default`` meant ``allframes`` and the grid was monkeypatched in (same algorithm).
+* ``ba*`` / ``noquad`` — pycolmap mapper / pairing options, applied by wrapping
+  ``pycolmap.incremental_mapping`` / ``pycolmap.match_sequential`` inside this script only.
 
     .venv/bin/python benchmarks/extract_camera_levers.py [--settings default sift2048 ...] [--clips ...]
         [--repeats 1] [--json out.json]
 
 Every setting on every default clip takes over an hour on 2 loaded cores; the decisive comparison of
-docs/bench-extract-levers.md is ``--settings default sfm3 rec_d`` (about 5 minutes).
+docs/bench-extract-levers.md is ``--settings allframes sfm3 rec_d`` (about 5 minutes).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,6 @@ class Setting:
 
     clip: dict[str, Any] = field(default_factory=dict)
     camera: dict[str, Any] = field(default_factory=dict)
-    sfm_fps: float | None = None  # SfM on a time grid at this rate only, without the sampled frames (see top)
     mapper: dict[str, Any] = field(default_factory=dict)  # IncrementalPipelineOptions attributes
     pairing: dict[str, Any] = field(default_factory=dict)  # SequentialPairingOptions attributes
 
@@ -77,126 +75,31 @@ SETTINGS: dict[str, Setting] = {
     "fps3": Setting(clip={"dense_fps": 3.0}),
     "overlap5": Setting(camera={"sequential_overlap": 5}),
     "noquad": Setting(pairing={"quadratic_overlap": False}),
-    "grid": Setting(sfm_fps=6.0),
-    "sfm4": Setting(sfm_fps=4.0),  # dense frames (rotation check, VO) stay at 6 fps
-    "sfm3": Setting(sfm_fps=3.0),
+    "allframes": Setting(camera={"sfm_fps": None}),  # the default before session 2
+    "grid": Setting(camera={"sfm_fps": 6.0}),
+    "sfm4": Setting(camera={"sfm_fps": 4.0}),  # dense frames (rotation check, VO) stay at 6 fps
+    "sfm3": Setting(camera={"sfm_fps": 3.0}),  # = the current default
     "ba_light": Setting(mapper=BA_LIGHT),
     # combinations
-    "grid+fps4+sift2048": Setting(clip={"dense_fps": 4.0}, camera={"sift_max_features": 2048}, sfm_fps=4.0),
+    "grid+fps4+sift2048": Setting(clip={"dense_fps": 4.0}, camera={"sift_max_features": 2048, "sfm_fps": 4.0}),
     "combo_a": Setting(clip={"dense_fps": 4.0, "dense_max_side": 480},
-                       camera={"sift_max_features": 2048, "sequential_overlap": 5}, sfm_fps=4.0),
+                       camera={"sift_max_features": 2048, "sequential_overlap": 5, "sfm_fps": 4.0}),
     "combo_b": Setting(clip={"dense_fps": 3.0, "dense_max_side": 480},
-                       camera={"sift_max_features": 2048, "sequential_overlap": 5}, sfm_fps=3.0,
+                       camera={"sift_max_features": 2048, "sequential_overlap": 5, "sfm_fps": 3.0},
                        mapper=BA_LIGHT),
     "combo_c": Setting(clip={"dense_fps": 3.0, "dense_max_side": 400},
-                       camera={"sift_max_features": 1024, "sequential_overlap": 5}, sfm_fps=3.0,
+                       camera={"sift_max_features": 1024, "sequential_overlap": 5, "sfm_fps": 3.0},
                        mapper=BA_LIGHT, pairing={"quadratic_overlap": False}),
     # candidates for new defaults: dense frames (rotation check, VO, movers) stay at 6 fps
-    "rec_a": Setting(clip={"dense_max_side": 480}, camera={"sequential_overlap": 5}, sfm_fps=4.0),
-    "rec_b": Setting(clip={"dense_max_side": 480}, camera={"sequential_overlap": 5}, sfm_fps=3.0, mapper=BA_LIGHT),
-    "rec_c": Setting(clip={"dense_max_side": 480}, sfm_fps=3.0),
+    "rec_a": Setting(clip={"dense_max_side": 480}, camera={"sequential_overlap": 5, "sfm_fps": 4.0}),
+    "rec_b": Setting(clip={"dense_max_side": 480}, camera={"sequential_overlap": 5, "sfm_fps": 3.0},
+                     mapper=BA_LIGHT),
+    "rec_c": Setting(clip={"dense_max_side": 480}, camera={"sfm_fps": 3.0}),
     # rec_c with the rotation / VO pixel thresholds scaled by 480/640, so they keep the same angular size
-    "rec_d": Setting(clip={"dense_max_side": 480}, sfm_fps=3.0,
-                     camera={"max_homography_residual_px": 1.5 * 0.75, "max_long_residual_px": 3.0 * 0.75,
-                             "min_parallax_px": 1.0 * 0.75}),
+    "rec_d": Setting(clip={"dense_max_side": 480},
+                     camera={"sfm_fps": 3.0, "max_homography_residual_px": 1.5 * 0.75,
+                             "max_long_residual_px": 3.0 * 0.75, "min_parallax_px": 1.0 * 0.75}),
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# the "grid" lever: SfM on the dense time grid only, poses at the sampled frames interpolated
-
-
-def grid_positions(dense_indices: np.ndarray, fps: float, sfm_fps: float) -> np.ndarray:
-    """Positions in ``dense_indices`` nearest to a ``sfm_fps`` time grid, plus the first and last dense frame."""
-    times = (dense_indices - dense_indices[0]) / fps
-    grid = np.arange(0.0, times[-1] + 1e-9, 1.0 / sfm_fps)
-    pos = np.clip(np.searchsorted(times, grid - 1e-6), 0, len(times) - 1)
-    return np.unique(np.concatenate([pos, [0, len(times) - 1]])).astype(np.int64)
-
-
-def interpolate_poses(query: np.ndarray, known_idx: np.ndarray, known_c2w: np.ndarray, known: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Poses at frame numbers ``query`` from poses at ``known_idx`` (sorted) where ``known`` is True.
-
-    A query frame gets a pose when it coincides with a known frame or lies between two known neighbours
-    (slerp of rotations, lerp of centres by frame number); others stay invalid (no extrapolation).
-    Returns (c2w (Q, 4, 4), valid (Q,), nearest known position (Q,), −1 where invalid).
-    """
-    from scipy.spatial.transform import Rotation, Slerp
-
-    c2w = np.tile(np.eye(4), (len(query), 1, 1))
-    valid = np.zeros(len(query), bool)
-    nearest = np.full(len(query), -1, np.int64)
-    for q, frame in enumerate(query):
-        j = int(np.searchsorted(known_idx, frame))
-        if j < len(known_idx) and known_idx[j] == frame:
-            if known[j]:
-                c2w[q], valid[q], nearest[q] = known_c2w[j], True, j
-            continue
-        if 0 < j < len(known_idx) and known[j - 1] and known[j]:
-            a, b = known_idx[j - 1], known_idx[j]
-            w = (frame - a) / (b - a)
-            rot = Slerp([0.0, 1.0], Rotation.from_matrix(known_c2w[[j - 1, j], :3, :3]))([w]).as_matrix()[0]
-            c2w[q, :3, :3] = rot
-            c2w[q, :3, 3] = (1 - w) * known_c2w[j - 1, :3, 3] + w * known_c2w[j, :3, 3]
-            valid[q], nearest[q] = True, (j - 1 if w <= 0.5 else j)
-    return c2w, valid, nearest
-
-
-def reproject_observations(points_world: np.ndarray, point_ids: np.ndarray, c2w: np.ndarray, K: np.ndarray,
-                           width: int, height: int) -> np.ndarray:
-    """(u, v, point id) of ``point_ids`` seen from ``c2w`` with ``K``, kept where in front and inside the image."""
-    if len(point_ids) == 0:
-        return np.zeros((0, 3))
-    p = points_world[point_ids.astype(np.int64)]
-    cam = (p - c2w[:3, 3]) @ c2w[:3, :3]
-    front = cam[:, 2] > 1e-9
-    uv = cam[front, :2] / cam[front, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= height - 1)
-    return np.column_stack([uv[inside], point_ids[front][inside]])
-
-
-def grid_pycolmap_class(sfm_fps: float) -> type:
-    """A PycolmapCamera that reconstructs the grid frames only and interpolates the sampled frames' poses."""
-    from dsr.extract.adapters import camera_track_from_w2c
-    from dsr.extract.base import CameraEstimate, SparsePoints, VideoClip
-    from dsr.extract.camera import PycolmapCamera
-    from dsr.scene.frames import invert_pose
-
-    class GridPycolmapCamera(PycolmapCamera):
-        def _run(self, clip: VideoClip) -> tuple[CameraEstimate, dict[str, float]]:
-            pos = grid_positions(clip.dense_indices, clip.fps, sfm_fps)
-            idx = clip.dense_indices[pos]
-            # the grid frames play the role of the sampled frames (poses + observations are read for them)
-            sub = VideoClip(frames_rgb=np.broadcast_to(clip.frames_rgb[:1], (len(pos), *clip.frames_rgb.shape[1:])),
-                            timestamps_s=idx / clip.fps, frame_indices=idx, dense_rgb=clip.dense_rgb[pos],
-                            dense_indices=idx, dense_scale=clip.dense_scale, fps=clip.fps)
-            est, stats = super()._run(sub)
-            stats["sfm_frames"] = float(len(pos))
-            if est.track is None:
-                return est, stats
-            track = est.track
-            c2w, valid, nearest = interpolate_poses(clip.frame_indices, idx, track.c2w, track.valid)
-            K = track.K[0]
-            obs = []
-            for t in range(len(c2w)):
-                if valid[t] and est.points is not None:
-                    ids = est.points.observations[nearest[t]][:, 2]
-                    obs.append(reproject_observations(est.points.points_world, ids, c2w[t], K, clip.width,
-                                                      clip.height))
-                else:
-                    obs.append(np.zeros((0, 3)))
-            points = None if est.points is None else SparsePoints(est.points.points_world, tuple(obs))
-            new_track = camera_track_from_w2c(invert_pose(c2w), K, track.source, valid=valid,
-                                              confidence=np.where(valid, 0.9, 0.0),
-                                              rotation_sigma_deg=np.where(valid, 0.2, 10.0))
-            trusted, reason = est.trusted, est.reason
-            stats["sampled_valid_ratio"] = float(valid.mean())
-            if trusted and valid.mean() < self.config.min_valid_ratio:
-                trusted, reason = False, f"only {valid.sum()}/{len(valid)} sampled frames between registered frames"
-            return replace(est, track=new_track, trusted=trusted, reason=reason, points=points), stats
-
-    return GridPycolmapCamera
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,7 +111,6 @@ def patched_camera(setting: Setting, timings: dict[str, float]) -> Iterator[None
     """Apply the monkeypatched levers of ``setting`` and time pycolmap's three sub-stages into ``timings``."""
     import pycolmap
 
-    import dsr.extract.camera as camera_mod
 
     originals = {name: getattr(pycolmap, name) for name in ("extract_features", "match_sequential",
                                                             "incremental_mapping")}
@@ -228,17 +130,13 @@ def patched_camera(setting: Setting, timings: dict[str, float]) -> Iterator[None
                 timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
         return run
 
-    original_class = camera_mod.PycolmapCamera
     try:
         for name in originals:
             setattr(pycolmap, name, timed(name))
-        if setting.sfm_fps is not None:
-            camera_mod.PycolmapCamera = grid_pycolmap_class(setting.sfm_fps)
         yield
     finally:
         for name, fn in originals.items():
             setattr(pycolmap, name, fn)
-        camera_mod.PycolmapCamera = original_class
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,9 +214,6 @@ def run_one(src: ClipSource, name: str, setting: Setting, reference: dict[str, n
 
     clip_cfg = replace(ClipConfig(), num_samples=src.num_samples, **setting.clip)
     cam_cfg = replace(CameraConfig(), **setting.camera)
-    if setting.sfm_fps is not None and "sfm_fps" in {f.name for f in fields(CameraConfig)}:
-        cam_cfg = replace(cam_cfg, sfm_fps=setting.sfm_fps)  # the lever is in camera.py: no monkeypatch
-        setting = replace(setting, sfm_fps=None)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     clip, meta = load_clip(src.video, clip_cfg)
