@@ -50,7 +50,7 @@ def run_method(name: str, clip: VideoClip, gt: np.ndarray, focal_gt: float) -> d
     start = time.perf_counter()
     config = CameraConfig()
     if name == "pycolmap":  # the SfM frame set `camera/auto` would choose (the grid, or every frame if fast)
-        config = AutoCamera(config)._sfm_config(list(RotationOnlyCamera(config).estimate(clip).attempts))
+        config = AutoCamera(config).sfm_config(list(RotationOnlyCamera(config).estimate(clip).attempts))
         start = time.perf_counter()
     est = METHODS[name](config).estimate(clip)
     row = {"method": name, "trusted": est.trusted, "reason": est.reason, "seconds": time.perf_counter() - start}

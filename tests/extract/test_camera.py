@@ -251,6 +251,6 @@ def test_sfm_takes_every_dense_frame_when_the_image_moves_fast() -> None:
     auto = AutoCamera(CameraConfig())
     fast = [Attempt("rotation", False, "translates", 1.0, {"step_flow_frac": 0.117})]
     slow = [Attempt("rotation", False, "translates", 1.0, {"step_flow_frac": 0.02})]
-    assert auto._sfm_config(fast).sfm_fps is None
-    assert auto._sfm_config(slow).sfm_fps == 3.0
-    assert auto._sfm_config([]).sfm_fps == 3.0  # no rotation check ran: the grid
+    assert auto.sfm_config(fast).sfm_fps is None
+    assert auto.sfm_config(slow).sfm_fps == 3.0
+    assert auto.sfm_config([]).sfm_fps == 3.0  # no rotation check ran: the grid

@@ -831,7 +831,7 @@ class AutoCamera(Estimator):
         self.config = config
         self.methods = methods
 
-    def _sfm_config(self, attempts: list[Attempt]) -> CameraConfig:
+    def sfm_config(self, attempts: list[Attempt]) -> CameraConfig:
         """SfM on the time grid, or on every dense frame when the rotation check measured a fast-moving image."""
         flow = next((a.stats.get("step_flow_frac", float("nan")) for a in attempts if a.method == "rotation"),
                     float("nan"))
@@ -848,7 +848,7 @@ class AutoCamera(Estimator):
                 if not ok:
                     attempts.append(Attempt("pycolmap", False, why, 0.0))
                     continue
-                est = PycolmapCamera(self._sfm_config(attempts)).estimate(clip)
+                est = PycolmapCamera(self.sfm_config(attempts)).estimate(clip)
                 if est.track is not None and not est.trusted:
                     # a partial SfM still gives a usable focal length for the fallbacks when it is sane and
                     # covers at least half the clip (a degenerate pan once gave a "sane" focal 2× too long)
