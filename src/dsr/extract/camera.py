@@ -503,6 +503,13 @@ class _OpenCVCamera(Estimator):
         self.config = config
         self.focal_px = focal_px  # full-resolution focal, if known
 
+    def dense_intrinsics(self, clip: VideoClip) -> np.ndarray:
+        """K of the dense frames: the known focal length if there is one, else the guess."""
+        K = _dense_K(clip, self.config.focal_guess_factor)
+        if self.focal_px is not None:
+            K[0, 0] = K[1, 1] = self.focal_px * clip.dense_scale
+        return K
+
     @property
     def source(self) -> Source:
         import cv2
@@ -530,9 +537,7 @@ class EssentialVOCamera(_OpenCVCamera):
 
         start = time.perf_counter()
         cfg = self.config
-        K = _dense_K(clip, cfg.focal_guess_factor)
-        if self.focal_px is not None:
-            K[0, 0] = K[1, 1] = self.focal_px * clip.dense_scale
+        K = self.dense_intrinsics(clip)
         grays = [_gray(f) for f in clip.dense_rgb]
         n = len(grays)
         c2w = np.tile(np.eye(4), (n, 1, 1))
@@ -746,7 +751,7 @@ class RotationOnlyCamera(_OpenCVCamera):
 
         start = time.perf_counter()
         cfg = self.config
-        K = _dense_K(clip, cfg.focal_guess_factor)
+        K = self.dense_intrinsics(clip)
         grays = [_gray(f) for f in clip.dense_rgb]
         n = len(grays)
         c2w = np.tile(np.eye(4), (n, 1, 1))
@@ -763,9 +768,7 @@ class RotationOnlyCamera(_OpenCVCamera):
             if H is None:
                 reasons.append(f"step {i}: {len(p0)} tracks, no homography")
             steps.append(None if H is None else (p0, p1, H, inl[:, 0].astype(bool)))
-        if self.focal_px is not None:
-            K[0, 0] = K[1, 1] = self.focal_px * clip.dense_scale
-        else:
+        if self.focal_px is None:
             f = focal_from_homographies([st[2] for st in steps if st is not None], K)
             if f is not None:
                 K[0, 0] = K[1, 1] = f
