@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.fakeserver import serve
-from dsr.bench.frames import FramePolicy
-from dsr.bench.models import OpenAIChatModel, create_model
-from dsr.bench.run import RunConfig, run_eval, write_summary
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.fakeserver import serve
+from dsr.evaluate.models import OpenAIChatModel, create_model
+from dsr.evaluate.run import RunConfig, run_eval, write_summary
+from dsr.evaluate.sampling import FramePolicy
 from dsr.video import write_video
 
 

@@ -19,9 +19,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def main() -> None:
-    from dsr.bench.datasets import load_dataset
-    from dsr.bench.models import Request, TextPriorModel
-    from dsr.bench.prompt import build_prompt
+    from dsr.evaluate.datasets import load_dataset
+    from dsr.evaluate.models import Request, TextPriorModel
+    from dsr.evaluate.prompt import build_prompt
     from dsr.qa.rules import QAConfig
     from dsr.qa.run import generate_files
     from dsr.world import WorldConfig, render_world

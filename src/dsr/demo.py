@@ -138,7 +138,7 @@ def _extract(videos: list[Path], out: Path, console: Console) -> list[Path]:
 
 
 def _evaluate(qas: Path, out: Path) -> tuple[Path, Path]:
-    from dsr.bench.demo import run_demo_eval
+    from dsr.evaluate.demo import run_demo_eval
 
     return run_demo_eval(qas, out)
 

@@ -231,8 +231,8 @@ def test_eval_backend_gsm_and_base(tiny_ckpts: dict) -> None:
 
 
 def test_bench_protocol_adapter(tiny_ckpts: dict) -> None:
-    bench_models = pytest.importorskip("dsr.bench.models")
-    bench_prompt = pytest.importorskip("dsr.bench.prompt")
+    bench_models = pytest.importorskip("dsr.evaluate.models")
+    bench_prompt = pytest.importorskip("dsr.evaluate.prompt")
     import io
 
     from PIL import Image
@@ -253,7 +253,7 @@ def test_bench_protocol_adapter(tiny_ckpts: dict) -> None:
         prompt = bench_prompt.Prompt(parts=tuple(parts), images=tuple(images))
         request = bench_models.Request(item=None, prompt=prompt)
     except TypeError:
-        pytest.skip("dsr.bench's Request/Prompt signature changed")
+        pytest.skip("dsr.evaluate's Request/Prompt signature changed")
     model = create_bench_model(tiny_ckpts["gsm"], max_new_tokens=2, num_frames=4)
     reply = model.generate(request)
     assert isinstance(reply.text, str) and model.identity()["strategy"] == "gsm"

@@ -1,6 +1,6 @@
 """A model backend for ``dsr eval``: answer a prompt about frames with a GSM checkpoint or a base Qwen2.5-VL.
 
-Interface (what the harness calls; no dependency on ``dsr.bench``, which comes earlier in the stage order)::
+Interface (what the harness calls; no dependency on ``dsr.evaluate``, which comes earlier in the stage order)::
 
     backend = create_backend("path/to/checkpoint", max_new_tokens=16)   # or GSMBackend(...)
     text = backend.generate(frames, prompt)      # frames: (T, H, W, 3) uint8 RGB, or encoded JPEG/PNG bytes
@@ -104,7 +104,7 @@ _TIME_LABEL = re.compile(r"<(\d+(?:\.\d+)?) s>\s*")
 
 
 class GSMBenchModel:
-    """Adapter to the ``dsr.bench`` model protocol (``generate(Request) -> Reply``, ``identity()``).
+    """Adapter to the ``dsr.evaluate`` model protocol (``generate(Request) -> Reply``, ``identity()``).
 
     The request's images are the sampled frames (one video); its text parts, without the per-frame time labels,
     are the prompt; the labels give the frame interval. Register lazily in the harness, e.g.
@@ -122,7 +122,7 @@ class GSMBenchModel:
     def generate(self, request: Any) -> Any:
         import time
 
-        from dsr.bench.models import Reply
+        from dsr.evaluate.base import Reply
 
         prompt = request.prompt
         text = "".join(str(v) for k, v in prompt.parts if k == "text")

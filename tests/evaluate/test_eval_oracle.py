@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.models import create_model
-from dsr.bench.run import RunConfig, run_eval
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.models import create_model
+from dsr.evaluate.run import RunConfig, run_eval
 
 qa_generate = pytest.importorskip("dsr.qa.generate")
 qa_export = pytest.importorskip("dsr.qa.export")
@@ -71,7 +71,7 @@ def test_oracle_scores_our_qas_perfectly(tmp_path: Path) -> None:
 
 
 def test_demo_eval_report_has_table_plots_and_thumbnails(tmp_path: Path) -> None:
-    from dsr.bench.demo import run_demo_eval
+    from dsr.evaluate.demo import run_demo_eval
     from dsr.scene.io import write_record
     from dsr.video import write_video
 

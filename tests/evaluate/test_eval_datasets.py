@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dsr.bench.datasets import DatasetError, base_id, load_dataset, rotate_options
+from dsr.evaluate.datasets import DatasetError, base_id, load_dataset, rotate_options
 
 
 def test_vlm4d_real_loads_1371_and_flags_duplicate_options(vlm4d_dir: Path) -> None:
@@ -115,7 +115,7 @@ def test_malformed_parquet(tmp_path: Path) -> None:
 
 
 def test_rotation_remaps_answer() -> None:
-    from dsr.bench.datasets import Item
+    from dsr.evaluate.datasets import Item
 
     it = Item("q1", "v", None, "?", {"A": "a", "B": "b", "C": "c", "D": "d"}, "B", "abs_dis")
     r1 = rotate_options(it, 1)

@@ -5,7 +5,7 @@ The family is read from the checkpoint's ``config.json`` (``model_type`` ``qwen2
 (``video_mode``):
 
 * ``frames`` — each frame is an image, in the order of the prompt, with the time labels of
-  :mod:`dsr.bench.prompt` as text (Qwen2.5-VL's chat format, default system prompt)::
+  :mod:`dsr.evaluate.prompt` as text (Qwen2.5-VL's chat format, default system prompt)::
 
       <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n<|im_start|>user\\n
       <0.0 s>\\n<|vision_start|><|image_pad|>…<|vision_end|> … question …<|im_end|>\\n<|im_start|>assistant\\n
@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from dsr.bench.frames import median_spacing_s
-from dsr.bench.models import ModelError, Reply, Request
-from dsr.bench.prompt import Prompt, text_without_frames
 from dsr.errors import DsrError
+from dsr.evaluate.base import ModelContext, ModelError, Reply, Request
+from dsr.evaluate.prompt import Prompt, text_without_frames
+from dsr.evaluate.sampling import median_spacing_s
 
 SYSTEM = "You are a helpful assistant."
 IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -161,6 +161,16 @@ class QwenVLModel:
         if self.video_mode == "auto":
             self.video_mode = "frames" if self.family == "qwen2_5_vl" else "native"
         self.name = self.name or Path(self.checkpoint).name
+
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext, max_tokens: int | None = None,
+                  **fields: Any) -> QwenVLModel:
+        """``hf-qwen:<checkpoint dir>``; ``max_tokens`` is the harness's name for ``max_new_tokens``."""
+        if not arg:
+            raise DsrError("hf-qwen:<dir> needs a checkpoint folder")
+        if max_tokens is not None:
+            fields["max_new_tokens"] = max_tokens
+        return cls(checkpoint=arg, **fields)
 
     def identity(self) -> dict[str, Any]:
         import torch

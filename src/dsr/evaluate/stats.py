@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsr.bench.datasets import TYPE_ORDER
+from dsr.evaluate.datasets import TYPE_ORDER
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0

@@ -1,8 +1,10 @@
-"""CLI commands of the bench stage: ``dsr eval run | score | report | compare | lint``."""
+"""CLI commands of the evaluate stage: ``dsr eval run | score | report | compare | lint``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -35,7 +37,7 @@ def lint_cmd(
     format: str = typer.Option("auto", "--format", help="auto, dsr_parquet, qa_jsonl, plain, vlm4d."),
 ) -> None:
     """Load a question file and print what the lint finds (duplicate options, missing videos, ...)."""
-    from dsr.bench.datasets import load_dataset
+    from dsr.evaluate.datasets import load_dataset
 
     ds = load_dataset(dataset, videos_dir=videos, format=format)
     typer.echo(f"{ds.name}: {len(ds.items)} items ({ds.format}), sha256 {ds.file_sha256[:12]}")
@@ -61,15 +63,19 @@ def run_cmd(
     circular: bool = typer.Option(False, "--circular", help="Ask every option rotation (circular evaluation)."),
     concurrency: int = typer.Option(8, "--concurrency", "-j", help="Model calls in flight."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N items (smoke tests)."),
-    seed: int = typer.Option(0, "--seed"),
-    base_url: str = typer.Option("https://api.openai.com/v1", "--base-url", help="OpenAI-compatible endpoint."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env",
-                                    help="Environment variable holding the API key (never stored)."),
-    max_tokens: int = typer.Option(64, "--max-tokens"),
-    temperature: float = typer.Option(0.0, "--temperature"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random baseline, sampling and the API's seed field."),
+    base_url: str | None = typer.Option(None, "--base-url",
+                                        help="OpenAI-compatible endpoint (openai: models; default: the OpenAI API)."),
+    api_key_env: str | None = typer.Option(None, "--api-key-env",
+                                           help="Environment variable holding the API key, never stored "
+                                                "(openai: models; default: OPENAI_API_KEY)."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens",
+                                          help="Longest reply in tokens (openai: and hf-qwen: models; default 64)."),
+    temperature: float | None = typer.Option(None, "--temperature",
+                                             help="Sampling temperature (openai: models; default 0)."),
     image_detail: str | None = typer.Option(None, "--image-detail", help="OpenAI image detail: low/high/auto."),
-    video_mode: str = typer.Option(
-        "auto", "--video-mode",
+    video_mode: str | None = typer.Option(
+        None, "--video-mode",
         help="How the frames travel. openai: frames (JPEG image_url parts, default) or video_url (one mp4 of the "
              "served frames). hf-qwen: frames (images with time labels) or native (a video with the model's own "
              "time; default for Qwen3-VL)."),
@@ -81,45 +87,28 @@ def run_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Evaluate a model on a question file into a crash-safe, resumable run directory."""
-    from dsr.bench.datasets import load_dataset
-    from dsr.bench.frames import FramePolicy
-    from dsr.bench.models import create_model
-    from dsr.bench.run import RunConfig, run_eval
-    from dsr.bench.store import SUMMARY
+    from dsr.evaluate.datasets import load_dataset
+    from dsr.evaluate.models import create_model
+    from dsr.evaluate.run import RunConfig, run_eval
+    from dsr.evaluate.sampling import FramePolicy
+    from dsr.evaluate.store import SUMMARY
 
     ds = load_dataset(dataset, videos_dir=videos, format=format)
     _print_findings(ds)
-    kwargs: dict[str, object] = {}
-    if model.startswith("openai:") or (judge or "").startswith("openai:"):
-        import os
-
-        if not os.environ.get(judge_api_key_env or api_key_env) and not os.environ.get(api_key_env):
-            typer.echo(f"warning: ${api_key_env} is not set; requests carry no API key", err=True)
-    if model.startswith("openai:"):
-        kwargs = {"base_url": base_url, "api_key_env": api_key_env, "max_tokens": max_tokens,
-                  "temperature": temperature, "image_detail": image_detail,
-                  "max_connections": concurrency, "video_mode": "frames" if video_mode == "auto" else video_mode}
-    elif model.startswith("hf-qwen:"):
-        kwargs = {"max_new_tokens": max_tokens, "video_mode": video_mode}
-    elif video_mode != "auto":
-        from dsr.errors import DsrError
-
-        raise DsrError(f"--video-mode applies to openai: and hf-qwen: models, not {model!r}")
-    if model.startswith("gsm:"):
-        # the GSM stage comes after bench, so only the CLI (which wires stages) may reach it
-        from dsr.bench.models import VideoBackendModel
-        from dsr.gsm.eval_backend import create_backend
-
-        m = VideoBackendModel(create_backend(model.partition(":")[2], max_new_tokens=max_tokens))
-    else:
-        m = create_model(model, items=ds.items, seed=seed, **kwargs)
+    key_env = api_key_env or "OPENAI_API_KEY"
+    if (model.startswith("openai:") or (judge or "").startswith("openai:")) and not (
+            os.environ.get(key_env) or os.environ.get(judge_api_key_env or key_env)):
+        typer.echo(f"warning: ${key_env} is not set; requests carry no API key", err=True)
+    options = {"base_url": base_url, "api_key_env": api_key_env, "max_tokens": max_tokens,
+               "temperature": temperature, "image_detail": image_detail, "video_mode": video_mode}
+    m = create_model(model, items=ds.items, seed=seed, concurrency=concurrency, table=_cli_models(), **options)
     policy = FramePolicy(num_frames=frames, fps=fps, timestamps_in_prompt=timestamps, max_side=max_side,
                          serve_full_video=serve_full_video)
     config = RunConfig(policy=policy, arm=arm, concurrency=concurrency, seed=seed, circular=circular, limit=limit)
     judge_obj = None
     if judge:
-        from dsr.bench.judge import Judge
         from dsr.errors import DsrError
+        from dsr.evaluate.judge import Judge
 
         if not judge.startswith("openai:"):
             raise DsrError("--judge must name an OpenAI-compatible model: openai:<model>")
@@ -149,7 +138,7 @@ def score_cmd(
     from dsr.errors import DsrError
 
     if source.is_dir():
-        from dsr.bench.score import rescore_run
+        from dsr.evaluate.score import rescore_run
 
         stats = rescore_run(source)
         typer.echo(f"{source}: re-parsed {stats['rows']} rows, {stats['changed']} changed letter")
@@ -158,9 +147,9 @@ def score_cmd(
         raise DsrError("scoring a predictions file needs --dataset and --out")
     import json
 
-    from dsr.bench.datasets import load_dataset
-    from dsr.bench.score import score_predictions
-    from dsr.bench.store import SUMMARY
+    from dsr.evaluate.datasets import load_dataset
+    from dsr.evaluate.score import score_predictions
+    from dsr.evaluate.store import SUMMARY
 
     ds = load_dataset(dataset, videos_dir=videos, format=format, check_videos=False)
     outcome = score_predictions(source, ds, out, name=name)
@@ -182,7 +171,7 @@ def report_cmd(
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails"),
 ) -> None:
     """Write a Markdown and a self-contained HTML report over one or more runs."""
-    from dsr.bench.report import write_report
+    from dsr.evaluate.report import write_report
 
     md, html_path = write_report(list(runs), out, worst=worst, resamples=resamples, thumbnails=thumbnails)
     typer.echo(f"wrote {md} and {html_path}")
@@ -197,7 +186,7 @@ def compare_cmd(
 ) -> None:
     """Paired comparison B − A on shared items: bootstrap CI of the difference and McNemar's test, per type."""
     from dsr.atomic import atomic_write_text
-    from dsr.bench.report import compare_markdown, compare_rows, load_runs
+    from dsr.evaluate.report import compare_markdown, compare_rows, load_runs
 
     a, b = load_runs([run_a, run_b], resamples=resamples)
     overall, per, counts = compare_rows(a.rows, b.rows, resamples=resamples)
@@ -207,6 +196,21 @@ def compare_cmd(
         atomic_write_text(out, text)
 
 
+def gsm_model(arg: str, *, context: Any, max_tokens: int | None = None) -> Any:
+    """``gsm:<dir>``: a GSM (or base Qwen2.5-VL) checkpoint behind the harness's video-backend adapter.
+    The GSM stage comes after evaluate, so only the CLI, which wires stages, may reach it."""
+    from dsr.evaluate.models import VideoBackendModel
+    from dsr.gsm.eval_backend import create_backend
+
+    return VideoBackendModel(create_backend(arg, max_new_tokens=max_tokens or 64))
+
+
+def _cli_models() -> dict[str, str]:
+    from dsr.evaluate.models import MODELS
+
+    return {**MODELS, "gsm": f"{__name__}:gsm_model"}
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to ``app``."""
     app.add_typer(eval_app, name="eval")
@@ -214,7 +218,7 @@ def register(app: typer.Typer) -> None:
 
 def _accuracy_text(overall: dict) -> str:
     """'83.3% [71.2, 94.0]', or '[n/a]' where no interval exists (fewer than two videos)."""
-    from dsr.bench.stats import Estimate
+    from dsr.evaluate.stats import Estimate
 
     if not overall:
         return "–"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsr.bench.stats import (
+from dsr.evaluate.stats import (
     chance_adjusted,
     chance_level,
     cluster_bootstrap,

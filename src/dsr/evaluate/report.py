@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from dsr.atomic import atomic_write_bytes, atomic_write_text
-from dsr.bench.datasets import TYPE_LABELS
-from dsr.bench.run import load_run, summarize_rows
-from dsr.bench.stats import DEFAULT_RESAMPLES, Paired, Summary, chance_level, ordered_types, paired
-from dsr.bench.store import RunError
+from dsr.evaluate.datasets import TYPE_LABELS
+from dsr.evaluate.run import load_run, summarize_rows
+from dsr.evaluate.stats import DEFAULT_RESAMPLES, Paired, Summary, chance_level, ordered_types, paired
+from dsr.evaluate.store import RunError
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def chart_letter_bias(runs: list[LoadedRun]) -> bytes:
 
 def _thumbnails(row: dict[str, Any], count: int = 4, side: int = 160) -> list[bytes]:
     """A few of the frames the item was shown, as small JPEGs ([] if the video cannot be read)."""
-    from dsr.bench.frames import encode_jpeg
+    from dsr.evaluate.sampling import encode_jpeg
     from dsr.video import VideoError, read_frames
 
     frames = row.get("frames") or {}

@@ -9,18 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.frames import FramePolicy
-from dsr.bench.hf import (
+from dsr.errors import DsrError
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.hf import (
     checkpoint_family,
     expand_image_slots,
     group_times,
     qwen3_video_text,
     video_patches,
 )
-from dsr.bench.models import create_model
-from dsr.bench.run import RunConfig, run_eval
-from dsr.errors import DsrError
+from dsr.evaluate.models import create_model
+from dsr.evaluate.run import RunConfig, run_eval
+from dsr.evaluate.sampling import FramePolicy
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>"]

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsr.bench.datasets import Item
-from dsr.bench.models import Model, Request
-from dsr.bench.parse import parse_letter
-from dsr.bench.prompt import Prompt
+from dsr.evaluate.base import Model, Request
+from dsr.evaluate.datasets import Item
+from dsr.evaluate.parse import parse_letter
+from dsr.evaluate.prompt import Prompt
 
 JUDGE_PROMPT_VERSION = "1"
 JUDGE_PROMPT = (

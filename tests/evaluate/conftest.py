@@ -74,7 +74,7 @@ def toy_dataset(tmp_path: Path, video_dir: Path) -> Path:
 
 @pytest.fixture()
 def chat_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start ``python -m dsr.bench.fakeserver`` subprocesses (``dump``: folder for the request bodies);
+    """Start ``python -m dsr.evaluate.fakeserver`` subprocesses (``dump``: folder for the request bodies);
     returns base URLs; stops them by pid."""
     procs: list[subprocess.Popen[str]] = []
 
@@ -82,7 +82,7 @@ def chat_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
         rules_file = tmp_path / f"rules{len(procs)}.json"
         rules_file.write_text(json.dumps(rules or []))
         extra = ["--dump", str(dump)] if dump is not None else []
-        proc = subprocess.Popen([sys.executable, "-m", "dsr.bench.fakeserver", "--port", "0",
+        proc = subprocess.Popen([sys.executable, "-m", "dsr.evaluate.fakeserver", "--port", "0",
                                  "--latency", str(latency), "--rules", str(rules_file), *extra],
                                 stdout=subprocess.PIPE, text=True)
         procs.append(proc)

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.frames import FramePolicy, clip_fps, encode_clip, encode_jpeg, median_spacing_s
-from dsr.bench.models import OpenAIChatModel
-from dsr.bench.run import RunConfig, run_eval
 from dsr.cli import app
 from dsr.errors import DsrError
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.models import OpenAIChatModel
+from dsr.evaluate.run import RunConfig, run_eval
+from dsr.evaluate.sampling import FramePolicy, clip_fps, encode_clip, encode_jpeg, median_spacing_s
 from dsr.video import iter_frames, probe
 
 
@@ -124,8 +124,8 @@ def test_cli_video_mode_is_validated_and_recorded(limited_dataset: Path, chat_se
 
 
 def test_unencodable_frames_fail_the_item_with_a_reason(limited_dataset: Path) -> None:
-    from dsr.bench.models import ModelError, Request
-    from dsr.bench.prompt import Prompt
+    from dsr.evaluate.models import ModelError, Request
+    from dsr.evaluate.prompt import Prompt
 
     item = load_dataset(limited_dataset).items[0]
     model = OpenAIChatModel(model="x", base_url="http://127.0.0.1:9/v1", video_mode="video_url", max_retries=0)

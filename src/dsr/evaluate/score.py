@@ -3,7 +3,7 @@
 ``score_predictions(predictions, dataset, out_dir)`` reads a JSON list or JSON Lines file of
 ``{id, response}`` objects (id keys: ``item_id``, ``qa_id``, ``id``; reply keys: ``response``,
 ``prediction``, ``raw_response``, ``output``), joins them to the dataset **by id**, parses every reply
-with :func:`dsr.bench.parse.parse_letter`, and writes a run directory like ``dsr eval run`` does
+with :func:`dsr.evaluate.parse.parse_letter`, and writes a run directory like ``dsr eval run`` does
 (manifest, results, summary). If the file also carries the other harness's reading
 (``extracted_answer`` such as ``"B: right"``, ``pred_letter``, or a ``correct`` flag), every item where
 our parse differs from theirs is listed in ``differences.json`` and in the report.
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from dsr.atomic import atomic_write_text
-from dsr.bench.datasets import Dataset, DatasetError, _read_records
-from dsr.bench.parse import PARSER_VERSION
-from dsr.bench.run import _score_row, rescore_rows, write_summary
-from dsr.bench.store import MANIFEST, RESULTS, read_manifest, read_results, write_or_check_manifest
+from dsr.evaluate.datasets import Dataset, DatasetError, _read_records
+from dsr.evaluate.parse import PARSER_VERSION
+from dsr.evaluate.run import _score_row, rescore_rows, write_summary
+from dsr.evaluate.store import MANIFEST, RESULTS, read_manifest, read_results, write_or_check_manifest
 
 ID_KEYS = ("item_id", "qa_id", "id", "index")
 REPLY_KEYS = ("response", "prediction", "raw_response", "output")

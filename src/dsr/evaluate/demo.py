@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.models import create_model
-from dsr.bench.report import write_report
-from dsr.bench.run import RunConfig, run_eval
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.models import create_model
+from dsr.evaluate.report import write_report
+from dsr.evaluate.run import RunConfig, run_eval
 
 DEMO_MODELS = ("random", "always:A", "answer-prior", "text-prior", "oracle")
 

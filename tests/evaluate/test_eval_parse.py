@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsr.bench.parse import PARSER_VERSION, TIERS, parse_letter
+from dsr.evaluate.parse import PARSER_VERSION, TIERS, parse_letter
 
 OPTS = {"A": "left", "B": "right", "C": "not moving", "D": "moving towards the camera"}
 

@@ -26,14 +26,15 @@ from typing import Any
 
 import dsr
 from dsr.atomic import atomic_write_text
-from dsr.bench.datasets import Dataset, Item, base_id, rotate_options
-from dsr.bench.frames import FrameError, FramePolicy, serve_frames
-from dsr.bench.judge import Judge
-from dsr.bench.models import TRANSIENT_REASONS, Model, ModelError, Request
-from dsr.bench.parse import PARSER_VERSION, parse_letter
-from dsr.bench.prompt import ARMS, arm_order, build_prompt, prompt_hash
-from dsr.bench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Summary, summarize
-from dsr.bench.store import (
+from dsr.errors import DsrError
+from dsr.evaluate.base import TRANSIENT_REASONS, Model, ModelError, Request
+from dsr.evaluate.datasets import Dataset, Item, base_id, rotate_options
+from dsr.evaluate.judge import Judge
+from dsr.evaluate.parse import PARSER_VERSION, parse_letter
+from dsr.evaluate.prompt import ARMS, arm_order, build_prompt, prompt_hash
+from dsr.evaluate.sampling import FrameError, FramePolicy, serve_frames
+from dsr.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Summary, summarize
+from dsr.evaluate.store import (
     SUMMARY,
     ResultWriter,
     git_hash,
@@ -42,7 +43,6 @@ from dsr.bench.store import (
     read_results,
     write_or_check_manifest,
 )
-from dsr.errors import DsrError
 from dsr.video import VideoError
 
 

@@ -4,7 +4,7 @@ A model turns a :class:`Request` (the item and its prompt) into a :class:`Reply`
 usage, latency) or raises :class:`ModelError` with a short ``reason`` (recorded per item; transient
 reasons are retried when the run resumes). ``identity()`` goes into the run manifest.
 
-Backends, created by name with :func:`create_model`:
+Backends, created by name with :func:`create_model` from the lazy table :data:`MODELS`:
 
 * ``openai:<model>`` — any OpenAI-compatible chat-completions server (OpenAI, Gemini's compatible
   endpoint, vLLM, ``transformers serve``): frames as base64 JPEG ``image_url`` parts, or
@@ -12,7 +12,7 @@ Backends, created by name with :func:`create_model`:
   exponential backoff on 429/5xx/connection errors; the API key is read from an environment variable
   (never stored);
 * ``hf-qwen:<checkpoint dir>`` — a local Qwen2.5-VL or Qwen3-VL checkpoint through transformers
-  (``dsr.bench.hf``; the family is read from the checkpoint's ``config.json``);
+  (``dsr.evaluate.hf``; the family is read from the checkpoint's ``config.json``);
 * ``random`` (seeded per item), ``always:<letter>``, ``answer-prior`` (most frequent gold letter per
   type), ``oracle`` (answers our own QAs from their scene record with ``dsr.qa``).
 """
@@ -20,57 +20,32 @@ Backends, created by name with :func:`create_model`:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import importlib
+import inspect
 import os
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from dsr.bench.datasets import Item
-from dsr.bench.prompt import Prompt
 from dsr.errors import DsrError
+from dsr.evaluate.base import Model, ModelContext, ModelError, Reply, Request
+from dsr.evaluate.datasets import Item
+from dsr.evaluate.prompt import Prompt
 
-# Failures worth retrying on resume (the model may answer next time); others are final.
-TRANSIENT_REASONS = frozenset({"server_error", "rate_limited", "timeout", "connection_error", "model_error"})
 # How an OpenAI-compatible request carries the visuals: JPEG image_url parts, or one mp4 video_url part.
 OPENAI_VIDEO_MODES = ("frames", "video_url")
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-class ModelError(DsrError):
-    """A model call that produced no reply. ``reason`` is a short code counted in reports."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(f"{reason}: {message}")
-
-
-@dataclass(frozen=True)
-class Request:
-    """The item, its prompt, and the times (s) of ``prompt.images`` in the order they are shown."""
-
-    item: Item
-    prompt: Prompt
-    timestamps_s: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    usage: dict[str, int] = field(default_factory=dict)
-    latency_s: float = 0.0
-
-
-class Model(Protocol):
-    name: str
-    uses_frames: bool
-
-    def identity(self) -> dict[str, Any]: ...
-
-    def generate(self, request: Request) -> Reply: ...
+def _no_argument(kind: str, arg: str) -> None:
+    if arg:
+        raise DsrError(f"model {kind!r} takes no argument, got {kind}:{arg}")
 
 
 # ---------------------------------------------------------------------------------------------- baselines
@@ -83,6 +58,11 @@ class RandomModel:
     seed: int = 0
     name: str = "random"
     uses_frames: bool = False
+
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext) -> RandomModel:
+        _no_argument("random", arg)
+        return cls(seed=context.seed)
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "baseline", "name": self.name, "seed": self.seed}
@@ -104,6 +84,12 @@ class AlwaysLetterModel:
     def __post_init__(self) -> None:
         self.letter = self.letter.upper()
         self.name = self.name or f"always-{self.letter}"
+
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext) -> AlwaysLetterModel:
+        if len(arg) != 1 or not arg.isalpha():
+            raise DsrError(f"always:<letter> needs one letter, got always:{arg}")
+        return cls(letter=arg)
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "baseline", "name": self.name, "letter": self.letter}
@@ -132,6 +118,11 @@ class AnswerPriorModel:
         self.prior = {t: min(c, key=lambda k: (-c[k], k)) for t, c in by_type.items()}
         overall = Counter(it.answer for it in self.fit_items)
         self.prior["*"] = min(overall, key=lambda k: (-overall[k], k)) if overall else "A"
+
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext) -> AnswerPriorModel:
+        _no_argument("answer-prior", arg)
+        return cls(fit_items=list(context.items))
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "baseline", "name": self.name, "prior": dict(sorted(self.prior.items()))}
@@ -170,6 +161,15 @@ class TextPriorModel:
                 self.shown[_option_key(text)] += 1
                 self.correct[_option_key(text)] += letter == it.answer
 
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext) -> TextPriorModel:
+        """``text-prior``: leave-one-out on the evaluated set; ``text-prior:<file>``: fitted on that file."""
+        if not arg:
+            return cls(fit_items=list(context.items))
+        from dsr.evaluate.datasets import load_dataset
+
+        return cls(fit_items=load_dataset(arg, check_videos=False).items, leave_one_out=False)
+
     def identity(self) -> dict[str, Any]:
         return {"backend": "baseline", "name": self.name, "fit_items": len(self.fit_items),
                 "leave_one_out": self.leave_one_out}
@@ -202,6 +202,11 @@ class OracleModel:
     uses_frames: bool = False
     _records: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext) -> OracleModel:
+        _no_argument("oracle", arg)
+        return cls()
 
     def identity(self) -> dict[str, Any]:
         import dsr
@@ -273,6 +278,20 @@ class OpenAIChatModel:
         if self.video_mode not in OPENAI_VIDEO_MODES:
             raise DsrError(f"openai video mode must be one of {', '.join(OPENAI_VIDEO_MODES)}, got {self.video_mode!r}")
 
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext, base_url: str = OPENAI_BASE_URL,
+                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0, max_tokens: int = 64,
+                  image_detail: str | None = None, timeout_s: float = 600.0, max_retries: int = 5,
+                  backoff_s: float = 0.5, max_connections: int | None = None,
+                  video_mode: str = "frames") -> OpenAIChatModel:
+        """``openai:<model>``; the connection pool follows the harness's concurrency unless given."""
+        if not arg:
+            raise DsrError("openai:<model> needs a model name")
+        return cls(model=arg, seed=context.seed, base_url=base_url, api_key_env=api_key_env,
+                   temperature=temperature, max_tokens=max_tokens, image_detail=image_detail,
+                   timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                   max_connections=max_connections or context.concurrency, video_mode=video_mode)
+
     def identity(self) -> dict[str, Any]:
         ident = {"backend": "openai-compatible", "model": self.model, "base_url": self.base_url,
                  "api_key_env": self.api_key_env,
@@ -319,8 +338,8 @@ class OpenAIChatModel:
         """The request with the served frames as one mp4 ``video_url`` part (a base64 data URL), then the
         prompt's text without time labels: the clip's own timeline (1 / median frame spacing) carries time.
         The frames go in the arm's order; the arms' time labels are those of the main arm."""
-        from dsr.bench.frames import clip_fps, encode_clip
-        from dsr.bench.prompt import text_without_frames
+        from dsr.evaluate.prompt import text_without_frames
+        from dsr.evaluate.sampling import clip_fps, encode_clip
 
         try:
             clip = encode_clip(request.prompt.images, clip_fps(request.timestamps_s))
@@ -419,8 +438,8 @@ class VideoBackendModel:
                 "time": "native (frame_interval_s)"}
 
     def generate(self, request: Request) -> Reply:
-        from dsr.bench.frames import median_spacing_s
-        from dsr.bench.prompt import text_without_frames
+        from dsr.evaluate.prompt import text_without_frames
+        from dsr.evaluate.sampling import median_spacing_s
 
         text = text_without_frames(request.item)
         interval = median_spacing_s(request.timestamps_s)
@@ -432,40 +451,57 @@ class VideoBackendModel:
 
 # ---------------------------------------------------------------------------------------------- registry
 
-BASELINES = ("random", "always:<letter>", "answer-prior", "text-prior[:<file>]", "oracle")
+# name → "module:attribute", imported only when that model is built (no torch for ``dsr eval run -m random``).
+# The attribute is a class with ``from_spec(arg, *, context, **options)`` or a function of that shape.
+MODELS: dict[str, str] = {
+    "random": "dsr.evaluate.models:RandomModel",
+    "always": "dsr.evaluate.models:AlwaysLetterModel",
+    "answer-prior": "dsr.evaluate.models:AnswerPriorModel",
+    "text-prior": "dsr.evaluate.models:TextPriorModel",
+    "oracle": "dsr.evaluate.models:OracleModel",
+    "openai": "dsr.evaluate.models:OpenAIChatModel",
+    "hf-qwen": "dsr.evaluate.hf:QwenVLModel",
+}
+MODEL_SPECS = ("openai:<model>", "hf-qwen:<dir>", "random", "always:<letter>", "answer-prior",
+               "text-prior[:<file>]", "oracle")
 
 
-def create_model(spec: str, *, items: Sequence[Item] = (), seed: int = 0, **kwargs: Any) -> Model:
-    """Build a model from its name: ``openai:<model>``, ``hf-qwen:<dir>``, ``random``, ``always:B``,
-    ``answer-prior``, ``oracle``. ``items`` fit the answer prior; ``kwargs`` go to the backend."""
+def model_factory(kind: str, table: Mapping[str, str] = MODELS) -> Callable[..., Model]:
+    """The factory registered under ``kind`` in ``table``, imported now."""
+    if kind not in table:
+        raise DsrError(f"unknown model {kind!r}: use one of {', '.join(sorted(table))} "
+                       f"(e.g. {', '.join(MODEL_SPECS)})")
+    module_name, _, attr = table[kind].partition(":")
+    target = getattr(importlib.import_module(module_name), attr)
+    return target.from_spec if hasattr(target, "from_spec") else target
+
+
+def _accepted_options(factory: Callable[..., Any]) -> set[str] | None:
+    """Keyword options ``factory`` takes; None when it forwards any (``**fields``) to a dataclass."""
+    params = inspect.signature(factory).parameters.values()
+    names = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "context"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        owner = getattr(factory, "__self__", None)
+        if owner is None or not dataclasses.is_dataclass(owner):
+            return None
+        names |= {f.name for f in dataclasses.fields(owner) if f.init and not f.name.startswith("_")}
+    return names
+
+
+def create_model(spec: str, *, items: Sequence[Item] = (), seed: int = 0, concurrency: int = 8,
+                 table: Mapping[str, str] = MODELS, **options: Any) -> Model:
+    """Build a model from its name, ``kind[:arg]`` (``openai:gpt-4o``, ``hf-qwen:/ckpt``, ``always:B``,
+    ``random``, ...), through the lazy ``table``.
+
+    ``items`` fit the priors, ``concurrency`` sizes connection pools; ``options`` are the backend's
+    own (``base_url``, ``max_tokens``, ...). An option the model does not take is an error, never
+    silently ignored; None values count as not given.
+    """
     kind, _, arg = spec.partition(":")
-    if kind == "random":
-        return RandomModel(seed=seed)
-    if kind == "always":
-        if len(arg) != 1 or not arg.isalpha():
-            raise DsrError(f"always:<letter> needs one letter, got {spec!r}")
-        return AlwaysLetterModel(letter=arg)
-    if kind == "answer-prior":
-        return AnswerPriorModel(fit_items=list(items))
-    if kind == "text-prior":
-        if not arg:
-            return TextPriorModel(fit_items=list(items))
-        from dsr.bench.datasets import load_dataset
-
-        return TextPriorModel(fit_items=load_dataset(arg, check_videos=False).items, leave_one_out=False)
-    if kind == "oracle":
-        return OracleModel()
-    if kind == "openai":
-        if not arg:
-            raise DsrError("openai:<model> needs a model name")
-        allowed = {"base_url", "api_key_env", "temperature", "max_tokens", "image_detail", "timeout_s",
-                   "max_retries", "backoff_s", "max_connections", "video_mode"}
-        unknown = set(kwargs) - allowed
-        if unknown:  # reject, never silently ignore, unknown model arguments
-            raise DsrError(f"unknown option(s) for openai models: {', '.join(sorted(unknown))}")
-        return OpenAIChatModel(model=arg, seed=seed, **kwargs)
-    if kind == "hf-qwen":
-        from dsr.bench.hf import QwenVLModel
-
-        return QwenVLModel(checkpoint=arg, **kwargs)
-    raise DsrError(f"unknown model {spec!r}: use openai:<model>, hf-qwen:<dir>, {', '.join(BASELINES)}")
+    factory = model_factory(kind, table)
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = _accepted_options(factory)
+    if accepted is not None and (unknown := set(given) - accepted):
+        raise DsrError(f"option(s) {', '.join(sorted(unknown))} do not apply to model {kind!r}"
+                       + (f" (it takes: {', '.join(sorted(accepted))})" if accepted else ""))
+    return factory(arg, context=ModelContext(items=tuple(items), seed=seed, concurrency=concurrency), **given)

@@ -1,6 +1,6 @@
 """A small OpenAI-compatible chat-completions server for testing clients and measuring the harness.
 
-Run ``python -m dsr.bench.fakeserver --port 0 --latency 0.2``; it prints ``PORT <n>`` on its first
+Run ``python -m dsr.evaluate.fakeserver --port 0 --latency 0.2``; it prints ``PORT <n>`` on its first
 stdout line; ``GET /v1/stats`` reports requests served, the most requests in flight at once, and how
 many carried a bearer token. It answers ``POST /v1/chat/completions`` with a letter chosen by a hash of the request's
 text (deterministic: the same question always gets the same letter), counts images, and reports

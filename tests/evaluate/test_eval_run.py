@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.frames import FramePolicy
-from dsr.bench.models import OpenAIChatModel, create_model
-from dsr.bench.run import RunConfig, run_eval
-from dsr.bench.store import RunError, read_results
 from dsr.errors import DsrError
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.models import OpenAIChatModel, create_model
+from dsr.evaluate.run import RunConfig, run_eval
+from dsr.evaluate.sampling import FramePolicy
+from dsr.evaluate.store import RunError, read_results
 
 HOSTILE = "<think>" + "A B C D " * 500  # an unclosed reasoning block that never answers
 
@@ -114,10 +114,30 @@ def test_circular_run_with_baseline(toy_dataset: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_model_options_are_rejected() -> None:
-    with pytest.raises(DsrError, match="unknown option"):
+    with pytest.raises(DsrError, match=r"temprature do not apply to model 'openai'"):
         create_model("openai:x", temprature=0.0)
     with pytest.raises(DsrError, match="unknown model"):
         create_model("gpt-4o")
+    with pytest.raises(DsrError, match=r"video_mode do not apply to model 'random'"):
+        create_model("random", video_mode="frames")
+    with pytest.raises(DsrError, match="takes no argument"):
+        create_model("oracle:x")
+    assert create_model("random", video_mode=None).name == "random"  # None counts as not given
+
+
+def test_model_table_is_lazy_and_routes_harness_options() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from dsr.evaluate.models import MODELS, create_model; "
+            "m = create_model('always:c'); "
+            "assert m.generate.__self__.letter == 'C'; "
+            "assert 'torch' not in sys.modules and 'dsr.evaluate.hf' not in sys.modules; print(sorted(MODELS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "hf-qwen" in out.stdout
+    model = create_model("openai:m", concurrency=3, max_tokens=7, base_url="http://127.0.0.1:1/v1/")
+    assert (model.max_connections, model.max_tokens, model.base_url) == (3, 7, "http://127.0.0.1:1/v1")
+    assert create_model("openai:m").base_url == "https://api.openai.com/v1"
 
 
 def test_kill_9_mid_run_then_resume_gives_one_result_per_item(video_dir: Path, chat_server,
@@ -153,7 +173,7 @@ def test_kill_9_mid_run_then_resume_gives_one_result_per_item(video_dir: Path, c
 
 
 def test_judge_only_on_invalid_and_cached(toy_dataset: Path, chat_server, tmp_path: Path) -> None:
-    from dsr.bench.judge import Judge
+    from dsr.evaluate.judge import Judge
 
     model_url = chat_server(rules=[{"match": "Question 0:", "reply": "Hmm, hard to say; maybe the square."},
                                    {"match": "", "reply": "B"}])
@@ -172,7 +192,7 @@ def test_judge_only_on_invalid_and_cached(toy_dataset: Path, chat_server, tmp_pa
     assert (letter, cached) == ("C", True) and httpx.get(judge_url + "/stats").json()["requests"] == 1
     assert len((tmp_path / "j" / "judge_cache.jsonl").read_text().splitlines()) == 1
     # re-scoring keeps the judge's verdict for the reply the rules cannot parse
-    from dsr.bench.score import rescore_run
+    from dsr.evaluate.score import rescore_run
 
     rescore_run(tmp_path / "j")
     assert {r["item_id"]: r for r in _lines(tmp_path / "j")}["vid0/q0"]["tier"] == "judge"
@@ -203,7 +223,7 @@ class _RecordingVideoBackend:
 
 
 def test_video_backend_adapter(toy_dataset: Path, tmp_path: Path) -> None:
-    from dsr.bench.models import VideoBackendModel
+    from dsr.evaluate.models import VideoBackendModel
 
     backend = _RecordingVideoBackend()
     ds = load_dataset(toy_dataset)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsr.bench.frames import FrameError, FramePolicy, select_frames, serve_frames, visible_limit_s
-from dsr.bench.prompt import arm_order, build_prompt, letters_phrase
+from dsr.evaluate.prompt import arm_order, build_prompt, letters_phrase
+from dsr.evaluate.sampling import FrameError, FramePolicy, select_frames, serve_frames, visible_limit_s
 from dsr.video import VideoError
 
 
@@ -70,7 +70,7 @@ def test_bad_videos_raise_video_error(video_dir: Path, tmp_path: Path) -> None:
 
 
 def _item():
-    from dsr.bench.datasets import Item
+    from dsr.evaluate.datasets import Item
 
     return Item("v/q1", "v", None, "Where does it go?", {"A": "left", "B": "right", "C": "up", "D": "down"},
                 "A", "abs_dir")

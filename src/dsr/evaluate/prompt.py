@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsr.bench.datasets import Item
 from dsr.errors import DsrError
+from dsr.evaluate.datasets import Item
 
 ARMS: tuple[str, ...] = ("main", "blind", "single-frame", "shuffled-frames", "reversed-frames")
 PROMPT_STYLES: tuple[str, ...] = ("dsr",)

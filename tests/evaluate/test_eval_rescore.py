@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.report import write_report
-from dsr.bench.score import rescore_run, score_predictions
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.report import write_report
+from dsr.evaluate.score import rescore_run, score_predictions
 
 PUBLISHED = {
     "gpt-4o_32frame": 0.562,

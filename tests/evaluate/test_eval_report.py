@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dsr.bench.datasets import load_dataset
-from dsr.bench.frames import FramePolicy
-from dsr.bench.models import OpenAIChatModel, create_model
-from dsr.bench.report import compare_rows, write_report
-from dsr.bench.run import RunConfig, run_eval
 from dsr.cli import app
+from dsr.evaluate.datasets import load_dataset
+from dsr.evaluate.models import OpenAIChatModel, create_model
+from dsr.evaluate.report import compare_rows, write_report
+from dsr.evaluate.run import RunConfig, run_eval
+from dsr.evaluate.sampling import FramePolicy
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def test_report_is_self_contained(runs: list[Path], tmp_path: Path) -> None:
 
 
 def test_compare_pairs_items_by_id(runs: list[Path]) -> None:
-    from dsr.bench.store import read_results
+    from dsr.evaluate.store import read_results
 
     a, b = read_results(runs[3]), read_results(runs[4])
     overall, per, counts = compare_rows(a, b, resamples=200)
