@@ -19,8 +19,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def main() -> None:
+    from dsr.evaluate.base import Request
     from dsr.evaluate.datasets import load_dataset
-    from dsr.evaluate.models import Request, TextPriorModel
+    from dsr.evaluate.models import TextPriorModel
     from dsr.evaluate.prompt import build_prompt
     from dsr.qa.rules import QAConfig
     from dsr.qa.run import generate_files

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dsr.evaluate.base import Request
 from dsr.evaluate.datasets import Item
-from dsr.evaluate.models import Request, TextPriorModel, create_model
+from dsr.evaluate.models import TextPriorModel, create_model
 from dsr.evaluate.prompt import build_prompt
 
 CONSTANT = "(1) Keep nearly constant."

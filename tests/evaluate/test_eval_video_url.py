@@ -124,7 +124,7 @@ def test_cli_video_mode_is_validated_and_recorded(limited_dataset: Path, chat_se
 
 
 def test_unencodable_frames_fail_the_item_with_a_reason(limited_dataset: Path) -> None:
-    from dsr.evaluate.models import ModelError, Request
+    from dsr.evaluate.base import ModelError, Request
     from dsr.evaluate.prompt import Prompt
 
     item = load_dataset(limited_dataset).items[0]
