@@ -11,6 +11,16 @@ Formats (``load_dataset(path, format="auto")`` picks by extension and columns):
   options, answer, type``; options a letter→text object or a list; answer a letter or an option text).
 * ``vlm4d`` — VLM4D's ``real_mc.json`` / ``synthetic_mc.json``: ``id, video (URL), question_type,
   question, choices {A..D}, answer`` where the answer is the option *text*.
+* ``vsibench`` — VSI-Bench and VSI-Bench-Debiased (``nyu-visionx/VSI-Bench``, configs ``full`` and
+  ``debiased``; parquet or JSON): ``id, dataset, scene_name, question_type, question, options`` (a
+  list of ``"A. text"`` for multiple-choice types, null for numeric ones), ``ground_truth`` (a letter,
+  or a number for numeric types). Videos are ``{videos_dir}/{dataset}/{scene_name}.mp4``. Numeric
+  (``NA``) questions are not multiple choice: they are counted in one ``numeric_question`` finding and
+  left out.
+* ``stibench`` — STI-Bench's ``qa.parquet`` (``MINT-SJTU/STI-Bench``): ``Video, ID, Source, Task,
+  Question, Candidates`` (letter → text, up to E), ``Answer`` (letter), ``time_start, time_end``.
+  Videos are ``{videos_dir}/{Video}``; the question is asked over its interval, so the item's question
+  is prefixed "From {time_start} seconds to {time_end} seconds." as the official script does.
 
 Items are identified by a stable ``item_id`` (the file's id, or a content hash for the official parquet
 which has none) — results join on it, never on row position. Every load returns lint findings.
@@ -41,7 +51,10 @@ TYPE_LABELS: dict[str, str] = {
     "rel_ori": "RelOri", "rel_spd": "RelSpd", "rel_spd_comp": "RelSpdC", "rel_dir_pred": "RelDirP",
     "non_temp": "NonTemp",
 }
-FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "plain", "vlm4d")
+FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "plain", "vlm4d", "vsibench", "stibench")
+# columns that identify the external benchmarks whatever their container (parquet, JSON, JSON Lines)
+_VSIBENCH_COLUMNS = frozenset({"scene_name", "question_type", "ground_truth"})
+_STIBENCH_COLUMNS = frozenset({"Video", "Question", "Candidates", "Answer"})
 
 
 class DatasetError(DsrError):
@@ -316,10 +329,84 @@ def _load_dsr_parquet(path: Path, videos_dir: Path | None, findings: list[Findin
     return out
 
 
+def _read_table_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a parquet file or of a JSON / JSON Lines file."""
+    if path.suffix != ".parquet":
+        return _read_records(path)
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise DatasetError(f"{path}: cannot read parquet ({exc.__class__.__name__}: {exc})") from None
+
+
+def _require_columns(path: Path, rows: list[dict[str, Any]], needed: Iterable[str], fmt: str) -> None:
+    missing = set(needed) - set(rows[0] if rows else ())
+    if missing:
+        raise DatasetError(f"{path}: {fmt} rows lack field(s) {', '.join(sorted(missing))}")
+
+
+def _load_vsibench(path: Path, videos_dir: Path | None, findings: list[Finding]) -> list[Item]:
+    rows = _read_table_rows(path)
+    _require_columns(path, rows, ("id", "dataset", "scene_name", "question_type", "question", "ground_truth"),
+                     "VSI-Bench")
+    vdir = videos_dir or path.parent
+    out: list[Item] = []
+    numeric: Counter[str] = Counter()
+    for n, row in enumerate(rows, 1):
+        if not row.get("options"):  # numeric (NA) types carry no options
+            numeric[str(row["question_type"])] += 1
+            continue
+        video = f"{row['dataset']}/{row['scene_name']}.mp4"
+        it = _item_from_row({"id": f"vsibench/{row['id']}", "video_path": str(vdir / video),
+                             "video_id": f"{row['dataset']}/{row['scene_name']}", "question": row["question"],
+                             "options": row["options"], "answer": row["ground_truth"],
+                             "type": row["question_type"]}, n, path, None, findings)
+        if it is not None:
+            out.append(it)
+    if numeric:
+        findings.append(Finding("info", "numeric_question",
+                                f"{sum(numeric.values())} numeric (non multiple-choice) questions left out: "
+                                + ", ".join(f"{t} {c}" for t, c in sorted(numeric.items()))))
+    return out
+
+
+def _load_stibench(path: Path, videos_dir: Path | None, findings: list[Finding]) -> list[Item]:
+    rows = _read_table_rows(path)
+    _require_columns(path, rows, ("Video", "ID", "Task", "Question", "Candidates", "Answer",
+                                  "time_start", "time_end"), "STI-Bench")
+    vdir = videos_dir or path.parent
+    out: list[Item] = []
+    for n, row in enumerate(rows, 1):
+        ts, te = row["time_start"], row["time_end"]
+        interval = f"From {ts} seconds to {te} seconds. " if ts is not None and te is not None else ""
+        candidates = _options_of(row["Candidates"], f"{path}: row {n}")
+        # keys may carry punctuation ("A.", "(A)"): keep the letter only
+        options = {re.sub(r"[^A-Z]", "", k) or k: v for k, v in candidates.items()}
+        it = _item_from_row({"id": f"{row['Video']}|{row['ID']}|{ts}|{te}", "video_path": str(vdir / row["Video"]),
+                             "video_id": Path(str(row["Video"])).stem, "question": interval + str(row["Question"]),
+                             "options": options, "answer": row["Answer"], "type": row["Task"]},
+                            n, path, None, findings)
+        if it is not None:
+            out.append(it)
+    return out
+
+
 def detect_format(path: Path) -> str:
     if path.suffix == ".parquet":
-        return "dsr_parquet"
+        import pyarrow.parquet as pq
+
+        try:
+            cols = set(pq.read_schema(path).names)
+        except Exception:  # not parquet after all: the loader reports it
+            return "dsr_parquet"
+        return "vsibench" if cols >= _VSIBENCH_COLUMNS else "stibench" if cols >= _STIBENCH_COLUMNS else "dsr_parquet"
     rows = _read_records(path)[:5]
+    if rows and all(set(r) >= _VSIBENCH_COLUMNS for r in rows):
+        return "vsibench"
+    if rows and all(set(r) >= _STIBENCH_COLUMNS for r in rows):
+        return "stibench"
     if rows and all("choices" in r and "options" not in r for r in rows):
         return "vlm4d"
     if rows and all("qa_id" in r for r in rows):
@@ -344,6 +431,10 @@ def load_dataset(path: str | Path, *, videos_dir: str | Path | None = None, form
     findings: list[Finding] = []
     if fmt == "dsr_parquet":
         items = _load_dsr_parquet(p, vdir, findings)
+    elif fmt == "vsibench":
+        items = _load_vsibench(p, vdir, findings)
+    elif fmt == "stibench":
+        items = _load_stibench(p, vdir, findings)
     else:
         items = _load_rows(p, _read_records(p), vdir, findings)
     if not items:
