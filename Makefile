@@ -22,6 +22,8 @@ $(VENV)/.demo-installed: pyproject.toml | $(PY)
 $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PIP) install -q 'torch==2.13.0'
 	$(PIP) install -q -e '.[all,dev]'
+	# lmms-eval (for the harness-export test) without its dependencies: they pull a CUDA torch
+	$(PIP) install -q --no-deps 'lmms-eval==0.7.3'
 	touch $@ $(VENV)/.demo-installed
 
 install-demo: $(VENV)/.demo-installed

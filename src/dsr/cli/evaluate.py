@@ -196,6 +196,42 @@ def compare_cmd(
         atomic_write_text(out, text)
 
 
+@eval_app.command("export")
+def export_cmd(
+    dataset: Path = typer.Argument(..., help="Question file (any format `dsr eval lint` reads)."),
+    to: str = typer.Option(..., "--to", help="Harness: lmms-eval (a task folder) or vlmevalkit (a TSV)."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="lmms-eval: the task folder to write; vlmevalkit: the .tsv file to write."),
+    videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
+    format: str = typer.Option("auto", "--format", help="Input format (default: detected)."),
+    task: str | None = typer.Option(None, "--task", help="lmms-eval task name (default: dsr_<file stem>)."),
+) -> None:
+    """Write a question set for lmms-eval or VLMEvalKit, with prediction items cut before their hidden future."""
+    from rich.progress import Progress
+
+    from dsr.errors import DsrError
+    from dsr.evaluate.datasets import load_dataset
+    from dsr.evaluate.harness_export import HARNESSES, export_lmms_eval, export_vlmevalkit
+
+    if to not in HARNESSES:
+        raise DsrError(f"--to must be one of {', '.join(HARNESSES)}, got {to!r}")
+    ds = load_dataset(dataset, videos_dir=videos, format=format)
+    _print_findings(ds)
+    with Progress(transient=True) as bar:
+        job = bar.add_task(f"export for {to}", total=len(ds.items))
+
+        def step(n: int) -> None:
+            bar.advance(job, n)
+
+        if to == "lmms-eval":
+            path = export_lmms_eval(ds, out, task=task, progress=step)
+        else:
+            if out.suffix != ".tsv":
+                raise DsrError(f"--out for vlmevalkit must be a .tsv file, got {out}")
+            path = export_vlmevalkit(ds, out, progress=step)
+    typer.echo(f"wrote {path} ({len(ds.items)} items)")
+
+
 def gsm_model(arg: str, *, context: Any, max_tokens: int | None = None) -> Any:
     """``gsm:<dir>``: a GSM (or base Qwen2.5-VL) checkpoint behind the harness's video-backend adapter.
     The GSM stage comes after evaluate, so only the CLI, which wires stages, may reach it."""

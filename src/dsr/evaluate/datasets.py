@@ -17,6 +17,10 @@ Formats (``load_dataset(path, format="auto")`` picks by extension and columns):
   or a number for numeric types). Videos are ``{videos_dir}/{dataset}/{scene_name}.mp4``. Numeric
   (``NA``) questions are not multiple choice: they are counted in one ``numeric_question`` finding and
   left out.
+* ``vlmevalkit_tsv`` — a VLMEvalKit-style video MCQ TSV (as ``dsr eval export --to vlmevalkit`` writes):
+  ``index, video, question, answer`` and either ``options`` (a JSON list of ``"A. text"``) or one column
+  per letter ``A, B, C, …``; ``task_type`` or ``category`` is the type; ``item_id`` when present.
+  Videos are relative to ``videos_dir`` or the TSV's folder.
 * ``stibench`` — STI-Bench's ``qa.parquet`` (``MINT-SJTU/STI-Bench``): ``Video, ID, Source, Task,
   Question, Candidates`` (letter → text, up to E), ``Answer`` (letter), ``time_start, time_end``.
   Videos are ``{videos_dir}/{Video}``; the question is asked over its interval, so the item's question
@@ -51,7 +55,7 @@ TYPE_LABELS: dict[str, str] = {
     "rel_ori": "RelOri", "rel_spd": "RelSpd", "rel_spd_comp": "RelSpdC", "rel_dir_pred": "RelDirP",
     "non_temp": "NonTemp",
 }
-FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "plain", "vlm4d", "vsibench", "stibench")
+FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "plain", "vlm4d", "vsibench", "stibench", "vlmevalkit_tsv")
 # columns that identify the external benchmarks whatever their container (parquet, JSON, JSON Lines)
 _VSIBENCH_COLUMNS = frozenset({"scene_name", "question_type", "ground_truth"})
 _STIBENCH_COLUMNS = frozenset({"Video", "Question", "Candidates", "Answer"})
@@ -393,7 +397,37 @@ def _load_stibench(path: Path, videos_dir: Path | None, findings: list[Finding])
     return out
 
 
+def _load_vlmevalkit_tsv(path: Path, videos_dir: Path | None, findings: list[Finding]) -> list[Item]:
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot read TSV ({exc})") from None
+    _require_columns(path, rows, ("index", "question", "answer"), "VLMEvalKit TSV")
+    letters = [c for c in (rows[0] if rows else {}) if len(c) == 1 and c.isupper()]
+    if rows and "options" not in rows[0] and not letters:
+        raise DatasetError(f"{path}: VLMEvalKit TSV rows need 'options' or per-letter columns A, B, ...")
+    vdir = videos_dir or path.parent
+    out = []
+    for n, row in enumerate(rows, 1):
+        options = row["options"] if "options" in row else {k: row[k] for k in letters if row.get(k)}
+        visible = row.get("visible_until_s") or None
+        it = _item_from_row({"id": row.get("item_id") or row["index"], "video_id": row.get("video_id"),
+                             "question": row["question"],
+                             "options": options, "answer": row["answer"],
+                             "type": row.get("task_type") or row.get("category") or "all",
+                             "video_path": str(vdir / row["video"]) if row.get("video") else None,
+                             "visible_until_s": float(visible) if visible else None}, n, path, None, findings)
+        if it is not None:
+            out.append(it)
+    return out
+
+
 def detect_format(path: Path) -> str:
+    if path.suffix == ".tsv":
+        return "vlmevalkit_tsv"
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -435,6 +469,8 @@ def load_dataset(path: str | Path, *, videos_dir: str | Path | None = None, form
         items = _load_vsibench(p, vdir, findings)
     elif fmt == "stibench":
         items = _load_stibench(p, vdir, findings)
+    elif fmt == "vlmevalkit_tsv":
+        items = _load_vlmevalkit_tsv(p, vdir, findings)
     else:
         items = _load_rows(p, _read_records(p), vdir, findings)
     if not items:
