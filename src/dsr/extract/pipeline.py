@@ -342,6 +342,23 @@ def summarize(out_dir: Path) -> dict:
     }
 
 
+def extract_into(path: str | os.PathLike[str], out_dir: Path, config: ExtractConfig = ExtractConfig(), *,
+                 init_boxes: dict[str, InitBox] | None = None) -> ExtractOutcome | None:
+    """Extract one video into ``out_dir`` (record, then its completion marker, each written atomically);
+    None when its marker shows it was done before. The unit of work of :func:`run_extract` and of
+    ``dsr pipeline`` workers, so both write exactly the same files."""
+    from dsr.scene.io import write_record
+
+    rid = record_id_for(path)
+    if marker_path(out_dir, rid).exists():
+        return None
+    outcome = extract_video(path, config, init_boxes=init_boxes)
+    if outcome.record is not None:
+        write_record(out_dir / f"{rid}.npz", outcome.record)
+    atomic_write_text(marker_path(out_dir, rid), json.dumps(outcome.summary(), indent=1))
+    return outcome
+
+
 def run_extract(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
                 config: ExtractConfig = ExtractConfig(),
                 progress: Callable[[str, ExtractOutcome | None], None] | None = None, *,
@@ -350,24 +367,15 @@ def run_extract(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
 
     ``init_boxes`` (grounding given first-frame boxes) applies to a single video only.
     """
-    from dsr.scene.io import write_record
-
     out = Path(out_dir)
     videos = find_videos(inputs)
     if init_boxes is not None and len(videos) != 1:
         raise DsrError(f"init boxes name the objects of one video; got {len(videos)} videos")
     out.mkdir(parents=True, exist_ok=True)
     for path in videos:
-        rid = record_id_for(path)
-        if marker_path(out, rid).exists():
-            if progress:
-                progress(str(path), None)
-            continue
-        outcome = extract_video(path, config, init_boxes=init_boxes)
-        if outcome.record is not None:
-            write_record(out / f"{rid}.npz", outcome.record)
-        atomic_write_text(marker_path(out, rid), json.dumps(outcome.summary(), indent=1))
-        atomic_write_text(out / "report.json", json.dumps(summarize(out), indent=1))
+        outcome = extract_into(path, out, config, init_boxes=init_boxes)
+        if outcome is not None:
+            atomic_write_text(out / "report.json", json.dumps(summarize(out), indent=1))
         if progress:
             progress(str(path), outcome)
     report = summarize(out)
