@@ -27,7 +27,8 @@ import numpy as np
 from dsr.atomic import atomic_write_text
 from dsr.errors import DsrError
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
-from dsr.extract.camera import AutoCamera, CameraConfig
+from dsr.extract.camera import CameraConfig
+from dsr.extract.camera.auto import DEFAULT_METHODS
 from dsr.extract.clip import ClipConfig, load_clip
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
 from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
@@ -50,6 +51,7 @@ from dsr.extract.motion import (
     detect_by_background,
 )
 from dsr.extract.orient import HeadingConfig, velocity_heading
+from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.frames import invert_pose, transform_points
 from dsr.scene.record import MaskTrack, ObjectTrack, OrientationTrack, SceneRecord, Source, VideoInfo
@@ -64,7 +66,7 @@ MOVER_PHRASE = "moving object"
 class ExtractConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
-    camera_methods: tuple[str, ...] = ("rotation", "pycolmap", "vo")
+    camera_methods: tuple[str, ...] = DEFAULT_METHODS
     motion: MotionConfig = field(default_factory=MotionConfig)
     background: BackgroundConfig | None = field(default_factory=BackgroundConfig)  # None: flow movers only
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -257,7 +259,8 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
         parse_init_boxes({k: {"class": b.class_phrase, "box": b.box_xyxy.tolist(), "is_agent": b.is_agent}
                           for k, b in init_boxes.items()}, clip.width, clip.height)  # raises on boxes off-frame
     if camera is None:
-        camera = timer.run("camera", AutoCamera(config.camera, config.camera_methods).estimate, clip)
+        estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
+        camera = timer.run("camera", estimator.estimate, clip)
     out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
     if camera.track is None or not camera.trusted:
         out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
