@@ -103,6 +103,7 @@ class PycolmapCamera(CameraEstimator):
 
         pycolmap.logging.minloglevel = 2  # warnings and errors only; INFO is one line per image
         cfg = self.config
+        pycolmap.set_random_seed(cfg.random_seed)
         with tempfile.TemporaryDirectory(prefix="dsr-sfm-") as tmp:
             image_dir = Path(tmp) / "images"
             image_dir.mkdir()
@@ -126,11 +127,16 @@ class PycolmapCamera(CameraEstimator):
                                       device=pycolmap.Device.cpu)
             pairing = pycolmap.SequentialPairingOptions()
             pairing.overlap = cfg.sequential_overlap
-            pycolmap.match_sequential(db, pairing_options=pairing, device=pycolmap.Device.cpu)
+            matching = pycolmap.FeatureMatchingOptions()
+            matching.num_threads = cfg.num_threads  # its default (-1) takes every core
+            verification = pycolmap.TwoViewGeometryOptions()
+            verification.ransac.random_seed = cfg.random_seed  # its default (-1) seeds from the clock
+            pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
+                                      verification_options=verification, device=pycolmap.Device.cpu)
             opts = pycolmap.IncrementalPipelineOptions()
             opts.num_threads = cfg.num_threads
             opts.multiple_models = True
-            opts.random_seed = 0
+            opts.random_seed = cfg.random_seed
             opts.min_num_matches = 10
             opts.mapper.abs_pose_min_num_inliers = 15
             opts.mapper.abs_pose_min_inlier_ratio = 0.15

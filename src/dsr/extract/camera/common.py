@@ -33,7 +33,12 @@ class CameraConfig:
     # step): then consecutive grid frames share too little for SfM to register them, and SfM takes every dense
     # frame (a head-mounted walk-through: 4 of 39 grid frames registered, 78 of 187 dense frames)
     max_grid_step_flow: float = 0.05
-    num_threads: int = 2
+    # pycolmap's threads. 1 (default) is deterministic: with 2, feature extraction / matching vary between runs
+    # even with every RANSAC seeded (an orbit world gave 4 different reconstructions in 4 runs), and on a busy
+    # 2-core machine 2 threads were no faster (12-16 s vs 13-25 s). >1 is a faster, non-deterministic option.
+    num_threads: int = 1
+    # seeds pycolmap's RANSAC (two-view verification), its mapper and its global PRNG (their defaults: the clock)
+    random_seed: int = 0
     focal_guess_factor: float = 1.2  # × max(W, H) when the focal length is unknown (COLMAP's default)
     # a known focal length (full-resolution pixels, e.g. from a calibration or EXIF): every method uses it
     # and SfM keeps it fixed. Self-calibration is weak on orbits and short clips (docs/bench-extract.md §6)
