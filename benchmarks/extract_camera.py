@@ -19,10 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from dsr.extract.base import VideoClip
-from dsr.extract.camera import AutoCamera, CameraConfig, EssentialVOCamera, PycolmapCamera, RotationOnlyCamera
+from dsr.extract.camera import CameraConfig
+from dsr.extract.camera.auto import AutoCamera
+from dsr.extract.camera.colmap import PycolmapCamera
+from dsr.extract.camera.rotation import RotationOnlyCamera
+from dsr.extract.camera.vo import EssentialVOCamera
 from dsr.extract.clip import clip_from_arrays
-from dsr.scene.align import ate, path_length, rotation_angle_deg
+from dsr.scene.align import ate, path_length
 from dsr.scene.frames import invert_pose
+from dsr.scene.poses import rotation_angle_deg
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"

@@ -186,7 +186,8 @@ def prepare_clips(names: list[str], workdir: Path) -> list[ClipSource]:
 
 def trajectory_error(est_c2w: np.ndarray, valid: np.ndarray, ref_c2w: np.ndarray) -> tuple[float | None, float]:
     """(ATE % of reference path after Sim(3), median relative-rotation error °) over frames valid in both."""
-    from dsr.scene.align import ate, path_length, rotation_angle_deg
+    from dsr.scene.align import ate, path_length
+    from dsr.scene.poses import rotation_angle_deg
 
     if valid.sum() < 3:
         return None, float("nan")
@@ -209,7 +210,8 @@ def _cpu_seconds() -> float:
 
 
 def run_one(src: ClipSource, name: str, setting: Setting, reference: dict[str, np.ndarray]) -> dict:
-    from dsr.extract.camera import AutoCamera, CameraConfig
+    from dsr.extract.camera import CameraConfig
+    from dsr.extract.camera.auto import AutoCamera
     from dsr.extract.clip import ClipConfig, load_clip
 
     clip_cfg = replace(ClipConfig(), num_samples=src.num_samples, **setting.clip)

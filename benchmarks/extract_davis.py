@@ -66,7 +66,7 @@ def naive(masks: np.ndarray) -> dict[str, str]:
 
 
 def extracted(seq: str, masks: np.ndarray, methods: tuple[str, ...]) -> tuple[dict[str, str], dict]:
-    from dsr.extract.camera import AutoCamera
+    from dsr.extract.camera.auto import AutoCamera
     from dsr.extract.clip import ClipConfig, load_clip
 
     video = SHARED / "davis2016_val" / "mp4" / f"{seq}.mp4"

@@ -97,7 +97,8 @@ def main() -> None:
     from dsr.extract.pipeline import ExtractConfig, extract_video
     from dsr.qa.generate import generate_record_qas
     from dsr.qa.query import Query, answer
-    from dsr.scene.align import ate, path_length, rotation_angle_deg
+    from dsr.scene.align import ate, path_length
+    from dsr.scene.poses import rotation_angle_deg
     from dsr.video import write_video
 
     ap = argparse.ArgumentParser()

@@ -172,13 +172,14 @@ def summarize(rows: list[dict], min_stability: float) -> dict:
 
 
 def main() -> None:
-    from dsr.extract.camera import AutoCamera
+    from dsr.extract.camera.auto import AutoCamera
     from dsr.extract.clip import load_clip
     from dsr.extract.given import InitBox
     from dsr.extract.pipeline import ExtractConfig, extract_clip, record_id_for
     from dsr.qa.generate import generate_record_qas
-    from dsr.scene.align import ate, path_length, rotation_angle_deg
+    from dsr.scene.align import ate, path_length
     from dsr.scene.io import read_record
+    from dsr.scene.poses import rotation_angle_deg
     from dsr.world import WorldConfig, render_world
 
     ap = argparse.ArgumentParser()
@@ -216,7 +217,7 @@ def main() -> None:
                 if cached is not None and cached.exists():
                     camera = pickle.loads(cached.read_bytes())
                 else:
-                    camera = AutoCamera(config.camera, config.camera_methods).estimate(clip)
+                    camera = AutoCamera(config.camera, methods=config.camera_methods).estimate(clip)
                     if cached is not None:
                         cached.parent.mkdir(parents=True, exist_ok=True)
                         cached.write_bytes(pickle.dumps(camera))

@@ -8,18 +8,15 @@ import numpy as np
 import pytest
 from extract_synth import SynthClip
 
-from dsr.extract.camera import (
-    AutoCamera,
-    CameraConfig,
-    EssentialVOCamera,
-    PycolmapCamera,
-    RotationOnlyCamera,
-    normalize_scale,
-    rotation_angle_deg,
-)
+from dsr.extract.camera import CameraConfig
+from dsr.extract.camera.auto import AutoCamera
+from dsr.extract.camera.colmap import PycolmapCamera, normalize_scale
+from dsr.extract.camera.rotation import RotationOnlyCamera
+from dsr.extract.camera.vo import EssentialVOCamera
 from dsr.extract.clip import clip_from_arrays
 from dsr.scene.align import ate, path_length
 from dsr.scene.frames import invert_pose, make_pose
+from dsr.scene.poses import rotation_angle_deg
 
 
 def _ate_pct(est_c2w: np.ndarray, gt_c2w: np.ndarray, valid: np.ndarray) -> float:
@@ -68,7 +65,7 @@ def test_pycolmap_keeps_a_known_focal_length(truck_clip: SynthClip) -> None:
 def test_auto_camera_passes_a_known_focal_to_the_fallbacks(pan_clip: SynthClip) -> None:
     clip = clip_from_arrays(pan_clip.frames, pan_clip.fps, num_samples=16)
     focal = 1.02 * float(pan_clip.K[0, 0])  # a user's calibration, 2% off
-    est = AutoCamera(CameraConfig(focal_px=focal), ("rotation",)).estimate(clip)
+    est = AutoCamera(CameraConfig(focal_px=focal), methods=("rotation",)).estimate(clip)
     assert est.trusted, est.reason
     np.testing.assert_allclose(est.track.K[:, 0, 0], focal)  # used as given, not re-estimated
     assert est.attempts[0].stats["focal_px"] == pytest.approx(focal)
@@ -136,7 +133,8 @@ def test_normalize_scale_hand_example() -> None:
 def test_focal_from_exact_homographies() -> None:
     from scipy.spatial.transform import Rotation
 
-    from dsr.extract.camera import focal_from_homographies, guess_intrinsics
+    from dsr.extract.camera.common import guess_intrinsics
+    from dsr.extract.camera.rotation import focal_from_homographies
 
     K = np.array([[350.0, 0, 160], [0, 350.0, 120], [0, 0, 1]])
     rots = Rotation.from_rotvec([[0.0, 0.03, 0.0], [0.02, 0.01, 0.0], [0.0, -0.02, 0.01]]).as_matrix()
@@ -153,7 +151,7 @@ def test_focal_from_exact_homographies() -> None:
 def test_rotation_from_bearings_is_exact_and_ignores_the_homography_noise() -> None:
     from scipy.spatial.transform import Rotation
 
-    from dsr.extract.camera import rotation_from_bearings
+    from dsr.extract.camera.rotation import rotation_from_bearings
 
     K = np.array([[350.0, 0, 160], [0, 350.0, 120], [0, 0, 1]])
     rot = Rotation.from_rotvec([0.01, -0.03, 0.005]).as_matrix()
@@ -176,7 +174,6 @@ def test_rotation_only_rejects_a_slow_dolly_by_its_long_baseline_parallax(tmp_pa
     """A MuJoCo dolly (0.7 m forward over 6 s, scene ~6 m away) moves < 0.5 px of parallax per dense step,
     so every step passes the rotation model; the parallax chained over 3 s (~7 px) must not."""
     pytest.importorskip("mujoco")
-    from dsr.extract.camera import RotationOnlyCamera
     from dsr.extract.clip import load_clip
     from dsr.world import WorldConfig, render_world
 
@@ -212,7 +209,7 @@ def test_vo_keyframes_let_a_slow_dolly_translate_smoothly(tmp_path: Path) -> Non
 
 
 def test_sfm_grid_keeps_the_ends_and_thins_to_the_rate() -> None:
-    from dsr.extract.camera import grid_positions
+    from dsr.extract.camera.colmap import grid_positions
 
     dense = np.arange(0, 61, 2)  # video frames 0, 2, …, 60 at 10 fps: a dense frame every 0.2 s
     pos = grid_positions(dense, 10.0, 3.0)
@@ -226,7 +223,7 @@ def test_sfm_grid_keeps_the_ends_and_thins_to_the_rate() -> None:
 def test_interpolate_poses_between_known_frames_only() -> None:
     from scipy.spatial.transform import Rotation
 
-    from dsr.extract.camera import interpolate_poses
+    from dsr.scene.poses import interpolate_poses
 
     frames = np.array([0, 10, 20, 30])
     c2w = np.tile(np.eye(4), (4, 1, 1))

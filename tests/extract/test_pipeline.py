@@ -107,3 +107,83 @@ def test_cli_extract_smoke(videos: dict[str, Path], tmp_path: Path) -> None:
                              env={"DSR_PI3_CKPT": ""})
     assert pi3.exit_code != 0 and "--backend pi3 is not available here" in str(pi3.exception)
     assert "\n" not in str(pi3.exception) and not (tmp_path / "p").exists()
+
+
+def test_record_id_follows_the_content_not_the_folder(videos: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b" / "deeper"
+    b.mkdir(parents=True)
+    a.mkdir()
+    shutil.copy(videos["static"], a / "clip.mp4")
+    shutil.copy(videos["static"], b / "clip.mp4")
+    shutil.copy(videos["truck"], tmp_path / "clip.mp4")  # same name, other content
+    assert record_id_for(a / "clip.mp4") == record_id_for(b / "clip.mp4")
+    assert record_id_for(a / "clip.mp4").startswith("clip-")
+    assert record_id_for(tmp_path / "clip.mp4") != record_id_for(a / "clip.mp4")
+    # the record (and so the QA sample, seeded by the id) is the same wherever the video lies
+    ra = extract_video(a / "clip.mp4", FAST).record
+    rb = extract_video(b / "clip.mp4", FAST).record
+    assert ra.record_id == rb.record_id
+
+
+def test_resume_is_keyed_on_the_settings(videos: dict[str, Path], tmp_path: Path) -> None:
+    vo_only = replace(FAST, camera_methods=("vo",))
+    first = run_extract([videos["static"], videos["garbage"]], tmp_path, vo_only)
+    assert first["config"]["extract"]["camera_methods"] == ["vo"] and len(first["config_hash"]) == 16
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["config"] == first["config"] and on_disk["config_hash"] == first["config_hash"]
+    rid = record_id_for(videos["static"])
+    assert read_record(tmp_path / f"{rid}.npz").camera.source.name == "camera/vo"
+    # the same settings: nothing is redone
+    again: list[bool] = []
+    run_extract([videos["static"], videos["garbage"]], tmp_path, vo_only,
+                progress=lambda v, o: again.append(o is None))
+    assert again == [True, True]
+    # another camera (the CLI's --camera rotation): the record is extracted again, not silently kept
+    redone: list[bool] = []
+    second = run_extract([videos["static"]], tmp_path, replace(FAST, camera_methods=("rotation",)),
+                         progress=lambda v, o: redone.append(o is not None))
+    assert redone == [True]
+    assert second["config_hash"] != first["config_hash"]
+    assert second["videos"] == 1 and second["stale_markers"] == 1  # the garbage file's marker is of the old run
+    assert read_record(tmp_path / f"{rid}.npz").camera.source.name == "camera/rotation"
+
+
+def test_a_rerun_that_writes_no_record_removes_the_old_one(videos: dict[str, Path], tmp_path: Path) -> None:
+    rid = record_id_for(videos["static"])
+    run_extract([videos["static"]], tmp_path, FAST)
+    assert (tmp_path / f"{rid}.npz").exists()
+    # settings under which the clip has no trusted camera: the old record must not outlive its settings
+    strict = replace(FAST, camera_methods=("vo",), camera=replace(FAST.camera, min_track_points=10**6))
+    report = run_extract([videos["static"]], tmp_path, strict)
+    assert report["by_status"] == {"skipped": 1}
+    assert not (tmp_path / f"{rid}.npz").exists()
+
+
+def test_movers_without_a_class_are_not_agents(videos: dict[str, Path]) -> None:
+    out = extract_video(videos["truck"], FAST)
+    assert out.status == "ok", out.reason
+    assert out.record.objects and not any(o.is_agent or o.orientation is not None for o in out.record.objects)
+
+
+def test_extraction_is_deterministic_byte_for_byte(videos: dict[str, Path], tmp_path: Path) -> None:
+    """Default camera chain (SfM included) twice in one process and the record files are identical."""
+    config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0))
+    first = run_extract([videos["truck"]], tmp_path / "one", config)
+    second = run_extract([videos["truck"]], tmp_path / "two", config)
+    assert first["by_status"] == second["by_status"] == {"ok": 1}
+    assert first["items"][0]["camera_attempts"][-1]["method"] == "pycolmap"  # the path that varied
+    name = f"{record_id_for(videos['truck'])}.npz"
+    assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_extract_help_shows_the_box_format() -> None:
+    from typer.testing import CliRunner
+
+    from dsr.cli import app
+
+    result = CliRunner().invoke(app, ["extract", "--help"], env={"COLUMNS": "240"}, terminal_width=240)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert '"box": [x1, y1, x2, y2]' in text.replace("│ ", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 
@@ -71,3 +72,51 @@ def test_cli_lists_estimators() -> None:
     assert len(lines) == len(list_estimators("camera"))
     assert any(line.startswith("yes") and "camera/vo" in line for line in lines)
     assert any(line.startswith("no") and "camera/pi3" in line for line in lines)
+
+
+@pytest.mark.parametrize("name", [n for n in list_estimators("camera") if estimator_class(n).available()[0]])
+def test_every_camera_takes_the_uniform_keywords(name: str) -> None:
+    from dsr.extract.camera import CameraConfig
+
+    cam = create_estimator(name, config=CameraConfig(sfm_fps=None), focal_px=321.0)
+    assert cam.config.sfm_fps is None and cam.focal_px == 321.0
+    # without focal_px the user's calibration in the config is the known focal
+    assert create_estimator(name, config=CameraConfig(focal_px=99.0)).focal_px == 99.0
+
+
+class _RecordingCamera(Estimator):
+    """A camera registered at test time: proves AutoCamera builds its methods through the registry."""
+
+    name = "camera/recording"
+    role = "camera"
+    built: ClassVar[list[tuple[object, object]]] = []
+
+    def __init__(self, config: object = None, focal_px: float | None = None) -> None:
+        _RecordingCamera.built.append((config, focal_px))
+
+    def estimate(self, clip: object) -> object:
+        from dsr.extract.base import Attempt, CameraEstimate
+
+        return CameraEstimate(None, False, "recorded", "up_to_scale", (Attempt("recording", False, "recorded", 0.0),))
+
+
+class _MissingCamera(_RecordingCamera):
+    name = "camera/missing"
+    requires = ("a_package_that_is_not_installed",)
+
+
+def test_auto_camera_builds_its_methods_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsr.extract.camera import CameraConfig
+    from dsr.extract.camera.auto import AutoCamera
+
+    monkeypatch.setitem(ESTIMATORS, "camera/recording", f"{__name__}:_RecordingCamera")
+    monkeypatch.setitem(ESTIMATORS, "camera/missing", f"{__name__}:_MissingCamera")
+    _RecordingCamera.built.clear()
+    config = CameraConfig(focal_px=250.0)
+    est = AutoCamera(config, methods=("missing", "recording")).estimate(clip=None)  # type: ignore[arg-type]
+    assert _RecordingCamera.built == [(config, 250.0)]
+    assert [(a.method, a.reason) for a in est.attempts] == [
+        ("missing", "package 'a_package_that_is_not_installed' is not installed"), ("recording", "recorded")]
+    assert not est.trusted and est.reason.startswith("no camera method produced trusted poses")
+    with pytest.raises(EstimatorError, match="unknown estimator 'camera/nope'"):
+        AutoCamera(methods=("nope",)).estimate(clip=None)  # type: ignore[arg-type]

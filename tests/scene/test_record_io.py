@@ -88,6 +88,13 @@ def _swap_times(arrays: dict) -> None:
     arrays["video/timestamps_s"][[2, 3]] = arrays["video/timestamps_s"][[3, 2]]
 
 
+def _never_located(arrays: dict, i: int) -> None:
+    """Object i stays visible, but its centre is unknown (NaN, method "none") at every frame."""
+    for name in ("centers_world", "centers_cam"):
+        arrays[f"objects/{i}/{name}"][:] = np.nan
+    arrays[f"objects/{i}/center_method"][:] = 0
+
+
 BAD_CASES = {
     "nan_pose": (lambda m, a: _set(a, "camera/c2w", (1, 0, 3), np.nan), "camera.c2w", "non-finite"),
     "inf_centre": (lambda m, a: _set(a, "objects/0/centers_world", (0, 0), np.inf), "objects[0].centers_world",
@@ -110,6 +117,9 @@ BAD_CASES = {
                                  "objects[0].orientation", "only agents"),
     "mask_runs_wrong": (lambda m, a: _set(a, "objects/0/masks/counts", (0,), 1), "objects[0].masks.counts",
                         "do not cover"),
+    # issue 15 item 6: it passed validation, and qa skipped the object silently
+    "visible_never_located": (lambda m, a: _never_located(a, 1), "objects[1].centers_world",
+                              "visible at 8 frame(s) but the centre is unknown at every frame"),
 }
 
 
@@ -163,6 +173,14 @@ def test_validate_cli(tmp_path: Path, record: SceneRecord) -> None:
     assert "video.path: video file not found" in lines[0]
     assert "camera.c2w: non-finite value at frame 1" in lines[1]
     assert "Traceback" not in res.stderr
+
+
+def test_validate_cli_rejects_a_visible_object_that_is_never_located(tmp_path: Path, record: SceneRecord) -> None:
+    bad = _corrupt(tmp_path, record, BAD_CASES["visible_never_located"][0])
+    res = _dsr("validate", str(bad))
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"invalid {bad}: objects[1].centers_world: visible at 8 frame(s) but the centre is unknown at every frame"]
 
 
 def test_masks_absent_at_the_last_frames(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ def extract(
         help="Known focal length in pixels of the full-resolution video (calibration, EXIF); "
              "default: estimated (SfM, homographies) or guessed.")] = None,
     init_boxes: Annotated[Path | None, typer.Option(
+        # "\\[" keeps Rich from reading [x1, y1, x2, y2] as a markup tag (it printed "box": ,)
         help='Ground given objects instead of discovering movers (one video only): JSON {object_id: {"class": '
-             '..., "box": [x1, y1, x2, y2], "is_agent": bool}} at the first sampled frame.')] = None,
+             '..., "box": \\[x1, y1, x2, y2], "is_agent": bool}} at the first sampled frame.')] = None,
 ) -> None:
     """Extract one scene record per video with the weight-free CPU default (resumable)."""
     from dataclasses import replace

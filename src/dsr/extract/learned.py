@@ -88,7 +88,9 @@ class Pi3Camera(Estimator):
     requires = ("torch", "pi3")
     checkpoint_env = "DSR_PI3_CKPT"
 
-    def __init__(self, device: str = "cuda") -> None:
+    def __init__(self, config: object = None, focal_px: float | None = None, device: str = "cuda") -> None:
+        # the camera estimators' uniform keywords (registry); π³ estimates its own intrinsics
+        del config, focal_px
         self.device = device
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:  # pragma: no cover - needs weights

@@ -5,9 +5,10 @@ and returns an :class:`ExtractOutcome`: ``ok`` with a record, or ``skipped``/``f
 reason and no record. It never writes a record from geometry it does not trust.
 
 :func:`run_extract` processes many videos: one ``<id>.npz`` record per ok video, written atomically, then a
-``<id>.done.json`` completion marker; a rerun skips videos that have a marker, so a killed run resumes
-without losing or duplicating work. ``report.json`` (counts by status and reason, time per stage) is
-rewritten after every video.
+``<id>.done.json`` completion marker; a rerun with the same settings skips videos that have a marker, so a
+killed run resumes without losing or duplicating work, and a rerun with other settings redoes them.
+``report.json`` (the settings and their hash, counts by status and reason, time per stage) is rewritten
+after every video. Record ids hash the video's bytes, not its path.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 from dsr.atomic import atomic_write_text
 from dsr.errors import DsrError
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
-from dsr.extract.camera import AutoCamera, CameraConfig
+from dsr.extract.camera import CameraConfig
+from dsr.extract.camera.auto import DEFAULT_METHODS
 from dsr.extract.clip import ClipConfig, load_clip
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
 from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
@@ -50,7 +52,9 @@ from dsr.extract.motion import (
     detect_by_background,
 )
 from dsr.extract.orient import HeadingConfig, velocity_heading
+from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
+from dsr.scene.classes import has_front
 from dsr.scene.frames import invert_pose, transform_points
 from dsr.scene.record import MaskTrack, ObjectTrack, OrientationTrack, SceneRecord, Source, VideoInfo
 from dsr.scene.rle import encode_mask_frames
@@ -64,7 +68,7 @@ MOVER_PHRASE = "moving object"
 class ExtractConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
-    camera_methods: tuple[str, ...] = ("rotation", "pycolmap", "vo")
+    camera_methods: tuple[str, ...] = DEFAULT_METHODS
     motion: MotionConfig = field(default_factory=MotionConfig)
     background: BackgroundConfig | None = field(default_factory=BackgroundConfig)  # None: flow movers only
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -87,6 +91,7 @@ class ExtractOutcome:
     camera_attempts: list[dict] = field(default_factory=list)
     num_objects: int = 0
     duration_s: float = 0.0
+    config_hash: str = ""
 
     def summary(self) -> dict:
         """Everything but the record, JSON-ready (the completion marker's content)."""
@@ -106,9 +111,29 @@ class _Timer:
 
 
 def record_id_for(path: str | os.PathLike[str]) -> str:
-    """Stable id: the file stem plus a short hash of the absolute path (two 'clip.mp4's never collide)."""
-    p = Path(path).resolve()
-    return f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+    """Stable id from the video's content: the file stem plus a short SHA-256 of its bytes.
+
+    The same file extracted from two folders (or machines) gets the same id, and so the same QA sample
+    (question sampling is seeded by the id); two different 'clip.mp4's never collide. Raises
+    :class:`~dsr.video.VideoError` when the file cannot be read.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as err:
+        raise VideoError(f"{p}: cannot read ({err.strerror or err})") from None
+    return f"{p.stem}-{digest[:12]}"
+
+
+def config_fingerprint(config: ExtractConfig, init_boxes: dict[str, InitBox] | None = None) -> tuple[dict, str]:
+    """The settings that determine a record (JSON-ready) and their SHA-256 (16 hex digits), for resuming."""
+    settings: dict[str, Any] = {"extract": asdict(config), "init_boxes": None}
+    if init_boxes is not None:
+        settings["init_boxes"] = {k: {"class": b.class_phrase, "box": [float(v) for v in b.box_xyxy],
+                                      "is_agent": b.is_agent} for k, b in sorted(init_boxes.items())}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return json.loads(text), hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _attempt_dict(a: Attempt) -> dict:
@@ -122,7 +147,7 @@ class TrackedObject:
 
     object_id: str
     class_phrase: str
-    is_agent: bool
+    is_agent: bool  # may be an agent: its class has a front (dsr.scene.classes) or the user said so
     boxes_xyxy: np.ndarray
     masks: list[np.ndarray | None]
     scores: np.ndarray
@@ -154,7 +179,7 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
             boxes[t] = dets[t][j].box_xyxy
             masks[t] = dets[t][j].mask
             scores[t] = dets[t][j].score
-        tracked.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, True, boxes, masks, scores))
+        tracked.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, has_front(MOVER_PHRASE), boxes, masks, scores))
     return lift_objects(clip, camera, tracked, config, Source(name=f"{grounding}+tracking/iou", version="1"))
 
 
@@ -211,18 +236,22 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         # the heading's noise: measured on the track when it was smoothed, else the chain's a-priori sigma
         noise = (smoothed_track_noise(raw_world, smoothed, config.lift) if config.lift.smooth_half_window > 0
                  else lifted.sigma)
+        if not np.isfinite(centers_world).all(axis=1).any():
+            continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
         rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
         orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
                                        source=Source(name="orientation/velocity", version="1"))
+        # an agent has a front (its class, or the user's word for given boxes) and a measured orientation
+        is_agent = obj.is_agent and bool(orientation.known.any())
         counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],
                                              clip.height, clip.width)
         objects.append(ObjectTrack(
-            object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=obj.is_agent, visible=visible,
+            object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=is_agent, visible=visible,
             boxes_xyxy=boxes, confidence=np.where(visible, obj.scores, 0.0), centers_cam=lifted.centers_cam,
             centers_world=centers_world, center_sigma=lifted.sigma, center_method=lifted.method,
             track_source=track_source, center_source=center_source,
             masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
-            orientation=orientation if obj.is_agent else None,
+            orientation=orientation if is_agent else None,
         ))
     return objects
 
@@ -257,7 +286,8 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
         parse_init_boxes({k: {"class": b.class_phrase, "box": b.box_xyxy.tolist(), "is_agent": b.is_agent}
                           for k, b in init_boxes.items()}, clip.width, clip.height)  # raises on boxes off-frame
     if camera is None:
-        camera = timer.run("camera", AutoCamera(config.camera, config.camera_methods).estimate, clip)
+        estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
+        camera = timer.run("camera", estimator.estimate, clip)
     out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
     if camera.track is None or not camera.trusted:
         out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
@@ -275,16 +305,23 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
                       timestamps_s=clip.timestamps_s)
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera.track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
-    lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked)"
+    lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"
     out.status, out.reason = "ok", f"camera by {camera.method}, {len(objects)} object(s){lost}"
     return out
 
 
 def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractConfig(), *,
-                  init_boxes: dict[str, InitBox] | None = None) -> ExtractOutcome:
-    """One video → outcome. Bad input never raises: it becomes a failed/skipped outcome with a reason."""
+                  init_boxes: dict[str, InitBox] | None = None, record_id: str | None = None) -> ExtractOutcome:
+    """One video → outcome. Bad input never raises: it becomes a failed/skipped outcome with a reason.
+
+    ``record_id``: the id if already computed (:func:`record_id_for`, a hash of the file's bytes).
+    """
     timer = _Timer()
-    rid = record_id_for(path)
+    try:
+        rid = record_id or record_id_for(path)
+    except VideoError as err:
+        return ExtractOutcome(video=str(path), record_id=f"{Path(path).stem}-unreadable", status="failed",
+                              reason=f"unreadable video: {err}")
     try:
         clip, meta = timer.run("decode", load_clip, path, config.clip)
     except VideoError as err:
@@ -322,40 +359,71 @@ def marker_path(out_dir: Path, record_id: str) -> Path:
     return out_dir / f"{record_id}.done.json"
 
 
-def summarize(out_dir: Path) -> dict:
-    """Aggregate every completion marker in ``out_dir`` into the run report."""
+def summarize(out_dir: Path, config: dict | None = None, config_hash: str | None = None) -> dict:
+    """Aggregate the completion markers in ``out_dir`` of the run with ``config_hash`` into the run report.
+
+    Markers of other settings (an earlier run with, e.g., another ``--camera``) are not counted; their
+    number is reported as ``stale_markers``. ``config_hash=None`` counts every marker.
+    """
     rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.done.json"))]
-    by_status = Counter(r["status"] for r in rows)
-    by_reason = Counter(f"{r['status']}: {r['reason'].split(':')[0]}" for r in rows if r["status"] != "ok")
+    current = [r for r in rows if config_hash is None or r.get("config_hash") == config_hash]
+    by_status = Counter(r["status"] for r in current)
+    by_reason = Counter(f"{r['status']}: {r['reason'].split(':')[0]}" for r in current if r["status"] != "ok")
     stage_totals: Counter[str] = Counter()
-    for r in rows:
+    for r in current:
         stage_totals.update(r.get("stage_seconds", {}))
-    video_minutes = sum(r.get("duration_s", 0.0) for r in rows) / 60.0
+    video_minutes = sum(r.get("duration_s", 0.0) for r in current) / 60.0
     return {
-        "videos": len(rows),
+        "config_hash": config_hash,
+        "config": config,
+        "videos": len(current),
+        "stale_markers": len(rows) - len(current),
         "by_status": dict(by_status),
         "by_reason": dict(by_reason),
         "stage_seconds": {k: round(v, 3) for k, v in stage_totals.items()},
         "seconds_per_video_minute": {k: round(v / video_minutes, 2) for k, v in stage_totals.items()}
         if video_minutes > 0 else {},
-        "items": rows,
+        "items": current,
     }
+
+
+def _finished(marker: Path, config_hash: str) -> bool:
+    """A video is done when its marker exists and was written with the same settings."""
+    if not marker.exists():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("config_hash") == config_hash
+    except (OSError, ValueError):
+        return False  # a marker that cannot be read is redone
 
 
 def extract_into(path: str | os.PathLike[str], out_dir: Path, config: ExtractConfig = ExtractConfig(), *,
                  init_boxes: dict[str, InitBox] | None = None) -> ExtractOutcome | None:
     """Extract one video into ``out_dir`` (record, then its completion marker, each written atomically);
-    None when its marker shows it was done before. The unit of work of :func:`run_extract` and of
-    ``dsr pipeline`` workers, so both write exactly the same files."""
+    None when its marker shows it was done before with the same settings (:func:`config_fingerprint`).
+
+    The unit of work of :func:`run_extract` and of ``dsr pipeline`` workers, so both write exactly the same
+    files. A marker of other settings is redone, and the video's record replaced — or removed, when the new
+    settings write none (a record must not outlive its settings).
+    """
     from dsr.scene.io import write_record
 
-    rid = record_id_for(path)
-    if marker_path(out_dir, rid).exists():
+    _, config_hash = config_fingerprint(config, init_boxes)
+    try:
+        rid: str | None = record_id_for(path)
+    except VideoError:
+        rid = None  # extract_video turns it into a failed outcome; it is retried on every rerun
+    marker = marker_path(out_dir, rid or f"{Path(path).stem}-unreadable")
+    if rid is not None and _finished(marker, config_hash):
         return None
-    outcome = extract_video(path, config, init_boxes=init_boxes)
+    outcome = extract_video(path, config, init_boxes=init_boxes, record_id=rid)
+    outcome.config_hash = config_hash
+    record_file = out_dir / f"{outcome.record_id}.npz"
     if outcome.record is not None:
-        write_record(out_dir / f"{rid}.npz", outcome.record)
-    atomic_write_text(marker_path(out_dir, rid), json.dumps(outcome.summary(), indent=1))
+        write_record(record_file, outcome.record)
+    else:
+        record_file.unlink(missing_ok=True)
+    atomic_write_text(marker, json.dumps(outcome.summary(), indent=1))
     return outcome
 
 
@@ -365,19 +433,23 @@ def run_extract(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
                 init_boxes: dict[str, InitBox] | None = None) -> dict:
     """Extract every video under ``inputs`` into ``out_dir``; resumable; returns the report dict.
 
-    ``init_boxes`` (grounding given first-frame boxes) applies to a single video only.
+    Resuming is keyed on the settings (:func:`config_fingerprint`): a video whose marker was written with
+    other settings is extracted again and its record replaced (or removed, when the new run writes none).
+    ``report.json`` holds the settings and their hash. ``init_boxes`` (grounding given first-frame boxes)
+    applies to a single video only.
     """
     out = Path(out_dir)
     videos = find_videos(inputs)
     if init_boxes is not None and len(videos) != 1:
         raise DsrError(f"init boxes name the objects of one video; got {len(videos)} videos")
+    settings, config_hash = config_fingerprint(config, init_boxes)
     out.mkdir(parents=True, exist_ok=True)
     for path in videos:
         outcome = extract_into(path, out, config, init_boxes=init_boxes)
         if outcome is not None:
-            atomic_write_text(out / "report.json", json.dumps(summarize(out), indent=1))
+            atomic_write_text(out / "report.json", json.dumps(summarize(out, settings, config_hash), indent=1))
         if progress:
             progress(str(path), outcome)
-    report = summarize(out)
+    report = summarize(out, settings, config_hash)
     atomic_write_text(out / "report.json", json.dumps(report, indent=1))
     return report

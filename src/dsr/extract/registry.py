@@ -2,7 +2,8 @@
 
 Values are ``"module:Class"`` strings, so listing the registry imports no backend. Classes are imported
 only by :func:`estimator_class` / :func:`create_estimator`; their ``available()`` is cheap (package specs and
-checkpoint paths only).
+checkpoint paths only). :func:`create_estimator` is the one way the pipeline builds estimators. Every
+camera estimator takes the same keywords, ``config`` (a ``CameraConfig``) and ``focal_px``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from dsr.errors import DsrError
 
 ESTIMATORS: dict[str, str] = {
     # camera: weight-free
-    "camera/auto": "dsr.extract.camera:AutoCamera",
-    "camera/pycolmap": "dsr.extract.camera:PycolmapCamera",
-    "camera/vo": "dsr.extract.camera:EssentialVOCamera",
-    "camera/rotation": "dsr.extract.camera:RotationOnlyCamera",
+    "camera/auto": "dsr.extract.camera.auto:AutoCamera",
+    "camera/pycolmap": "dsr.extract.camera.colmap:PycolmapCamera",
+    "camera/vo": "dsr.extract.camera.vo:EssentialVOCamera",
+    "camera/rotation": "dsr.extract.camera.rotation:RotationOnlyCamera",
     # objects: weight-free
     "grounding/motion": "dsr.extract.motion:MotionGrounder",
     "tracking/iou": "dsr.extract.tracking:IouTracker",

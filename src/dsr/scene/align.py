@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from dsr.scene.frames import invert_pose, make_pose
+from dsr.scene.poses import rotation_angle_deg
 
 Alignment = Literal["sim3", "se3", "scale", "none"]
 
@@ -119,17 +120,6 @@ def ate(est_positions: np.ndarray, ref_positions: np.ndarray, alignment: Alignme
 def path_length(positions: np.ndarray) -> float:
     """Total length of a polyline (N,3)."""
     return float(np.linalg.norm(np.diff(positions, axis=0), axis=1).sum())
-
-
-def rotation_angle_deg(rotations: np.ndarray) -> np.ndarray:
-    """Rotation angle in degrees of rotation matrices (N, 3, 3).
-
-    Goes through the nearest exact rotation (scipy) rather than arccos of the trace, which is
-    ill-conditioned for small angles and for slightly non-orthonormal matrices read from text files.
-    """
-    from scipy.spatial.transform import Rotation
-
-    return np.degrees(Rotation.from_matrix(rotations).magnitude())
 
 
 def rpe(

@@ -8,7 +8,9 @@ it back to the source video. Values that an estimator could not produce are NaN,
 
 * ``boxes_xyxy`` is finite exactly where ``visible`` is true;
 * ``centers_*`` and ``world_from_agent`` are finite where known (a ground-truth record knows them
-  even when the object is occluded or out of view; an extracted one usually does not);
+  even when the object is occluded or out of view; an extracted one usually does not). A visible
+  frame's centre is known, or explicitly unknown (NaN with ``center_method`` "none"); an object that
+  is visible somewhere must have a known centre at one frame at least;
 * camera poses are finite everywhere, and ``camera.valid`` says which ones to trust.
 
 Each dataclass checks itself on construction and raises :class:`~dsr.errors.RecordError` naming the
@@ -373,6 +375,11 @@ class ObjectTrack:
             if partly.any():
                 raise RecordError(f"partly NaN centre at frame {int(np.flatnonzero(partly)[0])}", field=name)
         known = np.isfinite(ccam).all(axis=1) | np.isfinite(cwld).all(axis=1)
+        if vis.any() and not known.any():
+            # visible ⇒ centre known, or unknown at that frame (NaN, method "none"); an object seen but never
+            # located carries no 3D information, and questions about it would be skipped silently
+            raise RecordError(f"visible at {int(vis.sum())} frame(s) but the centre is unknown at every frame",
+                              field="centers_world")
         _check_nonnegative(csig, "center_sigma")
         if np.any(meth >= len(CENTER_METHODS)):
             raise RecordError(f"codes must be < {len(CENTER_METHODS)}", field="center_method")

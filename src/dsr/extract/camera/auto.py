@@ -1,0 +1,71 @@
+"""The CPU default camera: try estimators in order, keep the first trusted result and every attempt."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from dsr.extract.base import Attempt, CameraEstimate, VideoClip
+from dsr.extract.camera.common import CameraConfig, CameraEstimator
+
+DEFAULT_METHODS: tuple[str, ...] = ("rotation", "pycolmap", "vo")
+
+
+class AutoCamera(CameraEstimator):
+    """The CPU default: rotation-only check → SfM (pycolmap) → VO (``methods``: registry names without "camera/").
+
+    The rotation-only model goes first because it is cheap (about a second) and, when it explains every
+    step, the camera is static or only rotating — exactly the case where SfM has no parallax and fails
+    after minutes of work. The first trusted result wins; every attempt (with its reason and time) is
+    kept. If none is trusted the estimate is untrusted and the pipeline writes no record. Each method is
+    built through the registry (:func:`~dsr.extract.registry.create_estimator`); one that cannot run here
+    becomes a failed attempt with the registry's reason.
+    """
+
+    name = "camera/auto"
+    requires = ("cv2",)
+
+    def __init__(self, config: CameraConfig = CameraConfig(), focal_px: float | None = None,
+                 methods: tuple[str, ...] = DEFAULT_METHODS) -> None:
+        super().__init__(config, focal_px)
+        if "auto" in methods:
+            raise ValueError("camera/auto cannot try itself")
+        self.methods = methods
+
+    def sfm_config(self, attempts: list[Attempt]) -> CameraConfig:
+        """SfM on the time grid, or on every dense frame when the rotation check measured a fast-moving image."""
+        flow = next((a.stats.get("step_flow_frac", float("nan")) for a in attempts if a.method == "rotation"),
+                    float("nan"))
+        if np.isfinite(flow) and flow > self.config.max_grid_step_flow:
+            return replace(self.config, sfm_fps=None)
+        return self.config
+
+    def estimate(self, clip: VideoClip) -> CameraEstimate:
+        from dsr.extract.registry import create_estimator, estimator_class
+
+        attempts: list[Attempt] = []
+        focal = self.focal_px
+        for method in self.methods:
+            name = f"camera/{method}"
+            ok, why = estimator_class(name).available()
+            if not ok:
+                attempts.append(Attempt(method, False, why, 0.0))
+                continue
+            est: CameraEstimate = create_estimator(name, config=self.sfm_config(attempts), focal_px=focal).estimate(clip)
+            attempts.extend(est.attempts)
+            if est.trusted:
+                return replace(est, attempts=tuple(attempts))
+            if focal is None and est.track is not None and self._usable_focal(est, clip):
+                focal = float(est.track.K[0, 0, 0])
+        reason = "no camera method produced trusted poses: " + "; ".join(f"{a.method}: {a.reason}" for a in attempts)
+        return CameraEstimate(None, False, reason, "up_to_scale", tuple(attempts))
+
+    def _usable_focal(self, est: CameraEstimate, clip: VideoClip) -> bool:
+        """An untrusted partial reconstruction still gives the fallbacks a focal length when it is sane and
+        registered at least half the clip (a degenerate pan once gave a "sane" focal 2× too long)."""
+        assert est.track is not None
+        f = float(est.track.K[0, 0, 0])
+        lo, hi = self.config.focal_range
+        covered = est.attempts[-1].stats.get("registered_ratio", 0.0) >= 0.5 if est.attempts else False
+        return lo * max(clip.width, clip.height) <= f <= hi * max(clip.width, clip.height) and covered

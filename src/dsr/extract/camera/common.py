@@ -1,0 +1,120 @@
+"""What every camera estimator shares: the config, a uniform constructor, intrinsics and the sampled track.
+
+Every camera estimator is built the same way, ``cls(config, focal_px)`` (the registry's
+:func:`~dsr.extract.registry.create_estimator` passes both), and returns a
+:class:`~dsr.extract.base.CameraEstimate` from ``estimate(clip)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsr.extract.adapters import intrinsics_matrix
+from dsr.extract.base import Estimator, VideoClip
+from dsr.scene.build import camera_track
+from dsr.scene.record import CameraTrack, Source
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    min_registered_ratio: float = 0.8  # of dense frames, for SfM to be trusted
+    focal_range: tuple[float, float] = (0.3, 3.0)  # × max(W, H) (extraction.md §3.4 rule 2)
+    max_radial_k: float = 0.5
+    sift_max_features: int = 4096
+    sift_peak_threshold: float = 0.004
+    sequential_overlap: int = 10
+    # SfM reconstructs only the dense frames nearest a time grid at this rate (None: every dense frame, which
+    # includes every sampled frame); the sampled frames' poses are interpolated between the registered grid
+    # frames around them. 3 fps: camera stage 2-5x cheaper, ATE <= 1% (docs/bench-extract-levers.md)
+    sfm_fps: float | None = 3.0
+    # … unless the rotation check saw the image move faster than this (fraction of the long side per dense
+    # step): then consecutive grid frames share too little for SfM to register them, and SfM takes every dense
+    # frame (a head-mounted walk-through: 4 of 39 grid frames registered, 78 of 187 dense frames)
+    max_grid_step_flow: float = 0.05
+    # pycolmap's threads. 1 (default) is deterministic: with 2, feature extraction / matching vary between runs
+    # even with every RANSAC seeded (an orbit world gave 4 different reconstructions in 4 runs), and on a busy
+    # 2-core machine 2 threads were no faster (12-16 s vs 13-25 s). >1 is a faster, non-deterministic option.
+    num_threads: int = 1
+    # seeds pycolmap's RANSAC (two-view verification), its mapper and its global PRNG (their defaults: the clock)
+    random_seed: int = 0
+    focal_guess_factor: float = 1.2  # × max(W, H) when the focal length is unknown (COLMAP's default)
+    # a known focal length (full-resolution pixels, e.g. from a calibration or EXIF): every method uses it
+    # and SfM keeps it fixed. Self-calibration is weak on orbits and short clips (docs/bench-extract.md §6)
+    focal_px: float | None = None
+    max_step_rotation_deg: float = 30.0  # VO flip guard: per dense step (extraction.md §3.4)
+    min_cheirality_ratio: float = 0.5
+    min_track_points: int = 30
+    min_valid_ratio: float = 0.8  # of sampled frames, for any method to be trusted
+    max_skip: int = 3  # VO bridges over up to this many failed dense frames
+    min_parallax_px: float = 1.0  # below this, a VO step is treated as pure rotation
+    max_keyframe_steps: int = 12  # VO waits this many dense frames at most for parallax to build up …
+    max_keyframe_rotation_deg: float = 10.0  # … or until the view has turned this far (then: a rotation keyframe)
+    max_homography_residual_px: float = 1.5  # rotation-only model: reprojection error per dense step …
+    # … at this quantile of the tracked points: the median fails a static camera whenever a large mover owns
+    # half of the corners for a moment (MuJoCo worlds: one step of 47); translation is caught over 6 s anyway
+    step_residual_quantile: float = 0.25
+    # rotation-only model over long baselines: a slow translation (a dolly) leaves every dense step below
+    # the per-step residual, but its parallax accumulates; points LK-chained over ``long_baseline_s``
+    long_baseline_s: float = 6.0  # 3 s let a 0.7 m dolly towards objects 4–6 m away pass (2.95 px < 3)
+    max_long_residual_px: float = 3.0
+
+
+
+class CameraEstimator(Estimator):
+    """Base of the camera estimators: a config and an optional known focal length.
+
+    ``focal_px``: a focal length (full-resolution pixels) to use instead of estimating one; None falls back
+    to ``config.focal_px`` (the user's calibration). :class:`~dsr.extract.camera.auto.AutoCamera` passes a
+    partial SfM's focal to the fallbacks this way.
+    """
+
+    role = "camera"
+
+    def __init__(self, config: CameraConfig = CameraConfig(), focal_px: float | None = None) -> None:
+        self.config = config
+        self.focal_px = focal_px if focal_px is not None else config.focal_px
+
+
+def guess_intrinsics(width: int, height: int, factor: float) -> np.ndarray:
+    """K (3, 3) with focal ``factor`` × max(width, height) and the principal point at the image centre."""
+    f = factor * max(width, height)
+    return intrinsics_matrix(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def full_intrinsics(clip: VideoClip, K_dense: np.ndarray) -> np.ndarray:
+    """K of the dense frames (3, 3) → K at the video's full resolution (pixel centres at integer coordinates)."""
+    s = clip.dense_scale
+    return intrinsics_matrix(K_dense[0, 0] / s, K_dense[1, 1] / s, (K_dense[0, 2] + 0.5) / s - 0.5,
+                             (K_dense[1, 2] + 0.5) / s - 0.5)
+
+
+def sampled_track(clip: VideoClip, c2w_dense: np.ndarray, known_dense: np.ndarray, K_full: np.ndarray,
+                  source: Source, confidence: float, rot_sigma: float) -> tuple[CameraTrack, np.ndarray]:
+    """Dense chain (D, 4, 4) → sampled-frame CameraTrack; a sampled frame is valid where its dense pose is known."""
+    pos = clip.sampled_in_dense
+    valid = known_dense[pos]
+    track = camera_track(K_full, c2w_dense[pos], source, valid=valid, confidence=np.where(valid, confidence, 0.0),
+                         rotation_sigma_deg=np.where(valid, rot_sigma, 30.0))
+    return track, valid
+
+
+class OpenCVCamera(CameraEstimator):
+    """Shared set-up of the OpenCV camera estimators (VO, rotation-only): dense intrinsics and the source."""
+
+    requires = ("cv2",)
+
+    def dense_intrinsics(self, clip: VideoClip) -> np.ndarray:
+        """K of the dense frames: the known focal length if there is one, else the guess."""
+        h, w = clip.dense_rgb.shape[1:3]
+        K = guess_intrinsics(w, h, self.config.focal_guess_factor)
+        if self.focal_px is not None:
+            K[0, 0] = K[1, 1] = self.focal_px * clip.dense_scale
+        return K
+
+    @property
+    def source(self) -> Source:
+        import cv2
+
+        return Source(name=self.name, version=f"opencv-{cv2.__version__}")

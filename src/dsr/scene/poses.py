@@ -1,0 +1,80 @@
+"""Pose maths shared by every stage: rotation angles, projection onto SO(3), pose interpolation.
+
+Poses are camera-to-world 4×4 matrices (``c2w = world_from_cam``, see :mod:`dsr.scene.frames`). All
+functions are pure: they return new arrays and never modify their inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rotation_angle_deg(rotations: np.ndarray) -> np.ndarray:
+    """Rotation angle in degrees, in [0, 180], of rotation matrices (..., 3, 3).
+
+    ``atan2(|vee(R − Rᵀ)| / 2, (tr R − 1) / 2)``: sine and cosine of the angle from the skew and the
+    symmetric parts. Unlike ``arccos((tr R − 1) / 2)`` it keeps full precision near 0° (where arccos
+    loses half the digits: 1e-8 rad reads as 0) and near 180°, and it needs no SO(3) projection for the
+    slightly non-orthonormal matrices of solvers and text files (their error enters to first order only).
+    """
+    rot = np.asarray(rotations, dtype=np.float64)
+    skew = np.stack([rot[..., 2, 1] - rot[..., 1, 2], rot[..., 0, 2] - rot[..., 2, 0],
+                     rot[..., 1, 0] - rot[..., 0, 1]], axis=-1)
+    sin = 0.5 * np.linalg.norm(skew, axis=-1)
+    cos = 0.5 * (np.trace(rot, axis1=-2, axis2=-1) - 1.0)
+    return np.degrees(np.arctan2(sin, cos))
+
+
+def project_to_so3(m: np.ndarray) -> np.ndarray:
+    """The rotation (3, 3) nearest to ``m`` (3, 3) in the Frobenius norm (SVD, determinant +1)."""
+    u, _, vt = np.linalg.svd(m)
+    return u @ np.diag([1.0, 1.0, 1.0 if np.linalg.det(u @ vt) >= 0 else -1.0]) @ vt
+
+
+def fill_poses(c2w: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Poses (N, 4, 4) with the unknown ones (``known`` False) filled from their known neighbours.
+
+    Inside the known span: slerp of the rotations and lerp of the centres by index; before the first
+    / after the last known pose: a copy of it. With nothing known, the input is returned as a copy.
+    """
+    from scipy.spatial.transform import Rotation, Slerp
+
+    out = np.array(c2w, dtype=np.float64, copy=True)
+    idx = np.flatnonzero(known)
+    if len(idx) == 0:
+        return out
+    missing = np.flatnonzero(~np.asarray(known, bool))
+    inside = missing[(missing > idx[0]) & (missing < idx[-1])]
+    if len(idx) >= 2 and len(inside):
+        out[inside, :3, :3] = Slerp(idx, Rotation.from_matrix(out[idx, :3, :3]))(inside).as_matrix()
+        for axis in range(3):
+            out[inside, axis, 3] = np.interp(inside, idx, out[idx, axis, 3])
+    out[missing[missing < idx[0]]] = out[idx[0]]
+    out[missing[missing > idx[-1]]] = out[idx[-1]]
+    return out
+
+
+def interpolate_poses(query: np.ndarray, frames: np.ndarray, c2w: np.ndarray, known: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poses at frame numbers ``query`` from poses ``c2w`` (F, 4, 4) at sorted frame numbers ``frames`` where ``known``.
+
+    A query frame gets a pose when it is a known frame or lies between two known neighbours (slerp of the
+    rotations, lerp of the centres by frame number); no extrapolation. Returns (c2w (Q, 4, 4), valid (Q,),
+    position of the nearest known frame (Q,), -1 where invalid; a tie goes to the earlier frame).
+    """
+    from scipy.spatial.transform import Rotation, Slerp
+
+    out = np.tile(np.eye(4), (len(query), 1, 1))
+    valid = np.zeros(len(query), bool)
+    nearest = np.full(len(query), -1, np.int64)
+    for q, frame in enumerate(query):
+        j = int(np.searchsorted(frames, frame))
+        if j < len(frames) and frames[j] == frame:
+            if known[j]:
+                out[q], valid[q], nearest[q] = c2w[j], True, j
+        elif 0 < j < len(frames) and known[j - 1] and known[j]:
+            w = (frame - frames[j - 1]) / (frames[j] - frames[j - 1])
+            out[q, :3, :3] = Slerp([0.0, 1.0], Rotation.from_matrix(c2w[[j - 1, j], :3, :3]))([w]).as_matrix()[0]
+            out[q, :3, 3] = (1 - w) * c2w[j - 1, :3, 3] + w * c2w[j, :3, 3]
+            valid[q], nearest[q] = True, (j - 1 if w <= 0.5 else j)
+    return out, valid, nearest
