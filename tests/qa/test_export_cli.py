@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from dsr.cli import main
-from dsr.qa.export import read_bench_parquet, read_jsonl, write_qas
+from dsr.qa.export import NATIVE_FIELDS, qa_from_bench_row, read_bench_parquet, read_jsonl, write_qas
 from dsr.qa.generate import generate_record_qas
 from dsr.qa.rules import QAConfig
 from dsr.qa.run import generate_files
+from dsr.qa.schema import QA
 from dsr.scene.io import write_record
 
 from .conftest import busy_objects, make_record
@@ -30,7 +31,7 @@ def record_files(tmp_path: Path) -> list[Path]:
     return paths
 
 
-def _qas(n: int = 20) -> list[dict]:
+def _qas(n: int = 20) -> list[QA]:
     rec = make_record(48, objects=busy_objects(48), record_id="r")
     return list(generate_record_qas(rec, QAConfig(stability_k=2), per_video=n, seed=1))
 
@@ -38,7 +39,11 @@ def _qas(n: int = 20) -> list[dict]:
 def test_jsonl_round_trip(tmp_path: Path) -> None:
     qas = _qas()
     assert write_qas(tmp_path / "a.jsonl", qas) == len(qas)
-    assert list(read_jsonl(tmp_path / "a.jsonl")) == json.loads(json.dumps(qas))
+    assert list(read_jsonl(tmp_path / "a.jsonl")) == qas
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [json.loads(json.dumps(qa.to_json())) for qa in qas]
+    # the QA_EXPORT fields, in order; the paper preset adds nothing else
+    assert list(json.loads(lines[0]))[:16] == list(NATIVE_FIELDS)
 
 
 def test_bench_parquet_schema(tmp_path: Path) -> None:
@@ -49,10 +54,11 @@ def test_bench_parquet_schema(tmp_path: Path) -> None:
     assert {"qa_id", "query", "frames", "quantity", "stability", "visible_until_s"} <= set(table.column_names)
     rows = read_bench_parquet(tmp_path / "b.parquet")
     for row, qa in zip(rows, qas, strict=True):
-        assert row["options"] == [f"{x}. {qa['options'][x]}" for x in "ABCD"]
-        assert row["answer"] == qa["answer"] and row["videoID"] == "r" and row["type"] == qa["type"]
-        assert row["query"] == json.loads(json.dumps(qa["query"]))
-        assert row["options"]["ABCD".index(row["answer"])][3:] == qa["answer_text"]
+        assert row["options"] == [f"{x}. {text}" for x, text in zip("ABCD", qa.options, strict=True)]
+        assert row["answer"] == qa.answer and row["videoID"] == "r" and row["type"] == qa.type
+        assert row["query"] == json.loads(json.dumps(qa.query.to_json()))
+        assert row["options"]["ABCD".index(row["answer"])][3:] == qa.answer_text
+        assert qa_from_bench_row(row) == qa
 
 
 def test_train_conversation_json(tmp_path: Path) -> None:
@@ -61,11 +67,11 @@ def test_train_conversation_json(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "t.json").read_text())
     assert len(data) == 5
     qa, entry = qas[0], data[0]
-    assert entry["id"] == qa["qa_id"] and entry["video"] == qa["video_path"]
-    o = qa["options"]
+    assert entry["id"] == qa.qa_id and entry["video"] == qa.video_path
+    a, b, c, d = qa.options
     assert entry["conversations"] == [
-        {"from": "human", "value": f"<video>\n{qa['question']}\nOptions:\nA {o['A']}\nB {o['B']}\nC {o['C']}\nD {o['D']}"},
-        {"from": "gpt", "value": qa["answer"]}]
+        {"from": "human", "value": f"<video>\n{qa.question}\nOptions:\nA {a}\nB {b}\nC {c}\nD {d}"},
+        {"from": "gpt", "value": qa.answer}]
     assert "visible_until_s" in entry
 
 

@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from dsr.errors import DsrError
-        from dsr.qa.query import Query, split_type
+        from dsr.qa.query import Query, type_row
         from dsr.qa.query import answer as answer_query
         from dsr.scene.io import read_record
 
@@ -131,8 +131,8 @@ def register(app: typer.Typer) -> None:
             raise DsrError("--step must be >= 1")
         if end <= start:
             raise DsrError(f"--interval end must be after its start, got {interval}")
-        base = split_type(qtype)[1]
-        frames = (start, end) if base == "dir_pred" else tuple(range(start, end + 1, step))
+        qt = type_row(qtype)
+        frames = (start, end) if qt.is_prediction else tuple(range(start, end + 1, step))
         if frames[-1] != end:
             frames = (*frames, end)
         query = Query(type=qtype, observer=observer, targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]{ans.text}[/bold]", soft_wrap=True)
         table = Table(title=f"{ans.quantity_name} (lengths / scene scale {ans.scale:.4g})")
         ts = rec.timestamps_s
-        step_rows = base in ("spd", "spd_comp", "dir_pred")
+        step_rows = qt.per_step
         table.add_column("frames" if step_rows else "frame")
         table.add_column("t (s)")
         table.add_column(ans.quantity_name)

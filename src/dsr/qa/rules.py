@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dsr.errors import DsrError
+from dsr.qa.question_types import RuleKind
 
 # --------------------------------------------------------------------------------------------------
 # configuration
@@ -157,7 +158,6 @@ _COMPARISON_SINGLE_OFFICIAL = {
 }
 
 AXIS_LABELS = (("Front", "Behind"), ("Left", "Right"), ("Above", "Below"))
-RuleKind = Literal["magnitude", "direction", "comparison"]
 
 
 def merge_states(states: Sequence[str]) -> list[str]:

@@ -22,10 +22,11 @@ from typing import Any
 
 from dsr.atomic import atomic_open, atomic_write_text
 from dsr.errors import DsrError
-from dsr.qa.export import format_for, write_qas
+from dsr.qa.export import format_for, qa_line, write_qas
 from dsr.qa.generate import GenerationReport, generate_record_qas
-from dsr.qa.query import QUESTION_TYPES
+from dsr.qa.question_types import QUESTION_TYPES
 from dsr.qa.rules import QAConfig
+from dsr.qa.schema import QA
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
             chunk_report.records += 1
             chunk_report.records_failed["malformed_record"] += 1
             error = str(exc)
-            qas: list[dict[str, Any]] = []
+            qas: list[QA] = []
         else:
             video = _rel(resolve_video_path(record, rp), out_p.parent)
             qas = list(generate_record_qas(record, config, per_video=per_video, seed=seed, types=types,
@@ -147,7 +148,7 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
                 qas.extend(generate_freeform_qas(record, freeform, config, seed=seed, report=chunk_report,
                                                  record_path=_rel(rp, out_p.parent), video_path=video))
         chunk.append(i)
-        chunk_lines.extend(json.dumps(qa, ensure_ascii=False, allow_nan=False) + "\n" for qa in qas)
+        chunk_lines.extend(qa_line(qa) for qa in qas)
         if on_record:
             on_record(str(rp), error)
         if len(chunk) >= flush_records or time.monotonic() - last_flush >= flush_seconds:
@@ -160,10 +161,10 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
             for _, _, part in finished:
                 fh.writelines(_read_part(part)[1])
     else:
-        def all_qas() -> Iterator[dict[str, Any]]:
+        def all_qas() -> Iterator[QA]:
             for _, _, part in finished:
                 for line in _read_part(part)[1]:
-                    yield json.loads(line)
+                    yield QA.from_json(json.loads(line))
 
         write_qas(out_p, all_qas(), fmt)
     result = total.to_json()
