@@ -175,3 +175,54 @@ def test_answer_command_malformed_record(tmp_path: Path, capsys: pytest.CaptureF
         main(["answer", str(bad), "--type", "rel_dis", "--targets", "a,camera", "--interval", "0:5"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_same_record_twice_writes_no_duplicate_ids(tmp_path: Path, record_files: list[Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    copy = tmp_path / "copy_of_rec0.npz"  # same content under another name: same record id
+    shutil.copy(record_files[0], copy)
+    out = tmp_path / "twice.jsonl"
+    with pytest.raises(SystemExit) as exc:
+        main(["qa", str(record_files[0]), str(record_files[1]), str(record_files[0]), str(copy), "--out", str(out),
+              "--per-video", "4", "--stability-k", "0"])
+    assert exc.value.code == 1  # some inputs were skipped: not a clean success (issue 15 item 5)
+    ids = [qa.qa_id for qa in read_jsonl(out)]
+    assert len(ids) == len(set(ids)) == 8
+    err = capsys.readouterr().err
+    assert err.count("was already given as") == 2
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["records_failed"] == {"duplicate_record": 2}
+
+
+def test_help_states_every_option_and_the_config_defaults() -> None:
+    import typer
+
+    from dsr.cli import app
+    from dsr.cli import qa as qa_cli
+    from dsr.qa.rules import QAConfig
+
+    defaults = QAConfig()
+    assert defaults.min_stability == qa_cli._MIN_STABILITY_DEFAULT
+    assert defaults.stability_k == qa_cli._STABILITY_K_DEFAULT
+    assert defaults.preset == qa_cli._PRESET_DEFAULT
+    group = typer.main.get_command(app)  # typer's own click: compare by duck type
+    for name in ("qa", "answer"):
+        options = [p for p in group.commands[name].params if p.param_type_name == "option"]  # type: ignore[attr-defined]
+        assert len(options) > 5
+        for param in options:
+            assert param.help, f"{name} {param.opts[0]} has no description"
+
+
+def test_preset_precedence_flag_then_config_file(tmp_path: Path) -> None:
+    from dsr.cli.qa import _config
+
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"preset": "official_code", "stability_k": 3}))
+    assert _config(None, cfg_file).preset == "official_code" and _config(None, cfg_file).direction_eps == 0.3
+    assert _config("paper", cfg_file).preset == "paper" and _config("paper", cfg_file).stability_k == 3
+    old = tmp_path / "old.json"  # written before "preset" existed: its parity names the preset
+    old.write_text(json.dumps({"parity": "official_code"}))
+    assert _config(None, old).answer_wording == "official_code"
+    assert _config(None, None).preset == QAConfig().preset

@@ -105,25 +105,30 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
     parts.mkdir(parents=True, exist_ok=True)
     total = GenerationReport()
     done: set[int] = set()
+    first_path: dict[str, str] = {}  # record id → the path that gave it first (a repeat is skipped)
     for _first, _last, part in _done_parts(parts):
         header, _ = _read_part(part)
         done.update(header["records"])
+        for index, rid in zip(header["records"], header.get("record_ids", []), strict=False):
+            if rid is not None:
+                first_path.setdefault(rid, str(paths[index]))
         total.merge(GenerationReport.from_json(header["report"]))
 
     chunk: list[int] = []
+    chunk_ids: list[str | None] = []
     chunk_lines: list[str] = []
     chunk_report = GenerationReport()
     last_flush = time.monotonic()
 
     def flush() -> None:
-        nonlocal chunk, chunk_lines, chunk_report, last_flush
+        nonlocal chunk, chunk_ids, chunk_lines, chunk_report, last_flush
         if chunk:
-            header = {"records": chunk, "report": chunk_report.to_json(letter_test=False)}
+            header = {"records": chunk, "record_ids": chunk_ids, "report": chunk_report.to_json(letter_test=False)}
             with atomic_open(parts / f"{chunk[0]:06d}-{chunk[-1]:06d}.jsonl", "w") as fh:
                 fh.write(json.dumps(header) + "\n")
                 fh.writelines(chunk_lines)
             total.merge(chunk_report)
-        chunk, chunk_lines, chunk_report, last_flush = [], [], GenerationReport(), time.monotonic()
+        chunk, chunk_ids, chunk_lines, chunk_report, last_flush = [], [], [], GenerationReport(), time.monotonic()
 
     for i, rp in enumerate(paths):
         if i in done:
@@ -131,14 +136,25 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
                 on_record(str(rp), None)
             continue
         error = None
+        record_id = None
+        qas: list[QA] = []
         try:
             record = read_record(rp)
         except DsrError as exc:
             chunk_report.records += 1
             chunk_report.records_failed["malformed_record"] += 1
             error = str(exc)
-            qas: list[QA] = []
         else:
+            if record.record_id in first_path:
+                # the same record twice would repeat every question id (issue 15 item 5)
+                chunk_report.records += 1
+                chunk_report.records_failed["duplicate_record"] += 1
+                error = (f"{rp}: record {record.record_id} was already given as {first_path[record.record_id]}; "
+                         "skipped")
+            else:
+                record_id = record.record_id
+                first_path[record_id] = str(rp)
+        if error is None:
             video = _rel(resolve_video_path(record, rp), out_p.parent)
             qas = list(generate_record_qas(record, config, per_video=per_video, seed=seed, types=types,
                                            report=chunk_report, record_path=_rel(rp, out_p.parent), video_path=video))
@@ -148,6 +164,7 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
                 qas.extend(generate_freeform_qas(record, freeform, config, seed=seed, report=chunk_report,
                                                  record_path=_rel(rp, out_p.parent), video_path=video))
         chunk.append(i)
+        chunk_ids.append(record_id)
         chunk_lines.extend(qa_line(qa) for qa in qas)
         if on_record:
             on_record(str(rp), error)
