@@ -166,7 +166,7 @@ def main() -> None:
                 renamed = None
             per_type: Counter[str] = Counter()
             per_type_ok: Counter[str] = Counter()
-            for qa in generate_record_qas(gt, per_video=args.per_video, seed=seed):
+            for qa in (q.to_json() for q in generate_record_qas(gt, per_video=args.per_video, seed=seed)):
                 query = Query.from_json(qa["query"])
                 per_type[qa["type"]] += 1
                 per_type[f"observer:{'camera' if query.observer == 'camera' else 'agent'}"] += 1

@@ -223,7 +223,7 @@ def main() -> None:
                         cached.write_bytes(pickle.dumps(camera))
                 cam_s = time.perf_counter() - t0
                 gt = subsample_record(gt_full, clip.frame_indices)
-                qas = list(generate_record_qas(gt, per_video=args.per_video, seed=seed))
+                qas = [qa.to_json() for qa in generate_record_qas(gt, per_video=args.per_video, seed=seed)]
                 row: dict = {"clip": f"{motion}/seed{seed}", "camera_method": camera.method,
                              "camera_attempts": [f"{a.method}: {a.reason}" for a in camera.attempts],
                              "camera_s": round(cam_s, 1), "qas": len(qas)}

@@ -120,7 +120,7 @@ def main() -> None:
                 meta = probe(Path(tmp) / "video.mp4")
                 gt = subsample_record(read_record(Path(tmp) / "record.npz"),
                                       uniform_indices(meta.num_frames, ClipConfig().num_samples))
-            qas = list(generate_record_qas(gt, per_video=args.per_video, seed=seed))
+            qas = [qa.to_json() for qa in generate_record_qas(gt, per_video=args.per_video, seed=seed)]
             rng = np.random.default_rng(seed)
             ids = {o.object_id: o.object_id for o in gt.objects}
             for kind, levels in LEVELS.items():

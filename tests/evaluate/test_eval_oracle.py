@@ -61,7 +61,7 @@ def test_oracle_scores_our_qas_perfectly(tmp_path: Path) -> None:
     qa_export.write_qas(tmp_path / "qas.parquet", qas)
     for name in ("qas.jsonl", "qas.parquet"):
         ds = load_dataset(tmp_path / name, check_videos=False)
-        assert {it.item_id for it in ds.items} == {q["qa_id"] for q in qas}
+        assert {it.item_id for it in ds.items} == {q.qa_id for q in qas}
         assert all(it.record_path == str(tmp_path / "scene.npz") and it.query for it in ds.items)
         out = tmp_path / f"run-{name}"
         outcome = run_eval(ds, create_model("oracle"), out, RunConfig(), progress=False)

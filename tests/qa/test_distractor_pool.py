@@ -6,10 +6,11 @@ from collections import Counter
 
 from dsr.qa.generate import RecordContext, answer_pool, generate_record_qas
 from dsr.qa.rules import QAConfig
+from dsr.qa.schema import QA
 from dsr.scene.record import SceneRecord
 
 
-def _qas(record: SceneRecord, prob: float) -> list[dict]:
+def _qas(record: SceneRecord, prob: float) -> list[QA]:
     cfg = QAConfig(distractor_pool_prob=prob, stability_k=0)
     return list(generate_record_qas(record, cfg, per_video=60, seed=3))
 
@@ -17,19 +18,19 @@ def _qas(record: SceneRecord, prob: float) -> list[dict]:
 def _text_correct_rate(qas: list[dict]) -> dict[str, float]:
     shown, correct = Counter(), Counter()
     for qa in qas:
-        for letter, text in qa["options"].items():
+        for letter, text in qa.option_map.items():
             shown[text] += 1
-            correct[text] += letter == qa["answer"]
+            correct[text] += letter == qa.answer
     return {t: correct[t] / shown[t] for t in shown if shown[t] >= 5}
 
 
 def test_default_is_the_paper_procedure_and_pool_changes_only_distractors(busy_record: SceneRecord) -> None:
     paper, pooled = _qas(busy_record, 0.0), _qas(busy_record, 1.0)
-    assert [q["qa_id"] for q in paper] == [q["qa_id"] for q in pooled]  # same queries, same answers
-    assert [q["answer_text"] for q in paper] == [q["answer_text"] for q in pooled]
-    assert any(p["options"] != q["options"] for p, q in zip(paper, pooled, strict=True))
+    assert [q.qa_id for q in paper] == [q.qa_id for q in pooled]  # same queries, same answers
+    assert [q.answer_text for q in paper] == [q.answer_text for q in pooled]
+    assert any(p.options != q.options for p, q in zip(paper, pooled, strict=True))
     for qa in pooled:  # still four distinct options with the answer at the stated letter
-        assert len(set(qa["options"].values())) == 4 and qa["options"][qa["answer"]] == qa["answer_text"]
+        assert len(set(qa.options)) == 4 and qa.option_map[qa.answer] == qa.answer_text
     assert _qas(busy_record, 1.0) == pooled  # deterministic
 
 

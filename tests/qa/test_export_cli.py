@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from dsr.cli import main
-from dsr.qa.export import read_bench_parquet, read_jsonl, write_qas
+from dsr.qa.export import NATIVE_FIELDS, qa_from_bench_row, read_bench_parquet, read_jsonl, write_qas
 from dsr.qa.generate import generate_record_qas
 from dsr.qa.rules import QAConfig
 from dsr.qa.run import generate_files
+from dsr.qa.schema import QA
 from dsr.scene.io import write_record
 
 from .conftest import busy_objects, make_record
@@ -30,7 +31,7 @@ def record_files(tmp_path: Path) -> list[Path]:
     return paths
 
 
-def _qas(n: int = 20) -> list[dict]:
+def _qas(n: int = 20) -> list[QA]:
     rec = make_record(48, objects=busy_objects(48), record_id="r")
     return list(generate_record_qas(rec, QAConfig(stability_k=2), per_video=n, seed=1))
 
@@ -38,7 +39,11 @@ def _qas(n: int = 20) -> list[dict]:
 def test_jsonl_round_trip(tmp_path: Path) -> None:
     qas = _qas()
     assert write_qas(tmp_path / "a.jsonl", qas) == len(qas)
-    assert list(read_jsonl(tmp_path / "a.jsonl")) == json.loads(json.dumps(qas))
+    assert list(read_jsonl(tmp_path / "a.jsonl")) == qas
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [json.loads(json.dumps(qa.to_json())) for qa in qas]
+    # the QA_EXPORT fields, in order; the paper preset adds nothing else
+    assert list(json.loads(lines[0]))[:16] == list(NATIVE_FIELDS)
 
 
 def test_bench_parquet_schema(tmp_path: Path) -> None:
@@ -49,10 +54,11 @@ def test_bench_parquet_schema(tmp_path: Path) -> None:
     assert {"qa_id", "query", "frames", "quantity", "stability", "visible_until_s"} <= set(table.column_names)
     rows = read_bench_parquet(tmp_path / "b.parquet")
     for row, qa in zip(rows, qas, strict=True):
-        assert row["options"] == [f"{x}. {qa['options'][x]}" for x in "ABCD"]
-        assert row["answer"] == qa["answer"] and row["videoID"] == "r" and row["type"] == qa["type"]
-        assert row["query"] == json.loads(json.dumps(qa["query"]))
-        assert row["options"]["ABCD".index(row["answer"])][3:] == qa["answer_text"]
+        assert row["options"] == [f"{x}. {text}" for x, text in zip("ABCD", qa.options, strict=True)]
+        assert row["answer"] == qa.answer and row["videoID"] == "r" and row["type"] == qa.type
+        assert row["query"] == json.loads(json.dumps(qa.query.to_json()))
+        assert row["options"]["ABCD".index(row["answer"])][3:] == qa.answer_text
+        assert qa_from_bench_row(row) == qa
 
 
 def test_train_conversation_json(tmp_path: Path) -> None:
@@ -61,11 +67,11 @@ def test_train_conversation_json(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "t.json").read_text())
     assert len(data) == 5
     qa, entry = qas[0], data[0]
-    assert entry["id"] == qa["qa_id"] and entry["video"] == qa["video_path"]
-    o = qa["options"]
+    assert entry["id"] == qa.qa_id and entry["video"] == qa.video_path
+    a, b, c, d = qa.options
     assert entry["conversations"] == [
-        {"from": "human", "value": f"<video>\n{qa['question']}\nOptions:\nA {o['A']}\nB {o['B']}\nC {o['C']}\nD {o['D']}"},
-        {"from": "gpt", "value": qa["answer"]}]
+        {"from": "human", "value": f"<video>\n{qa.question}\nOptions:\nA {a}\nB {b}\nC {c}\nD {d}"},
+        {"from": "gpt", "value": qa.answer}]
     assert "visible_until_s" in entry
 
 
@@ -169,3 +175,54 @@ def test_answer_command_malformed_record(tmp_path: Path, capsys: pytest.CaptureF
         main(["answer", str(bad), "--type", "rel_dis", "--targets", "a,camera", "--interval", "0:5"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_same_record_twice_writes_no_duplicate_ids(tmp_path: Path, record_files: list[Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    copy = tmp_path / "copy_of_rec0.npz"  # same content under another name: same record id
+    shutil.copy(record_files[0], copy)
+    out = tmp_path / "twice.jsonl"
+    with pytest.raises(SystemExit) as exc:
+        main(["qa", str(record_files[0]), str(record_files[1]), str(record_files[0]), str(copy), "--out", str(out),
+              "--per-video", "4", "--stability-k", "0"])
+    assert exc.value.code == 1  # some inputs were skipped: not a clean success (issue 15 item 5)
+    ids = [qa.qa_id for qa in read_jsonl(out)]
+    assert len(ids) == len(set(ids)) == 8
+    err = capsys.readouterr().err
+    assert err.count("was already given as") == 2
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["records_failed"] == {"duplicate_record": 2}
+
+
+def test_help_states_every_option_and_the_config_defaults() -> None:
+    import typer
+
+    from dsr.cli import app
+    from dsr.cli import qa as qa_cli
+    from dsr.qa.rules import QAConfig
+
+    defaults = QAConfig()
+    assert defaults.min_stability == qa_cli._MIN_STABILITY_DEFAULT
+    assert defaults.stability_k == qa_cli._STABILITY_K_DEFAULT
+    assert defaults.preset == qa_cli._PRESET_DEFAULT
+    group = typer.main.get_command(app)  # typer's own click: compare by duck type
+    for name in ("qa", "answer"):
+        options = [p for p in group.commands[name].params if p.param_type_name == "option"]  # type: ignore[attr-defined]
+        assert len(options) > 5
+        for param in options:
+            assert param.help, f"{name} {param.opts[0]} has no description"
+
+
+def test_preset_precedence_flag_then_config_file(tmp_path: Path) -> None:
+    from dsr.cli.qa import _config
+
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"preset": "official_code", "stability_k": 3}))
+    assert _config(None, cfg_file).preset == "official_code" and _config(None, cfg_file).direction_eps == 0.3
+    assert _config("paper", cfg_file).preset == "paper" and _config("paper", cfg_file).stability_k == 3
+    old = tmp_path / "old.json"  # written before "preset" existed: its parity names the preset
+    old.write_text(json.dumps({"parity": "official_code"}))
+    assert _config(None, old).answer_wording == "official_code"
+    assert _config(None, None).preset == QAConfig().preset

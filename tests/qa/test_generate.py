@@ -16,15 +16,13 @@ from dsr.qa.generate import (
     type_weights,
 )
 from dsr.qa.query import (
-    QUESTION_TYPES,
-    RULE_KIND,
     QAError,
     Query,
     answer,
     check_query,
     scene_scale,
-    split_type,
 )
+from dsr.qa.question_types import QUESTION_TYPES, TYPES
 from dsr.qa.rules import QAConfig, answer_text, parity_config
 from dsr.scene.record import SceneRecord
 
@@ -40,7 +38,8 @@ def busy_qas(request: pytest.FixtureRequest) -> tuple[SceneRecord, list[dict], G
     cam = np.stack([-6 + 1.0 * s, -1.0 + 2.0 * s, 1.5 + 0 * s], axis=1)
     rec = make_record(n, camera_positions=cam, objects=busy_objects(n), record_id="busy")
     report = GenerationReport()
-    qas = list(generate_record_qas(rec, QAConfig(stability_k=3), per_video=400, seed=7, report=report))
+    qas = [qa.to_json() for qa in generate_record_qas(rec, QAConfig(stability_k=3), per_video=400, seed=7,
+                                                       report=report)]
     return rec, qas, report
 
 
@@ -56,7 +55,7 @@ def test_answers_recompute_from_record_and_from_exported_quantities(busy_qas: tu
     rec, qas, _ = busy_qas
     for qa in qas:
         q = json.loads(json.dumps(qa))  # as read back from a file
-        kind = RULE_KIND[split_type(q["type"])[1]]
+        kind = TYPES[q["type"]].rule
         assert q["quantity"]["rule"] == kind
         # (1) from the exported per-frame quantity alone, with the rules
         assert answer_text(kind, q["quantity"]["values"]) == q["answer_text"], q["qa_id"]
@@ -127,7 +126,7 @@ def test_deterministic_by_seed() -> None:
     b = list(generate_record_qas(rec, NO_STAB, per_video=30, seed=3))
     c = list(generate_record_qas(rec, NO_STAB, per_video=30, seed=4))
     assert a == b
-    assert [q["qa_id"] for q in a] != [q["qa_id"] for q in c]
+    assert [q.qa_id for q in a] != [q.qa_id for q in c]
 
 
 def test_type_weights_inverse_frequency() -> None:
@@ -158,8 +157,8 @@ def test_truncation_on_lost_visibility() -> None:
     report = GenerationReport()
     qas = list(generate_record_qas(rec, NO_STAB, per_video=200, seed=1, report=report,
                                    types=("abs_spd", "rel_spd", "abs_dis", "rel_dis", "abs_dir", "rel_dir")))
-    with_ball = [q for q in qas if "ball_0" in q["query"]["targets"]]
-    assert with_ball and all(max(q["frames"]["record_indices"]) < 20 for q in with_ball)
+    with_ball = [q for q in qas if "ball_0" in q.query.targets]
+    assert with_ball and all(max(q.query.frames) < 20 for q in with_ball)
     assert report.truncated > 0
     assert report.failures["too_few_visible_frames"] > 0
 
@@ -173,7 +172,7 @@ def test_orientation_confidence_truncates() -> None:
     rec = make_record(n, objects=objs, force_visible=True)
     report = GenerationReport()
     qas = list(generate_record_qas(rec, NO_STAB, per_video=50, seed=2, report=report, types=("abs_ori", "rel_ori")))
-    assert all(max(q["frames"]["record_indices"]) < 10 for q in qas if q["query"]["targets"] == ["p"])
+    assert all(max(q.query.frames) < 10 for q in qas if q.query.targets == ("p",))
     assert report.failures["orientation_confidence"] > 0
 
 
@@ -206,7 +205,7 @@ def test_min_stability_filters_and_counts() -> None:
     report = GenerationReport()
     cfg = QAConfig(stability_k=10, min_stability=1.0, stability_position_floor=0.05)
     qas = list(generate_record_qas(rec, cfg, per_video=40, seed=5, report=report))
-    assert all(q["stability"] == 1.0 for q in qas)
+    assert all(q.stability == 1.0 for q in qas)
     assert report.failures["unstable"] > 0
 
 
@@ -311,8 +310,8 @@ def test_options_letter_uniform_and_answer_placed() -> None:
     rng, py = np.random.default_rng(1), random.Random(1)
     letters = []
     for _ in range(800):
-        opts, letter, _ = make_options(["larger"], "magnitude", "dis", "absolute", 12, QAConfig(), rng, py)
-        assert opts[letter] == "(1) Become larger." and len(set(opts.values())) == 4
+        opts, letter, _ = make_options(["larger"], TYPES["abs_dis"], 12, QAConfig(), rng, py)
+        assert opts["ABCD".index(letter)] == "(1) Become larger." and len(set(opts)) == 4
         letters.append(letter)
     from scipy.stats import chisquare
 
@@ -324,12 +323,12 @@ def test_parity_preset_end_to_end() -> None:
     rec = make_record(n, objects=busy_objects(n))
     report = GenerationReport()
     qas = list(generate_record_qas(rec, parity_config(stability_k=0), per_video=150, seed=2, report=report))
-    pred = [q for q in qas if q["type"].endswith("dir_pred")]
-    assert pred and all(not q["question"].endswith(".") for q in pred)
-    texts = " ".join(t for q in qas for t in q["options"].values())
+    pred = [q for q in qas if TYPES[q.type].is_prediction]
+    assert pred and all(not q.question.endswith(".") for q in pred)
+    texts = " ".join(t for q in qas for t in q.options)
     assert "and then become" in texts and "then become larger." in texts
-    assert all(q["generator"]["config"]["direction_eps"] == 0.3 for q in qas)
-    assert all(q["generator"]["config"]["parity"] == "official_code" for q in qas)
+    assert all(q.generator.config["direction_eps"] == 0.3 for q in qas)
+    assert all(q.generator.config["parity"] == "official_code" for q in qas)
     # M8: rel_spd_comp QAs whose distractors needed a retry are dropped (and counted), others kept
     report = GenerationReport()
     kept = list(generate_record_qas(rec, parity_config(stability_k=0), per_video=40, seed=3, report=report,
@@ -346,9 +345,9 @@ def test_fps1_policy_end_to_end() -> None:
     qas = list(generate_record_qas(rec, QAConfig(frame_policy="fps1", stability_k=0), per_video=60, seed=0))
     ts = rec.timestamps_s
     for q in qas:
-        times = q["frames"]["timestamps_s"]
-        if q["type"].endswith("dir_pred"):
-            assert times == [10.0, ts[-1]] and q["visible_until_s"] == pytest.approx(10.05)
+        times = list(q.frames.timestamps_s)
+        if TYPES[q.type].is_prediction:
+            assert times == [10.0, ts[-1]] and q.visible_until_s == pytest.approx(10.05)
         else:
             assert all(t <= ts[-1] - 1.0 and float(t).is_integer() for t in times)
 
@@ -368,4 +367,4 @@ def test_box_iou_and_overlapping_prediction_observer() -> None:
     report = GenerationReport()
     qas = list(generate_record_qas(rec, NO_STAB, per_video=20, seed=0, report=report, types=("rel_dir_pred",)))
     assert report.failures["observer_target_overlap"] > 0
-    assert all(q["query"]["observer"] == "camera" or "camera" in q["query"]["targets"] for q in qas)
+    assert all(q.query.observer == "camera" or "camera" in q.query.targets for q in qas)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from dsr.qa.generate import generate_record_qas
 from dsr.qa.query import Query, answer
+from dsr.qa.question_types import TYPES
 from dsr.qa.rules import (
     DIRECTION_EPS_PAPER,
     FORMER,
@@ -124,8 +125,8 @@ def test_static_scene_keeps_everything_nearly_constant(positions: list[tuple[flo
                                    types=("abs_dis", "rel_dis", "abs_spd", "rel_spd", "abs_spd_comp", "rel_spd_comp")))
     assert qas
     for qa in qas:
-        expected = "(1) Nearly the same." if qa["type"].endswith("spd_comp") else "(1) Keep nearly constant."
-        assert qa["answer_text"] == expected, qa["question"]
+        expected = "(1) Nearly the same." if TYPES[qa.type].rule == "comparison" else "(1) Keep nearly constant."
+        assert qa.answer_text == expected, qa.question
 
 
 @FAST
@@ -134,8 +135,8 @@ def test_uniform_rescaling_does_not_change_answers(seed: int, scale: float) -> N
     cfg = QAConfig(stability_k=0)
     base = list(generate_record_qas(_walker_record(seed), cfg, per_video=12, seed=seed))
     scaled = list(generate_record_qas(_walker_record(seed, scale=scale), cfg, per_video=12, seed=seed))
-    assert [q["answer_text"] for q in base] == [q["answer_text"] for q in scaled]
-    assert [q["question"] for q in base] == [q["question"] for q in scaled]
+    assert [q.answer_text for q in base] == [q.answer_text for q in scaled]
+    assert [q.question for q in base] == [q.question for q in scaled]
 
 
 @FAST

@@ -10,7 +10,8 @@ import pytest
 
 from dsr.qa.export import read_jsonl
 from dsr.qa.generate import GenerationReport
-from dsr.qa.query import RULE_KIND, Query, answer, split_type
+from dsr.qa.query import answer
+from dsr.qa.question_types import TYPES
 from dsr.qa.rules import QAConfig, answer_text
 from dsr.qa.run import generate_files
 from dsr.scene.io import read_record
@@ -40,15 +41,14 @@ def test_rendered_world_qas_recompute_exactly(worlds: list[Path], tmp_path: Path
     report = generate_files(worlds, out, cfg, per_video=100, seed=11)
     qas = list(read_jsonl(out))
     assert len(qas) == sum(report.made.values()) >= 150
-    assert len({q["type"] for q in qas}) == 12
+    assert len({q.type for q in qas}) == len(TYPES)
     by_id = {r.record_id: r for r in map(read_record, worlds)}
     assert len(by_id) == 2
     for qa in qas:
-        kind = RULE_KIND[split_type(qa["type"])[1]]
-        assert answer_text(kind, qa["quantity"]["values"], cfg) == qa["answer_text"]
-        assert answer(by_id[qa["video_id"]], Query.from_json(qa["query"]), cfg).text == qa["answer_text"]
-        assert (out.parent / qa["record_path"]).resolve() in {p.resolve() for p in worlds}
-        assert (out.parent / qa["video_path"]).is_file()
+        assert answer_text(TYPES[qa.type].rule, qa.quantity.values, cfg) == qa.answer_text
+        assert answer(by_id[qa.video_id], qa.query, cfg).text == qa.answer_text
+        assert (out.parent / qa.record_path).resolve() in {p.resolve() for p in worlds}
+        assert (out.parent / qa.video_path).is_file()
     rep = json.loads(Path(str(out) + ".report.json").read_text())
     assert rep["letters"]["p_value"] > 0.001, rep["letters"]
     assert rep["failed_attempts"] == sum(rep["failures"].values())

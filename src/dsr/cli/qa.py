@@ -7,18 +7,31 @@ from pathlib import Path
 
 import typer
 
+# Help texts state QAConfig's defaults without importing it (numpy) when the CLI starts;
+# tests/qa/test_export_cli.py checks them against QAConfig.
+_MIN_STABILITY_DEFAULT = 0.0
+_STABILITY_K_DEFAULT = 20
+_PRESET_DEFAULT = "paper"
+_PRESET_HELP = (f"paper (DSR's procedure) or official_code (the released code's behaviour, for parity); "
+                f"default: the --config file's preset, else {_PRESET_DEFAULT}.")
 
-def _config(preset: str, config_file: Path | None, **overrides: object):
+
+def _config(preset_flag: str | None, config_file: Path | None, **overrides: object):
+    """QAConfig from the preset (flag, else the config file's, else the default), the file's fields and
+    the flags' overrides."""
     from dsr.errors import DsrError
     from dsr.qa.rules import QAConfig, make_config
 
     fields: dict[str, object] = {}
+    preset = preset_flag or _PRESET_DEFAULT
     if config_file is not None:
         try:
             fields.update(json.loads(config_file.read_text()))
         except (OSError, ValueError) as exc:
             raise DsrError(f"{config_file}: cannot read config ({exc})") from None
-        preset = str(fields.pop("parity", preset))
+        # a config file names its preset ("preset"; older files only "parity"), which the flag overrides
+        named = fields.pop("preset", fields.get("parity"))
+        preset = str(named) if named is not None and preset_flag is None else preset
     fields.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(fields) - set(QAConfig.__dataclass_fields__)
     if unknown:
@@ -35,10 +48,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, .parquet (DSR-Bench) or .json (DSR-Train)."),
         fmt: str | None = typer.Option(None, "--format", help="jsonl, parquet or train_json (default: from the suffix)."),
         per_video: int = typer.Option(10, "--per-video", help="Template QAs per record."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", help="Seed of every random choice; same seed and records give the "
+                                                    "same QAs."),
         types: str = typer.Option("all", "--types", help="Comma list of types, 'abs', 'rel', a base type ('dis') or 'all'."),
-        min_stability: float | None = typer.Option(None, "--min-stability", help="Drop QAs below this stability."),
-        stability_k: int | None = typer.Option(None, "--stability-k", help="Perturbed re-derivations per QA (0 = off)."),
+        min_stability: float | None = typer.Option(
+            None, "--min-stability", show_default=False,
+            help=f"Drop QAs whose stability is below this, 0 to 1 (default: {_MIN_STABILITY_DEFAULT:g}, i.e. keep "
+                 "every QA with its score)."),
+        stability_k: int | None = typer.Option(
+            None, "--stability-k", show_default=False,
+            help=f"Perturbed re-derivations per QA; 0 turns scoring off (default: {_STABILITY_K_DEFAULT})."),
         frame_policy: str | None = typer.Option(None, "--frame-policy", help="uniform32, fps1 or official_code."),
         direction_eps: float | None = typer.Option(None, "--direction-eps",
                                                    help="Direction threshold (default cos 70° = 0.342; code: 0.3)."),
@@ -46,12 +65,13 @@ def register(app: typer.Typer) -> None:
             None, "--distractor-pool",
             help="Probability that a distractor is another query's answer (0 = paper; 0.75 cuts the "
                  "text-only shortcut, docs/qa.md)."),
-        preset: str = typer.Option("paper", "--preset", help="paper (defaults) or official_code (parity)."),
+        preset: str | None = typer.Option(None, "--preset", show_default=False, help=_PRESET_HELP),
         config_file: Path | None = typer.Option(None, "--config", help="JSON file of QAConfig fields."),
         free_form: int = typer.Option(1, "--free-form-per-video", help="Free-form QAs per record (needs an endpoint)."),
         llm_base_url: str | None = typer.Option(None, "--llm-base-url", envvar="DSR_LLM_BASE_URL",
                                                 help="OpenAI-compatible endpoint, e.g. http://host:8000/v1."),
-        llm_model: str | None = typer.Option(None, "--llm-model", envvar="DSR_LLM_MODEL"),
+        llm_model: str | None = typer.Option(None, "--llm-model", envvar="DSR_LLM_MODEL",
+                                             help="Model name sent to the endpoint (required with --llm-base-url)."),
         llm_key_env: str = typer.Option("OPENAI_API_KEY", "--llm-api-key-env",
                                         help="Name of the environment variable holding the API key."),
     ) -> None:
@@ -107,8 +127,9 @@ def register(app: typer.Typer) -> None:
                                                                "(prediction: last visible:future)."),
         t_v: int | None = typer.Option(None, "--t-v", help="Observer frame of absolute types."),
         step: int = typer.Option(1, "--step", help="Use every STEP-th frame of the interval."),
-        preset: str = typer.Option("paper", "--preset"),
-        config_file: Path | None = typer.Option(None, "--config"),
+        preset: str | None = typer.Option(None, "--preset", show_default=False, help=_PRESET_HELP),
+        config_file: Path | None = typer.Option(None, "--config", help="JSON file of QAConfig fields (the answer "
+                                                                        "rules' thresholds and wording)."),
         as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     ) -> None:
         """Answer one hand-written query from a 4D record, printing the per-frame quantity."""
@@ -116,7 +137,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from dsr.errors import DsrError
-        from dsr.qa.query import Query, split_type
+        from dsr.qa.query import Query, type_row
         from dsr.qa.query import answer as answer_query
         from dsr.scene.io import read_record
 
@@ -131,8 +152,8 @@ def register(app: typer.Typer) -> None:
             raise DsrError("--step must be >= 1")
         if end <= start:
             raise DsrError(f"--interval end must be after its start, got {interval}")
-        base = split_type(qtype)[1]
-        frames = (start, end) if base == "dir_pred" else tuple(range(start, end + 1, step))
+        qt = type_row(qtype)
+        frames = (start, end) if qt.is_prediction else tuple(range(start, end + 1, step))
         if frames[-1] != end:
             frames = (*frames, end)
         query = Query(type=qtype, observer=observer, targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
@@ -146,7 +167,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]{ans.text}[/bold]", soft_wrap=True)
         table = Table(title=f"{ans.quantity_name} (lengths / scene scale {ans.scale:.4g})")
         ts = rec.timestamps_s
-        step_rows = base in ("spd", "spd_comp", "dir_pred")
+        step_rows = qt.per_step
         table.add_column("frames" if step_rows else "frame")
         table.add_column("t (s)")
         table.add_column(ans.quantity_name)

@@ -43,18 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from dsr.errors import DsrError
+from dsr.qa.question_types import NON_TEMPLATE, QUESTION_TYPES
+from dsr.qa.question_types import TYPE_LABELS as TYPE_LABELS  # re-exported for the report
 
-# Table 4's column order (dsr-paper.md §13); other types (e.g. VLM4D's) follow, sorted.
-TYPE_ORDER: tuple[str, ...] = (
-    "abs_dis", "abs_dir", "abs_ori", "abs_spd", "abs_spd_comp", "abs_dir_pred",
-    "rel_dis", "rel_dir", "rel_ori", "rel_spd", "rel_spd_comp", "rel_dir_pred", "non_temp",
-)
-TYPE_LABELS: dict[str, str] = {
-    "abs_dis": "AbsDis", "abs_dir": "AbsDir", "abs_ori": "AbsOri", "abs_spd": "AbsSpd",
-    "abs_spd_comp": "AbsSpdC", "abs_dir_pred": "AbsDirP", "rel_dis": "RelDis", "rel_dir": "RelDir",
-    "rel_ori": "RelOri", "rel_spd": "RelSpd", "rel_spd_comp": "RelSpdC", "rel_dir_pred": "RelDirP",
-    "non_temp": "NonTemp",
-}
+# Table 4's column order (dsr-paper.md §13), from the question-type table of dsr.qa; other types
+# (e.g. VLM4D's) follow, sorted.
+TYPE_ORDER: tuple[str, ...] = (*QUESTION_TYPES, NON_TEMPLATE)
 FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "plain", "vlm4d", "vsibench", "stibench", "vlmevalkit_tsv")
 # columns that identify the external benchmarks whatever their container (parquet, JSON, JSON Lines)
 _VSIBENCH_COLUMNS = frozenset({"scene_name", "question_type", "ground_truth"})

@@ -2,7 +2,7 @@
 
 Policy (``dsr-paper.md`` §11, M6, M7): 32 frames uniformly over the visible part of the video by
 default; ``fps`` as the alternative; never a frame at or past ``visible_until_s``. For
-``*_dir_pred`` items without an explicit ``visible_until_s`` the final second is hidden (M7 project
+prediction items (``dsr.qa.question_types``) without an explicit ``visible_until_s`` the final second is hidden (M7 project
 default) unless ``serve_full_video`` is set (parity with the released harness).
 
 The cache key of a frame is (video file identity: resolved path, size, mtime) × frame index ×
@@ -24,6 +24,7 @@ import numpy as np
 
 from dsr.atomic import atomic_write_bytes, atomic_write_text
 from dsr.errors import DsrError
+from dsr.qa.question_types import is_prediction
 from dsr.video import VideoError, probe, read_frames, uniform_indices, write_video
 
 
@@ -67,7 +68,7 @@ def visible_limit_s(item_type: str, visible_until_s: float | None, duration_s: f
     """The time before which frames may be shown; None = the whole video."""
     if visible_until_s is not None:
         return float(visible_until_s)
-    if item_type.endswith("_dir_pred") and not policy.serve_full_video:
+    if is_prediction(item_type) and not policy.serve_full_video:
         return duration_s - policy.pred_hidden_s
     return None
 

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from dsr.atomic import atomic_open
 from dsr.errors import DsrError
+from dsr.qa.schema import LETTERS, QA, as_qa
 
 FORMATS = ("jsonl", "parquet", "train_json")
 NATIVE_FIELDS = ("qa_id", "video_id", "video_path", "record_path", "type", "source", "question", "options",
                  "answer", "answer_text", "visible_until_s", "query", "frames", "quantity", "stability", "generator")
-_JSON_COLUMNS = ("options", "query", "frames", "quantity", "generator")
-LETTERS = ("A", "B", "C", "D")
+# our additive columns after the native fields: free-form verdicts, counterfactual distractors' provenance
+EXTRA_FIELDS = ("geometric_check", "distractors")
+_JSON_COLUMNS = ("options", "query", "frames", "quantity", "generator", *EXTRA_FIELDS)
 # native fields that the DSR-Bench columns already carry (options as the prefixed list)
 _BENCH_COLUMNS = ("question", "options", "answer", "type")
 
@@ -42,30 +44,29 @@ def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     return by_suffix[suffix]
 
 
-def training_prompt(qa: dict[str, Any]) -> str:
+def training_prompt(qa: QA) -> str:
     """The human turn of a DSR-Train conversation."""
-    opts = qa["options"]
-    return "<video>\n" + qa["question"] + "\nOptions:\n" + "\n".join(f"{x} {opts[x]}" for x in LETTERS)
+    return "<video>\n" + qa.question + "\nOptions:\n" + "\n".join(
+        f"{x} {text}" for x, text in zip(LETTERS, qa.options, strict=True))
 
 
-def train_entry(qa: dict[str, Any]) -> dict[str, Any]:
-    return {"id": qa["qa_id"], "video": qa["video_path"],
-            "conversations": [{"from": "human", "value": training_prompt(qa)}, {"from": "gpt", "value": qa["answer"]}],
-            "visible_until_s": qa.get("visible_until_s")}
+def train_entry(qa: QA) -> dict[str, Any]:
+    return {"id": qa.qa_id, "video": qa.video_path,
+            "conversations": [{"from": "human", "value": training_prompt(qa)}, {"from": "gpt", "value": qa.answer}],
+            "visible_until_s": qa.visible_until_s}
 
 
-def bench_row(qa: dict[str, Any]) -> dict[str, Any]:
-    """One DSR-Bench parquet row: the benchmark's five columns, then every native field."""
-    row: dict[str, Any] = {"videoID": qa["video_id"], "question": qa["question"],
-                           "options": [f"{x}. {qa['options'][x]}" for x in LETTERS], "answer": qa["answer"],
-                           "type": qa["type"]}
-    for name in NATIVE_FIELDS:
+def bench_row(qa: QA) -> dict[str, Any]:
+    """One DSR-Bench parquet row: the benchmark's five columns, then every native field and our additions."""
+    native = qa.to_json()
+    row: dict[str, Any] = {"videoID": qa.video_id, "question": qa.question,
+                           "options": [f"{x}. {text}" for x, text in zip(LETTERS, qa.options, strict=True)],
+                           "answer": qa.answer, "type": qa.type}
+    for name in (*NATIVE_FIELDS, *EXTRA_FIELDS):
         if name in _BENCH_COLUMNS:
             continue
-        value = qa.get(name)
+        value = native.get(name)
         row[name] = json.dumps(value, ensure_ascii=False) if name in _JSON_COLUMNS and value is not None else value
-    if "geometric_check" in qa:
-        row["geometric_check"] = json.dumps(qa["geometric_check"], ensure_ascii=False)
     return row
 
 
@@ -74,30 +75,35 @@ def _bench_schema() -> Any:
 
     fields = [("videoID", pa.string()), ("question", pa.string()), ("options", pa.list_(pa.string())),
               ("answer", pa.string()), ("type", pa.string())]
-    for name in NATIVE_FIELDS:
+    for name in (*NATIVE_FIELDS, *EXTRA_FIELDS):
         if name in _BENCH_COLUMNS:
             continue
         kind = pa.float64() if name in ("visible_until_s", "stability") else pa.string()
         fields.append((name, kind))
-    fields.append(("geometric_check", pa.string()))
     return pa.schema(fields)
 
 
-def write_qas(path: str | os.PathLike[str], qas: Iterable[dict[str, Any]], fmt: str | None = None,
+def qa_line(qa: QA) -> str:
+    """One native JSONL line (with its newline)."""
+    return json.dumps(qa.to_json(), ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_qas(path: str | os.PathLike[str], qas: Iterable[QA | Mapping[str, Any]], fmt: str | None = None,
               batch_rows: int = 4096) -> int:
-    """Stream ``qas`` into ``path`` in the format of its suffix (or ``fmt``); returns the count."""
+    """Stream ``qas`` (typed, or native JSON objects read as QAs) into ``path`` in the format of its
+    suffix (or ``fmt``); returns the count."""
     fmt = format_for(path, fmt)
     count = 0
     if fmt == "jsonl":
         with atomic_open(path, "w") as fh:
             for qa in qas:
-                fh.write(json.dumps(qa, ensure_ascii=False, allow_nan=False) + "\n")
+                fh.write(qa_line(as_qa(qa)))
                 count += 1
     elif fmt == "train_json":
         with atomic_open(path, "w") as fh:
             fh.write("[")
             for qa in qas:
-                fh.write(("\n" if count == 0 else ",\n") + json.dumps(train_entry(qa), ensure_ascii=False))
+                fh.write(("\n" if count == 0 else ",\n") + json.dumps(train_entry(as_qa(qa)), ensure_ascii=False))
                 count += 1
             fh.write("\n]\n")
     else:
@@ -109,7 +115,7 @@ def write_qas(path: str | os.PathLike[str], qas: Iterable[dict[str, Any]], fmt: 
             writer = pq.ParquetWriter(fh, schema)
             batch: list[dict[str, Any]] = []
             for qa in qas:
-                row = bench_row(qa)
+                row = bench_row(as_qa(qa))
                 batch.append({k: row.get(k) for k in schema.names})
                 count += 1
                 if len(batch) >= batch_rows:
@@ -121,16 +127,20 @@ def write_qas(path: str | os.PathLike[str], qas: Iterable[dict[str, Any]], fmt: 
     return count
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[QA]:
     """QAs of a native JSONL file; a malformed line raises a one-line DsrError naming it."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                obj = json.loads(line)
             except ValueError as exc:
                 raise DsrError(f"{path}:{lineno}: malformed JSON ({exc})") from None
+            try:
+                yield QA.from_json(obj)
+            except DsrError as exc:
+                raise DsrError(f"{path}:{lineno}: {exc}") from None
 
 
 def read_bench_parquet(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -139,7 +149,16 @@ def read_bench_parquet(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
     rows = pq.read_table(path).to_pylist()
     for row in rows:
-        for name in (*_JSON_COLUMNS, "geometric_check"):
+        for name in _JSON_COLUMNS:
             if isinstance(row.get(name), str):
                 row[name] = json.loads(row[name])
     return rows
+
+
+def qa_from_bench_row(row: Mapping[str, Any]) -> QA:
+    """A typed QA from a decoded row of our own DSR-Bench parquet (:func:`read_bench_parquet`)."""
+    native = {name: row.get(name) for name in (*NATIVE_FIELDS, *EXTRA_FIELDS) if row.get(name) is not None}
+    native.update(video_id=row["videoID"], question=row["question"], answer=row["answer"], type=row["type"])
+    if "options" not in native or not isinstance(native["options"], Mapping):
+        native["options"] = {x: str(o).split(". ", 1)[1] for x, o in zip(LETTERS, row["options"], strict=True)}
+    return QA.from_json(native)

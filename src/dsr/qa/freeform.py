@@ -26,9 +26,11 @@ import numpy as np
 from dsr import __version__
 from dsr.errors import DsrError
 from dsr.qa.generate import GenerationReport, frame_plan, stable_hash
-from dsr.qa.query import Geometry, QAError
+from dsr.qa.query import Geometry, QAError, Query
+from dsr.qa.question_types import NON_TEMPLATE
 from dsr.qa.rules import QAConfig
-from dsr.qa.templates import LETTERS, denote, fmt_time
+from dsr.qa.schema import LETTERS, QA, FrameRefs, Generator, Quantity
+from dsr.qa.templates import denote, fmt_time
 from dsr.scene.frames import CAMERA, points_in_observer
 from dsr.scene.record import SceneRecord
 
@@ -294,12 +296,12 @@ def final_question(inp: FreeFormInput, question: str) -> str:
 
 def generate_freeform_qas(record: SceneRecord, settings: FreeFormSettings, config: QAConfig = QAConfig(), *,
                           seed: int = 0, report: GenerationReport | None = None, record_path: str | None = None,
-                          video_path: str | None = None) -> list[dict[str, Any]]:
+                          video_path: str | None = None) -> list[QA]:
     """Up to ``settings.per_video`` free-form QAs of one record; failures are counted in ``report``."""
     report = report if report is not None else GenerationReport()
     geom = Geometry.from_record(record, config)
     rng = np.random.default_rng([seed, stable_hash(record.record_id), 8])
-    qas: list[dict[str, Any]] = []
+    qas: list[QA] = []
     trials = 0
     while len(qas) < settings.per_video and trials < MAX_TRIALS:
         trials += 1
@@ -307,43 +309,32 @@ def generate_freeform_qas(record: SceneRecord, settings: FreeFormSettings, confi
         try:
             inp = sample_input(record, geom, config, rng)
         except QAError as exc:
-            report.fail("non_temp", exc.reason)
+            report.fail(NON_TEMPLATE, exc.reason)
             continue
         try:
             reply, _ = ask(settings, inp, seed=int(rng.integers(2**31)))
         except LLMError:
-            report.fail("non_temp", "llm_invalid_output")
+            report.fail(NON_TEMPLATE, "llm_invalid_output")
             break  # the endpoint is not cooperating: do not spend 50 trials on it
         check = geometric_check(reply.question, reply.options, reply.letter, inp)
-        query = {"type": "non_temp", "observer": inp.observer, "viewpoint": inp.viewpoint, "t_v": inp.t_v,
-                 "targets": list(inp.object_ids), "frame_start": inp.frames[0], "frame_end": inp.frames[-1],
-                 "frames": list(inp.frames)}
+        query = Query(type=NON_TEMPLATE, observer=inp.observer, targets=inp.object_ids, frames=inp.frames,
+                      t_v=inp.t_v, stated_viewpoint=inp.viewpoint)  # type: ignore[arg-type]
         question = final_question(inp, reply.question)
-        digest = hashlib.sha1(json.dumps([query, question], sort_keys=True).encode()).hexdigest()[:12]
+        digest = hashlib.sha1(json.dumps([query.to_json(), question], sort_keys=True).encode()).hexdigest()[:12]
         fi = np.asarray(inp.frames)
-        qa = {
-            "qa_id": f"{record.record_id}/non_temp/{digest}",
-            "video_id": record.record_id,
-            "video_path": video_path if video_path is not None else record.video.path,
-            "record_path": record_path,
-            "type": "non_temp",
-            "source": "free_form",
-            "question": question,
-            "options": dict(zip(LETTERS, reply.options, strict=True)),
-            "answer": reply.letter,
-            "answer_text": reply.options[LETTERS.index(reply.letter)],
-            "visible_until_s": None,
-            "query": query,
-            "frames": {"indices": record.video.frame_indices[fi].tolist(),
-                       "timestamps_s": record.timestamps_s[fi].tolist(), "record_indices": list(inp.frames)},
-            "quantity": {"name": "object_positions", "values": inp.positions.tolist(), "objects": list(inp.object_ids),
-                         "unit": "scene_scale", "scale": geom.scale},
-            "stability": None,
-            "generator": {"dsr_version": __version__, "seed": seed, "config": config.to_json(),
-                          "llm_model": settings.model},
-            "geometric_check": check,
-        }
-        report.made["non_temp"] += 1
+        qa = QA(
+            qa_id=f"{record.record_id}/{NON_TEMPLATE}/{digest}", video_id=record.record_id,
+            video_path=video_path if video_path is not None else record.video.path, record_path=record_path,
+            type=NON_TEMPLATE, source="free_form", question=question, options=reply.options, answer=reply.letter,
+            answer_text=reply.options[LETTERS.index(reply.letter)], visible_until_s=None, query=query,
+            frames=FrameRefs(indices=tuple(record.video.frame_indices[fi].tolist()),
+                             timestamps_s=tuple(record.timestamps_s[fi].tolist()), record_indices=inp.frames),
+            quantity=Quantity(name="object_positions", values=inp.positions.tolist(), scale=geom.scale,
+                              objects=inp.object_ids),
+            stability=None,
+            generator=Generator(dsr_version=__version__, seed=seed, config=config.to_json(), llm_model=settings.model),
+            geometric_check=check)
+        report.made[NON_TEMPLATE] += 1
         report.letters[reply.letter] += 1
         report.checks[check["status"]] += 1
         qas.append(qa)

@@ -30,30 +30,14 @@ import numpy as np
 
 from dsr import __version__
 from dsr.errors import DsrError
-from dsr.qa.query import (
-    NUM_TARGETS,
-    QUANTITY_NAME,
-    QUESTION_TYPES,
-    RULE_KIND,
-    Geometry,
-    QAError,
-    Query,
-    derive,
-    gather,
-    split_type,
-    stability,
-)
+from dsr.qa.query import Geometry, QAError, Query, derive, gather, stability, type_row
+from dsr.qa.question_types import BASE_TYPES, QUESTION_TYPES, TYPES, QuestionType
 from dsr.qa.rules import QAConfig, format_answer
+from dsr.qa.schema import LETTERS, QA, Distractor, FrameRefs, Generator, Quantity
 from dsr.qa.templates import denote, make_options, question_text
 from dsr.scene.frames import CAMERA
 from dsr.scene.record import SceneRecord
 from dsr.video import uniform_indices
-
-# relative types where the observer as a target is degenerate (its own orientation/speed in its own frame)
-_SELF_DEGENERATE = ("ori", "spd", "spd_comp", "dir_pred")
-# relative types whose observer is drawn through the target slots (§7.4 step 4)
-_OBSERVER_FROM_SLOT = ("rel_ori", "rel_spd", "rel_spd_comp")
-
 
 # --------------------------------------------------------------------------------------------------
 # frames
@@ -221,9 +205,9 @@ def _pick(rng: random.Random, items: Sequence[Any]) -> Any:
     return items[int(rng.random() * len(items))]
 
 
-def _observer(ctx: RecordContext, qtype: str, rng: random.Random) -> str:
+def _observer(ctx: RecordContext, qt: QuestionType, rng: random.Random) -> str:
     cfg = ctx.config
-    if qtype in _OBSERVER_FROM_SLOT:
+    if qt.observer_from_slot:
         # the observer is drawn like a target slot; a non-agent draw skips the QA (§7.4 step 4)
         if rng.random() < cfg.camera_target_prob or not ctx.objects:
             return CAMERA
@@ -237,12 +221,11 @@ def _observer(ctx: RecordContext, qtype: str, rng: random.Random) -> str:
     return _pick(rng, [a for a in ctx.agents if ctx.record.object(a).class_phrase == choice])
 
 
-def _targets(ctx: RecordContext, qtype: str, observer: str, rng: random.Random) -> tuple[str, ...]:
-    viewpoint, base = split_type(qtype)
-    n = NUM_TARGETS[base]
-    pool = list(ctx.agents) if base == "ori" or qtype == "abs_spd" else list(ctx.objects)
+def _targets(ctx: RecordContext, qt: QuestionType, observer: str, rng: random.Random) -> tuple[str, ...]:
+    n = qt.num_targets
+    pool = list(ctx.agents) if qt.agent_targets else list(ctx.objects)
     camera_ok = True
-    if viewpoint == "relative" and base in _SELF_DEGENERATE:
+    if qt.observer_not_target:
         pool = [p for p in pool if p != observer]
         camera_ok = observer != CAMERA
     slots: list[str | None] = [None] * n
@@ -252,8 +235,8 @@ def _targets(ctx: RecordContext, qtype: str, observer: str, rng: random.Random) 
         slots[1] = CAMERA
     need = sum(s is None for s in slots)
     if len(pool) < need:
-        reason = "no_agent" if base == "ori" or qtype == "abs_spd" else "too_few_objects"
-        raise QAError(f"{qtype}: {len(pool)} candidate target(s), need {need}", reason)
+        reason = "no_agent" if qt.agent_targets else "too_few_objects"
+        raise QAError(f"{qt.key}: {len(pool)} candidate target(s), need {need}", reason)
     picks = iter(rng.sample(range(len(pool)), need))
     return tuple(s if s is not None else pool[next(picks)] for s in slots)
 
@@ -270,17 +253,16 @@ def _interval(ctx: RecordContext, rng: random.Random) -> list[int]:
             return ctx.usable_list[i:j + 1]
 
 
-def _frame_ok(ctx: RecordContext, t: int, observer: str, targets: tuple[str, ...], base: str,
-              relative: bool) -> str | None:
+def _frame_ok(ctx: RecordContext, t: int, observer: str, targets: tuple[str, ...], qt: QuestionType) -> str | None:
     """None if frame t is usable for the query, else the reason it is not."""
     if not ctx.valid_cam[t]:
         return "camera_pose_invalid"
     for who in targets:
         if who != CAMERA and not ctx.valid_obj[who][t]:
             return "not_visible"
-    if base == "ori" and targets[0] != CAMERA and not ctx.valid_ori[targets[0]][t]:
+    if qt.quantity == "orientation" and targets[0] != CAMERA and not ctx.valid_ori[targets[0]][t]:
         return "orientation_confidence"
-    if relative and observer != CAMERA:
+    if not qt.is_absolute and observer != CAMERA:
         if not ctx.valid_obj[observer][t]:
             return "not_visible"
         if not ctx.valid_ori[observer][t]:
@@ -311,17 +293,17 @@ def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConf
     Targets: "initial" box at the interval's first frame; a prediction target: "final" box at the
     last visible frame. Raises QAError("ambiguous_denotation") if two entities read the same.
     """
-    viewpoint, base = split_type(query.type)
+    qt = type_row(query.type)
     first = query.frames[0]
-    pred = base == "dir_pred"
+    pred = qt.is_prediction
     try:
         if query.observer == CAMERA:
             objv = "camera"
-        elif viewpoint == "relative":
-            objv = denote(record, query.observer, first, "final" if pred else "initial", box_cache)
-        else:
+        elif qt.is_absolute:
             assert query.t_v is not None
             objv = denote(record, query.observer, query.t_v, "observer_absolute", box_cache)
+        else:
+            objv = denote(record, query.observer, first, "final" if pred else "initial", box_cache)
         objs = [denote(record, who, first, "final" if pred else "initial", box_cache) for who in query.targets]
     except DsrError as exc:
         raise QAError(f"{query.type}: {exc}", "not_visible") from None
@@ -344,31 +326,35 @@ def answer_pool(ctx: RecordContext, qtype: str) -> list[list[str]]:
     and independent of the order in which types are sampled."""
     if qtype not in ctx.answer_pools:
         key = f"{ctx.seed}/{ctx.record.record_id}/{qtype}/pool"
-        rng, py_rng = np.random.default_rng([stable_hash(key)]), random.Random(key)
+        py_rng = random.Random(key)
+        qt = TYPES[qtype]
         pool: list[list[str]] = []
         for _ in range(ctx.config.distractor_pool_size):
             try:
-                pool.append(attempt(ctx, qtype, rng, py_rng, answer_only=True)[0]["states"])
+                query, _ = draw_query(ctx, qt, py_rng)
+                pool.append(answer_states(ctx, query)[1])
             except QAError:
                 continue
         ctx.answer_pools[qtype] = pool
     return ctx.answer_pools[qtype]
 
 
-def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
-            seen: set[str] | None = None, *, answer_only: bool = False) -> tuple[dict[str, Any], bool]:
-    """One sampling attempt of ``qtype``: (QA dict, interval truncated?) or QAError(reason).
+def draw_query(ctx: RecordContext, qt: QuestionType, py_rng: random.Random) -> tuple[Query, bool]:
+    """Draw one query of type ``qt`` (§7.4): observer, interval (or the prediction step), t_v, targets;
+    truncate the interval at the first unusable frame. Returns (query, truncated?) or QAError(reason)."""
+    plan = ctx.plan
+    observer = _observer(ctx, qt, py_rng)
+    frames = [plan.last_visible, plan.future] if qt.is_prediction else _interval(ctx, py_rng)
+    t_v = int(_pick(py_rng, ctx.usable_list)) if qt.is_absolute else None
+    targets = _targets(ctx, qt, observer, py_rng)
+    frames, truncated = usable_frames(ctx, qt, observer, targets, frames, t_v)
+    return Query(type=qt.key, observer=observer, targets=targets, frames=tuple(frames), t_v=t_v), truncated
 
-    ``py_rng`` draws the scalar choices, ``rng`` the arrays (distractor sequences, perturbations).
-    ``answer_only`` stops after the answer: ({"states": ...}, truncated), for distractor pools."""
-    cfg, rec, plan = ctx.config, ctx.record, ctx.plan
-    viewpoint, base = split_type(qtype)
-    relative = viewpoint == "relative"
-    observer = _observer(ctx, qtype, py_rng)
-    frames = [plan.last_visible, plan.future] if base == "dir_pred" else _interval(ctx, py_rng)
-    t_v = None if relative else int(_pick(py_rng, ctx.usable_list))
-    targets = _targets(ctx, qtype, observer, py_rng)
 
+def usable_frames(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...],
+                  frames: list[int], t_v: int | None) -> tuple[list[int], bool]:
+    """``frames`` truncated before the first frame where the query cannot be read, and whether they
+    were truncated; QAError(reason) when too few remain or the observer is unusable at t_v."""
     # absolute observer must be seen, confidently oriented, at t_v
     if t_v is not None:
         if not ctx.valid_cam[t_v]:
@@ -378,84 +364,88 @@ def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: ra
                 raise QAError("observer not visible at t_v", "observer_not_visible")
             if not ctx.valid_ori[observer][t_v]:
                 raise QAError("observer orientation confidence < threshold at t_v", "orientation_confidence")
-
-    truncated = False
-    if base == "dir_pred":
+    if qt.is_prediction:
         for t in frames:
-            why = _frame_ok(ctx, t, observer, targets, base, relative)
+            why = _frame_ok(ctx, t, observer, targets, qt)
             if why is not None:
                 raise QAError(f"prediction frame {t}: {why}", f"prediction_{why}")
         # §7.4: an agent observer overlapping its target (box IoU > 0.5) makes the question ill-posed
-        if (relative and observer != CAMERA and targets[0] != CAMERA
-                and box_iou(rec.object(observer).boxes_xyxy[frames[0]],
-                            rec.object(targets[0]).boxes_xyxy[frames[0]]) > 0.5):
+        if (not qt.is_absolute and observer != CAMERA and targets[0] != CAMERA
+                and box_iou(ctx.record.object(observer).boxes_xyxy[frames[0]],
+                            ctx.record.object(targets[0]).boxes_xyxy[frames[0]]) > 0.5):
             raise QAError("observer and target overlap (IoU > 0.5)", "observer_target_overlap")
-    else:
-        keep = len(frames)
-        for k, t in enumerate(frames):
-            why = _frame_ok(ctx, t, observer, targets, base, relative)
-            if why is not None:
-                keep = k
-                break
-        if keep < len(frames):
-            need = cfg.min_frames + (1 if base in ("spd", "spd_comp") else 0)
-            if keep < need:
-                raise QAError(f"{keep} frames before loss ({why})", _TRUNCATION_REASON[why or "not_visible"])
-            frames = frames[:keep]
-            truncated = True
+        return frames, False
+    keep = len(frames)
+    why = None
+    for k, t in enumerate(frames):
+        why = _frame_ok(ctx, t, observer, targets, qt)
+        if why is not None:
+            keep = k
+            break
+    if keep == len(frames):
+        return frames, False
+    need = ctx.config.min_frames + int(qt.per_step)
+    if keep < need:
+        raise QAError(f"{keep} frames before loss ({why})", _TRUNCATION_REASON[why or "not_visible"])
+    return frames[:keep], True
 
-    query = Query(type=qtype, observer=observer, targets=targets, frames=tuple(frames), t_v=t_v)
+
+def answer_states(ctx: RecordContext, query: Query) -> tuple[np.ndarray, list[str]]:
+    """(quantity, merged states) of a drawn query; QAError when it has no answer or too many segments."""
+    values, states = derive(query, gather(ctx.geom, query, trusted=True), ctx.geom.scale, ctx.config)
+    if len(states) > ctx.config.max_segments:
+        raise QAError(f"{len(states)} segments", "too_many_segments")
+    return values, states
+
+
+def make_qa(ctx: RecordContext, query: Query, qa_id: str, question: str, options: tuple[str, str, str, str],
+            letter: str, values: np.ndarray, stab: float | None, distractors: tuple[Distractor, ...] | None = None,
+            ) -> QA:
+    """The typed QA of a template query with its options chosen."""
+    qt, rec = query.qtype, ctx.record
+    fi = np.asarray(query.frames)
+    return QA(
+        qa_id=qa_id, video_id=rec.record_id, video_path=ctx.video_path, record_path=ctx.record_path, type=qt.key,
+        source="template", question=question, options=options, answer=letter,
+        answer_text=options[LETTERS.index(letter)],
+        visible_until_s=ctx.plan.visible_until_s if qt.is_prediction else None, query=query,
+        frames=FrameRefs(indices=tuple(rec.video.frame_indices[fi].tolist()),
+                         timestamps_s=tuple(rec.timestamps_s[fi].tolist()), record_indices=query.frames),
+        quantity=Quantity(name=qt.quantity, values=values.tolist(), scale=ctx.geom.scale, rule=qt.rule),
+        stability=stab, generator=Generator(dsr_version=__version__, seed=ctx.seed, config=ctx.config_json),
+        distractors=distractors)
+
+
+def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
+            seen: set[str] | None = None) -> tuple[QA, bool]:
+    """One sampling attempt of ``qtype`` with the paper's random distractors: (QA, interval truncated?)
+    or QAError(reason).
+
+    ``py_rng`` draws the scalar choices, ``rng`` the arrays (distractor sequences, perturbations)."""
+    cfg, rec = ctx.config, ctx.record
+    qt = TYPES[qtype]
+    query, truncated = draw_query(ctx, qt, py_rng)
     qa_id = f"{rec.record_id}/{qtype}/{query_hash(query)}"
     if seen is not None and qa_id in seen:  # before any work: a saturated record repeats queries
         raise QAError("query already asked", "duplicate_query")
-    values, states = derive(query, gather(ctx.geom, query, trusted=True), ctx.geom.scale, cfg)
-    if len(states) > cfg.max_segments:
-        raise QAError(f"{len(states)} segments", "too_many_segments")
-    if answer_only:
-        return {"states": states}, truncated
-
+    values, states = answer_states(ctx, query)
     question = render_question(rec, query, cfg, ctx.box_cache)
-
-    kind = RULE_KIND[base]
     try:
         pool = answer_pool(ctx, qtype) if cfg.distractor_pool_prob > 0 else ()
-        options, letter, rejected = make_options(states, kind, base, viewpoint, len(frames), cfg, rng, py_rng,
+        options, letter, rejected = make_options(states, qt, len(query.frames), cfg, rng, py_rng,
                                                  pool, random.Random(f"{qa_id}/distractor_pool"))
     except DsrError as exc:
         raise QAError(str(exc), "distractors_exhausted") from None
     if cfg.drop_rel_spd_comp_on_retry and qtype == "rel_spd_comp" and rejected:
         raise QAError("rel_spd_comp reached the distractor retry path (parity M8)", "parity_rel_spd_comp_retry")
-    answer_text = options[letter]
+    answer_text = options[LETTERS.index(letter)]
     stab = None
     if cfg.stability_k > 0:
         stab = stability(ctx.geom, query, answer_text, cfg, rng)
         if stab < cfg.min_stability:
             raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
-
-    qjson = query.to_json()
-    fi = np.asarray(frames)
-    qa = {
-        "qa_id": qa_id,
-        "video_id": rec.record_id,
-        "video_path": ctx.video_path,
-        "record_path": ctx.record_path,
-        "type": qtype,
-        "source": "template",
-        "question": question,
-        "options": options,
-        "answer": letter,
-        "answer_text": answer_text,
-        "visible_until_s": plan.visible_until_s if base == "dir_pred" else None,
-        "query": qjson,
-        "frames": {"indices": rec.video.frame_indices[fi].tolist(), "timestamps_s": rec.timestamps_s[fi].tolist(),
-                   "record_indices": list(frames)},
-        "quantity": {"name": QUANTITY_NAME[base], "values": values.tolist(), "unit": "scene_scale",
-                     "scale": ctx.geom.scale, "rule": kind},
-        "stability": stab,
-        "generator": {"dsr_version": __version__, "seed": ctx.seed, "config": ctx.config_json},
-    }
-    assert answer_text == format_answer(states, kind, cfg.answer_wording)
-    return qa, truncated
+    assert answer_text == format_answer(states, qt.rule, cfg.answer_wording)
+    return make_qa(ctx, query, qa_id, question, options, letter, values, stab), truncated
 
 
 # --------------------------------------------------------------------------------------------------
@@ -483,9 +473,10 @@ def parse_types(spec: str | Sequence[str] | None) -> tuple[str, ...]:
         if item in QUESTION_TYPES:
             match = [item]
         elif item in ("abs", "rel"):
-            match = [t for t in QUESTION_TYPES if t.startswith(item + "_")]
-        elif item in RULE_KIND:
-            match = [f"abs_{item}", f"rel_{item}"]
+            viewpoint = "absolute" if item == "abs" else "relative"
+            match = [k for k, t in TYPES.items() if t.viewpoint == viewpoint]
+        elif item in BASE_TYPES:
+            match = [k for k, t in TYPES.items() if t.base == item]
         else:
             raise DsrError(f"unknown question type {item!r} (types: {', '.join(QUESTION_TYPES)}, abs, rel, all)")
         out.extend(m for m in match if m not in out)
@@ -496,7 +487,7 @@ def parse_types(spec: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, per_video: int = 10, seed: int = 0,
                         types: Sequence[str] = QUESTION_TYPES, report: GenerationReport | None = None,
-                        record_path: str | None = None, video_path: str | None = None) -> Iterator[dict[str, Any]]:
+                        record_path: str | None = None, video_path: str | None = None) -> Iterator[QA]:
     """Up to ``per_video`` template QAs of ``record`` (lazy). Deterministic in (seed, record_id, config).
 
     Attempts stop after ``per_video × config.attempts_per_qa``; every failed attempt is counted in
@@ -514,7 +505,7 @@ def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, p
 
 def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
                      types: Sequence[str] = QUESTION_TYPES,
-                     report: GenerationReport | None = None) -> Iterator[dict[str, Any]]:
+                     report: GenerationReport | None = None) -> Iterator[QA]:
     """The sampling loop of :func:`generate_record_qas` on an already built :class:`RecordContext`."""
     report = report if report is not None else GenerationReport()
     if ctx.seed != seed:
@@ -535,11 +526,11 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
         except QAError as exc:
             report.fail(qtype, exc.reason)
             continue
-        seen.add(qa["qa_id"])
+        seen.add(qa.qa_id)
         counts[qtype] += 1
         made += 1
         report.made[qtype] += 1
-        report.letters[qa["answer"]] += 1
+        report.letters[qa.answer] += 1
         report.truncated += int(truncated)
         yield qa
 

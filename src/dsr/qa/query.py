@@ -4,18 +4,20 @@ A :class:`Query` names a question type, an observer ("camera" or an agent's obje
 objects ("camera" allowed), the record frames used and, for absolute types, the observer frame t_v.
 All frame numbers are *record* sampled-frame indices ``t in [0, record.num_frames)``.
 
-Per-frame quantities (dsr-paper §7.1), computed with the transforms of :mod:`dsr.scene.frames`:
+Per-frame quantities (dsr-paper §7.1), computed with the transforms of :mod:`dsr.scene.frames`;
+which type reads which quantity, and which rule answers it, is the table of
+:mod:`dsr.qa.question_types`:
 
-========== ======================================================= ==============
-base type  quantity per frame                                      rule
-========== ======================================================= ==============
-dis        ‖c1 − c2‖ (viewpoint-invariant)                          magnitude
-dir        c1 − c2 in the observer frame (x forward, y left, z up)  direction
-ori        the target's forward axis in the observer frame          direction
-spd        ‖p(t+1) − p(t)‖ of the target in the observer frame      magnitude
-spd_comp   the two targets' per-step speeds, (n−1, 2)               comparison
-dir_pred   p(future) − p(last visible) in the observer frame        direction
-========== ======================================================= ==============
+============ ======================================================= ==========
+quantity     per frame                                               types
+============ ======================================================= ==========
+distance     ‖c1 − c2‖ (viewpoint-invariant)                          dis
+direction    c1 − c2 in the observer frame (x forward, y left, z up)  dir
+orientation  the target's forward axis in the observer frame          ori
+speed        ‖p(t+1) − p(t)‖ of the target in the observer frame      spd
+speed_pair   the two targets' per-step speeds, (n−1, 2)               spd_comp
+displacement p(future) − p(last visible) in the observer frame        dir_pred
+============ ======================================================= ==========
 
 **Normalisation.** The rules' 0.1 floors are in π³'s units, where a scene's typical depth is about
 1 (π³ normalises its point maps by their mean distance). Before any rule applies, every length of a
@@ -35,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from dsr.errors import DsrError
-from dsr.qa.rules import QAConfig, RuleKind, format_answer, states_for
+from dsr.qa.question_types import QUESTION_TYPES as QUESTION_TYPES  # re-exported (older imports)
+from dsr.qa.question_types import TYPES, QuestionType, RuleKind, Viewpoint
+from dsr.qa.rules import QAConfig, format_answer, states_for
 from dsr.scene.frames import (
     CAMERA,
     forward_world,
@@ -48,14 +52,6 @@ from dsr.scene.frames import (
 )
 from dsr.scene.record import SceneRecord
 
-BASE_TYPES = ("dis", "dir", "ori", "spd", "spd_comp", "dir_pred")
-QUESTION_TYPES = tuple(f"{v}_{b}" for v in ("abs", "rel") for b in BASE_TYPES)
-RULE_KIND: dict[str, RuleKind] = {"dis": "magnitude", "dir": "direction", "ori": "direction",
-                                  "spd": "magnitude", "spd_comp": "comparison", "dir_pred": "direction"}
-NUM_TARGETS = {"dis": 2, "dir": 2, "ori": 1, "spd": 1, "spd_comp": 2, "dir_pred": 1}
-QUANTITY_NAME = {"dis": "distance", "dir": "direction", "ori": "orientation", "spd": "speed",
-                 "spd_comp": "speed_pair", "dir_pred": "displacement"}
-
 
 class QAError(DsrError):
     """A query that cannot be answered; ``reason`` is a short key counted by the generation report."""
@@ -65,35 +61,38 @@ class QAError(DsrError):
         self.reason = reason
 
 
-_SPLIT = {t: ("absolute" if t.startswith("abs_") else "relative", t.split("_", 1)[1]) for t in QUESTION_TYPES}
-
-
-def split_type(qtype: str) -> tuple[str, str]:
-    """"abs_spd_comp" → ("absolute", "spd_comp")."""
-    try:
-        return _SPLIT[qtype]
-    except (KeyError, TypeError):
-        raise QAError(f"unknown question type {qtype!r} (one of {', '.join(QUESTION_TYPES)})") from None
+def type_row(qtype: str) -> QuestionType:
+    """The question-type table row of ``qtype``; QAError("invalid_query") for an unknown key."""
+    row = TYPES.get(qtype) if isinstance(qtype, str) else None
+    if row is None:
+        raise QAError(f"unknown question type {qtype!r} (one of {', '.join(TYPES)})")
+    return row
 
 
 @dataclass(frozen=True)
 class Query:
     """A structured question. ``frames``: increasing record frame indices (a prediction uses exactly
-    two: the last visible frame and the hidden future frame)."""
+    two: the last visible frame and the hidden future frame).
+
+    ``stated_viewpoint`` is only for free-form ("non_temp") queries, whose type has no table row.
+    """
 
     type: str
     observer: str
     targets: tuple[str, ...]
     frames: tuple[int, ...]
     t_v: int | None = None
+    stated_viewpoint: Viewpoint | None = None
+
+    @property
+    def qtype(self) -> QuestionType:
+        return type_row(self.type)
 
     @property
     def viewpoint(self) -> str:
-        return split_type(self.type)[0]
-
-    @property
-    def base(self) -> str:
-        return split_type(self.type)[1]
+        if self.stated_viewpoint is not None:
+            return self.stated_viewpoint
+        return type_row(self.type).viewpoint
 
     @property
     def frame_start(self) -> int:
@@ -114,8 +113,10 @@ class Query:
         frames = obj.get("frames")
         if frames is None:
             frames = list(range(int(obj["frame_start"]), int(obj["frame_end"]) + 1))
+        stated = None if obj["type"] in TYPES else obj.get("viewpoint")
         return Query(type=obj["type"], observer=obj["observer"], targets=tuple(obj["targets"]),
-                     frames=tuple(int(f) for f in frames), t_v=None if obj.get("t_v") is None else int(obj["t_v"]))
+                     frames=tuple(int(f) for f in frames), t_v=None if obj.get("t_v") is None else int(obj["t_v"]),
+                     stated_viewpoint=stated)
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,7 +198,7 @@ def scene_scale(record: SceneRecord, config: QAConfig = QAConfig()) -> float:
 
 def check_query(record: SceneRecord, query: Query) -> None:
     """Raise a one-line QAError if ``query`` cannot be posed on ``record``."""
-    viewpoint, base = split_type(query.type)
+    qt = type_row(query.type)
     ids = {o.object_id for o in record.objects}
     known = ", ".join(sorted(ids)) or "none"
     n = record.num_frames
@@ -208,15 +209,15 @@ def check_query(record: SceneRecord, query: Query) -> None:
         obj = record.object(query.observer)
         if not obj.is_agent or obj.orientation is None:
             raise QAError(f"observer {query.observer!r} is not an agent with an orientation", "observer_not_agent")
-    if len(query.targets) != NUM_TARGETS[base]:
-        raise QAError(f"{query.type} needs {NUM_TARGETS[base]} target(s), got {len(query.targets)}")
+    if len(query.targets) != qt.num_targets:
+        raise QAError(f"{query.type} needs {qt.num_targets} target(s), got {len(query.targets)}")
     for who in query.targets:
         if who != CAMERA and who not in ids:
             raise QAError(f"target {who!r} is not an object of {record.record_id} (objects: {known})",
                           "missing_object")
     if len(set(query.targets)) != len(query.targets):
         raise QAError(f"targets must differ, got {', '.join(query.targets)}")
-    if base == "ori":
+    if qt.quantity == "orientation":
         who = query.targets[0]
         if who != CAMERA and record.object(who).orientation is None:
             raise QAError(f"orientation target {who!r} has no orientation track", "target_not_agent")
@@ -228,14 +229,12 @@ def check_query(record: SceneRecord, query: Query) -> None:
                       "interval_outside_clip")
     if any(b <= a for a, b in itertools.pairwise(frames)):
         raise QAError("query frames must be strictly increasing")
-    if base == "dir_pred":
+    if qt.is_prediction:
         if len(frames) != 2:
             raise QAError("a direction prediction uses exactly 2 frames (last visible, future)")
-    else:
-        need = 3 if base in ("spd", "spd_comp") else 2
-        if len(frames) < need:
-            raise QAError(f"{query.type} needs at least {need} frames, got {len(frames)}", "too_few_frames")
-    if viewpoint == "absolute":
+    elif len(frames) < qt.min_query_frames:
+        raise QAError(f"{query.type} needs at least {qt.min_query_frames} frames, got {len(frames)}", "too_few_frames")
+    if qt.is_absolute:
         if query.t_v is None or not 0 <= query.t_v < n:
             raise QAError(f"absolute type {query.type} needs t_v in [0, {n}), got {query.t_v}", "interval_outside_clip")
     elif query.t_v is not None:
@@ -252,7 +251,7 @@ class QueryArrays:
 
     obs_from_world: (F, 4, 4) relative: the observer's inverse pose at each frame; absolute:
         (4, 4), its inverse pose at t_v (broadcast over the frames).
-    target_positions: per target (F, 3) world positions; target_forward: (F, 3) for ``ori``.
+    target_positions: per target (F, 3) world positions; target_forward: (F, 3) for orientation types.
     """
 
     obs_from_world: np.ndarray
@@ -265,15 +264,15 @@ def gather(geom: Geometry, query: Query, *, trusted: bool = False) -> QueryArray
 
     ``trusted=True`` skips the finiteness checks (the sampler has already checked every frame).
     """
-    viewpoint, base = split_type(query.type)
+    qt = type_row(query.type)
     f = np.asarray(query.frames)
     track = geom.inverse_poses.get(query.observer)
     if track is None:
         raise QAError(f"observer {query.observer!r} has no pose track", "observer_not_agent")
-    obs = track[f] if viewpoint == "relative" else track[query.t_v]
+    obs = track[query.t_v] if qt.is_absolute else track[f]
     positions = tuple(geom.positions[who][f] for who in query.targets)
     forward = None
-    if base == "ori":
+    if qt.quantity == "orientation":
         fw = geom.forwards.get(query.targets[0])
         if fw is None:
             raise QAError(f"orientation target {query.targets[0]!r} has no orientation track", "target_not_agent")
@@ -301,39 +300,41 @@ def _check_known(query: Query, f: np.ndarray, obs: np.ndarray, positions: tuple[
                       "orientation_unknown")
 
 
-def quantity(base: str, arrays: QueryArrays, scale: float) -> np.ndarray:
-    """The per-frame quantity of a base type (§7.1), lengths divided by ``scale``.
+def quantity(name: str, arrays: QueryArrays, scale: float) -> np.ndarray:
+    """The per-frame quantity ``name`` (``QuestionType.quantity``, §7.1), lengths divided by ``scale``.
 
     Arrays may carry leading batch dimensions (stability re-derivations): frames are axis −2.
+    distance (F,); direction, orientation (F, 3); speed (F−1,); speed_pair (F−1, 2); displacement
+    (F−1, 3) (a prediction: (1, 3), future − last visible).
     """
     obs = arrays.obs_from_world
     pos = arrays.target_positions
-    if base == "dis":
+    if name == "distance":
         d = pos[0] - pos[1]
         return np.sqrt((d * d).sum(axis=-1)) / scale
-    if base == "dir":
+    if name == "direction":
         return rotate_vectors(obs, pos[0] - pos[1]) / scale
-    if base == "ori":
+    if name == "orientation":
         assert arrays.target_forward is not None
         return rotate_vectors(obs, arrays.target_forward)
-    if base in ("spd", "spd_comp", "dir_pred"):
+    if name in ("speed", "speed_pair", "displacement"):
         steps = []
         for p in pos:
             q = transform_points(obs, p)
             steps.append((q[..., 1:, :] - q[..., :-1, :]) / scale)
-        if base == "dir_pred":
-            return steps[0]  # (1, 3): future − last visible
+        if name == "displacement":
+            return steps[0]
         speeds = [np.sqrt((s * s).sum(axis=-1)) for s in steps]
-        return speeds[0] if base == "spd" else np.stack(speeds, axis=-1)
-    raise QAError(f"unknown base type {base!r}")
+        return speeds[0] if name == "speed" else np.stack(speeds, axis=-1)
+    raise QAError(f"unknown quantity {name!r}")
 
 
 def derive(query: Query, arrays: QueryArrays, scale: float, config: QAConfig) -> tuple[np.ndarray, list[str]]:
     """(quantity, merged states) of a query from its arrays; QAError("zero_vector") for undefined directions."""
-    base = split_type(query.type)[1]
-    values = quantity(base, arrays, scale)
+    qt = type_row(query.type)
+    values = quantity(qt.quantity, arrays, scale)
     try:
-        states = states_for(RULE_KIND[base], values, config)
+        states = states_for(qt.rule, values, config)
     except DsrError as exc:
         raise QAError(f"{query.type}: {exc}", "zero_vector" if "zero" in str(exc) else "rule_error") from None
     return values, states
@@ -344,10 +345,10 @@ def answer(record: SceneRecord | Geometry, query: Query, config: QAConfig = QACo
     geom = record if isinstance(record, Geometry) else Geometry.from_record(record, config)
     check_query(geom.record, query)
     values, states = derive(query, gather(geom, query), geom.scale, config)
-    kind = RULE_KIND[query.base]
-    return Answer(query=query, kind=kind, states=tuple(states),
-                  text=format_answer(states, kind, config.answer_wording),
-                  quantity_name=QUANTITY_NAME[query.base], values=values, scale=geom.scale)
+    qt = query.qtype
+    return Answer(query=query, kind=qt.rule, states=tuple(states),
+                  text=format_answer(states, qt.rule, config.answer_wording),
+                  quantity_name=qt.quantity, values=values, scale=geom.scale)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ def stability(geom: Geometry, query: Query, answer_text: str, config: QAConfig, 
     k = config.stability_k if k is None else k
     if k <= 0:
         return 1.0
-    viewpoint, base = split_type(query.type)
+    qt = type_row(query.type)
     f = list(query.frames)
     rows = sorted(set(f) | ({query.t_v} if query.t_v is not None else set()))
     local = {t: i for i, t in enumerate(rows)}
@@ -414,14 +415,15 @@ def stability(geom: Geometry, query: Query, answer_text: str, config: QAConfig, 
             drot = _small_rotations(np.tile(sig[w][1], k), rng).reshape(k, n, 3, 3)
             pose[w] = make_pose(drot @ base_pose[w][None, :, :3, :3], base_pose[w][None, :, :3, 3] + dpos)
             fwd[w] = np.einsum("knij,knj->kni", drot, base_fwd[w][None])
-    if viewpoint == "relative":
-        obs = invert_pose(pose[query.observer][:, fi])  # (k, F, 4, 4)
-    else:
+    if qt.is_absolute:
         obs = invert_pose(pose[query.observer][:, local[query.t_v]])[:, None]  # (k, 1, 4, 4)
+    else:
+        obs = invert_pose(pose[query.observer][:, fi])  # (k, F, 4, 4)
+    orientation = qt.quantity == "orientation"
     arrays = QueryArrays(obs_from_world=obs, target_positions=tuple(pos[w][:, fi] for w in query.targets),
-                         target_forward=fwd[query.targets[0]][:, fi] if base == "ori" else None)
-    values = quantity(base, arrays, geom.scale)
-    kind = RULE_KIND[base]
+                         target_forward=fwd[query.targets[0]][:, fi] if orientation else None)
+    values = quantity(qt.quantity, arrays, geom.scale)
+    kind = qt.rule
     same = 0
     for v in values:
         try:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dsr.errors import DsrError
+from dsr.qa.question_types import RuleKind
 
 # --------------------------------------------------------------------------------------------------
 # configuration
@@ -30,6 +31,8 @@ Wording = Literal["paper", "official_code"]
 FramePolicy = Literal["uniform32", "fps1", "official_code"]
 Normalization = Literal["median_camera_distance", "none"]
 RelSpeedDistractor = Literal["uniform_0_2", "official_code"]
+Preset = Literal["paper", "official_code"]
+PRESETS: tuple[str, ...] = ("paper", "official_code")
 
 DIRECTION_EPS_PAPER = math.cos(math.radians(70.0))  # 0.342: angle < 70° / > 110° (paper Table 8)
 DIRECTION_EPS_OFFICIAL = 0.3  # official code (§14 M1)
@@ -39,9 +42,11 @@ DIRECTION_EPS_OFFICIAL = 0.3  # official code (§14 M1)
 class QAConfig:
     """Every knob of template QA generation, with the paper's defaults (dsr-paper §7, §14).
 
-    Copied verbatim into every exported QA (``generator.config``).
+    Copied verbatim into every exported QA (``generator.config``); ``preset`` names the preset it
+    was built from (:func:`make_config`).
     """
 
+    preset: Preset = "paper"
     parity: Literal["paper", "official_code"] = "paper"
     # answer rules (§7.5)
     constant_low: float = 0.8  # a run stays "nearly constant" while d[e]/d[s] ∈ [0.8, 1.2]
@@ -99,6 +104,8 @@ class QAConfig:
             raise DsrError(f"min_stability must be in [0, 1], got {self.min_stability}")
         if self.stability_k < 0:
             raise DsrError("stability_k must be >= 0")
+        if self.preset not in PRESETS:
+            raise DsrError(f"unknown preset {self.preset!r} ({', '.join(PRESETS)})")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +114,7 @@ class QAConfig:
 def parity_config(**overrides: Any) -> QAConfig:
     """The official code's behaviour (§14): ε = 0.3, its wording, no "." on prediction questions,
     32 frames for every QA, U(−1,1) relative-speed distractors, and the M8 rel_spd_comp drop."""
-    base = QAConfig(parity="official_code", direction_eps=DIRECTION_EPS_OFFICIAL, answer_wording="official_code",
+    base = QAConfig(preset="official_code", parity="official_code", direction_eps=DIRECTION_EPS_OFFICIAL, answer_wording="official_code",
                     prediction_terminal="", frame_policy="official_code", rel_speed_distractor="official_code",
                     drop_rel_spd_comp_on_retry=True)
     return replace(base, **overrides)
@@ -157,7 +164,6 @@ _COMPARISON_SINGLE_OFFICIAL = {
 }
 
 AXIS_LABELS = (("Front", "Behind"), ("Left", "Right"), ("Above", "Below"))
-RuleKind = Literal["magnitude", "direction", "comparison"]
 
 
 def merge_states(states: Sequence[str]) -> list[str]:

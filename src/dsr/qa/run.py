@@ -22,10 +22,11 @@ from typing import Any
 
 from dsr.atomic import atomic_open, atomic_write_text
 from dsr.errors import DsrError
-from dsr.qa.export import format_for, write_qas
+from dsr.qa.export import format_for, qa_line, write_qas
 from dsr.qa.generate import GenerationReport, generate_record_qas
-from dsr.qa.query import QUESTION_TYPES
+from dsr.qa.question_types import QUESTION_TYPES
 from dsr.qa.rules import QAConfig
+from dsr.qa.schema import QA
 
 
 @dataclass(frozen=True)
@@ -104,25 +105,30 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
     parts.mkdir(parents=True, exist_ok=True)
     total = GenerationReport()
     done: set[int] = set()
+    first_path: dict[str, str] = {}  # record id → the path that gave it first (a repeat is skipped)
     for _first, _last, part in _done_parts(parts):
         header, _ = _read_part(part)
         done.update(header["records"])
+        for index, rid in zip(header["records"], header.get("record_ids", []), strict=False):
+            if rid is not None:
+                first_path.setdefault(rid, str(paths[index]))
         total.merge(GenerationReport.from_json(header["report"]))
 
     chunk: list[int] = []
+    chunk_ids: list[str | None] = []
     chunk_lines: list[str] = []
     chunk_report = GenerationReport()
     last_flush = time.monotonic()
 
     def flush() -> None:
-        nonlocal chunk, chunk_lines, chunk_report, last_flush
+        nonlocal chunk, chunk_ids, chunk_lines, chunk_report, last_flush
         if chunk:
-            header = {"records": chunk, "report": chunk_report.to_json(letter_test=False)}
+            header = {"records": chunk, "record_ids": chunk_ids, "report": chunk_report.to_json(letter_test=False)}
             with atomic_open(parts / f"{chunk[0]:06d}-{chunk[-1]:06d}.jsonl", "w") as fh:
                 fh.write(json.dumps(header) + "\n")
                 fh.writelines(chunk_lines)
             total.merge(chunk_report)
-        chunk, chunk_lines, chunk_report, last_flush = [], [], GenerationReport(), time.monotonic()
+        chunk, chunk_ids, chunk_lines, chunk_report, last_flush = [], [], [], GenerationReport(), time.monotonic()
 
     for i, rp in enumerate(paths):
         if i in done:
@@ -130,14 +136,25 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
                 on_record(str(rp), None)
             continue
         error = None
+        record_id = None
+        qas: list[QA] = []
         try:
             record = read_record(rp)
         except DsrError as exc:
             chunk_report.records += 1
             chunk_report.records_failed["malformed_record"] += 1
             error = str(exc)
-            qas: list[dict[str, Any]] = []
         else:
+            if record.record_id in first_path:
+                # the same record twice would repeat every question id (issue 15 item 5)
+                chunk_report.records += 1
+                chunk_report.records_failed["duplicate_record"] += 1
+                error = (f"{rp}: record {record.record_id} was already given as {first_path[record.record_id]}; "
+                         "skipped")
+            else:
+                record_id = record.record_id
+                first_path[record_id] = str(rp)
+        if error is None:
             video = _rel(resolve_video_path(record, rp), out_p.parent)
             qas = list(generate_record_qas(record, config, per_video=per_video, seed=seed, types=types,
                                            report=chunk_report, record_path=_rel(rp, out_p.parent), video_path=video))
@@ -147,7 +164,8 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
                 qas.extend(generate_freeform_qas(record, freeform, config, seed=seed, report=chunk_report,
                                                  record_path=_rel(rp, out_p.parent), video_path=video))
         chunk.append(i)
-        chunk_lines.extend(json.dumps(qa, ensure_ascii=False, allow_nan=False) + "\n" for qa in qas)
+        chunk_ids.append(record_id)
+        chunk_lines.extend(qa_line(qa) for qa in qas)
         if on_record:
             on_record(str(rp), error)
         if len(chunk) >= flush_records or time.monotonic() - last_flush >= flush_seconds:
@@ -160,10 +178,10 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
             for _, _, part in finished:
                 fh.writelines(_read_part(part)[1])
     else:
-        def all_qas() -> Iterator[dict[str, Any]]:
+        def all_qas() -> Iterator[QA]:
             for _, _, part in finished:
                 for line in _read_part(part)[1]:
-                    yield json.loads(line)
+                    yield QA.from_json(json.loads(line))
 
         write_qas(out_p, all_qas(), fmt)
     result = total.to_json()

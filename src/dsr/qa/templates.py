@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from dsr.errors import DsrError
+from dsr.qa.question_types import TYPES, QuestionType
 from dsr.qa.rules import (
     DIRECTION_LABELS,
     QAConfig,
-    RuleKind,
     comparison_answer,
     direction_codes,
     format_answer,
@@ -27,32 +27,9 @@ from dsr.qa.rules import (
     merge_states,
     merged_labels,
 )
+from dsr.qa.schema import LETTERS
 from dsr.scene.frames import CAMERA
 from dsr.scene.record import SceneRecord
-
-QUESTION_TEMPLATES: dict[str, str] = {
-    "rel_dis": "Between {ts}s and {te}s, following the perspective of {objv}, "
-               "how does the distance between {obj1} and {obj2} change?",
-    "rel_dir": "Between {ts}s and {te}s, following the perspective of {objv}, "
-               "how does the direction of {obj1} to {obj2} change?",
-    "rel_ori": "Between {ts}s and {te}s, following the perspective of {objv}, how does the orientation of {obj1} change?",
-    "rel_spd": "Between {ts}s and {te}s, following the perspective of {objv}, how does the speed of {obj1} change?",
-    "rel_spd_comp": "Between {ts}s and {te}s, following the perspective of {objv}, "
-                    "compare the speed between {obj1} and {obj2}.",
-    "rel_dir_pred": "Following the perspective of {objv}, predict the moving direction of {obj1}{end}",
-    "abs_dis": "Between {ts}s and {te}s, from the perspective of {objv} at {tv}s, "
-               "how does the distance between {obj1} and {obj2} change?",
-    "abs_dir": "Between {ts}s and {te}s, from the perspective of {objv} at {tv}s, "
-               "how does the direction of {obj1} to {obj2} change?",
-    "abs_ori": "Between {ts}s and {te}s, from the perspective of {objv} at {tv}s, "
-               "how does the orientation of {obj1} change?",
-    "abs_spd": "Between {ts}s and {te}s, from the perspective of {objv} at {tv}s, how does the speed of {obj1} change?",
-    "abs_spd_comp": "Between {ts}s and {te}s, from the perspective of {objv} at {tv}s, "
-                    "compare the speed between {obj1} and {obj2}.",
-    "abs_dir_pred": "From the perspective of {objv} at {tv}s, predict the moving direction of {obj1}{end}",
-}
-
-LETTERS = ("A", "B", "C", "D")
 
 
 def fmt_time(t_s: float) -> str:
@@ -99,7 +76,7 @@ def question_text(qtype: str, *, objv: str, objs: list[str], ts: float | None, t
     fields = {"objv": objv, "obj1": objs[0], "obj2": objs[1] if len(objs) > 1 else "",
               "ts": "" if ts is None else fmt_time(ts), "te": "" if te is None else fmt_time(te),
               "tv": "" if tv is None else fmt_time(tv), "end": config.prediction_terminal}
-    return QUESTION_TEMPLATES[qtype].format(**fields)
+    return TYPES[qtype].template.format(**fields)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,10 +86,10 @@ def question_text(qtype: str, *, objv: str, objs: list[str], ts: float | None, t
 BATCH = 4  # random candidate sequences drawn per numpy call (3 distractors are needed)
 
 
-def random_state_batch(base: str, viewpoint: str, num_values: int, config: QAConfig,
+def random_state_batch(qt: QuestionType, num_values: int, config: QAConfig,
                        rng: np.random.Generator, count: int = BATCH,
                        max_merged: int | None = None) -> Iterator[list[str]]:
-    """Merged states of ``count`` random attribute sequences for ``base`` (official code's
+    """Merged states of ``count`` random attribute sequences for type ``qt`` (official code's
     distributions, §7.6): directions U(−1,1)³ per frame (one vector for a prediction), distances
     U(0,2) per frame, speeds U(0,2) per step (relative speed U(−1,1) under parity), speed
     comparisons two U(0,2) sequences. The numbers are drawn at once; each sequence is described
@@ -120,26 +97,26 @@ def random_state_batch(base: str, viewpoint: str, num_values: int, config: QACon
 
     num_values: frames of the answer's interval (speed types use num_values − 1 steps).
     """
-    if base in ("dir", "ori", "dir_pred"):
-        frames = 1 if base == "dir_pred" else num_values
+    if qt.rule == "direction":
+        frames = 1 if qt.is_prediction else num_values
         codes = direction_codes(rng.uniform(-1.0, 1.0, (count * frames, 3)), config.direction_eps)
         for row in codes.reshape(count, frames).tolist():
             yield merged_labels(row, DIRECTION_LABELS)
-    elif base == "dis":
+    elif qt.quantity == "distance":
         for row in rng.uniform(0.0, 2.0, (count, num_values)).tolist():
             yield magnitude_answer(row, config, max_merged=max_merged)
-    elif base == "spd":
-        if viewpoint == "relative" and config.rel_speed_distractor == "official_code":
+    elif qt.quantity == "speed":
+        if not qt.is_absolute and config.rel_speed_distractor == "official_code":
             for row in rng.uniform(-1.0, 1.0, (count, num_values - 1)).tolist():
                 yield merge_states(magnitude_states(row, config, signed=True, max_merged=max_merged))
         else:
             for row in rng.uniform(0.0, 2.0, (count, num_values - 1)).tolist():
                 yield magnitude_answer(row, config, max_merged=max_merged)
-    elif base == "spd_comp":
+    elif qt.rule == "comparison":
         for pairs in rng.uniform(0.0, 2.0, (count, num_values - 1, 2)):
             yield comparison_answer(pairs, config)
     else:
-        raise DsrError(f"unknown base type {base!r}")
+        raise DsrError(f"no random distractor distribution for {qt.key!r}")
 
 
 def distractor_length(num_answer: int, num_random: int, rng: random.Random) -> int:
@@ -150,10 +127,9 @@ def distractor_length(num_answer: int, num_random: int, rng: random.Random) -> i
     return lo + int(rng.random() * (hi - lo + 1))  # randint without its call overhead
 
 
-def make_options(answer_states: list[str], kind: RuleKind, base: str, viewpoint: str, num_values: int,
-                 config: QAConfig, rng: np.random.Generator, py_rng: random.Random,
+def make_options(answer_states: list[str], qt: QuestionType, num_values: int, config: QAConfig, rng: np.random.Generator, py_rng: random.Random,
                  pool: Sequence[list[str]] = (), pool_rng: random.Random | None = None,
-                 ) -> tuple[dict[str, str], str, int]:
+                 ) -> tuple[tuple[str, str, str, str], str, int]:
     """Four options A–D: the answer at a uniformly random letter and three distinct distractors.
 
     ``rng`` draws the random sequences, ``py_rng`` the scalar choices (lengths, letter). With a
@@ -164,6 +140,7 @@ def make_options(answer_states: list[str], kind: RuleKind, base: str, viewpoint:
     ``config.distractor_tries`` candidates do not give three distinct distractors.
     """
     wording = config.answer_wording
+    kind = qt.rule
     correct = format_answer(answer_states, kind, wording)
     n = len(answer_states)
     distractors: list[str] = []
@@ -173,7 +150,7 @@ def make_options(answer_states: list[str], kind: RuleKind, base: str, viewpoint:
         if tries >= config.distractor_tries:
             raise DsrError(f"could not draw 3 distinct distractors in {config.distractor_tries} tries")
         batch = 3 if tries == 0 else BATCH  # rejections are rare: draw exactly 3 first
-        for states in random_state_batch(base, viewpoint, num_values, config, rng,
+        for states in random_state_batch(qt, num_values, config, rng,
                                          min(batch, config.distractor_tries - tries), max_merged=n + 3):
             tries += 1
             states = states[:distractor_length(n, len(states), py_rng)]
@@ -195,4 +172,4 @@ def make_options(answer_states: list[str], kind: RuleKind, base: str, viewpoint:
                     distractors[i] = text
     letter_index = int(py_rng.random() * 4)
     texts = [*distractors[:letter_index], correct, *distractors[letter_index:]]
-    return dict(zip(LETTERS, texts, strict=True)), LETTERS[letter_index], rejected
+    return (texts[0], texts[1], texts[2], texts[3]), LETTERS[letter_index], rejected
