@@ -6,7 +6,7 @@ Measures, over the same worlds in one run:
                   H.264 encoding, record building and the atomic writes;
 and the same two with shadows on (``--shadows``), which CPU Mesa pays for dearly.
 
-Usage: MUJOCO_GL=egl python benchmarks/world_render.py [--seeds 0 1 2] [--duration 6] [--fps 10]
+Usage: MUJOCO_GL=egl python benchmarks/world_render.py [--seeds 0 1 2] [--duration 24] [--fps 10]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _full(config: object, out: Path) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--duration", type=float, default=None, help="seconds [default: WorldConfig's, 24]")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
@@ -58,7 +58,10 @@ def main() -> None:
 
     import mujoco
 
-    from dsr.world.config import WorldConfig
+    from dsr.world.config import DEFAULT_DURATION_S, WorldConfig
+
+    if args.duration is None:
+        args.duration = DEFAULT_DURATION_S
 
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load avg "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; python {platform.python_version()}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +39,25 @@ def test_dsr_world_bad_settings_fail_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
-def test_dsr_world_help() -> None:
-    run = _dsr("world", "--help")
-    assert run.returncode == 0 and "--camera-motion" in run.stdout
+def test_dsr_world_help_describes_every_option_without_dangling_text() -> None:
+    """Rich markup once swallowed "[default: ...]" from help texts, leaving "Number of moving objects ."."""
+    run = subprocess.run([sys.executable, "-m", "dsr.cli", "world", "--help"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"})
+    assert run.returncode == 0
+    text = run.stdout
+    assert not re.search(r"\S \.(\s|$)", text), "a help text ends in a dangling ' .'"
+    rows = [line.strip("│ ") for line in text.splitlines() if re.match(r"^│\s+(\*\s+)?--", line)]
+    described = {}
+    for row in rows:
+        cells = re.split(r"\s{2,}", row.lstrip("* "))
+        described[cells[0]] = cells[-1] if len(cells) >= 3 and not cells[-1].startswith("<") else ""
+    want = {"--seed", "--out", "--duration", "--fps", "--width", "--height", "--objects", "--camera-motion",
+            "--motion-scale", "--fovy", "--shadows", "--overwrite", "--quiet", "--help"}
+    assert want <= described.keys(), described.keys()
+    for option, description in described.items():
+        assert len(description) > 10 and description[0].isupper(), (option, description)
+    # the defaults drawn from the seed are spelt out
+    assert "3–6, drawn from the seed" in described["--objects"]
+    assert "45–58, drawn from the seed" in described["--fovy"]
+    assert "static, pan, dolly, orbit, handheld" in described["--camera-motion"]
+    assert "[default: 24.0]" in described["--duration"]

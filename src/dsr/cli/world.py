@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dsr.world.config import CAMERA_MOTIONS, DEFAULT_DURATION_S, FOVY_DEG, MAX_OBJECTS, MIN_OBJECTS
+
 
 def register(app: typer.Typer) -> None:
     """Add ``world`` to ``app``."""
@@ -14,15 +16,21 @@ def register(app: typer.Typer) -> None:
     def world(
         seed: int = typer.Option(0, "--seed", min=0, help="Every random choice of the world follows from it."),
         out: Path = typer.Option(..., "--out", help="Output folder: video.mp4, record.npz, world.json."),
-        duration: float = typer.Option(6.0, "--duration", help="Clip length in seconds."),
+        duration: float = typer.Option(DEFAULT_DURATION_S, "--duration",
+                                       help="Clip length in seconds (dsr curate keeps 20–120 s)."),
         fps: float = typer.Option(10.0, "--fps", help="Frames per second (every frame goes into the record)."),
         width: int = typer.Option(320, "--width", help="Frame width in pixels (even)."),
         height: int = typer.Option(240, "--height", help="Frame height in pixels (even)."),
-        objects: int | None = typer.Option(None, "--objects", help="Number of moving objects [default: 3–6 from the seed]."),
+        objects: int | None = typer.Option(
+            None, "--objects", help=f"Number of moving objects, {MIN_OBJECTS}–{MAX_OBJECTS}.",
+            show_default="3–6, drawn from the seed"),
         camera_motion: str | None = typer.Option(
-            None, "--camera-motion", help="static, pan, dolly, orbit or handheld [default: from the seed]."),
+            None, "--camera-motion", help=f"Camera motion: {', '.join(CAMERA_MOTIONS)}.",
+            show_default="drawn from the seed"),
         motion_scale: float = typer.Option(1.0, "--motion-scale", help="Scales camera motion amplitudes (0 = none)."),
-        fovy: float | None = typer.Option(None, "--fovy", help="Vertical field of view in degrees [default: 45–60 from the seed]."),
+        fovy: float | None = typer.Option(
+            None, "--fovy", help="Vertical field of view in degrees.",
+            show_default=f"{FOVY_DEG[0]:g}–{FOVY_DEG[1]:g}, drawn from the seed"),
         shadows: bool = typer.Option(False, "--shadows/--no-shadows", help="Render shadows (slower on CPU)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Render again even if OUT holds this world already."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
