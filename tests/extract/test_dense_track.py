@@ -7,6 +7,7 @@ import pytest
 
 from dsr.extract.dense_track import (
     CameraMotionTracker,
+    CutDetector,
     DenseTrack,
     DenseTrackConfig,
     DenseTracker,
@@ -32,13 +33,14 @@ def _run(frames: list[list[tuple[str, np.ndarray, np.ndarray]]], config: DenseTr
          hists: list[np.ndarray] | None = None) -> tuple[list[DenseTrack], dict[tuple[int, int, int], str]]:
     """frames[k] = [(gt_name, box, appearance)] at t = k / FPS → (tracks, (frame, rounded x1) → gt name)."""
     tracker = DenseTracker(config)
+    cuts = CutDetector(config)
     truth: dict[tuple[int, int, int], str] = {}
     for k, dets in enumerate(frames):
         fds = []
         for name, box, app in dets:
             truth[(k, round(float(box[0]) * 10), round(float(box[1]) * 10))] = name
             fds.append(FrameDetection(box, 0.9, "person", app))
-        tracker.update(k, k / FPS, fds, frame_hist=None if hists is None else hists[k])
+        tracker.update(k, k / FPS, fds, cut=hists is not None and cuts.step(hists[k]))
     return tracker.finish(), truth
 
 

@@ -29,7 +29,7 @@ pair is the mutual best by a margin — otherwise the new id stays.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,6 +159,27 @@ def apply_similarity(box: np.ndarray, motion: np.ndarray | None) -> np.ndarray:
     return np.array([moved[0, 0], moved[0, 1], moved[1, 0], moved[1, 1]])
 
 
+class CutDetector:
+    """Hard cuts from frame to frame, online: the HSV-histogram distance to the previous frame exceeds
+    ``cut_distance`` and ``cut_ratio`` times the median distance so far (dsr curate's rule, made causal)."""
+
+    def __init__(self, config: DenseTrackConfig = DenseTrackConfig()) -> None:
+        self.config = config
+        self._dists: list[float] = []
+        self._last: np.ndarray | None = None
+
+    def step(self, frame_hist: np.ndarray) -> bool:
+        prev, self._last = self._last, frame_hist
+        if prev is None:
+            return False
+        d = bhattacharyya(prev, frame_hist)
+        med = float(np.median(self._dists)) if self._dists else 0.0
+        cut = d > self.config.cut_distance and d > self.config.cut_ratio * max(med, 1e-3)
+        if not cut:
+            self._dists.append(d)
+        return cut
+
+
 class DenseTracker:
     """The online pass (see the module docstring). Feed :meth:`update` frame by frame, then :meth:`finish`."""
 
@@ -167,8 +188,6 @@ class DenseTracker:
         self.live: list[_Live] = []
         self.done: list[DenseTrack] = []
         self._next_id = 0
-        self._frame_dists: list[float] = []
-        self._last_hist: np.ndarray | None = None
 
     def _end(self, tr: _Live, reason: str) -> None:
         if len(tr.frames) >= self.config.min_hits:
@@ -195,26 +214,12 @@ class DenseTracker:
         tr.recent_times = [*tr.recent_times, t][-(self.config.velocity_frames + 1):]
         tr.predicted = box
 
-    def is_cut(self, frame_hist: np.ndarray | None) -> bool:
-        """True when this frame's histogram jumps from the previous one like a hard cut (and remember it)."""
-        if frame_hist is None:
-            return False
-        prev, self._last_hist = self._last_hist, frame_hist
-        if prev is None:
-            return False
-        d = bhattacharyya(prev, frame_hist)
-        med = float(np.median(self._frame_dists)) if self._frame_dists else 0.0
-        cut = d > self.config.cut_distance and d > self.config.cut_ratio * max(med, 1e-3)
-        if not cut:
-            self._frame_dists.append(d)
-        return cut
-
     def update(self, frame: int, t: float, detections: list[FrameDetection], camera_motion: np.ndarray | None = None,
-               frame_hist: np.ndarray | None = None) -> None:
+               cut: bool = False) -> None:
         """Associate one tracking frame's detections. ``camera_motion``: 2×3 map from the previous tracking frame's
-        pixels to this one's (None: no camera compensation); ``frame_hist``: the frame's colour histogram (cuts)."""
+        pixels to this one's (None: no camera compensation); ``cut``: a hard cut precedes this frame."""
         cfg = self.config
-        if self.is_cut(frame_hist):
+        if cut:
             for tr in self.live:
                 self._end(tr, "cut")
             self.live = []
@@ -495,6 +500,58 @@ def iter_video_frames(path: str, wanted: np.ndarray) -> Iterator[tuple[int, floa
         raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
     finally:
         container.close()
+
+
+@dataclass(frozen=True, eq=False)
+class DenseTrackResult:
+    """tracks after re-identification; cut_times_s where a hard cut ended every track; frames tracked;
+    seconds spent per part (detect, track, camera motion)."""
+
+    tracks: list[DenseTrack]
+    cut_times_s: list[float]
+    num_frames: int
+    seconds: dict[str, float]
+
+
+def track_frames(frames: Iterable[tuple[int, float, np.ndarray]], detect: Callable[[np.ndarray], list],
+                 config: DenseTrackConfig = DenseTrackConfig(), *, compensate_camera: bool = True,
+                 on_frame: Callable[[int, float, np.ndarray, list[FrameDetection]], None] | None = None
+                 ) -> DenseTrackResult:
+    """Detect and track objects through ``frames`` ((video index, t_s, RGB) at the tracking rate).
+
+    ``detect(frame)`` returns objects with ``box_xyxy``, ``score`` and ``class_name`` (e.g.
+    :meth:`dsr.extract.detect.YoloDetector.detect`). ``on_frame`` sees every frame and its detections (the
+    pipeline keeps what it needs of the sampled frames there, so the frames themselves are never stored).
+    """
+    import time
+
+    tracker = DenseTracker(config)
+    cuts_seen = CutDetector(config)
+    camera = CameraMotionTracker() if compensate_camera else None
+    seconds = {"detect": 0.0, "track": 0.0, "camera_motion": 0.0}
+    cuts: list[float] = []
+    count = 0
+    for index, t, frame in frames:
+        start = time.perf_counter()
+        found = detect(frame)
+        mid = time.perf_counter()
+        motion = camera.step(frame) if camera is not None else None
+        mid2 = time.perf_counter()
+        dets = [FrameDetection(np.asarray(d.box_xyxy, np.float64), float(d.score), d.class_name,
+                               box_appearance(frame, d.box_xyxy)) for d in found]
+        cut = cuts_seen.step(frame_histogram(frame))
+        if cut:
+            cuts.append(float(t))
+        tracker.update(index, t, dets, None if cut else motion, cut)
+        if on_frame is not None:
+            on_frame(index, t, frame, dets)
+        end = time.perf_counter()
+        seconds["detect"] += mid - start
+        seconds["camera_motion"] += mid2 - mid
+        seconds["track"] += end - mid2
+        count += 1
+    tracks = reidentify(tracker.finish(), config, cuts)
+    return DenseTrackResult(tracks, cuts, count, seconds)
 
 
 class DenseTrackerEstimator(Estimator):
