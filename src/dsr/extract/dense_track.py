@@ -447,6 +447,7 @@ class CameraMotionTracker:
         ok = st[:, 0] == 1
         if ok.sum() < 12:
             return None
+        cv2.setRNGSeed(0)  # deterministic RANSAC whatever ran before
         m, inl = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=1.5)
         if m is None or inl is None or inl.sum() < max(12, 0.3 * ok.sum()):
             return None
