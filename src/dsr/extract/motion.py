@@ -77,6 +77,7 @@ def residual_flow(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConfig
     ys, xs = np.mgrid[0:h:4, 0:w:4]
     src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
     dst = src + flow[ys.ravel(), xs.ravel()]
+    cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global RNG: the same frames give the same movers, whatever ran before
     H, _ = cv2.findHomography(src, dst, cv2.RANSAC, 1.0)
     if H is None:
         return np.zeros((h, w), np.float32), np.eye(3), s

@@ -32,6 +32,7 @@ from dsr.extract.camera import CameraConfig
 from dsr.extract.camera.auto import DEFAULT_METHODS
 from dsr.extract.clip import ClipConfig, load_clip
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
+from dsr.extract.detected import DetectGroundingConfig, detect_and_track, sampled_objects, unexplained_movers
 from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
 from dsr.extract.lift import (
     LiftConfig,
@@ -76,6 +77,9 @@ class ExtractConfig:
     heading: HeadingConfig = field(default_factory=HeadingConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
     given: GivenTrackConfig = field(default_factory=GivenTrackConfig)
+    # COCO objects detected and tracked densely (YOLOv3-tiny + the identity-safe tracker); movers no detected
+    # object explains are kept as class-agnostic objects. None: movers only (the session-1/2 default)
+    detection: DetectGroundingConfig | None = field(default_factory=DetectGroundingConfig)
     keep_empty: bool = False  # write records for clips without detectable objects
     reject_cuts: bool = True
 
@@ -151,12 +155,37 @@ class TrackedObject:
     boxes_xyxy: np.ndarray
     masks: list[np.ndarray | None]
     scores: np.ndarray
+    track_source: Source | None = None  # how it was grounded and tracked (None: the caller's default)
 
 
-def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig) -> list[ObjectTrack]:
-    """Movers → tracks → centres → headings, as record ObjectTracks (may be empty)."""
+def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig, video_path: str | None = None,
+                  meta: VideoMeta | None = None, notes: list[str] | None = None) -> list[ObjectTrack]:
+    """Detected objects (dense tracks) + movers nothing detected explains → centres → headings (may be empty).
+
+    ``notes`` collects one-line remarks for the outcome (e.g. the detector is not installed).
+    """
     track = camera.track
     assert track is not None
+    detected: list[TrackedObject] = []
+    objects_2d = []
+    if config.detection is not None:
+        from dsr.extract.detect import DetectorUnavailable
+
+        try:
+            result = detect_and_track(clip, video_path, None if meta is None else meta.timestamps_s,
+                                      config.detection)
+        except DetectorUnavailable as err:
+            if notes is not None:
+                notes.append(f"movers only: {err}")
+        else:
+            objects_2d = sampled_objects(result, clip, config.detection)
+            counts: Counter[str] = Counter()
+            for obj in objects_2d:
+                name = f"{obj.class_name.replace(' ', '_')}_{counts[obj.class_name]}"
+                counts[obj.class_name] += 1
+                detected.append(TrackedObject(name, obj.class_name, has_front(obj.class_name), obj.boxes_xyxy,
+                                              _box_masks(obj.boxes_xyxy, clip.height, clip.width), obj.scores,
+                                              Source(name="grounding/yolov3-tiny+tracking/dense", version="1")))
     if config.background is not None and camera_is_static(track.c2w, track.valid, config.background):
         # no parallax: a warped temporal-median background outlines movers whole (flow only finds their edges)
         dets = detect_by_background(clip.frames_rgb, track.c2w, track.K, track.valid, config.motion,
@@ -165,13 +194,14 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
     else:
         dets = MotionGrounder(config.motion).detect_clip(clip)
         grounding = "grounding/motion"
-    tracks = associate_tracks([np.array([d.box_xyxy for d in frame]).reshape(-1, 4) for frame in dets], config.tracker)
+    tracks = associate_tracks([np.array([d.box_xyxy for d in frame]).reshape(-1, 4) for frame in dets], config.tracker,
+                              times_s=clip.timestamps_s)
     # weak residuals along the whole track = parallax noise, not a mover
     tracks = [tr for tr in tracks
               if np.median([dets[t][j].score for t, j in tr.members.items()]) >= config.motion.min_track_score]
     n = len(clip.frames_rgb)
-    tracked = []
-    for k, tr in enumerate(tracks):
+    movers = []
+    for tr in tracks:
         boxes = np.full((n, 4), np.nan)
         masks: list[np.ndarray | None] = [None] * n
         scores = np.zeros(n)
@@ -179,8 +209,29 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
             boxes[t] = dets[t][j].box_xyxy
             masks[t] = dets[t][j].mask
             scores[t] = dets[t][j].score
-        tracked.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, has_front(MOVER_PHRASE), boxes, masks, scores))
-    return lift_objects(clip, camera, tracked, config, Source(name=f"{grounding}+tracking/iou", version="1"))
+        movers.append((boxes, masks, scores))
+    # a mover a detected object accounts for is that object seen twice: the detection (with its class) wins
+    keep = unexplained_movers([m[0] for m in movers], objects_2d, config.detection) if objects_2d and \
+        config.detection is not None else [True] * len(movers)
+    kept = [m for m, k in zip(movers, keep, strict=True) if k]
+    mover_source = Source(name=f"{grounding}+tracking/iou", version="1")
+    for k, (boxes, masks, scores) in enumerate(kept):
+        detected.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, has_front(MOVER_PHRASE), boxes, masks, scores,
+                                      mover_source))
+    return lift_objects(clip, camera, detected, config, mover_source)
+
+
+def _box_masks(boxes_xyxy: np.ndarray, height: int, width: int) -> list[np.ndarray | None]:
+    """Per frame, the box as a mask (None where there is no box): segmentation/box."""
+    out: list[np.ndarray | None] = []
+    for b in boxes_xyxy:
+        if not np.isfinite(b).all():
+            out.append(None)
+            continue
+        m = np.zeros((height, width), bool)
+        m[max(0, int(b[1])):min(height, int(b[3]) + 1), max(0, int(b[0])):min(width, int(b[2]) + 1)] = True
+        out.append(m)
+    return out
 
 
 def build_given_objects(clip: VideoClip, camera: CameraEstimate, init: dict[str, InitBox],
@@ -249,7 +300,7 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
             object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=is_agent, visible=visible,
             boxes_xyxy=boxes, confidence=np.where(visible, obj.scores, 0.0), centers_cam=lifted.centers_cam,
             centers_world=centers_world, center_sigma=lifted.sigma, center_method=lifted.method,
-            track_source=track_source, center_source=center_source,
+            track_source=obj.track_source or track_source, center_source=center_source,
             masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
             orientation=orientation if is_agent else None,
         ))
@@ -285,6 +336,7 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
     if init_boxes is not None:
         parse_init_boxes({k: {"class": b.class_phrase, "box": b.box_xyxy.tolist(), "is_agent": b.is_agent}
                           for k, b in init_boxes.items()}, clip.width, clip.height)  # raises on boxes off-frame
+    notes: list[str] = []
     if camera is None:
         estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
         camera = timer.run("camera", estimator.estimate, clip)
@@ -295,7 +347,7 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
     if init_boxes is not None:
         objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
     else:
-        objects = timer.run("objects", build_objects, clip, camera, config)
+        objects = timer.run("objects", build_objects, clip, camera, config, video_path, meta, notes)
     out.num_objects = len(objects)
     if not objects and not config.keep_empty:
         out.status, out.reason = "skipped", "no moving objects detected"
@@ -306,7 +358,8 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera.track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"
-    out.status, out.reason = "ok", f"camera by {camera.method}, {len(objects)} object(s){lost}"
+    note = "".join(f"; {n}" for n in notes)
+    out.status, out.reason = "ok", f"camera by {camera.method}, {len(objects)} object(s){lost}{note}"
     return out
 
 

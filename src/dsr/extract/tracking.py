@@ -24,6 +24,9 @@ class TrackerConfig:
     stitch_gap: int = 4  # frames between a track's end and another's start that stitching may bridge
     min_frames: int = 4
     min_frame_frac: float = 0.25  # and at least this fraction of the sampled frames
+    # never link detections further apart in time than this: at DSR's 32 frames over a long video (2.56 s
+    # apart on 80 s) the nearest box is usually someone else, and a chained track poisons every answer
+    max_link_s: float = 1.0
 
 
 @dataclass
@@ -42,8 +45,25 @@ def _center_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(ca - cb))
 
 
-def associate_tracks(boxes_per_frame: list[np.ndarray], config: TrackerConfig = TrackerConfig()) -> list[Track]:
-    """boxes_per_frame[t]: (N_t, 4) xyxy → tracks (kept ones only, ordered by first frame)."""
+def associate_tracks(boxes_per_frame: list[np.ndarray], config: TrackerConfig = TrackerConfig(),
+                     times_s: np.ndarray | None = None) -> list[Track]:
+    """boxes_per_frame[t]: (N_t, 4) xyxy → tracks (kept ones only, ordered by first frame).
+
+    ``times_s`` (T,): the frames' timestamps; detections more than ``max_link_s`` apart are never linked (a
+    track ends instead), and the minimum length counts only frames that could be linked at all.
+    """
+    if times_s is not None and len(boxes_per_frame) > 1:
+        times = np.asarray(times_s, np.float64)
+        if np.median(np.diff(times)) > config.max_link_s:
+            return []  # frames too far apart to follow anything
+        # split into runs of frames close enough in time, track each run on its own
+        breaks = np.flatnonzero(np.diff(times) > config.max_link_s) + 1
+        out: list[Track] = []
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(times)], strict=True):
+            for tr in associate_tracks(boxes_per_frame[lo:hi], config):
+                out.append(Track(tr.track_id, {t + lo: j for t, j in tr.members.items()}, tr.last_frame + lo,
+                                 tr.last_box))
+        return sorted(out, key=lambda tr: (min(tr.members), tr.track_id))
     live: list[Track] = []
     done: list[Track] = []
     next_id = 0

