@@ -230,8 +230,8 @@ def plot(curves: dict[str, list[float]], floor: float, out_png: Path, title: str
 
 def label_tokens_per_answer(ckpt: Path) -> int:
     """Supervised tokens per QA (answer letter + ``<|im_end|>`` + what the tokenizer makes of the newline)."""
+    from dsr.gsm.assemble import load_tokenizer
     from dsr.gsm.processing import encode_conversation
-    from dsr.gsm.train import load_tokenizer
 
     enc = encode_conversation(load_tokenizer(str(ckpt)), "<video>\nWhich ?", "A", [1], geometry_tokens=0)
     return sum(label != -100 for label in enc["labels"])

@@ -21,20 +21,9 @@ import torch
 
 
 def qwen25_vl_7b_config(strategy: str = "gsm", num_queries: int = 32) -> Any:
-    """Qwen2.5-VL-7B-Instruct's published shapes (gsm-model.md §4) + π³'s ViT-L/14-reg encoder."""
-    from dsr.gsm.configuration import GSMQwen2_5_VLConfig
-    from dsr.gsm.geometry import pi3_encoder_config
+    from dsr.gsm.configuration import qwen2_5_vl_7b_config
 
-    return GSMQwen2_5_VLConfig(
-        text_config=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                         num_key_value_heads=4, vocab_size=152064, max_position_embeddings=128000,
-                         rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24],
-                                                             "rope_theta": 1e6}),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
-        tie_word_embeddings=False, gsm_strategy=strategy, gsm_num_queries=num_queries,
-        pi3_config=pi3_encoder_config() if strategy != "none" else None)
+    return qwen2_5_vl_7b_config(strategy, num_queries)
 
 
 def parameter_counts() -> dict[str, Any]:

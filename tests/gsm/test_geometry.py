@@ -17,7 +17,6 @@ from dsr.gsm.geometry import (
     frames_from_qwen_patches,
     geometry_positions,
     group_for_merger,
-    hf_to_pi3_state_dict,
     infer_pi3_config,
     load_pi3_encoder_weights,
     patchify_frames,
@@ -25,6 +24,8 @@ from dsr.gsm.geometry import (
     renormalise,
 )
 from dsr.gsm.tiny import tiny_pi3_config
+
+from .official_reference import RefDinoV2, randomise_
 
 
 def test_patchify_matches_qwen_row_layout_entrywise() -> None:
@@ -109,10 +110,10 @@ def test_geometry_positions_golden() -> None:
     assert pos[2].view(4, 2, 3)[0].tolist() == [[0, 1, 2], [0, 1, 2]]
 
 
-def _pi3_block_state(width: int = 32, depth: int = 1) -> dict[str, torch.Tensor]:
-    torch.manual_seed(0)
-    enc = build_pi3_encoder(tiny_pi3_config())
-    return hf_to_pi3_state_dict(enc.state_dict())
+def _pi3_block_state() -> dict[str, torch.Tensor]:
+    """A π³ checkpoint's encoder in DINOv2's own layout, written by the reference module (not by our inverse)."""
+    return {"encoder." + k: v for k, v in randomise_(RefDinoV2(32, 1, 4, 64, image_size=56), seed=0).state_dict()
+            .items()}
 
 
 def test_pi3_mapping_splits_fused_qkv_and_layerscale() -> None:
@@ -127,20 +128,21 @@ def test_pi3_mapping_splits_fused_qkv_and_layerscale() -> None:
     assert mapped["layernorm.weight"] is state["encoder.norm.weight"]
 
 
-def test_pi3_strict_load_ignores_decoys_and_matches_features() -> None:
-    torch.manual_seed(0)
-    source = build_pi3_encoder(tiny_pi3_config()).eval()
-    state = hf_to_pi3_state_dict(source.state_dict())
+def test_pi3_strict_load_ignores_decoys_and_gives_dinov2_features() -> None:
+    """π³ weights in DINOv2's layout load strictly into the HF encoder and give what DINOv2's own graph (the
+    reference re-statement) computes, at the native size and with position-embedding interpolation."""
+    reference = randomise_(RefDinoV2(32, 2, 4, 64, image_size=56), seed=3).eval()
+    state = {"encoder." + k: v for k, v in reference.state_dict().items()}
+    assert "encoder.blocks.0.attn.qkv.weight" in state and "encoder.blocks.1.ls2.gamma" in state
     state["decoder.0.attn.qkv.weight"] = torch.randn(96, 32)  # π³ decoder: not used by GSM
     state["depth_encoder.blocks.0.attn.qkv.weight"] = torch.randn(96, 32)  # Pi3X decoy ("encoder" substring)
-    torch.manual_seed(1)
-    target = build_pi3_encoder(infer_pi3_config(state, num_heads=4)).eval()
-    load_pi3_encoder_weights(target, state)
-    frames = torch.randn(2, 3, 42, 70)  # non-native size: pos-embed interpolation
-    with torch.no_grad():
-        a, b = encode_frames(source, frames), encode_frames(target, frames)
-    assert a.shape == (2, 3 * 5, 32)
-    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    encoder = build_pi3_encoder(infer_pi3_config(state, num_heads=4)).eval()
+    load_pi3_encoder_weights(encoder, state)
+    torch.manual_seed(0)
+    for size in ((56, 56), (42, 70)):  # native grid, then pos-embed interpolation
+        frames = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            torch.testing.assert_close(encode_frames(encoder, frames), reference(frames), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("breakage", ["missing", "shape", "unknown", "empty"])

@@ -227,3 +227,61 @@ def test_packed_batch_equals_padded_batch(tok: Any) -> None:
     torch.testing.assert_close(b.logits[0, :n0], a.logits[0, :n0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(b.logits[0, n0:], a.logits[1, : b.logits.shape[1] - n0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(b.loss, a.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_new_parameters_at_7b_shapes_on_the_meta_device() -> None:
+    """≈563 M new trainable parameters at Qwen2.5-VL-7B shapes (the paper's module), counted on the meta device
+    (nothing allocated), against the arithmetic and against the official module graph."""
+    from dsr.gsm.configuration import qwen2_5_vl_7b_config
+
+    from .official_reference import RefSpatialTower
+
+    def new_params(**overrides: Any) -> int:
+        with torch.device("meta"):
+            model = GSMQwen2_5_VLForConditionalGeneration(qwen2_5_vl_7b_config(**overrides))
+        assert all(p.device.type == "meta" for p in model.parameters())
+        return sum(p.numel() for n, p in model.named_parameters() if n.startswith(("model.gsm.", "model.geometry_m")))
+
+    h, kv, mlp, c = 3584, 512, 18944, 1024
+    attention = (h * h + h) + 2 * (h * kv + kv) + h * h  # q (bias), k and v (bias, 4 KV heads × 128), o
+    block = attention + 3 * h * mlp + 2 * mlp + h + 3 * h  # SwiGLU with biases + query, key and MLP norms
+    merger = 8 * c + (8 * c) ** 2 + 8 * c + 8 * c * h + h  # RMSNorm(8192) → 8192 → 3584
+    ours = 2 * block + 32 * h + h + merger
+    assert ours == 562_812_928
+    assert new_params() == ours
+    parity = new_params(gsm_shared_norm=True)
+    assert parity == ours - 2 * h == 562_805_760  # one norm fewer per block
+    with torch.device("meta"):
+        official = RefSpatialTower(hidden=h, heads=28, kv_heads=4, inter=mlp, section=[16, 24, 24], theta=1e6,
+                                   enc_dim=c, enc_depth=1, enc_heads=16, enc_mlp=4 * c, enc_image=518)
+    assert sum(p.numel() for n, p in official.named_parameters() if not n.startswith("spatial_encoder")) == parity
+    assert abs(parity / 1e6 - 562.8) < 0.1  # the reference figure
+
+
+@pytest.mark.parametrize(("num_beams", "num_return"), [(2, 2), (3, 2)])
+def test_beam_search_and_several_returns_with_several_videos_per_sample(tok: Any, num_beams: int,
+                                                                        num_return: int) -> None:
+    """Beam search expands each sample ``num_beams`` times: every copy must keep its own videos' vision and
+    geometry tokens. A batch of two samples with two videos each gives, per sample, the sequences that sample
+    gives alone."""
+    model = build(seed=11).eval()
+    batch = make_batch(tok, [2, 2], answer=None, seed=20)
+    batch.pop("labels")
+    kw = dict(max_new_tokens=3, min_new_tokens=3, do_sample=False, num_beams=num_beams,
+              num_return_sequences=num_return, pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
+              output_scores=True)
+    with torch.no_grad():
+        both = model.generate(**batch, **kw)
+    assert both.sequences.shape[0] == 2 * num_return
+    width = batch["input_ids"].shape[1]
+    for i in range(2):
+        alone = make_batch(tok, [2], answer=None, seed=20 + 2 * i)  # the same two videos, on their own
+        alone.pop("labels")
+        with torch.no_grad():
+            single = model.generate(**alone, **kw)
+        rows = slice(i * num_return, (i + 1) * num_return)
+        assert both.sequences[rows, width:].tolist() == single.sequences[:, alone["input_ids"].shape[1]:].tolist()
+        # beam scores carry every logit along the way: a copy fed another sample's tokens would differ
+        torch.testing.assert_close(both.sequences_scores[rows], single.sequences_scores, atol=1e-5, rtol=1e-5)
+    # ... and the scores do tell videos apart (sample 1's videos, same question, score differently)
+    assert not torch.allclose(both.sequences_scores[:num_return], both.sequences_scores[num_return:])

@@ -45,13 +45,27 @@ def checkpoint_model_type(path: str | os.PathLike[str]) -> str:
         raise CheckpointError(f"{path}: unreadable config.json ({exc.__class__.__name__})") from None
 
 
+def load_tokenizer(path: str | os.PathLike[str]) -> Any:
+    """The tokenizer saved with a checkpoint (inference and training both read it from the model dir)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: no tokenizer found ({exc.__class__.__name__})") from None
+
+
 def assemble_checkpoint(qwen: str | os.PathLike[str], pi3: str | os.PathLike[str], out: str | os.PathLike[str], *,
                         num_queries: int = 32, strategy: str = "gsm", pi3_heads: int | None = None,
-                        seed: int = 0, dtype: Any = None) -> Path:
-    """Build and save the combined checkpoint; returns the output dir. Any mismatch is one line."""
+                        seed: int = 0, dtype: Any = None, parity: str = "dsr") -> Path:
+    """Build and save the combined checkpoint; returns the output dir. Any mismatch is one line.
+
+    parity: "dsr" (our defaults) or "official" (the new modules as the official code builds them:
+    :data:`~dsr.gsm.configuration.OFFICIAL_PARITY`).
+    """
     import torch
 
-    from dsr.gsm.configuration import load_gsm_config
+    from dsr.gsm.configuration import PARITY_PRESETS, load_gsm_config
     from dsr.gsm.geometry import infer_pi3_config, load_pi3_encoder_weights, read_pi3_checkpoint
     from dsr.gsm.modeling import OWN_MODULES, GSMQwen2_5_VLForConditionalGeneration
 
@@ -60,8 +74,10 @@ def assemble_checkpoint(qwen: str | os.PathLike[str], pi3: str | os.PathLike[str
         raise CheckpointError(f"{qwen_dir}: expected a Qwen2.5-VL checkpoint (model_type qwen2_5_vl)")
     pi3_state = read_pi3_checkpoint(pi3)
     pi3_cfg = infer_pi3_config(pi3_state, num_heads=pi3_heads)
+    if parity not in PARITY_PRESETS:
+        raise CheckpointError(f"parity must be one of {', '.join(PARITY_PRESETS)}, not {parity!r}")
     config = load_gsm_config(str(qwen_dir), gsm_strategy=strategy, gsm_num_queries=int(num_queries),
-                             pi3_config=pi3_cfg)
+                             pi3_config=pi3_cfg, **PARITY_PRESETS[parity])
     config.check_gsm()
     from transformers.utils import logging as hf_logging
 
@@ -87,7 +103,7 @@ def assemble_checkpoint(qwen: str | os.PathLike[str], pi3: str | os.PathLike[str
             shutil.copy2(qwen_dir / name, out_dir / name)
     atomic_write_text(out_dir / "dsr_assembly.json", json.dumps({
         "qwen": str(qwen_dir.resolve()), "pi3": str(Path(pi3).resolve()), "strategy": strategy,
-        "num_queries": int(num_queries), "seed": seed, "pi3_config": pi3_cfg,
+        "num_queries": int(num_queries), "seed": seed, "parity": parity, "pi3_config": pi3_cfg,
         "licence_note": "π³ weights are CC BY-NC 4.0 (non-commercial); respect it when redistributing",
     }, indent=2))
     return out_dir

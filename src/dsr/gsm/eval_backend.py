@@ -1,6 +1,7 @@
 """A model backend for ``dsr eval``: answer a prompt about frames with a GSM checkpoint or a base Qwen2.5-VL.
 
-Interface (what the harness calls; no dependency on ``dsr.evaluate``, which comes earlier in the stage order)::
+Interface (no dependency on ``dsr.evaluate``; the CLI wraps it in ``dsr.evaluate.models.VideoBackendModel``,
+which turns the harness's requests into these calls)::
 
     backend = create_backend("path/to/checkpoint", max_new_tokens=16)   # or GSMBackend(...)
     text = backend.generate(frames, prompt)      # frames: (T, H, W, 3) uint8 RGB, or encoded JPEG/PNG bytes
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,13 +45,12 @@ class GSMBackend:
 
     def __init__(self, checkpoint: str | os.PathLike[str], *, max_new_tokens: int = 16, num_frames: int = 32,
                  max_pixels: int = 230_400, device: str = "cpu", dtype: Any = None,
-                 gsm_text: str = "question") -> None:
+                 gsm_text: str | None = None) -> None:
         import torch
 
-        from dsr.gsm.assemble import require_files
+        from dsr.gsm.assemble import load_tokenizer, require_files
         from dsr.gsm.configuration import load_gsm_config
         from dsr.gsm.modeling import GSMQwen2_5_VLForConditionalGeneration
-        from dsr.gsm.train import load_tokenizer
 
         path = require_files(checkpoint, "model")
         config = load_gsm_config(str(path))  # a base Qwen2.5-VL dir runs as plain Qwen
@@ -60,14 +59,15 @@ class GSMBackend:
         self.tokenizer = load_tokenizer(str(path))
         self.device = torch.device(device)
         self.max_new_tokens = max_new_tokens
-        self.gsm_text = gsm_text  # must match training
+        self.gsm_text = gsm_text or config.gsm_text  # what training used, recorded in the checkpoint
         self.video_cfg = VideoProcessing(num_frames=num_frames, max_pixels=max_pixels)
         kind = "qwen2_5_vl" if config.gsm_strategy == "none" else config.gsm_strategy
         self.name = f"{kind}:{path.name}"
         self.uses_frames = True
         self._identity = {"backend": "dsr.gsm", "checkpoint": str(path.resolve()), "strategy": config.gsm_strategy,
                           "num_queries": config.geometry_tokens_per_video, "num_frames": num_frames,
-                          "max_pixels": max_pixels, "max_new_tokens": max_new_tokens, "decoding": "greedy"}
+                          "max_pixels": max_pixels, "max_new_tokens": max_new_tokens, "decoding": "greedy",
+                          "gsm_text": self.gsm_text}
 
     def identity(self) -> dict[str, Any]:
         return dict(self._identity)
@@ -98,41 +98,3 @@ class GSMBackend:
 def create_backend(checkpoint: str | os.PathLike[str], **kwargs: Any) -> GSMBackend:
     """Factory for the harness's registry (``"gsm": "dsr.gsm.eval_backend:create_backend"``)."""
     return GSMBackend(checkpoint, **kwargs)
-
-
-_TIME_LABEL = re.compile(r"<(\d+(?:\.\d+)?) s>\s*")
-
-
-class GSMBenchModel:
-    """Adapter to the ``dsr.evaluate`` model protocol (``generate(Request) -> Reply``, ``identity()``).
-
-    The request's images are the sampled frames (one video); its text parts, without the per-frame time labels,
-    are the prompt; the labels give the frame interval. Register lazily in the harness, e.g.
-    ``"gsm": "dsr.gsm.eval_backend:create_bench_model"`` (bench must not import gsm, a later stage).
-    """
-
-    def __init__(self, checkpoint: str | os.PathLike[str], **kwargs: Any) -> None:
-        self.backend = GSMBackend(checkpoint, **kwargs)
-        self.name = self.backend.name
-        self.uses_frames = True
-
-    def identity(self) -> dict[str, Any]:
-        return self.backend.identity()
-
-    def generate(self, request: Any) -> Any:
-        import time
-
-        from dsr.evaluate.base import Reply
-
-        prompt = request.prompt
-        text = "".join(str(v) for k, v in prompt.parts if k == "text")
-        stamps = [float(t) for t in _TIME_LABEL.findall(text)]
-        interval = float(np.mean(np.diff(stamps))) if len(stamps) > 1 else 1.0
-        t0 = time.perf_counter()
-        answer = self.backend.generate(list(prompt.images), _TIME_LABEL.sub("", text).strip(),
-                                       frame_interval_s=interval if interval > 0 else 1.0)
-        return Reply(text=answer, latency_s=time.perf_counter() - t0)
-
-
-def create_bench_model(checkpoint: str | os.PathLike[str], **kwargs: Any) -> GSMBenchModel:
-    return GSMBenchModel(checkpoint, **kwargs)

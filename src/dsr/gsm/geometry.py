@@ -25,6 +25,8 @@ from dsr.errors import DsrError
 from dsr.gsm.qformer import RMSNorm
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+# The official code un-normalises with this (green 0.4576275: a typo of CLIP's 0.4578275); parity option only.
+OFFICIAL_CLIP_MEAN = (0.48145466, 0.4576275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -77,11 +79,12 @@ def renormalise(frames: torch.Tensor, src_mean: tuple[float, ...], src_std: tupl
 
 
 def frames_from_qwen_patches(pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor, *,
-                             patch_size: int = 14, temporal_patch_size: int = 2,
-                             merge_size: int = 2) -> list[torch.Tensor]:
+                             patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2,
+                             source_mean: tuple[float, ...] = CLIP_MEAN) -> list[torch.Tensor]:
     """Per video, the ImageNet-normalised frames (t·tp, 3, h·p, w·p) that π³'s encoder reads.
 
     pixel_values_videos: (Σ t·h·w, 3·tp·p·p) CLIP-normalised Qwen rows; video_grid_thw: (V, 3).
+    source_mean: the mean assumed for un-normalising (``OFFICIAL_CLIP_MEAN`` for parity with the official code).
     """
     sizes = [int(t * h * w) for t, h, w in video_grid_thw.tolist()]
     if sum(sizes) != pixel_values_videos.shape[0]:
@@ -91,7 +94,7 @@ def frames_from_qwen_patches(pixel_values_videos: torch.Tensor, video_grid_thw: 
     for rows, grid in zip(pixel_values_videos.split(sizes), video_grid_thw.tolist(), strict=True):
         frames = unpatchify_frames(rows.float(), tuple(grid), patch_size=patch_size,
                                    temporal_patch_size=temporal_patch_size, merge_size=merge_size)
-        out.append(renormalise(frames, CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD))
+        out.append(renormalise(frames, source_mean, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD))
     return out
 
 
@@ -147,11 +150,25 @@ def geometry_positions(grid_thw: tuple[int, int, int], second_per_grid_t: float,
 
 
 def pi3_encoder_config(**overrides: Any) -> dict:
-    """π³'s encoder (dinov2_vitl14_reg) as ``Dinov2WithRegistersConfig`` kwargs; overrides for tiny tests."""
-    cfg = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-               patch_size=14, image_size=518, num_register_tokens=4, layerscale_value=1.0, layer_norm_eps=1e-6,
-               hidden_act="gelu")
+    """π³'s encoder (dinov2_vitl14_reg) as ``Dinov2WithRegistersConfig`` kwargs; overrides for tiny tests.
+
+    ``intermediate_size`` may be given; it becomes ``mlp_ratio`` (the HF config has no MLP-width field and
+    would silently ignore it).
+    """
+    cfg: dict[str, Any] = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, mlp_ratio=4,
+                               patch_size=14, image_size=518, num_register_tokens=4, layerscale_value=1.0,
+                               layer_norm_eps=1e-6, hidden_act="gelu")
     cfg.update(overrides)
+    return _with_mlp_ratio(cfg)
+
+
+def _with_mlp_ratio(config: Mapping[str, Any]) -> dict:
+    cfg = dict(config)
+    width = cfg.pop("intermediate_size", None)
+    if width is not None:
+        if int(width) % int(cfg["hidden_size"]):
+            raise Pi3WeightsError(f"π³ MLP width {width} is not a multiple of the encoder width {cfg['hidden_size']}")
+        cfg["mlp_ratio"] = int(width) // int(cfg["hidden_size"])
     return cfg
 
 
@@ -159,7 +176,7 @@ def build_pi3_encoder(config: Mapping[str, Any]) -> nn.Module:
     """An (untrained) HF ``Dinov2WithRegistersModel`` with π³'s encoder shape."""
     from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
-    return Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**dict(config)))
+    return Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**_with_mlp_ratio(config)))
 
 
 def encode_frames(encoder: nn.Module, frames: torch.Tensor) -> torch.Tensor:
@@ -191,6 +208,27 @@ _PI3_BLOCK = {
 }
 
 
+def pi3_entry_to_hf(key: str, value: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One π³ encoder tensor (key without its ``encoder.`` prefix, DINOv2 names) → its
+    ``Dinov2WithRegistersModel`` tensor(s): the fused ``attn.qkv`` splits in three along dim 0."""
+    if key in _PI3_TOP:
+        return {_PI3_TOP[key]: value}
+    parts = key.split(".")
+    if parts[0] != "blocks" or len(parts) < 4 or not parts[1].isdigit():
+        raise Pi3WeightsError(f"π³ encoder key {key!r} has no DINOv2-with-registers counterpart")
+    i, rest = parts[1], ".".join(parts[2:])
+    head = f"encoder.layer.{i}."
+    if rest in ("attn.qkv.weight", "attn.qkv.bias"):
+        q, kk, v = value.chunk(3, dim=0)
+        kind = rest.rsplit(".", 1)[1]
+        return {f"{head}attention.q_proj.{kind}": q, f"{head}attention.k_proj.{kind}": kk,
+                f"{head}attention.v_proj.{kind}": v}
+    for src, dst in _PI3_BLOCK.items():
+        if rest == src or rest.startswith(src + "."):
+            return {head + dst + rest[len(src):]: value}
+    raise Pi3WeightsError(f"π³ encoder key {key!r} has no DINOv2-with-registers counterpart")
+
+
 def pi3_to_hf_state_dict(state: Mapping[str, torch.Tensor], prefix: str = "encoder.") -> dict[str, torch.Tensor]:
     """Map a π³ (or Pi3X) checkpoint onto ``Dinov2WithRegistersModel`` keys.
 
@@ -199,30 +237,11 @@ def pi3_to_hf_state_dict(state: Mapping[str, torch.Tensor], prefix: str = "encod
     """
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if not key.startswith(prefix):
-            continue
-        k = key[len(prefix):]
-        if k in _PI3_TOP:
-            out[_PI3_TOP[k]] = value
-            continue
-        parts = k.split(".")
-        if parts[0] != "blocks" or len(parts) < 4 or not parts[1].isdigit():
-            raise Pi3WeightsError(f"π³ checkpoint key {key!r} has no DINOv2-with-registers counterpart")
-        i, rest = parts[1], ".".join(parts[2:])
-        head = f"encoder.layer.{i}."
-        if rest in ("attn.qkv.weight", "attn.qkv.bias"):
-            q, kk, v = value.chunk(3, dim=0)
-            kind = rest.rsplit(".", 1)[1]
-            out[f"{head}attention.q_proj.{kind}"] = q
-            out[f"{head}attention.k_proj.{kind}"] = kk
-            out[f"{head}attention.v_proj.{kind}"] = v
-            continue
-        for src, dst in _PI3_BLOCK.items():
-            if rest == src or rest.startswith(src + "."):
-                out[head + dst + rest[len(src):]] = value
-                break
-        else:
-            raise Pi3WeightsError(f"π³ checkpoint key {key!r} has no DINOv2-with-registers counterpart")
+        if key.startswith(prefix):
+            try:
+                out.update(pi3_entry_to_hf(key[len(prefix):], value))
+            except Pi3WeightsError:
+                raise Pi3WeightsError(f"π³ checkpoint key {key!r} has no DINOv2-with-registers counterpart") from None
     if not out:
         raise Pi3WeightsError(f"no keys starting with {prefix!r} in the π³ checkpoint")
     return out

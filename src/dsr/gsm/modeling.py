@@ -35,6 +35,8 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
 
 from dsr.gsm.configuration import STRATEGIES_WITH_GEOMETRY, GSMInputError, GSMQwen2_5_VLConfig
 from dsr.gsm.geometry import (
+    CLIP_MEAN,
+    OFFICIAL_CLIP_MEAN,
     GeometryMerger,
     build_pi3_encoder,
     encode_frames,
@@ -67,7 +69,7 @@ def gsm_module_config(config: GSMQwen2_5_VLConfig) -> GSMConfig:
         rms_norm_eps=text.rms_norm_eps,
         attention_dropout=float(text.attention_dropout or 0.0),
         shared_norm=config.gsm_shared_norm,
-        query_init_std=0.02,
+        query_init_std=config.gsm_query_init_std,
     )
 
 
@@ -133,7 +135,9 @@ class GSMQwen2_5_VLModel(Qwen2_5_VLModel):
         vision = self.config.vision_config
         frames = frames_from_qwen_patches(pixel_values_videos, video_grid_thw, patch_size=int(vision.patch_size),
                                           temporal_patch_size=int(vision.temporal_patch_size),
-                                          merge_size=int(vision.spatial_merge_size))
+                                          merge_size=int(vision.spatial_merge_size),
+                                          source_mean=OFFICIAL_CLIP_MEAN if self.config.gsm_official_clip_mean
+                                          else CLIP_MEAN)
         frozen = not any(p.requires_grad for p in self.geometry_encoder.parameters())
         out = []
         for video_frames, grid in zip(frames, video_grid_thw.tolist(), strict=True):

@@ -11,14 +11,24 @@ addition    π³ tokens added to vision    + geometry merger
 gsm         K GSM tokens per video       + geometry merger + GSM (Q-Formers, queries, norm)
 ==========  ===========================  ====================================================
 
-Freezing and learning rates follow ``gsm-model.md`` §9.5 (paper defaults): Qwen ViT frozen; Qwen merger 1e-6;
-LLM + lm_head 2e-7; π³ encoder frozen (``freeze_pi3_encoder=False`` trains it at ``vision_lr``); geometry merger
-and GSM 1e-6. AdamW, weight decay 0.01 (not on biases and norms), cosine, 3 % warmup, 1 epoch, grad-clip 1.
+Freezing follows ``gsm-model.md`` §9.5: Qwen ViT frozen, π³ encoder frozen (``freeze_pi3_encoder=False`` trains
+it), everything else trainable. Two optimizer recipes:
+
+- ``per-group`` (default, the recipe ``train.sh`` states): Qwen merger 1e-6, LLM + lm_head 2e-7, geometry
+  merger and GSM 1e-6 (π³ / ViT at ``vision_lr`` if unfrozen); AdamW, weight decay 0.01 except biases and
+  norms; cosine with 3 % warm-up.
+- ``official`` (what the official run actually did: its ``zero3_offload.json`` carries its own optimizer and
+  scheduler blocks, so HF Trainer never built the per-group optimizer): one AdamW at ``learning_rate`` (2e-7)
+  for every trainable parameter, weight decay 0.01 on all of them, DeepSpeed's ``WarmupLR`` (log warm-up from 0
+  over ``ceil(warmup_ratio · steps)`` steps, then constant). See :func:`warmup_lr_factor`.
+
+1 epoch, grad-clip 1 in both.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +39,7 @@ from dsr.atomic import atomic_write_text
 from dsr.errors import DsrError
 
 STRATEGIES = ("baseline", "sft", "addition", "gsm")
+RECIPES = ("per-group", "official")
 MODEL_STRATEGY = {"baseline": "none", "sft": "none", "addition": "addition", "gsm": "gsm"}
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 
@@ -42,8 +53,11 @@ class TrainConfig:
     """Everything ``dsr train`` needs; defaults are the paper's (``dsr-paper.md`` §12.2).
 
     Paths in a config file are relative to that file. ``max_samples`` limits the export (data-scaling runs).
-    ``gsm_text``: what Q-Former 1 reads: "question" (default) or "prompt" (official-code parity: system prompt,
-    role words and question). ``packing``: each micro-batch becomes one unpadded row (4-row position ids).
+    ``gsm_text``: what Q-Former 1 reads: "question" or "prompt" (official-code parity: system prompt, role words
+    and question); None (default) keeps the checkpoint's ``gsm_text``, and the trained model records it.
+    ``recipe``: "per-group" (default: per-component learning rates, cosine) or "official" (one AdamW group at
+    ``learning_rate``, decay on everything, WarmupLR; ``merger_lr``/``gsm_lr``/``vision_lr`` and
+    ``lr_scheduler_type`` are then unused). ``packing``: each micro-batch becomes one unpadded row (4-row position ids).
     ``lora``: None, or ``{"r": 64, "alpha": 128, "dropout": 0.05}`` (LoRA on the LLM attention; the geometry
     branch stays fully trainable).
     """
@@ -75,7 +89,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     deepspeed: str | None = None
     lora: dict | None = None
-    gsm_text: str = "question"
+    gsm_text: str | None = None
+    recipe: str = "per-group"
     packing: bool = False
     logging_steps: int = 1
     save_steps: int = 100
@@ -87,8 +102,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise TrainConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
-        if self.gsm_text not in ("question", "prompt"):
+        if self.gsm_text not in (None, "question", "prompt"):
             raise TrainConfigError(f"gsm_text must be 'question' or 'prompt', not {self.gsm_text!r}")
+        if self.recipe not in RECIPES:
+            raise TrainConfigError(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
         if self.num_frames < 2:
             raise TrainConfigError("num_frames must be at least 2 (Qwen groups frames in pairs)")
 
@@ -162,7 +179,15 @@ def apply_freezing(model: Any, cfg: TrainConfig) -> dict[str, int]:
 
 def param_groups(named_params: Iterable[tuple[str, Any]], cfg: TrainConfig,
                  decay_names: set[str]) -> list[dict[str, Any]]:
-    """AdamW groups: one per (component, decay?) with that component's learning rate."""
+    """AdamW groups of the trainable parameters.
+
+    ``per-group``: one per (component, decay?) with that component's learning rate, no decay on ``decay_names``'
+    complement (biases, norms). ``official``: one group at ``learning_rate`` with ``weight_decay`` on everything.
+    """
+    if cfg.recipe == "official":
+        named = [(n, p) for n, p in named_params if p.requires_grad]
+        return [{"params": [p for _, p in named], "names": [n for n, _ in named], "lr": cfg.learning_rate,
+                 "weight_decay": cfg.weight_decay, "role": "all"}]
     lrs = role_learning_rates(cfg)
     groups: dict[tuple[str, bool], dict[str, Any]] = {}
     for name, param in named_params:
@@ -176,6 +201,18 @@ def param_groups(named_params: Iterable[tuple[str, Any]], cfg: TrainConfig,
         g["params"].append(param)
         g["names"].append(name)
     return list(groups.values())
+
+
+def warmup_lr_factor(step: int, warmup_steps: int) -> float:
+    """DeepSpeed ``WarmupLR`` (log type, min lr 0) as a multiplier of the peak lr for HF's ``LambdaLR``.
+
+    ``step`` counts optimizer steps already taken (HF steps the scheduler after each one). DeepSpeed sets
+    min lr (0) at construction and its ``k``-th ``step()`` call sets ``log(k) / log(W)`` of the peak (W =
+    ``max(2, warmup_steps)``), reaching the peak at k = W and staying there: so update ``s+1`` runs at
+    ``min(1, log(max(s, 1)) / log(W))`` — 0 for the first two updates.
+    """
+    w = max(2, int(warmup_steps))
+    return min(1.0, math.log(max(step, 1)) / math.log(w))
 
 
 # --- model loading ----------------------------------------------------------------------------------------
@@ -195,15 +232,6 @@ def load_model(path: str, strategy: str, *, dtype: Any = None) -> Any:
                                "(build one with `dsr model assemble`)")
     config.gsm_strategy = model_strategy
     return GSMQwen2_5_VLForConditionalGeneration.from_pretrained(path, config=config, dtype=dtype)
-
-
-def load_tokenizer(path: str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise TrainConfigError(f"{path}: no tokenizer found ({exc.__class__.__name__})") from None
 
 
 def apply_lora(model: Any, lora: dict) -> Any:
@@ -243,6 +271,25 @@ def make_collator(cfg: TrainConfig, config: Any, pad_id: int) -> Any:
                    geometry_tokens=config.geometry_tokens_per_video)
 
 
+def check_deepspeed_config(cfg: TrainConfig) -> None:
+    """A DeepSpeed config with its own ``optimizer`` / ``scheduler`` blocks makes HF Trainer skip our optimizer
+    (that is how the official run lost its per-group rates): allow them only with ``recipe: official``, and then
+    only the ones that *are* that recipe (AdamW, WarmupLR)."""
+    try:
+        ds = json.loads(Path(cfg.deepspeed or "").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainConfigError(f"{cfg.deepspeed}: unreadable DeepSpeed config ({exc.__class__.__name__})") from None
+    blocks = [b for b in ("optimizer", "scheduler") if b in ds]
+    if blocks and cfg.recipe != "official":
+        raise TrainConfigError(f"{cfg.deepspeed}: its {' and '.join(blocks)} block(s) would replace the per-group "
+                               "recipe (HF Trainer then never builds it); remove them or use recipe official")
+    if "optimizer" in ds and str(ds["optimizer"].get("type", "")).lower() != "adamw":
+        raise TrainConfigError(f"{cfg.deepspeed}: recipe official needs optimizer type AdamW")
+    if "scheduler" in ds and (ds["scheduler"].get("type") != "WarmupLR"
+                              or ds["scheduler"].get("params", {}).get("warmup_type", "log") != "log"):
+        raise TrainConfigError(f"{cfg.deepspeed}: recipe official needs scheduler WarmupLR (log warm-up)")
+
+
 def training_arguments(cfg: TrainConfig) -> Any:
     """HF ``TrainingArguments`` for ``cfg``. Create them *before* loading the model: with a ZeRO-3 DeepSpeed
     config this is what makes ``from_pretrained`` load the weights already partitioned."""
@@ -251,6 +298,7 @@ def training_arguments(cfg: TrainConfig) -> Any:
     if cfg.deepspeed:
         if not Path(cfg.deepspeed).is_file():
             raise TrainConfigError(f"{cfg.deepspeed}: DeepSpeed config not found")
+        check_deepspeed_config(cfg)
         import importlib.util
 
         if importlib.util.find_spec("deepspeed") is None:
@@ -270,10 +318,24 @@ def training_arguments(cfg: TrainConfig) -> Any:
 
 def build_trainer(cfg: TrainConfig, args: Any, model: Any, dataset: Any, collator: Any,
                   callbacks: list | None = None) -> Any:
-    """``Trainer`` whose optimizer uses :func:`param_groups` (per-component learning rates)."""
+    """``Trainer`` whose optimizer uses :func:`param_groups` and, under ``recipe: official``, whose schedule is
+    DeepSpeed's WarmupLR (:func:`warmup_lr_factor`)."""
     from transformers import Trainer
 
     class GSMTrainer(Trainer):
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if cfg.recipe != "official" or self.lr_scheduler is not None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            from functools import partial
+
+            from torch.optim.lr_scheduler import LambdaLR
+
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            self.lr_scheduler = LambdaLR(optimizer if optimizer is not None else self.optimizer,
+                                         partial(warmup_lr_factor, warmup_steps=warmup))
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+
         def create_optimizer(self, model: Any = None) -> Any:
             if self.optimizer is None:
                 decay = set(self.get_decay_parameter_names(self.model))
@@ -303,6 +365,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> TrainResult:
 
     Resumes from the newest ``checkpoint-*`` in the output dir after an interruption.
     """
+    from dsr.gsm.assemble import load_tokenizer
     from dsr.gsm.data import DSRTrainDataset, read_train_json
     from dsr.gsm.processing import VideoProcessing
 
@@ -319,6 +382,9 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> TrainResult:
         raise TrainConfigError("data (a DSR-Train conversation JSON) is required")
     args = training_arguments(cfg)
     model = load_model(cfg.model, cfg.strategy)
+    if cfg.gsm_text is not None:
+        model.config.gsm_text = cfg.gsm_text  # saved with the weights: inference reads the same text
+    gsm_text = model.config.gsm_text
     tokenizer = load_tokenizer(cfg.model)
     trainable = apply_freezing(model, cfg)
     if cfg.lora:
@@ -334,7 +400,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> TrainResult:
     video_cfg = VideoProcessing(num_frames=cfg.num_frames, max_pixels=cfg.max_pixels, min_pixels=cfg.min_pixels)
     base = model.get_base_model() if cfg.lora else model
     dataset = DSRTrainDataset(items, tokenizer, geometry_tokens=base.config.geometry_tokens_per_video,
-                              video_cfg=video_cfg, gsm_text=cfg.gsm_text)
+                              video_cfg=video_cfg, gsm_text=gsm_text)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = build_trainer(cfg, args, model, dataset, make_collator(cfg, base.config, pad_id), callbacks)
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if out.exists() else []
@@ -342,8 +408,12 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> TrainResult:
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    log = {"strategy": cfg.strategy, "steps": trainer.state.global_step, "losses": losses,
-           "skipped": dict(dataset.skipped), "trainable_parameters": trainable, "samples": len(items),
-           "config": asdict(cfg)}
+    groups = [{"role": g["role"], "lr": g["lr"], "weight_decay": g["weight_decay"], "tensors": len(g["names"]),
+               "parameters": sum(p.numel() for p in g["params"])}
+              for g in param_groups(model.named_parameters(), cfg, set(trainer.get_decay_parameter_names(model)))]
+    log = {"strategy": cfg.strategy, "recipe": cfg.recipe, "steps": trainer.state.global_step, "losses": losses,
+           "learning_rates": [float(h["learning_rate"]) for h in trainer.state.log_history if "learning_rate" in h],
+           "optimizer_groups": groups, "skipped": dict(dataset.skipped), "trainable_parameters": trainable,
+           "samples": len(items), "gsm_text": gsm_text, "config": asdict(cfg)}
     atomic_write_text(out / "train_log.json", json.dumps(log, indent=2))
     return TrainResult(str(out), trainer.state.global_step, losses, dict(dataset.skipped), trainable)
