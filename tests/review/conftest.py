@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -30,6 +31,10 @@ def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+XSS_QUESTION = 'Where does it go? <script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+XSS_OPTION = '"><svg onload="window.__xss = 3">'
+
+
 @dataclass
 class ReviewDb:
     path: Path
@@ -53,6 +58,17 @@ def review_db(tmp_path: Path, qa_dir: Path) -> Iterator[ReviewDb]:
     db = make_db(tmp_path, [qa_dir / "qas.jsonl"])
     yield db
     db.engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def xss_db(review_db: ReviewDb, tmp_path: Path, qa_dir: Path) -> ReviewDb:
+    """review_db plus item 17, whose question, options and type carry XSS payloads."""
+    plain = tmp_path / "xss.jsonl"
+    plain.write_text(json.dumps({"id": "xss/1", "video": str(qa_dir / "scene0" / "video.mp4"), "question": XSS_QUESTION,
+                                 "options": {"A": XSS_OPTION, "B": "right", "C": "up", "D": "down"}, "answer": "B",
+                                 "type": "abs_dir<script>"}) + "\n")
+    import_files(review_db.engine, [plain])  # type: ignore[arg-type]
+    return review_db
 
 
 @pytest.fixture
