@@ -1,0 +1,149 @@
+"""End to end in a real headless browser: Playwright drives Debian's Chromium against a real uvicorn server.
+
+A reviewer logs in with the form, reviews three items with the keyboard only (accept, change the
+answer, edit the question) and rejects a fourth, an XSS payload stays inert, then the export's parquet
+holds exactly the three reviewed items with the reviewer's changes and provenance.
+
+Chromium comes from Debian's ``chromium`` package (``.ci/run`` installs it); Playwright's own browser
+download cannot run here. Outside CI the test skips when that browser is absent; in CI it fails.
+Set ``DSR_REVIEW_SCREENSHOTS=<folder>`` to keep the page screenshots (``docs/review.md`` uses them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from dsr.review.export import export_reviewed
+
+from .conftest import XSS_QUESTION, LiveServer, ReviewDb, chromium_path
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def _browser_or_skip() -> str:
+    path = chromium_path()
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        reason = "no system Chromium or no playwright package (apt-get install chromium; pip install playwright)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    keep = os.environ.get("DSR_REVIEW_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / name)
+
+
+def _wait_item(page: Any, pk: int) -> None:
+    page.wait_for_url(re.compile(rf"/items/{pk}(\?|$)"))
+    page.wait_for_function("document.body.dataset.keys === 'ready'")
+
+
+@pytest.mark.slow
+def test_review_three_items_with_the_keyboard_then_export(xss_db: ReviewDb, live_server: LiveServer,
+                                                          tmp_path: Path) -> None:
+    chromium = _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    db = xss_db
+    dialogs: list[str] = []
+    page_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+
+            # log in through the form
+            page.goto(f"{live_server.url}/queue")
+            page.wait_for_url(re.compile(r"/login\?next="))
+            page.fill("#token", db.tokens["alice"])
+            page.keyboard.press("Enter")
+            page.wait_for_url(re.compile(r"/queue$"))
+            page.wait_for_function("document.body.dataset.keys === 'ready'")
+            assert page.locator("#queue-table tbody tr").count() == 17
+            _screenshot(page, tmp_path, "review-queue.png")
+
+            # item 1: the media are there; accept with "a"
+            page.keyboard.press("Enter")
+            _wait_item(page, 1)
+            page.wait_for_function("['ready', 'fallback'].includes(document.body.dataset.video)", timeout=20000)
+            assert page.evaluate("document.body.dataset.video") == "ready"  # Chromium plays the H.264 clip
+            start = float(page.get_attribute("#clip", "data-start") or "nan")
+            page.wait_for_function(f"Math.abs(document.getElementById('clip').currentTime - {start}) < 0.3")
+            page.wait_for_function("[...document.querySelectorAll('#strip img')].every(i => i.complete && i.naturalWidth > 0)")
+            page.wait_for_function("document.getElementById('quantity-plot').naturalWidth > 0")
+            assert page.locator("svg.boxes rect.box").count() >= 1
+            assert "generator's answer" in page.inner_text("#rule-check")
+            _screenshot(page, tmp_path, "review-item.png")
+            gen1 = page.get_attribute("#item", "data-generator")
+            page.keyboard.press("a")
+
+            # item 2: the right answer is another letter: its number key
+            _wait_item(page, 2)
+            gen2 = page.get_attribute("#item", "data-generator") or "A"
+            letters = page.get_attribute("#item", "data-letters") or "ABCD"
+            new2 = next(x for x in letters if x != gen2)
+            page.keyboard.press(str(letters.index(new2) + 1))
+
+            # item 3: edit the question ("e", type, Ctrl+Enter)
+            _wait_item(page, 3)
+            question3 = page.inner_text("#question")
+            page.keyboard.press("e")
+            assert page.evaluate("document.activeElement.id") == "edit-question"
+            page.keyboard.press("Control+a")
+            edited = "Reviewed: " + question3
+            page.keyboard.type(edited)
+            page.keyboard.press("Control+Enter")
+
+            # item 4: reject ("r", reason 2, Enter)
+            _wait_item(page, 4)
+            page.keyboard.press("r")
+            page.keyboard.press("2")
+            assert page.evaluate("document.getElementById('reject-reason').value") == "not_visible"
+            page.keyboard.press("Enter")
+            _wait_item(page, 5)
+
+            # the XSS item renders its payload as text and runs none of it
+            page.goto(f"{live_server.url}/items/17")
+            page.wait_for_function("document.body.dataset.keys === 'ready'")
+            assert page.inner_text("#question") == XSS_QUESTION
+            assert page.evaluate("window.__xss === undefined")
+            assert page.locator("#options svg").count() == 0 and page.locator("#question img").count() == 0
+            page.wait_for_timeout(300)
+        finally:
+            browser.close()
+    assert not dialogs and not page_errors, (dialogs, page_errors)
+
+    out = tmp_path / "refined.parquet"
+    report = export_reviewed(db.engine, out)  # type: ignore[arg-type]
+    assert report.written == 3 and report.statuses["rejected"] == 1
+    rows = pq.read_table(out).to_pylist()
+    assert [r["review_status"] for r in rows] == ["accepted", "edited", "edited"]
+    assert all(r["reviewers"] == ["alice"] for r in rows)
+    assert rows[0]["answer"] == gen1 and rows[0]["decisions"] == ["accept"]
+    assert rows[1]["answer"] == new2 and rows[1]["decisions"] == [f"change_answer:{new2}"]
+    assert json.loads(rows[1]["original"])["answer"] == gen2
+    assert rows[2]["question"] == edited and rows[2]["decisions"][0].startswith("edit:")
+    assert json.loads(rows[2]["original"])["question"] == question3
