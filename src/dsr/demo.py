@@ -80,6 +80,12 @@ def run_demo(out_dir: str | Path, *, per_video: int = 40, console: Console | Non
         summary.outputs["QAs (ground truth)"] = gt_qas
         summary.outputs["QA report"] = gt_qas.with_name(gt_qas.name + ".report.json")
 
+    # 2b. a review database of those questions (the summary prints the command that opens it)
+    if gt_qas.exists() and (command := _step(summary, console, "review database",
+                                             lambda: _review(gt_qas, out / "review.db", console))):
+        summary.outputs["review database"] = out / "review.db"
+        summary.notes.append(f"review the questions in a browser: {command}")
+
     # 3. extraction from the videos alone, then questions from the extracted records
     extract_dir = out / "extracted"
     extracted = _step(summary, console, "extract records from the videos",
@@ -127,6 +133,14 @@ def _questions(records: list[Path], out: Path, per_video: int, console: Console)
     print_report(console, summary, out, report_path(out))  # per type, per letter (χ²), failures by reason
     console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")
     return out
+
+
+def _review(qas: Path, db: Path, console: Console) -> str:
+    from dsr.review.demo import build_demo_database
+
+    added, command = build_demo_database(qas, db)
+    console.print(f"{added} question(s) added to {db}; open it with: {command}")
+    return command
 
 
 def _extract(videos: list[Path], out: Path, console: Console) -> list[Path]:

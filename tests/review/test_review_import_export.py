@@ -176,3 +176,15 @@ def test_commands(tmp_path: Path, qa_dir: Path, capsys: pytest.CaptureFixture[st
         main(["review", "export", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "r.parquet")])
     assert "not found" in capsys.readouterr().err
     engine.dispose()
+
+
+def test_demo_database_is_idempotent(tmp_path: Path, qa_dir: Path) -> None:
+    from dsr.review.demo import build_demo_database
+
+    db = tmp_path / "demo" / "review.db"
+    added, command = build_demo_database(qa_dir / "qas.jsonl", db)
+    assert added == 16 and command == f"dsr review serve --db {db} --login-as demo --open"
+    assert build_demo_database(qa_dir / "qas.jsonl", db)[0] == 0
+    engine = open_db(db, create=False)
+    assert [(u.name, u.is_admin) for u in list_users(engine)] == [("demo", True)]
+    engine.dispose()

@@ -13,9 +13,13 @@ strict Content-Security-Policy allows no inline script.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import mimetypes
 import re
 import secrets
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dsr.review import store
@@ -36,6 +41,7 @@ from dsr.review.agreement import compute_stats
 from dsr.review.auth import (
     Reviewer,
     end_session,
+    hash_secret,
     same_secret,
     session_user,
     start_session,
@@ -45,11 +51,13 @@ from dsr.review.auth import (
 from dsr.review.db import open_db, read_session
 from dsr.review.decisions import ACTIONS, REJECT_REASONS, Verdict, VerdictError
 from dsr.review.media import MediaCache, build_view, quantity_png, rule_check
+from dsr.review.writer import GroupCommitWriter
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "dsr_review_session"
 LOGIN_COOKIE = "dsr_review_login"
 PAGE_SIZE = 50
+TOKEN_CACHE_S = 30.0
 STATUSES_MINE = ("pending", "accepted", "edited", "rejected", "flagged")
 STATUSES_ALL = ("pending", "needs_review", "accepted", "edited", "rejected", "flagged", "disagreement", "resolved")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -151,30 +159,64 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
                              undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = lambda x, spec="{:.2f}": "—" if x is None else spec.format(x)
     templates = Jinja2Templates(env=env)
-    app = FastAPI(title="dsr review", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    writer = GroupCommitWriter(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        writer.close()  # finish the queued writes before the server exits
+
+    app = FastAPI(title="dsr review", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  lifespan=lifespan)
     app.state.engine = engine
+    app.state.writer = writer
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     # ------------------------------------------------------------------------------------------ auth
 
-    def caller_of(request: Request) -> Caller | None:
+    # Bearer tokens are looked up once per TOKEN_CACHE_S (accounts are only ever added while serving);
+    # browser sessions are always read from the database, so logging out takes effect at once.
+    token_cache: dict[str, tuple[float, Reviewer]] = {}
+
+    def token_user(token: str) -> Reviewer | None:
+        key = hash_secret(token)
+        hit = token_cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        with engine.connect() as conn:
+            user = user_by_token(conn, token)
+        if user is not None:
+            token_cache[key] = (time.monotonic() + TOKEN_CACHE_S, user)
+        return user
+
+    def _bearer(request: Request) -> str | None:
+        """The bearer token, "" for a malformed Authorization header, None without one."""
         auth = request.headers.get("authorization")
-        with read_session(engine) as session:
-            if auth:
-                scheme, _, token = auth.partition(" ")
-                if scheme.lower() != "bearer" or not token.strip():
-                    return None
-                user = user_by_token(session, token.strip())
-                return Caller(user, "token") if user is not None else None
-            cookie = request.cookies.get(SESSION_COOKIE)
-            if cookie:
-                found = session_user(session, cookie)
-                if found is not None:
-                    return Caller(found[0], "session", found[1])
+        if auth is None:
+            return None
+        scheme, _, token = auth.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+
+    def caller_of(request: Request) -> Caller | None:
+        token = _bearer(request)
+        if token is not None:
+            user = token_user(token) if token else None
+            return Caller(user, "token") if user is not None else None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            with engine.connect() as conn:
+                found = session_user(conn, cookie)
+            if found is not None:
+                return Caller(found[0], "session", found[1])
         return None
 
-    def api_caller(request: Request) -> Caller:
-        caller = caller_of(request)
+    async def api_caller(request: Request) -> Caller:
+        token = _bearer(request)
+        cached = token_cache.get(hash_secret(token)) if token else None
+        if cached is not None and cached[0] > time.monotonic():
+            caller: Caller | None = Caller(cached[1], "token")
+        else:
+            caller = await run_in_threadpool(caller_of, request)
         if caller is None:
             raise HTTPException(401, "not signed in: send 'Authorization: Bearer <token>' or log in at /login",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -362,7 +404,7 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
                version: int = Form(0, ge=0), queue: str = Form(""), stay: str = Form("")) -> Response:
         verdict = _form_verdict(action, answer, question,
                                 {"A": option_A, "B": option_B, "C": option_C, "D": option_D}, reason, note)
-        store.put_decision(engine, caller.user, pk, verdict, version)
+        writer.run(lambda session: store.write_decision(session, caller.user, pk, verdict, version))
         if stay:
             return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk:int}", status_code=303)
         return _after_write(request, caller, pk, queue)
@@ -375,7 +417,7 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
                 version: int = Form(0, ge=0), queue: str = Form("")) -> Response:
         verdict = _form_verdict(action, answer, question,
                                 {"A": option_A, "B": option_B, "C": option_C, "D": option_D}, reason, note)
-        store.put_resolution(engine, caller.user, pk, verdict, version)
+        writer.run(lambda session: store.write_resolution(session, caller.user, pk, verdict, version))
         return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk:int}", status_code=303)
 
     @app.get("/stats", response_class=HTMLResponse)
@@ -464,17 +506,22 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
             out["status"] = detail.outcome.status if detail.outcome else None
         return out
 
+    async def _write(fn: Any, *args: Any) -> dict[str, Any]:
+        result = await asyncio.wrap_future(writer.submit(lambda session: fn(session, *args)))
+        return _written(result)
+
     @app.put("/api/items/{pk:int}/decision")
-    def api_decide(pk: int, body: DecisionIn, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
-        return _written(store.put_decision(engine, caller.user, pk, body.verdict(), body.version))
+    async def api_decide(pk: int, body: DecisionIn, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+        return await _write(store.write_decision, caller.user, pk, body.verdict(), body.version)
 
     @app.get("/api/decisions/{decision_id:int}")
     def api_decision(decision_id: int, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
         return store.get_decision(engine, caller.user, decision_id)
 
     @app.put("/api/decisions/{decision_id:int}")
-    def api_update_decision(decision_id: int, body: DecisionIn, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
-        return _written(store.update_decision(engine, caller.user, decision_id, body.verdict(), body.version))
+    async def api_update_decision(decision_id: int, body: DecisionIn,
+                                  caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+        return await _write(store.write_decision_by_id, caller.user, decision_id, body.verdict(), body.version)
 
     @app.get("/api/items/{pk:int}/decisions")
     def api_item_decisions(pk: int, caller: Caller = Depends(api_caller)) -> list[dict[str, Any]]:
@@ -483,8 +530,8 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
         return store.item_detail(engine, caller.user, pk).decisions
 
     @app.put("/api/items/{pk:int}/resolution")
-    def api_resolve(pk: int, body: DecisionIn, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
-        return _written(store.put_resolution(engine, caller.user, pk, body.verdict(), body.version))
+    async def api_resolve(pk: int, body: DecisionIn, caller: Caller = Depends(api_caller)) -> dict[str, Any]:
+        return await _write(store.write_resolution, caller.user, pk, body.verdict(), body.version)
 
     @app.get("/api/events")
     def api_events(caller: Caller = Depends(api_caller), after: int = Query(0, ge=0),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from dsr.errors import DsrError
@@ -74,14 +74,14 @@ def list_users(engine: Engine) -> list[Reviewer]:
         return [Reviewer(u.id, u.name, u.is_admin) for u in session.scalars(select(User).order_by(User.id))]
 
 
-def user_by_token(session: Session, token: str) -> Reviewer | None:
-    user = session.scalar(select(User).where(User.token_hash == hash_secret(token)))
-    return Reviewer(user.id, user.name, user.is_admin) if user is not None else None
+def user_by_token(conn: Session | Connection, token: str) -> Reviewer | None:
+    row = conn.execute(select(User.id, User.name, User.is_admin).where(User.token_hash == hash_secret(token))).first()
+    return Reviewer(row.id, row.name, row.is_admin) if row is not None else None
 
 
-def user_by_name(session: Session, name: str) -> Reviewer | None:
-    user = session.scalar(select(User).where(User.name == name))
-    return Reviewer(user.id, user.name, user.is_admin) if user is not None else None
+def user_by_name(conn: Session | Connection, name: str) -> Reviewer | None:
+    row = conn.execute(select(User.id, User.name, User.is_admin).where(User.name == name)).first()
+    return Reviewer(row.id, row.name, row.is_admin) if row is not None else None
 
 
 def start_session(engine: Engine, user: Reviewer) -> tuple[str, str]:
@@ -93,16 +93,14 @@ def start_session(engine: Engine, user: Reviewer) -> tuple[str, str]:
     return cookie, csrf
 
 
-def session_user(session: Session, cookie: str) -> tuple[Reviewer, str] | None:
+def session_user(conn: Session | Connection, cookie: str) -> tuple[Reviewer, str] | None:
     """The reviewer and CSRF token of a live session cookie, or None."""
-    row = session.execute(select(BrowserSession, User).join(User, User.id == BrowserSession.user_id)
-                          .where(BrowserSession.token_hash == hash_secret(cookie))).first()
-    if row is None:
+    row = conn.execute(select(User.id, User.name, User.is_admin, BrowserSession.csrf, BrowserSession.expires_at)
+                       .join(User, User.id == BrowserSession.user_id)
+                       .where(BrowserSession.token_hash == hash_secret(cookie))).first()
+    if row is None or row.expires_at <= now_iso():
         return None
-    sess, user = row
-    if sess.expires_at <= now_iso():
-        return None
-    return Reviewer(user.id, user.name, user.is_admin), sess.csrf
+    return Reviewer(row.id, row.name, row.is_admin), row.csrf
 
 
 def end_session(engine: Engine, cookie: str) -> None:
@@ -132,7 +130,7 @@ def use_login_code(engine: Engine, code: str) -> Reviewer | None:
             return None
         row.used_at = now_iso()
         user = session.get(User, row.user_id)
-        return Reviewer(user.id, user.name, user.is_admin) if user is not None else None
+        return Reviewer(user.id, user.name, user.is_admin) if user is not None else None  # type: ignore[union-attr]
 
 
 def same_secret(a: str | None, b: str | None) -> bool:

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -134,8 +134,6 @@ class Decision(Base):
 
     __table_args__ = (UniqueConstraint("item_pk", "user_id", name="uq_decision_item_user"),
                       Index("ix_decisions_user", "user_id"))
-    # SQLAlchemy's optimistic locking: every UPDATE says WHERE version = <the version read> and bumps it
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
 
 class Resolution(Base):
@@ -154,8 +152,6 @@ class Resolution(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[str] = mapped_column(String(32), default=now_iso)
     updated_at: Mapped[str] = mapped_column(String(32), default=now_iso)
-
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
 
 class Event(Base):
@@ -255,8 +251,11 @@ def init_db(engine: Engine) -> None:
 def open_db(db: str | Path, *, create: bool = True, synchronous: str = "FULL") -> Engine:
     """The engine of an existing (or, with ``create``, new) review database, schema checked."""
     url = database_url(db)
-    if url.startswith("sqlite:///") and not create and not Path(url[len("sqlite:///"):]).is_file():
-        raise ReviewDbError(f"{db}: review database not found (create it with `dsr review import`)")
+    if url.startswith("sqlite:///"):
+        file = Path(url[len("sqlite:///"):])
+        if not create and not file.is_file():
+            raise ReviewDbError(f"{db}: review database not found (create it with `dsr review import`)")
+        file.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(db, synchronous=synchronous)
     try:
         init_db(engine)

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from dsr.errors import DsrError
 from dsr.review.auth import Reviewer
@@ -164,13 +163,14 @@ def item_text(item: Item) -> ItemText:
     return ItemText(question=item.question, options=dict(item.options), answer=item.answer)
 
 
-def verdict_of(row: Decision | Resolution) -> Verdict:
+def verdict_of(row: Any) -> Verdict:
+    """The verdict of a Decision/Resolution (an ORM object or a Core row with the same columns)."""
     return Verdict(action=row.action, answer=row.answer, question=row.question,
                    options=dict(row.options) if row.options is not None else None, reason=row.reason,
                    note=row.note or "")
 
 
-def decision_json(row: Decision, user_name: str | None = None) -> dict[str, Any]:
+def decision_json(row: Any, user_name: str | None = None) -> dict[str, Any]:
     out = {"id": row.id, "item": row.item_pk, "user_id": row.user_id, "version": row.version,
            "created_at": row.created_at, "updated_at": row.updated_at, **verdict_of(row).to_json()}
     if user_name is not None:
@@ -178,7 +178,7 @@ def decision_json(row: Decision, user_name: str | None = None) -> dict[str, Any]
     return out
 
 
-def resolution_json(row: Resolution, user_name: str | None = None) -> dict[str, Any]:
+def resolution_json(row: Any, user_name: str | None = None) -> dict[str, Any]:
     out = {"id": row.id, "item": row.item_pk, "user_id": row.user_id, "version": row.version,
            "created_at": row.created_at, "updated_at": row.updated_at, **verdict_of(row).to_json()}
     if user_name is not None:
@@ -197,71 +197,81 @@ class WriteResult:
     verdict: Verdict
 
 
-def _stale(kind: str, item_pk: int, row: Decision | Resolution, expected: int) -> Conflict:
+_DECISIONS = Decision.__table__
+_RESOLUTIONS = Resolution.__table__
+_EVENTS = Event.__table__
+
+
+def _item_text_of(session: Session | Connection, item_pk: int) -> ItemText:
+    row = session.execute(select(Item.question, Item.options, Item.answer).where(Item.id == item_pk)).first()
+    if row is None:
+        raise NotFound(f"no item {item_pk}")
+    return ItemText(row.question, dict(row.options), row.answer)
+
+
+def _write(session: Session | Connection, table: Any, row: Any, *, user: Reviewer, item_pk: int, verdict: Verdict,
+           expected_version: int) -> WriteResult:
+    """Insert or update one decision/resolution row and append its event, in the caller's transaction.
+
+    The UPDATE says ``WHERE version = <expected>`` (optimistic locking): a writer that lost a race
+    changes nothing and gets a Conflict, on SQLite and on server databases alike.
+    """
+    kind = "decision" if table is _DECISIONS else "resolution"
     who = "your decision" if kind == "decision" else "the resolution"
-    return Conflict(f"{who} on item {item_pk} changed after you loaded it (you had version {expected}, it is now "
-                    f"version {row.version}, saved {row.updated_at}); nothing was saved — reload the item and "
-                    f"make your change again", current={"version": row.version, **verdict_of(row).to_json()})
-
-
-def _write(session: Session, model: type[Decision] | type[Resolution], row: Decision | Resolution | None,
-           *, user: Reviewer, item: Item, verdict: Verdict, expected_version: int) -> WriteResult:
-    kind = "decision" if model is Decision else "resolution"
+    now = now_iso()
+    values = {"action": verdict.action, "answer": verdict.answer, "question": verdict.question,
+              "options": verdict.options, "reason": verdict.reason, "note": verdict.note, "updated_at": now}
     if row is None:
         if expected_version != 0:
-            raise Conflict(f"there is no {kind} on item {item.id} at version {expected_version} to change; "
+            raise Conflict(f"there is no {kind} on item {item_pk} at version {expected_version} to change; "
                            f"reload the item", current=None)
-        row = model(item_pk=item.id, user_id=user.id, action=verdict.action, answer=verdict.answer,
-                    question=verdict.question, options=verdict.options, reason=verdict.reason, note=verdict.note)
-        session.add(row)
-        before = None
-        created = True
+        try:  # a racing INSERT of the same row fails on the unique key; the caller's transaction rolls back
+            row_id = session.execute(insert(table).values(item_pk=item_pk, user_id=user.id, version=1,
+                                                          created_at=now, **values)).inserted_primary_key[0]
+        except IntegrityError:
+            raise Conflict(f"{who} on item {item_pk} was created by another request at the same moment; nothing "
+                           f"was saved — reload the item and make your change again") from None
+        before, version, created = None, 1, True
     else:
         if row.version != expected_version:
-            raise _stale(kind, item.id, row, expected_version)
-        before = {"version": row.version, **verdict_of(row).to_json()}
-        row.action, row.answer, row.question = verdict.action, verdict.answer, verdict.question
-        row.options, row.reason, row.note = verdict.options, verdict.reason, verdict.note
-        row.updated_at = now_iso()
-        if model is Resolution:
-            row.user_id = user.id
-        created = False
-    session.flush()  # INSERT, or UPDATE … WHERE version = <read>: a racing writer gets StaleDataError
-    event = Event(actor=user.name, user_id=user.id, item_pk=item.id, target=kind, target_id=row.id,
-                  action="create" if created else "update", before=before,
-                  after={"version": row.version, **verdict.to_json()})
-    session.add(event)
-    session.flush()
-    return WriteResult(id=row.id, version=row.version, event_id=event.id, created=created, verdict=verdict)
+            raise Conflict(f"{who} on item {item_pk} changed after you loaded it (you had version "
+                           f"{expected_version}, it is now version {row.version}, saved {row.updated_at}); nothing "
+                           f"was saved — reload the item and make your change again",
+                           current={"version": row.version, **verdict_of(row).to_json()})
+        extra = {"user_id": user.id} if table is _RESOLUTIONS else {}
+        changed = session.execute(update(table).where(table.c.id == row.id, table.c.version == expected_version)
+                                  .values(version=expected_version + 1, **values, **extra)).rowcount
+        if changed != 1:
+            raise Conflict(f"{who} on item {item_pk} was changed by another request at the same moment; nothing "
+                           f"was saved — reload the item and make your change again")
+        before, version, created, row_id = ({"version": row.version, **verdict_of(row).to_json()},
+                                            expected_version + 1, False, row.id)
+    event_id = session.execute(insert(_EVENTS).values(
+        at=now, actor=user.name, user_id=user.id, item_pk=item_pk, target=kind, target_id=row_id,
+        action="create" if created else "update", before=before,
+        after={"version": version, **verdict.to_json()})).inserted_primary_key[0]
+    return WriteResult(id=row_id, version=version, event_id=event_id, created=created, verdict=verdict)
 
 
-def _guarded(fn: Callable[[], WriteResult], what: str) -> WriteResult:
-    try:
-        return fn()
-    except StaleDataError:
-        raise Conflict(f"{what} was changed by another request at the same moment; nothing was saved — "
-                       f"reload and make your change again") from None
-    except IntegrityError:
-        raise Conflict(f"{what} was created by another request at the same moment; nothing was saved — "
-                       f"reload and make your change again") from None
+def write_decision(session: Session | Connection, user: Reviewer, item_pk: int, verdict: Verdict,
+                   expected_version: int) -> WriteResult:
+    """Create (expected_version 0) or update the caller's own decision on an item, in ``session``'s
+    transaction (the caller commits)."""
+    # the item's text and the caller's decision (if any) in one statement
+    found = session.execute(
+        select(Item.question.label("item_question"), Item.options.label("item_options"),
+               Item.answer.label("item_answer"), _DECISIONS)
+        .outerjoin(_DECISIONS, (_DECISIONS.c.item_pk == Item.id) & (_DECISIONS.c.user_id == user.id))
+        .where(Item.id == item_pk)).first()
+    if found is None:
+        raise NotFound(f"no item {item_pk}")
+    checked = check_verdict(verdict, ItemText(found.item_question, dict(found.item_options), found.item_answer))
+    return _write(session, _DECISIONS, found if found.id is not None else None, user=user, item_pk=item_pk,
+                  verdict=checked, expected_version=expected_version)
 
 
-def put_decision(engine: Engine, user: Reviewer, item_pk: int, verdict: Verdict, expected_version: int) -> WriteResult:
-    """Create (expected_version 0) or update the caller's own decision on an item."""
-    def run() -> WriteResult:
-        with write_session(engine) as session:
-            item = session.get(Item, item_pk)
-            if item is None:
-                raise NotFound(f"no item {item_pk}")
-            checked = check_verdict(verdict, item_text(item))
-            row = session.scalar(select(Decision).where(Decision.item_pk == item_pk, Decision.user_id == user.id))
-            return _write(session, Decision, row, user=user, item=item, verdict=checked,
-                          expected_version=expected_version)
-    return _guarded(run, f"your decision on item {item_pk}")
-
-
-def _own_decision(session: Session, user: Reviewer, decision_id: int, *, write: bool) -> Decision:
-    row = session.get(Decision, decision_id)
+def _own_decision(session: Session | Connection, user: Reviewer, decision_id: int, *, write: bool) -> Any:
+    row = session.execute(select(_DECISIONS).where(_DECISIONS.c.id == decision_id)).first()
     if row is None:
         raise NotFound(f"no decision {decision_id}")
     if row.user_id != user.id and (write or not user.is_admin):
@@ -270,42 +280,50 @@ def _own_decision(session: Session, user: Reviewer, decision_id: int, *, write: 
     return row
 
 
-def get_decision(engine: Engine, user: Reviewer, decision_id: int) -> dict[str, Any]:
-    """A decision by id: its owner (or an admin, to resolve) may read it."""
-    with read_session(engine) as session:
-        return decision_json(_own_decision(session, user, decision_id, write=False))
+def write_decision_by_id(session: Session | Connection, user: Reviewer, decision_id: int, verdict: Verdict,
+                         expected_version: int) -> WriteResult:
+    """Change a decision by id; only its owner may (an admin resolves instead)."""
+    row = _own_decision(session, user, decision_id, write=True)
+    checked = check_verdict(verdict, _item_text_of(session, row.item_pk))
+    return _write(session, _DECISIONS, row, user=user, item_pk=row.item_pk, verdict=checked,
+                  expected_version=expected_version)
+
+
+def write_resolution(session: Session | Connection, admin: Reviewer, item_pk: int, verdict: Verdict,
+                     expected_version: int) -> WriteResult:
+    """An admin's final word on an item (overrides the reviewers' decisions in the export)."""
+    if not admin.is_admin:
+        raise Forbidden("only an admin can resolve an item")
+    checked = check_verdict(verdict, _item_text_of(session, item_pk), resolution=True)
+    row = session.execute(select(_RESOLUTIONS).where(_RESOLUTIONS.c.item_pk == item_pk)).first()
+    return _write(session, _RESOLUTIONS, row, user=admin, item_pk=item_pk, verdict=checked,
+                  expected_version=expected_version)
+
+
+def put_decision(engine: Engine, user: Reviewer, item_pk: int, verdict: Verdict, expected_version: int) -> WriteResult:
+    """:func:`write_decision` in its own transaction."""
+    with write_session(engine) as session:
+        return write_decision(session, user, item_pk, verdict, expected_version)
 
 
 def update_decision(engine: Engine, user: Reviewer, decision_id: int, verdict: Verdict,
                     expected_version: int) -> WriteResult:
-    """Change a decision by id; only its owner may (an admin resolves instead)."""
-    def run() -> WriteResult:
-        with write_session(engine) as session:
-            row = _own_decision(session, user, decision_id, write=True)
-            item = session.get(Item, row.item_pk)
-            assert item is not None
-            checked = check_verdict(verdict, item_text(item))
-            return _write(session, Decision, row, user=user, item=item, verdict=checked,
-                          expected_version=expected_version)
-    return _guarded(run, f"decision {decision_id}")
+    """:func:`write_decision_by_id` in its own transaction."""
+    with write_session(engine) as session:
+        return write_decision_by_id(session, user, decision_id, verdict, expected_version)
 
 
 def put_resolution(engine: Engine, admin: Reviewer, item_pk: int, verdict: Verdict,
                    expected_version: int) -> WriteResult:
-    """An admin's final word on an item (overrides the reviewers' decisions in the export)."""
-    if not admin.is_admin:
-        raise Forbidden("only an admin can resolve an item")
+    """:func:`write_resolution` in its own transaction."""
+    with write_session(engine) as session:
+        return write_resolution(session, admin, item_pk, verdict, expected_version)
 
-    def run() -> WriteResult:
-        with write_session(engine) as session:
-            item = session.get(Item, item_pk)
-            if item is None:
-                raise NotFound(f"no item {item_pk}")
-            checked = check_verdict(verdict, item_text(item), resolution=True)
-            row = session.scalar(select(Resolution).where(Resolution.item_pk == item_pk))
-            return _write(session, Resolution, row, user=admin, item=item, verdict=checked,
-                          expected_version=expected_version)
-    return _guarded(run, f"the resolution of item {item_pk}")
+
+def get_decision(engine: Engine, user: Reviewer, decision_id: int) -> dict[str, Any]:
+    """A decision by id: its owner (or an admin, to resolve) may read it."""
+    with read_session(engine) as session:
+        return decision_json(_own_decision(session, user, decision_id, write=False))
 
 
 # ---------------------------------------------------------------------------------------------- reading
