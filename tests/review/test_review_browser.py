@@ -1,8 +1,9 @@
 """End to end in a real headless browser: Playwright drives Debian's Chromium against a real uvicorn server.
 
 A reviewer logs in with the form, reviews three items with the keyboard only (accept, change the
-answer, edit the question) and rejects a fourth, an XSS payload stays inert, then the export's parquet
-holds exactly the three reviewed items with the reviewer's changes and provenance.
+answer, edit the question) and rejects a fourth; an XSS payload stays inert; a second reviewer
+disagrees on the first item and an admin resolves it in the browser; then the export's parquet holds
+exactly the three kept items with the changes and their provenance.
 
 Chromium comes from Debian's ``chromium`` package (``.ci/run`` installs it); Playwright's own browser
 download cannot run here. Outside CI the test skips when that browser is absent; in CI it fails.
@@ -14,10 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -49,8 +50,11 @@ def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
     page.screenshot(path=str(path), full_page=True)
     keep = os.environ.get("DSR_REVIEW_SCREENSHOTS")
     if keep:
+        from PIL import Image
+
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / name)
+        # a 128-colour palette keeps the committed PNGs small
+        Image.open(path).convert("RGB").quantize(colors=128).save(Path(keep) / name, optimize=True)
 
 
 def _wait_item(page: Any, pk: int) -> None:
@@ -132,6 +136,23 @@ def test_review_three_items_with_the_keyboard_then_export(xss_db: ReviewDb, live
             assert page.evaluate("window.__xss === undefined")
             assert page.locator("#options svg").count() == 0 and page.locator("#question img").count() == 0
             page.wait_for_timeout(300)
+
+            # bob disagrees with alice on item 1 (through the API); the admin resolves it in the browser
+            other1 = next(x for x in "ABCD" if x != gen1)
+            r = httpx.put(f"{live_server.url}/api/items/1/decision", headers=db.auth("bob"),
+                          json={"action": "change_answer", "answer": other1, "version": 0})
+            assert r.status_code == 200
+            admin = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            admin.on("pageerror", lambda e: page_errors.append(str(e)))
+            admin.goto(f"{live_server.url}/login?next=/items/1")
+            admin.fill("#token", db.tokens["carol"])
+            admin.keyboard.press("Enter")
+            _wait_item(admin, 1)
+            assert "disagreement" in admin.inner_text("#admin-panel")
+            _screenshot(admin, tmp_path, "review-admin.png")
+            admin.click("button.adopt >> text=Resolve as bob")
+            admin.wait_for_selector("#resolution")
+            assert "Resolved by carol" in admin.inner_text("#resolution")
         finally:
             browser.close()
     assert not dialogs and not page_errors, (dialogs, page_errors)
@@ -140,9 +161,10 @@ def test_review_three_items_with_the_keyboard_then_export(xss_db: ReviewDb, live
     report = export_reviewed(db.engine, out)  # type: ignore[arg-type]
     assert report.written == 3 and report.statuses["rejected"] == 1
     rows = pq.read_table(out).to_pylist()
-    assert [r["review_status"] for r in rows] == ["accepted", "edited", "edited"]
-    assert all(r["reviewers"] == ["alice"] for r in rows)
-    assert rows[0]["answer"] == gen1 and rows[0]["decisions"] == ["accept"]
+    assert [r["review_status"] for r in rows] == ["edited", "edited", "edited"]
+    assert [r["reviewers"] for r in rows] == [["alice", "bob"], ["alice"], ["alice"]]
+    assert rows[0]["answer"] == other1 and rows[0]["decisions"] == ["accept", f"change_answer:{other1}"]
+    assert rows[0]["resolved_by"] == "carol" and json.loads(rows[0]["original"])["answer"] == gen1
     assert rows[1]["answer"] == new2 and rows[1]["decisions"] == [f"change_answer:{new2}"]
     assert json.loads(rows[1]["original"])["answer"] == gen2
     assert rows[2]["question"] == edited and rows[2]["decisions"][0].startswith("edit:")

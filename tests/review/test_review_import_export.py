@@ -78,7 +78,24 @@ def test_import_every_loader_format(tmp_path: Path, qa_dir: Path) -> None:
     official_item = next(i for i in items.values() if i.dataset == "official.parquet")
     assert official_item.video_path == str((qa_dir / "scene0" / "video.mp4").resolve())
     assert report2.findings == {} and report3.findings == {}
+    # every kind of item exports to the DSR-Bench parquet and loads back
+    reviewer = Reviewer(add_user_id(engine), "rita", False)
+    for item in items.values():
+        put_decision(engine, reviewer, item.id, Verdict("accept"), 0)
+    out = tmp_path / "all.parquet"
+    assert export_reviewed(engine, out).written == 7
+    back = load_dataset(out, check_videos=False).by_id()
+    assert back["p1"].answer == "B" and back["v1"].options["C"] == "c" and back[official_item.item_id].type == rows[0]["type"]
+    assert json.loads(pq.read_table(out).to_pylist()[0]["quantity"]) == rows[0]["quantity"]
     engine.dispose()
+
+
+def add_user_id(engine: Any) -> int:
+    from dsr.review.auth import add_user, user_by_name
+
+    add_user(engine, "rita")
+    with engine.connect() as conn:
+        return user_by_name(conn, "rita").id  # type: ignore[union-attr]
 
 
 def _decide_all(db: ReviewDb) -> dict[str, Any]:

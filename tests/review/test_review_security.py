@@ -358,7 +358,7 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(review_db: ReviewDb, tm
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60
-        while len(acks) < 120 * (cycle + 1) and time.monotonic() < deadline and not errors:
+        while len(acks) < 80 * (cycle + 1) and time.monotonic() < deadline and not errors:
             time.sleep(0.02)
         wal_bytes = wal.stat().st_size if wal.exists() else 0
         server.kill()  # SIGKILL while the writers are still sending
@@ -385,7 +385,7 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(review_db: ReviewDb, tm
         for key, version in last_acked.items():
             # at most the one write in flight at the kill may have committed without its answer arriving
             assert version <= current[key] <= version + 1, key
-    assert len(acks) >= 240
+    assert len(acks) >= 160
 
     # the server starts again on the same file and goes on from the recovered versions
     server = start_server(review_db.path, tmp_path / "server-after.log")

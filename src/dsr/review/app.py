@@ -406,7 +406,7 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
                                 {"A": option_A, "B": option_B, "C": option_C, "D": option_D}, reason, note)
         writer.run(lambda session: store.write_decision(session, caller.user, pk, verdict, version))
         if stay:
-            return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk:int}", status_code=303)
+            return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk}", status_code=303)
         return _after_write(request, caller, pk, queue)
 
     @app.post("/items/{pk:int}/resolution")
@@ -418,7 +418,7 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
         verdict = _form_verdict(action, answer, question,
                                 {"A": option_A, "B": option_B, "C": option_C, "D": option_D}, reason, note)
         writer.run(lambda session: store.write_resolution(session, caller.user, pk, verdict, version))
-        return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk:int}", status_code=303)
+        return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk}", status_code=303)
 
     @app.get("/stats", response_class=HTMLResponse)
     def stats_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:

@@ -87,16 +87,14 @@ def refined_qas(engine: Engine, out_dir: Path, *, min_reviewers: int = 1,
         if outcome.status not in EXPORTED_STATUSES or outcome.verdict is None:
             continue
         question, options, answer = final_text(outcome.verdict, text)
-        qa = dict(item.qa)
-        out: dict[str, Any] = {
-            "qa_id": item.item_id, "video_id": item.video_id, "video_path": _relative(item.video_path, out_dir),
-            "record_path": _relative(item.record_path, out_dir), "type": item.type, "source": qa.get("source"),
-            "question": question, "options": options, "answer": answer, "answer_text": options[answer],
-            "visible_until_s": item.visible_until_s, "query": qa.get("query"), "frames": qa.get("frames"),
-            "quantity": qa.get("quantity"), "stability": item.stability, "generator": qa.get("generator"),
-        }
-        if "geometric_check" in qa:
-            out["geometric_check"] = qa["geometric_check"]
+        # the QA as imported (every native field, whatever the qa stage has added), with the final text
+        out: dict[str, Any] = dict(item.qa)
+        for key in ("id", "item_id", "video", "local_video", "choices", "question_type", "videoID"):
+            out.pop(key, None)  # other loaders' names for the fields set below
+        out.update(qa_id=item.item_id, video_id=item.video_id, video_path=_relative(item.video_path, out_dir),
+                   record_path=_relative(item.record_path, out_dir), type=item.type, question=question,
+                   options=options, answer=answer, answer_text=options[answer], visible_until_s=item.visible_until_s,
+                   stability=item.stability)
         out["reviewers"] = [names.get(d.user_id, str(d.user_id)) for d in rows]
         out["decisions"] = [_decision_word(v) for v in verdicts]
         out["decided_at"] = [d.updated_at for d in rows]
@@ -132,7 +130,7 @@ def export_reviewed(engine: Engine, out: str | os.PathLike[str], *, min_reviewer
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dsr.qa.export import _bench_schema, bench_row  # the qa stage's DSR-Bench schema: one definition
+    from dsr.qa.export import _bench_schema  # the qa stage's DSR-Bench schema: one definition
 
     schema = _bench_schema()
     for name in PROVENANCE_LIST_COLUMNS:
@@ -141,7 +139,7 @@ def export_reviewed(engine: Engine, out: str | os.PathLike[str], *, min_reviewer
         schema = schema.append(pa.field(name, pa.string()))
     rows = []
     for qa in qas:
-        row = bench_row(qa)
+        row = _bench_columns(qa)
         for name in PROVENANCE_LIST_COLUMNS:
             row[name] = qa[name]
         row["review_status"], row["resolved_by"], row["resolved_at"] = (
@@ -152,3 +150,24 @@ def export_reviewed(engine: Engine, out: str | os.PathLike[str], *, min_reviewer
     with atomic_open(target, "wb") as fh:
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), fh)
     return report
+
+
+def _bench_columns(qa: dict[str, Any]) -> dict[str, Any]:
+    """The DSR-Bench columns of one exported QA: through the qa stage's typed QA and ``bench_row`` when the
+    item came from our own export, else the benchmark's five columns plus the native fields it has."""
+    from dsr.qa.export import bench_row
+    from dsr.qa.schema import LETTERS, QA, QASchemaError
+
+    if all(isinstance(qa.get(k), dict) for k in ("query", "frames", "quantity", "generator")):
+        try:
+            return bench_row(QA.from_json(qa))
+        except QASchemaError:
+            pass
+    # DSR-Bench, VLM4D or plain items have no query, frames, quantity or generator
+    row: dict[str, Any] = {"videoID": qa["video_id"], "question": qa["question"],
+                           "options": [f"{k}. {qa['options'][k]}" for k in LETTERS if k in qa["options"]],
+                           "answer": qa["answer"], "type": qa["type"]}
+    for name, value in qa.items():
+        if name not in row and name not in ("options",):
+            row[name] = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+    return row
