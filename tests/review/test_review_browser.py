@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,32 @@ def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
 
         Path(keep).mkdir(parents=True, exist_ok=True)
         # a 128-colour palette keeps the committed PNGs small
-        Image.open(path).convert("RGB").quantize(colors=128).save(Path(keep) / name, optimize=True)
+        Image.open(path).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+            Path(keep) / name, optimize=True)
+
+
+def _until(page: Any, expression: str, timeout: float = 30000) -> None:
+    """Poll a JavaScript expression until it is true. Playwright's ``wait_for_function`` evaluates its
+    predicate with ``eval`` inside the page, which the app's Content-Security-Policy rightly refuses;
+    ``page.evaluate`` goes through the DevTools protocol instead."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Error as exc:  # a navigation replaced the page under us: ask the new one
+            if "context was destroyed" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.05)
 
 
 def _wait_item(page: Any, pk: int) -> None:
     page.wait_for_url(re.compile(rf"/items/{pk}(\?|$)"))
-    page.wait_for_function("document.body.dataset.keys === 'ready'")
+    _until(page, "document.body.dataset.keys === 'ready'")
 
 
 @pytest.mark.slow
@@ -85,19 +106,19 @@ def test_review_three_items_with_the_keyboard_then_export(xss_db: ReviewDb, live
             page.fill("#token", db.tokens["alice"])
             page.keyboard.press("Enter")
             page.wait_for_url(re.compile(r"/queue$"))
-            page.wait_for_function("document.body.dataset.keys === 'ready'")
+            _until(page, "document.body.dataset.keys === 'ready'")
             assert page.locator("#queue-table tbody tr").count() == 17
             _screenshot(page, tmp_path, "review-queue.png")
 
             # item 1: the media are there; accept with "a"
             page.keyboard.press("Enter")
             _wait_item(page, 1)
-            page.wait_for_function("['ready', 'fallback'].includes(document.body.dataset.video)", timeout=20000)
+            _until(page, "['ready', 'fallback'].includes(document.body.dataset.video)", timeout=20000)
             assert page.evaluate("document.body.dataset.video") == "ready"  # Chromium plays the H.264 clip
             start = float(page.get_attribute("#clip", "data-start") or "nan")
-            page.wait_for_function(f"Math.abs(document.getElementById('clip').currentTime - {start}) < 0.3")
-            page.wait_for_function("[...document.querySelectorAll('#strip img')].every(i => i.complete && i.naturalWidth > 0)")
-            page.wait_for_function("document.getElementById('quantity-plot').naturalWidth > 0")
+            _until(page, f"Math.abs(document.getElementById('clip').currentTime - {start}) < 0.3")
+            _until(page, "[...document.querySelectorAll('#strip img')].every(i => i.complete && i.naturalWidth > 0)")
+            _until(page, "document.getElementById('quantity-plot').naturalWidth > 0")
             assert page.locator("svg.boxes rect.box").count() >= 1
             assert "generator's answer" in page.inner_text("#rule-check")
             _screenshot(page, tmp_path, "review-item.png")
@@ -131,7 +152,7 @@ def test_review_three_items_with_the_keyboard_then_export(xss_db: ReviewDb, live
 
             # the XSS item renders its payload as text and runs none of it
             page.goto(f"{live_server.url}/items/17")
-            page.wait_for_function("document.body.dataset.keys === 'ready'")
+            _until(page, "document.body.dataset.keys === 'ready'")
             assert page.inner_text("#question") == XSS_QUESTION
             assert page.evaluate("window.__xss === undefined")
             assert page.locator("#options svg").count() == 0 and page.locator("#question img").count() == 0
