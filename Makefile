@@ -51,6 +51,7 @@ bench: install-test
 	$(PY) benchmarks/qa_speed.py
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/gsm_numbers.py
+	$(PY) benchmarks/review_load.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
