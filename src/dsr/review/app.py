@@ -401,12 +401,10 @@ def create_app(db: str | Path | Engine, *, secure_cookies: bool = False) -> Fast
                answer: str = Form(""), question: str | None = Form(None), option_A: str | None = Form(None),
                option_B: str | None = Form(None), option_C: str | None = Form(None),
                option_D: str | None = Form(None), reason: str = Form(""), note: str = Form(""),
-               version: int = Form(0, ge=0), queue: str = Form(""), stay: str = Form("")) -> Response:
+               version: int = Form(0, ge=0), queue: str = Form("")) -> Response:
         verdict = _form_verdict(action, answer, question,
                                 {"A": option_A, "B": option_B, "C": option_C, "D": option_D}, reason, note)
         writer.run(lambda session: store.write_decision(session, caller.user, pk, verdict, version))
-        if stay:
-            return RedirectResponse(f"/items/{pk}?{queue}" if queue else f"/items/{pk}", status_code=303)
         return _after_write(request, caller, pk, queue)
 
     @app.post("/items/{pk:int}/resolution")

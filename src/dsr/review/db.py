@@ -32,8 +32,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    select,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -279,16 +277,3 @@ def read_session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
 
-
-def integrity_check(engine: Engine) -> str:
-    """SQLite's ``PRAGMA integrity_check`` ("ok" when sound); "n/a" on other backends."""
-    if engine.dialect.name != "sqlite":
-        return "n/a"
-    with engine.connect() as conn:
-        return str(conn.execute(text("PRAGMA integrity_check")).scalar())
-
-
-def count(session: Session, model: type[Base]) -> int:
-    from sqlalchemy import func
-
-    return int(session.execute(select(func.count()).select_from(model)).scalar_one())

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import io
-import math
 import re
 import threading
 from collections import OrderedDict
@@ -423,6 +422,3 @@ def quantity_png(qa: dict[str, Any], answer_text: str) -> bytes | None:
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
-
-def finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
