@@ -111,13 +111,12 @@ def _validate(record_path: Path, console: Console) -> None:
 def _show(record_path: Path) -> tuple[Path, Path]:
     from dsr.scene.io import read_record
     from dsr.scene.plot import plot_record
-    from dsr.scene.show import log_record_to_rerun, sampled_video_frames
+    from dsr.scene.show import log_record_to_rerun, output_paths, sampled_video_frames
 
     record = read_record(record_path)
     frames, _ = sampled_video_frames(record, record_path)
-    png = plot_record(record, record_path.with_name("overview.png"))
-    rrd = log_record_to_rerun(record, record_path.with_name("record.rrd"), frames)
-    return png, rrd
+    png_path, rrd_path = output_paths(record_path)  # the files `dsr show` writes
+    return plot_record(record, png_path), log_record_to_rerun(record, rrd_path, frames)
 
 
 def _questions(records: list[Path], out: Path, per_video: int, console: Console) -> Path:
