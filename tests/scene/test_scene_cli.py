@@ -36,8 +36,10 @@ def test_validate_exit_codes(record_dir: Path, tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     some = cli.invoke(app, ["validate", str(good), str(bad)])
     assert some.exit_code == 1 and "error: 1 of 2 records failed (invalid)" in some.output
-    none = cli.invoke(app, ["validate", str(bad)])
-    assert none.exit_code == 2 and "error: nothing succeeded: 1 of 1 records failed (invalid)" in none.output
+    none = cli.invoke(app, ["validate", str(bad), str(bad)])
+    assert none.exit_code == 2 and "error: nothing succeeded: 2 of 2 records failed (invalid)" in none.output
+    one = cli.invoke(app, ["validate", str(bad)])  # one record: its own line says it all, no summary line
+    assert one.exit_code == 2 and "error:" not in one.output and one.output.startswith("invalid ")
 
 
 def test_object_summaries_hand_checked(record_dir: Path) -> None:

@@ -32,11 +32,14 @@ def failure_line(ok: int, failed: int, what: str = "items", detail: str = "") ->
     return text if ok else f"nothing succeeded: {text}"
 
 
-def finish(ok: int, failed: int, *, what: str = "items", detail: str = "", line: str | None = None) -> None:
+def finish(ok: int, failed: int, *, what: str = "items", detail: str = "", line: str | None = None,
+           summary: bool = True) -> None:
     """Exit by the policy. When something failed, first print one summary line on stderr (``line``, or
-    :func:`failure_line` of the counts); when nothing failed, return and let the command end normally."""
+    :func:`failure_line` of the counts; ``summary=False`` when the one item's own error line already said
+    it all); when nothing failed, return and let the command end normally."""
     code = exit_code(ok, failed)
     if code == EXIT_OK:
         return
-    typer.echo(f"error: {line or failure_line(ok, failed, what, detail)}", err=True)
+    if summary:
+        typer.echo(f"error: {line or failure_line(ok, failed, what, detail)}", err=True)
     raise typer.Exit(code=code)

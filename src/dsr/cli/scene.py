@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         """Check records: shapes, finiteness, orthonormal rotations, monotonic time, references.
 
         Prints one line per record; the first problem of a bad record names its file and field.
-        Exit code: 0 all valid; 1 some invalid (a summary line); 2 none valid.
+        Exit code: 0 all valid; 1 some invalid (with a summary line); 2 none valid.
         """
         from rich.console import Console
 
@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
                 err.print(f"[red]invalid[/red] {exc}", soft_wrap=True)
                 continue
             out.print(f"[green]ok[/green] {path}: {describe(record)}", soft_wrap=True)
-        finish(len(paths) - failures, failures, what="records", detail="invalid")
+        # one record: its own "invalid" line is the whole story; several: a summary line too
+        finish(len(paths) - failures, failures, what="records", detail="invalid", summary=len(paths) > 1)
 
     @app.command()
     def show(
