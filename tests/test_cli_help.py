@@ -18,8 +18,6 @@ from dsr.cli import app
 
 # command path → who fixes its help (issue 15, items 11); every other command is checked in full
 PENDING: dict[str, str] = {
-    "qa": "helper qa (--seed, --llm-model: no description)",
-    "answer": "helper qa (--preset, --config: no description)",
     "world": "helper world (dangling ' .' in --objects, --camera-motion, --fovy)",
 }
 
