@@ -79,11 +79,14 @@ def test_qa_exit_codes_and_lock(record_file: Path, tmp_path: Path, capsys: pytes
     bad.write_bytes(b"not a record")
     out = tmp_path / "qas.jsonl"
     code, output = _dsr(["qa", str(record_file), str(bad), "--out", str(out), "--per-video", "3"], capsys)
-    assert code == 1 and "error: 1 of 2 records failed (unreadable)" in output, output
+    assert code == 1 and "error: 1 of 2 records failed (malformed_record: 1)" in output, output
     code, output = _dsr(["qa", str(bad), "--out", str(tmp_path / "none.jsonl")], capsys)
-    assert code == 2 and "error: nothing succeeded: 1 of 1 records failed (unreadable)" in output, output
+    assert code == 2 and "error: nothing succeeded: 1 of 1 records failed (malformed_record: 1)" in output, output
     busy = tmp_path / "busy.jsonl"
     with lock_file(busy):
         code, output = _dsr(["qa", str(record_file), "--out", str(busy), "--per-video", "3"], capsys)
     assert code == 2 and f"error: {busy} is in use by another dsr process" in output, output
     assert not busy.exists()
+    code, output = _dsr(["qa", str(record_file), str(record_file), "--out", str(tmp_path / "dup.jsonl"),
+                         "--per-video", "3"], capsys)  # the same record twice (helper qa's item 5)
+    assert code == 1 and "error: 1 of 2 records failed (duplicate_record: 1)" in output, output

@@ -115,7 +115,9 @@ def register(app: typer.Typer) -> None:
         summary = report.to_json()
         print_report(console, summary, out, report_path(out))
         console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")
-        finish(len(records) - len(failed), len(failed), what="records", detail="unreadable")
+        by_reason = summary.get("records_failed") or {}
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())) if sum(by_reason.values()) == len(failed) else ""
+        finish(len(records) - len(failed), len(failed), what="records", detail=detail)
 
     @app.command()
     def answer(
