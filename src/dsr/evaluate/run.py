@@ -12,7 +12,8 @@ kept and the same command resumes once the endpoint is back.
 
 Result line fields: ``item_id, base_id, video_id, video_path, question, type, arm, manifest_hash, response, letter, tier,
 invalid, gold, correct, n_options, options, usage, latency_s, error ({reason, message} or null),
-frames ({indices, timestamps_s, limit_s}), request_digest, parser_version``.
+frames ({indices, timestamps_s, limit_s}), request_digest, parser_version, query and record_path`` (our QA
+exports' structured query and scene record, or null).
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path 
                            "gold": item.answer, "n_options": len(item.options), "options": dict(item.options),
                            "parser_version": PARSER_VERSION,
                            "response": None, "letter": None, "tier": None, "invalid": None, "correct": None,
-                           "usage": {}, "latency_s": None, "error": None, "frames": None}
+                           "usage": {}, "latency_s": None, "error": None, "frames": None,
+                           # what the report needs to show the question's interval and named objects
+                           "query": item.query, "record_path": item.record_path}
     try:
         jpegs: tuple[bytes, ...] = ()
         stamps: tuple[float, ...] = ()
