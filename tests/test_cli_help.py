@@ -18,7 +18,7 @@ from dsr.cli import app
 
 # command path → who fixes its help (issue 15, items 11); every other command is checked in full
 PENDING: dict[str, str] = {
-    "world": "helper world (dangling ' .' in --objects, --camera-motion, --fovy)",
+    "review serve": "helper review (--port: no description)",
 }
 
 
