@@ -182,6 +182,7 @@ def test_worst_items_show_the_interval_boxes_and_gold(qa_runs: tuple[Path, list[
                     and any(w != "camera" for w in r["query"]["targets"]))
     thumbs = question_thumbnails(interval, count=5)
     frames = interval["query"]["frames"]
+    assert 2 <= len(thumbs) <= 5  # t_v, when shown, takes one of the five tiles
     times = [float(re.match(r"t = ([\d.]+) s", t.caption).group(1)) for t in thumbs]
     ts = record.timestamps_s  # type: ignore[attr-defined]
     shown = [round(x * FPS) for x in times]

@@ -66,6 +66,8 @@ def _from_query(row: dict[str, Any], count: int, side: int) -> list[Thumb]:
         shown = [*sorted({max(0, last - k * step) for k in range(count - 1)}), future]
     else:
         shown = _pick(list(query.frames), count)
+        if query.t_v is not None and query.t_v not in shown:  # leave a tile for the observer's frame
+            shown = _pick(list(query.frames), max(2, count - 1))
     roles = {f: [] for f in shown}
     denote = query.frames[0]  # where the question's boxes are drawn from (the last visible frame if predicting)
     if named:
