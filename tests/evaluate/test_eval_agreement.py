@@ -102,3 +102,22 @@ def test_the_report_shows_agreement_per_type(qa_scene: tuple[Path, Any], tmp_pat
     assert f"| all |  | {len(checks)} | {agree} |" in text
     assert (tmp_path / "rep" / "agreement.png").read_bytes()[:4] == b"\x89PNG"
     assert html.read_text().count("data:image/png;base64,") == 3  # per type, agreement, letter bias
+
+
+def test_the_demo_step_prints_and_saves_agreement(qa_scene: tuple[Path, Any], tmp_path: Path) -> None:
+    import io
+    import json
+
+    from rich.console import Console
+
+    from dsr.demo import _compare_labels
+
+    d, gt = qa_scene
+    ext = dataclasses.replace(_renamed(gt, drop="ball_0"), video=dataclasses.replace(gt.video, path=str(d / "video.mp4")))
+    path = write_record(tmp_path / "ext.npz", ext)
+    buf = io.StringIO()
+    checks = _compare_labels(d / "qas.jsonl", [path], tmp_path / "agreement.json", Console(file=buf, width=200))
+    saved = json.loads((tmp_path / "agreement.json").read_text())
+    total = saved["per_type"][-1]
+    assert total["type"] == "all" and total["n"] == len(checks) and total["agree"] == sum(c.agree for c in checks)
+    assert len(saved["questions"]) == len(checks) and "same answer from the extracted record" in buf.getvalue()
