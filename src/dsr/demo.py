@@ -1,8 +1,8 @@
 """The offline demo behind ``make demo``: every stage once, on rendered worlds, with no network.
 
 world → record → validate → show → questions (from the ground-truth record) → extraction from the
-video → questions from the extracted record → evaluation of the baselines and the geometric oracle →
-report. Each step prints where its output went; a step that fails says why in one line and the
+video → questions from the extracted record → the ground-truth questions asked again of the extracted
+records (label agreement per type) → evaluation of the baselines and the geometric oracle → report. Each step prints where its output went; a step that fails says why in one line and the
 demo goes on with the rest (the summary lists it), so one broken stage never hides the others.
 """
 
@@ -98,10 +98,18 @@ def run_demo(out_dir: str | Path, *, per_video: int = 40, console: Console | Non
             summary.outputs["QAs (extracted)"] = ex_qas
     elif extracted is not None:
         summary.notes.append("extraction wrote no record it could trust (see the extraction report)")
+    checks = None
+    if gt_qas.exists() and extracted is not None:  # [] when nothing was extracted: every QA then disagrees
+        agreement = out / "eval" / "label_agreement.json"
+        checks = _step(summary, console, "ground truth vs extracted labels",
+                       lambda: _compare_labels(gt_qas, extracted, agreement, console))
+        if checks is not None:
+            summary.outputs["label agreement"] = agreement
 
     # 4. evaluation of the offline baselines and the oracle, with a report
     if gt_qas.exists():
-        report = _step(summary, console, "evaluate baselines and the oracle", lambda: _evaluate(gt_qas, out / "eval"))
+        report = _step(summary, console, "evaluate baselines and the oracle",
+                       lambda: _evaluate(gt_qas, out / "eval", checks))
         if report:
             summary.outputs["eval report (markdown)"], summary.outputs["eval report (html)"] = report
     _print_summary(summary, console, out)
@@ -117,13 +125,12 @@ def _validate(record_path: Path, console: Console) -> None:
 def _show(record_path: Path) -> tuple[Path, Path]:
     from dsr.scene.io import read_record
     from dsr.scene.plot import plot_record
-    from dsr.scene.show import log_record_to_rerun, sampled_video_frames
+    from dsr.scene.show import log_record_to_rerun, output_paths, sampled_video_frames
 
     record = read_record(record_path)
     frames, _ = sampled_video_frames(record, record_path)
-    png = plot_record(record, record_path.with_name("overview.png"))
-    rrd = log_record_to_rerun(record, record_path.with_name("record.rrd"), frames)
-    return png, rrd
+    png_path, rrd_path = output_paths(record_path)  # the files `dsr show` writes
+    return plot_record(record, png_path), log_record_to_rerun(record, rrd_path, frames)
 
 
 def _questions(records: list[Path], out: Path, per_video: int, console: Console) -> Path:
@@ -151,10 +158,31 @@ def _extract(videos: list[Path], out: Path, console: Console) -> list[Path]:
     return sorted(out.glob("*.npz"))
 
 
-def _evaluate(qas: Path, out: Path) -> tuple[Path, Path]:
+def _compare_labels(gt_qas: Path, extracted: list[Path], out: Path, console: Console) -> list[Any]:
+    """Ask every ground-truth QA again of the record extracted from its video; print and save per type."""
+    from dsr.atomic import atomic_write_text
+    from dsr.evaluate.agreement import agreement_per_type, check_labels, records_by_video
+    from dsr.evaluate.datasets import load_dataset
+
+    checks = check_labels(load_dataset(gt_qas).items, records_by_video(extracted))
+    per = agreement_per_type(checks)
+    table = Table(title="same answer from the extracted record as from ground truth")
+    for name in ("type", "n", "same", "%", "why not"):
+        table.add_column(name)
+    for a in per:
+        table.add_row(a.type, str(a.n), str(a.agree), f"{100 * a.rate:.1f}" if a.n else "–",
+                      ", ".join(f"{k}: {v}" for k, v in list(a.reasons.items())[:3]))
+    console.print(table)
+    atomic_write_text(out, json.dumps({"per_type": [{"type": a.type, "n": a.n, "agree": a.agree, "reasons": a.reasons}
+                                                    for a in per],
+                                       "questions": [c.to_json() for c in checks]}, indent=1) + "\n")
+    return checks
+
+
+def _evaluate(qas: Path, out: Path, checks: list[Any] | None = None) -> tuple[Path, Path]:
     from dsr.evaluate.demo import run_demo_eval
 
-    return run_demo_eval(qas, out)
+    return run_demo_eval(qas, out, label_checks=checks)
 
 
 def _print_summary(summary: DemoSummary, console: Console, out: Path) -> None:

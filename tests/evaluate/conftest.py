@@ -94,3 +94,59 @@ def chat_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+SCENE_W, SCENE_H, SCENE_N, SCENE_FPS = 320, 180, 24, 4.0
+
+
+def build_scene_record() -> Any:
+    """A 6-s scene: a dollying camera, a walking person (an agent), a rolling ball and a parked car, each
+    visible throughout with a 24-px box around its projected centre."""
+    from dsr.scene.build import camera_track, object_track_from_world
+    from dsr.scene.frames import invert_pose, look_at_c2w, project_points, transform_points
+    from dsr.scene.record import SceneRecord, VideoInfo
+
+    w, h, n = SCENE_W, SCENE_H, SCENE_N
+    k = np.array([[200.0, 0, w / 2], [0, 200.0, h / 2], [0, 0, 1]])
+    s = np.linspace(0, 1, n)
+    cam = np.stack([-6 + s, -1 + 2 * s, 1.5 + 0 * s], axis=1)
+    c2w = np.stack([look_at_c2w(p, np.zeros(3)) for p in cam])
+    objects = {
+        "person_0": (np.stack([2 * np.cos(3 * s), 2 * np.sin(3 * s), 0.9 + 0 * s], axis=1), 3 * s + np.pi / 2),
+        "ball_0": (np.stack([1.5 - 3 * s, 1.0 + np.sin(6 * s), 0.1 + 0.5 * s], axis=1), None),
+        "car_0": (np.tile([2.5, -2.0, 0.7], (n, 1)), None),
+    }
+    tracks = []
+    for oid, (centers, yaw) in objects.items():
+        uv = project_points(transform_points(invert_pose(c2w), centers), k)
+        boxes = np.clip(np.concatenate([uv - 12, uv + 12], axis=1), 0, [w - 1, h - 1, w - 1, h - 1])
+        wfa = None
+        if yaw is not None:
+            c, si = np.cos(yaw), np.sin(yaw)
+            wfa = np.stack([np.stack([c, si, 0 * c], 1), np.stack([-si, c, 0 * c], 1),
+                            np.tile([0.0, 0, 1], (n, 1))], axis=2)
+        tracks.append(object_track_from_world(oid, oid.split("_")[0], centers_world=centers, c2w=c2w,
+                                              visible=np.ones(n, bool), boxes_xyxy=boxes, is_agent=yaw is not None,
+                                              world_from_agent=wfa))
+    t = np.arange(n)
+    video = VideoInfo(path="video.mp4", fps=SCENE_FPS, width=w, height=h, num_frames=n, duration_s=n / SCENE_FPS,
+                      frame_indices=t, timestamps_s=t / SCENE_FPS)
+    return SceneRecord(record_id="report_scene", video=video, camera=camera_track(k, c2w), objects=tuple(tracks),
+                       scale_kind="metric")
+
+
+@pytest.fixture(scope="session")
+def qa_scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """(folder, record): ``scene.npz``, its ``video.mp4`` (grey; the red channel is 10 × the frame number)
+    and ``qas.jsonl``, 24 template QAs of our own generator."""
+    from dsr.qa.export import write_qas
+    from dsr.qa.generate import generate_record_qas
+    from dsr.scene.io import write_record
+
+    d = tmp_path_factory.mktemp("qa_scene")
+    record = build_scene_record()
+    write_record(d / "scene.npz", record)
+    write_video(d / "video.mp4", [np.full((SCENE_H, SCENE_W, 3), (10 * t, 128, 128), np.uint8)
+                                  for t in range(SCENE_N)], SCENE_FPS)
+    write_qas(d / "qas.jsonl", list(generate_record_qas(record, per_video=24, seed=3, record_path="scene.npz")))
+    return d, record

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsr.evaluate.parse import PARSER_VERSION, TIERS, parse_letter
+from dsr.evaluate.parse import PARSER_VERSION, TIERS, Parse, parse_letter
 
 OPTS = {"A": "left", "B": "right", "C": "not moving", "D": "moving towards the camera"}
 
@@ -59,6 +59,34 @@ CORPUS = [
     ("About", None, "invalid"),
     ("Because of the camera motion", None, "invalid"),
     ("CB", None, "invalid"),                                  # two letters glued (a real Qwen reply)
+    # several letters named: invalid in every tier (issue 15, item 7)
+    ("A\nB\nC", None, "invalid"),                               # was parsed as C and credited
+    ("A\nB\nC\nD", None, "invalid"),
+    ("(A)\n(C)", None, "invalid"),
+    ("A B C", None, "invalid"),
+    ("A, C", None, "invalid"),
+    ("A; B", None, "invalid"),
+    ("A. B.", None, "invalid"),
+    ("<answer>A</answer><answer>C</answer>", None, "invalid"),
+    ("\\boxed{A} \\boxed{C}", None, "invalid"),
+    ("`A` or `C`", None, "invalid"),
+    ("Answer: A\nAnswer: C", None, "invalid"),
+    ("The answer is A. Wait, the answer is C.", None, "invalid"),   # a self-correction states two answers
+    ("The answer is A and B", None, "invalid"),
+    ("Answer: A or C", None, "invalid"),
+    ("Answer: B\nC", None, "invalid"),                            # a phrase contradicted by a lone line
+    ("<answer>B</answer>\nC", None, "invalid"),                   # a tag contradicted by a lone line
+    ("Option `A` is wrong; the answer is `C`.", None, "invalid"),
+    ("C is wrong", None, "invalid"),                              # a sentence about C, not a choice of C
+    # ... but one letter stated more than once, or other letters only argued about, still count
+    ("B\nB", "B", "last_line"),
+    ("The answer is C.\nC", "C", "phrase"),
+    ("Option A is plausible, but option C is correct.", "C", "phrase"),
+    ("B\nC is wrong", "B", "last_line"),
+    ("B. A car turns left.", "B", "last_line"),                  # the "A" of "A car" is the article
+    ("A. left\nB. right\nC", "C", "last_line"),                 # an echoed list, then the answer
+    ("C because it stops", "C", "last_line"),
+    ("答案是C\n选项A", "C", "phrase"),                             # a statement beats a mention
 ]
 
 
@@ -101,3 +129,25 @@ def test_never_raises_and_stays_in_letters(reply: str) -> None:
        st.text(alphabet=" \n\t", max_size=3))
 def test_wrapped_letter_is_found(letter: str, wrapper: str, pad: str) -> None:
     assert parse_letter(pad + wrapper.format(letter) + pad, OPTS).letter == letter
+
+
+ANSWER_WRAPPERS = ["{}", "({})", "{}.", "[{}]", "Answer: {}", "<answer>{}</answer>", "\\boxed{{{}}}",
+                   "The answer is {}.", "Final answer: ({})"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("ABCD"), min_size=2, max_size=4, unique=True),
+       st.lists(st.sampled_from(ANSWER_WRAPPERS), min_size=4, max_size=4),
+       st.sampled_from(["\n", "\n\n", " \n"]))
+def test_several_stated_letters_are_invalid(letters: list[str], wrappers: list[str], sep: str) -> None:
+    """Each line states a different letter, in any mix of the answer forms: no tier may pick one."""
+    reply = sep.join(w.format(x) for w, x in zip(wrappers, letters, strict=False))
+    assert parse_letter(reply, OPTS) == Parse(None, "invalid"), reply
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from("ABCD"), min_size=2, max_size=4, unique=True),
+       st.sampled_from([" ", ", ", " or ", "/", " and ", "; "]), st.sampled_from(["{}", "Answer: {}", "({})"]))
+def test_a_list_of_letters_on_one_line_is_invalid(letters: list[str], joiner: str, wrapper: str) -> None:
+    reply = wrapper.format(joiner.join(letters))
+    assert parse_letter(reply, OPTS).letter is None, reply

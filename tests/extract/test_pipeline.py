@@ -93,8 +93,9 @@ def test_cli_extract_smoke(videos: dict[str, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["extract", str(videos["garbage"]), str(videos["static"]), "--out",
                                       str(tmp_path), "--camera", "fast", "--num-samples", "12",
                                       "--dense-fps", "10"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # some videos failed: dsr.cli.outcome's exit-code policy
     assert "2 videos: failed 1, ok 1" in result.output
+    assert "error: 1 of 2 videos failed (unreadable video: 1)" in result.output
     bad = CliRunner().invoke(app, ["extract", str(tmp_path / "nope.mp4"), "--out", str(tmp_path)])
     assert bad.exit_code != 0
     neg = CliRunner().invoke(app, ["extract", str(videos["static"]), "--out", str(tmp_path / "f"),

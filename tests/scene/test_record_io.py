@@ -167,9 +167,10 @@ def test_validate_cli(tmp_path: Path, record: SceneRecord) -> None:
     bad = _corrupt(tmp_path, record, BAD_CASES["nan_pose"][0])
     (tmp_path / "video.mp4").unlink()
     res = _dsr("validate", str(good), str(bad))
-    assert res.returncode == 1
+    assert res.returncode == 2  # no record valid: exit code policy of dsr.cli.outcome
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 2, res.stderr  # one line per bad record, no traceback
+    assert len(lines) == 3, res.stderr  # one line per bad record and a summary, no traceback
+    assert lines[2] == "error: nothing succeeded: 2 of 2 records failed (invalid)"
     assert "video.path: video file not found" in lines[0]
     assert "camera.c2w: non-finite value at frame 1" in lines[1]
     assert "Traceback" not in res.stderr

@@ -37,9 +37,13 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning user errors into one line on stderr."""
+    """Console entry point: run the app; user errors become one line on stderr and exit code 2.
+
+    Exit codes follow :mod:`dsr.cli.outcome`: 0 all went well, 1 some items failed, 2 a user error
+    (a mistyped option included: typer's one-line usage message, never a traceback) or nothing succeeded.
+    """
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="dsr", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except DsrError as err:
@@ -50,13 +54,23 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own message and exit code
+    except _usage_errors() as exc:  # bad or unknown options: the usage line and the message, code 2
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Typer's own usage-error base (typer >= 0.17 ships its own click) and click's, whichever exist."""
+    kinds: list[type[BaseException]] = []
+    if isinstance(getattr(typer, "TyperException", None), type):
+        kinds.append(typer.TyperException)
+    try:
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        kinds.append(click.ClickException)
+    except ImportError:  # pragma: no cover - typer without click
+        pass
+    return tuple(kinds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+FORMAT_HELP = "Question file format: auto, dsr_parquet, qa_jsonl, plain or vlm4d."
+
 eval_app = typer.Typer(
     help="Evaluate vision-language models on DSR-Bench-style multiple-choice questions.",
     no_args_is_help=True,
@@ -34,7 +36,7 @@ def _print_findings(dataset: object) -> None:
 def lint_cmd(
     dataset: Path = typer.Argument(..., help="Question file (DSR parquet, QA export JSONL, VLM4D JSON, plain JSONL)."),
     videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
-    format: str = typer.Option("auto", "--format", help="auto, dsr_parquet, qa_jsonl, plain, vlm4d."),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
 ) -> None:
     """Load a question file and print what the lint finds (duplicate options, missing videos, ...)."""
     from dsr.evaluate.datasets import load_dataset
@@ -52,7 +54,7 @@ def run_cmd(
                                    "always:<letter>, answer-prior, text-prior[:<file>], oracle."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; an existing one is resumed)."),
     videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
-    format: str = typer.Option("auto", "--format"),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     frames: int = typer.Option(32, "--frames", help="Uniformly sampled frames (paper protocol: 32)."),
     fps: float | None = typer.Option(None, "--fps", help="Sample at this rate instead of --frames."),
     timestamps: bool = typer.Option(True, "--timestamps/--no-timestamps", help="State frame times in the prompt."),
@@ -62,7 +64,9 @@ def run_cmd(
     arm: str = typer.Option("main", "--arm", help="main, blind, single-frame, shuffled-frames, reversed-frames."),
     circular: bool = typer.Option(False, "--circular", help="Ask every option rotation (circular evaluation)."),
     concurrency: int = typer.Option(8, "--concurrency", "-j", help="Model calls in flight."),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N items (smoke tests)."),
+    limit: int | None = typer.Option(None, "--limit",
+                                     help="Only the first N items (a smoke test; running again without it "
+                                          "extends the same run directory to the full set)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random baseline, sampling and the API's seed field."),
     base_url: str | None = typer.Option(None, "--base-url",
                                         help="OpenAI-compatible endpoint (openai: models; default: the OpenAI API)."),
@@ -73,6 +77,16 @@ def run_cmd(
                                           help="Longest reply in tokens (openai: and hf-qwen: models; default 64)."),
     temperature: float | None = typer.Option(None, "--temperature",
                                              help="Sampling temperature (openai: models; default 0)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.001,
+                                         help="Seconds each request attempt may take before it counts as a "
+                                              "timeout (openai: models and the judge; default 120)."),
+    max_retries: int | None = typer.Option(None, "--max-retries", min=0,
+                                           help="Retries after a failed attempt (429, 5xx, timeout, connection "
+                                                "error), with backoff (openai: models and the judge; default 3)."),
+    max_consecutive_failures: int = typer.Option(
+        10, "--max-consecutive-failures", min=0,
+        help="Stop the run when this many items in a row fail at the model (dead or refusing endpoint); "
+             "what is done is kept and the same command resumes. 0 = never stop."),
     image_detail: str | None = typer.Option(None, "--image-detail", help="OpenAI image detail: low/high/auto."),
     video_mode: str | None = typer.Option(
         None, "--video-mode",
@@ -82,11 +96,16 @@ def run_cmd(
     judge: str | None = typer.Option(None, "--judge",
                                      help="Opt-in LLM judge for INVALID replies only, e.g. openai:gpt-4o-mini."),
     judge_base_url: str | None = typer.Option(None, "--judge-base-url", help="Judge endpoint (default: --base-url)."),
-    judge_api_key_env: str | None = typer.Option(None, "--judge-api-key-env"),
+    judge_api_key_env: str | None = typer.Option(None, "--judge-api-key-env",
+                                                 help="Environment variable holding the judge's API key "
+                                                      "(default: --api-key-env)."),
     cache: Path | None = typer.Option(None, "--cache", help="Frame cache folder (default: <out>/frame_cache)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Evaluate a model on a question file into a crash-safe, resumable run directory."""
+    """Evaluate a model on a question file into a crash-safe, resumable run directory.
+
+    Exit code: 0 when every item got a reply, 1 when some failed (one summary line), 2 when none did or the
+    run was stopped before any reply (the circuit breaker's line names the cause)."""
     from dsr.evaluate.datasets import load_dataset
     from dsr.evaluate.models import create_model
     from dsr.evaluate.run import RunConfig, run_eval
@@ -100,11 +119,13 @@ def run_cmd(
             os.environ.get(key_env) or os.environ.get(judge_api_key_env or key_env)):
         typer.echo(f"warning: ${key_env} is not set; requests carry no API key", err=True)
     options = {"base_url": base_url, "api_key_env": api_key_env, "max_tokens": max_tokens,
-               "temperature": temperature, "image_detail": image_detail, "video_mode": video_mode}
+               "temperature": temperature, "image_detail": image_detail, "video_mode": video_mode,
+               "timeout_s": timeout, "max_retries": max_retries}
     m = create_model(model, items=ds.items, seed=seed, concurrency=concurrency, table=_cli_models(), **options)
     policy = FramePolicy(num_frames=frames, fps=fps, timestamps_in_prompt=timestamps, max_side=max_side,
                          serve_full_video=serve_full_video)
-    config = RunConfig(policy=policy, arm=arm, concurrency=concurrency, seed=seed, circular=circular, limit=limit)
+    config = RunConfig(policy=policy, arm=arm, concurrency=concurrency, seed=seed, circular=circular, limit=limit,
+                       max_consecutive_failures=max_consecutive_failures)
     judge_obj = None
     if judge:
         from dsr.errors import DsrError
@@ -113,7 +134,8 @@ def run_cmd(
         if not judge.startswith("openai:"):
             raise DsrError("--judge must name an OpenAI-compatible model: openai:<model>")
         judge_obj = Judge(create_model(judge, seed=0, base_url=judge_base_url or base_url,
-                                       api_key_env=judge_api_key_env or api_key_env, max_tokens=16))
+                                       api_key_env=judge_api_key_env or api_key_env, max_tokens=16,
+                                       timeout_s=timeout, max_retries=max_retries))
     outcome = run_eval(ds, m, out, config, cache_dir=cache, progress=progress, judge=judge_obj)
     import json
 
@@ -121,8 +143,13 @@ def run_cmd(
     overall = summary.get("overall") or {}
     fails = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.failures.items())) or "none"
     acc = _accuracy_text(overall)
-    typer.echo(f"{out}: {summary['n_scored']}/{summary['n_rows']} scored, accuracy {acc}; "
+    typer.echo(f"{out}: {outcome.n_scored}/{outcome.n_total} scored, accuracy {acc}; "
                f"new {outcome.n_new}, resumed {outcome.n_resumed}; failures: {fails}")
+    from dsr.cli.outcome import finish
+
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("failures", {}).items()))
+    finish(outcome.n_scored, outcome.n_failed + outcome.n_not_run, detail=reasons,
+           line=outcome.stopped and f"{out}: {outcome.stopped}")
 
 
 @eval_app.command("score")
@@ -130,8 +157,9 @@ def score_cmd(
     source: Path = typer.Argument(..., help="A run directory, or a JSON/JSONL file of {id, response}."),
     dataset: Path | None = typer.Option(None, "--dataset", "-d", help="Question file (for a predictions file)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory to create (for a predictions file)."),
-    videos: Path | None = typer.Option(None, "--videos"),
-    format: str = typer.Option("auto", "--format"),
+    videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos (for the report's "
+                                                                "thumbnails; none are decoded to score)."),
+    format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     name: str | None = typer.Option(None, "--name", help="Model name shown in reports."),
 ) -> None:
     """Score replies offline with the one parser: re-parse a run, or score predictions made elsewhere."""
@@ -168,7 +196,8 @@ def report_cmd(
     out: Path = typer.Option(Path("eval-report"), "--out", "-o", help="Folder for report.md and report.html."),
     worst: int = typer.Option(12, "--worst", help="How many worst items to show."),
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
-    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails"),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails",
+                                    help="Show each listed item's frames (decodes the videos)."),
 ) -> None:
     """Write a Markdown and a self-contained HTML report over one or more runs."""
     from dsr.evaluate.report import write_report
@@ -182,7 +211,7 @@ def compare_cmd(
     run_a: Path = typer.Argument(..., help="Run A (baseline)."),
     run_b: Path = typer.Argument(..., help="Run B."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write the comparison as Markdown here."),
-    resamples: int = typer.Option(2000, "--resamples"),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
 ) -> None:
     """Paired comparison B − A on shared items: bootstrap CI of the difference and McNemar's test, per type."""
     from dsr.atomic import atomic_write_text

@@ -71,7 +71,10 @@ def extract(
     given = read_init_boxes(init_boxes) if init_boxes is not None else None
     if given is not None and len(videos) != 1:
         raise DsrError(f"--init-boxes names the objects of one video; got {len(videos)} videos")
-    with Progress() as progress:
+    from dsr.cli.outcome import finish
+    from dsr.locking import lock_folder
+
+    with lock_folder(out), Progress() as progress:  # one process per output folder
         task = progress.add_task("extracting", total=len(videos))
 
         def tick(video: str, outcome: object) -> None:
@@ -82,6 +85,11 @@ def extract(
         report = run_extract(videos, out, config, progress=tick, init_boxes=given)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_status"].items()))
     typer.echo(f"{report['videos']} videos: {counts}; report: {out / 'report.json'}")
+    # exit code (dsr.cli.outcome): skipped clips are decisions, failed ones (unreadable, errors) are failures
+    failed = report["by_status"].get("failed", 0)
+    reasons = ", ".join(f"{k.removeprefix('failed: ')}: {v}" for k, v in sorted(report["by_reason"].items())
+                        if k.startswith("failed"))
+    finish(report["videos"] - failed, failed, what="videos", detail=reasons)
 
 
 def curate(

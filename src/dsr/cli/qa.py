@@ -97,8 +97,11 @@ def register(app: typer.Typer) -> None:
             else:
                 freeform = FreeFormSettings(base_url=llm_base_url, model=llm_model, api_key_env=llm_key_env,
                                             per_video=free_form)
+        from dsr.cli.outcome import finish
+        from dsr.locking import lock_file
+
         failed: list[str] = []
-        with Progress(console=err, transient=True) as progress:
+        with lock_file(out), Progress(console=err, transient=True) as progress:  # one process per output
             task = progress.add_task("records", total=len(records))
 
             def on_record(path: str, error: str | None) -> None:
@@ -112,10 +115,9 @@ def register(app: typer.Typer) -> None:
         summary = report.to_json()
         print_report(console, summary, out, report_path(out))
         console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")
-        if failed and len(failed) == len(records):
-            raise DsrError(f"no record could be read ({len(failed)} failed)")
-        if failed:
-            raise typer.Exit(code=1)
+        by_reason = summary.get("records_failed") or {}
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())) if sum(by_reason.values()) == len(failed) else ""
+        finish(len(records) - len(failed), len(failed), what="records", detail=detail)
 
     @app.command()
     def answer(

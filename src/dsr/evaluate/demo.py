@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from dsr.evaluate.agreement import LabelCheck
 from dsr.evaluate.datasets import load_dataset
 from dsr.evaluate.models import create_model
 from dsr.evaluate.report import write_report
@@ -13,10 +15,12 @@ DEMO_MODELS = ("random", "always:A", "answer-prior", "text-prior", "oracle")
 
 
 def run_demo_eval(qas: str | Path, out_dir: str | Path, *, progress: bool = True,
-                  models: tuple[str, ...] = DEMO_MODELS) -> tuple[Path, Path]:
+                  models: tuple[str, ...] = DEMO_MODELS,
+                  label_checks: Sequence[LabelCheck] | None = None) -> tuple[Path, Path]:
     """Evaluate the offline baselines and the oracle on a QA export; returns (report.md, report.html).
 
     Runs go to ``out_dir/runs/<model>`` (resumable), the report to ``out_dir/report``. No network.
+    label_checks: the ground-truth vs extraction comparison (:mod:`dsr.evaluate.agreement`) to show.
     """
     out = Path(out_dir)
     ds = load_dataset(qas)
@@ -25,4 +29,4 @@ def run_demo_eval(qas: str | Path, out_dir: str | Path, *, progress: bool = True
         run_dir = out / "runs" / spec.replace(":", "-")
         run_eval(ds, create_model(spec, items=ds.items), run_dir, RunConfig(), progress=progress)
         run_dirs.append(run_dir)
-    return write_report(run_dirs, out / "report")
+    return write_report(run_dirs, out / "report", label_checks=label_checks)

@@ -41,6 +41,8 @@ from dsr.evaluate.prompt import Prompt
 # How an OpenAI-compatible request carries the visuals: JPEG image_url parts, or one mp4 video_url part.
 OPENAI_VIDEO_MODES = ("frames", "video_url")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT_S = 120.0  # per attempt; a 32-frame request takes seconds, a busy local server a minute
+DEFAULT_MAX_RETRIES = 3
 
 
 def _no_argument(kind: str, arg: str) -> None:
@@ -251,8 +253,11 @@ class OpenAIChatModel:
 
     base_url: e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1``.
     api_key_env: name of the environment variable holding the key (the key itself is never stored).
+    timeout_s: the limit of each attempt's connect, write and read phases (httpx), seconds.
     max_retries: attempts after the first on 429, 5xx, timeouts and connection errors; backoff
-    ``backoff_s · 2^k`` (± 25% jitter), or the server's ``Retry-After`` if it sends one.
+    ``backoff_s · 2^k`` (± 25% jitter), or the server's ``Retry-After`` if it sends one (at most 60 s).
+    The defaults (120 s, 3 retries) bound a hung endpoint to ~8 minutes per item; the harness's circuit
+    breaker stops the run well before that adds up over many items.
     """
 
     model: str
@@ -262,8 +267,8 @@ class OpenAIChatModel:
     max_tokens: int = 64
     seed: int | None = 0
     image_detail: str | None = None
-    timeout_s: float = 600.0
-    max_retries: int = 5
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_retries: int = DEFAULT_MAX_RETRIES
     backoff_s: float = 0.5
     max_connections: int = 16
     video_mode: str = "frames"
@@ -277,11 +282,15 @@ class OpenAIChatModel:
         self.base_url = self.base_url.rstrip("/")
         if self.video_mode not in OPENAI_VIDEO_MODES:
             raise DsrError(f"openai video mode must be one of {', '.join(OPENAI_VIDEO_MODES)}, got {self.video_mode!r}")
+        if not self.timeout_s > 0:
+            raise DsrError(f"the request timeout must be > 0 seconds, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise DsrError(f"max_retries must be >= 0, got {self.max_retries}")
 
     @classmethod
     def from_spec(cls, arg: str, *, context: ModelContext, base_url: str = OPENAI_BASE_URL,
                   api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0, max_tokens: int = 64,
-                  image_detail: str | None = None, timeout_s: float = 600.0, max_retries: int = 5,
+                  image_detail: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, max_retries: int = DEFAULT_MAX_RETRIES,
                   backoff_s: float = 0.5, max_connections: int | None = None,
                   video_mode: str = "frames") -> OpenAIChatModel:
         """``openai:<model>``; the connection pool follows the harness's concurrency unless given."""

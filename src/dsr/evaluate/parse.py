@@ -3,16 +3,22 @@
 ``parse_letter(response, options)`` returns the chosen letter (restricted to the item's letters) or
 ``None``, and the tier that decided. Tiers, first match wins (``evaluation.md`` §3):
 
-1. ``tag``          — ``<answer>C</answer>``, ``\\boxed{C}``, ```C``` (last occurrence);
-2. ``phrase``       — an explicit final-answer phrase ("the answer is C", "Answer: C", "C is correct",
-                      "答案是C"), last occurrence in the text;
-3. ``last_line``    — the last non-empty line is a lone letter or starts with ``C.`` / ``C)`` / ``(C)`` /
-                      ``C:``, else the last earlier line that is a lone letter ("B" then an
-                      explanation); lines that merely echo the option list are dropped first;
+1. ``tag``          — ``<answer>C</answer>``, ``\\boxed{C}``; backticks ```C``` only without those;
+2. ``phrase``       — an explicit answer statement ("the answer is C", "Answer: C", "C is correct",
+                      "I choose C", "答案是C"); a bare mention ("option C", "选项C") only without one;
+3. ``last_line``    — lines that are a lone letter, and the last line when it starts with the letter as a
+                      label (``C``, ``C.``, ``C)``, ``(C)``, ``C:``, ``C because``; not "C is wrong");
+                      lines that merely echo the option list are dropped first;
 4. ``lone_letter``  — the whole reply is one letter (any case), possibly with punctuation or brackets;
 5. ``option_text``  — exactly one option's text occurs in the reply (longest-match wins over a
                       contained shorter option) and no other option's text does;
 6. ``invalid``      — nothing above fired (scored as wrong, counted in the invalid rate).
+
+**A reply that names several letters is invalid, in every tier** (parser version 2): two different
+tagged answers, answer statements ("The answer is A. ... The answer is C."), lone-letter lines
+("A\nB\nC"), a list on one line ("A B C", "A, C", "A or C", "B/C"), or a tier's letter contradicted by
+another statement (``Answer: B`` then a line ``C``). Self-corrections are therefore invalid too; an opt-in
+judge may still read them. Arguing about an option ("A is wrong, the answer is C") is not a statement.
 
 Before the tiers, reasoning blocks (``<think>…</think>``, an unclosed ``<think>`` to the end, or
 everything before a lone ``</think>``) are removed, text is NFKC-normalised (full-width letters and
@@ -27,7 +33,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"  # 2: a reply that names several letters is invalid in every tier
 TIERS: tuple[str, ...] = ("tag", "phrase", "last_line", "lone_letter", "option_text", "judge", "invalid")
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
@@ -86,26 +92,39 @@ def _letter_at(text: str, pos: int, letter: str, valid: frozenset[str], *, allow
             return None  # "the answer is a car"
         if up == "A" and follower.group(1) not in _LABEL_FOLLOWERS:
             return None  # "A cat moves left"
-    # "A or C", "B/C", "A and D": several answers, none chosen.
-    if re.match(r"\s*(?:/|,|\bor\b|\band\b|&)\s*[(\[]?[A-Z](?![A-Za-z])", rest):
+    if _another_letter_follows(rest, valid):  # "A or C", "B/C", "A, D", "A B C", "B. C.": several answers
         return None
     return up
 
 
+def _another_letter_follows(rest: str, valid: frozenset[str]) -> bool:
+    """Whether ``rest`` (the text after a letter) goes on with another choice letter: a list of letters."""
+    # on the same line only: a letter on the next line is judged as a line of its own
+    m = re.match(r"[)\].:]?[ \t]*(?:/|,|;|&|\bor\b|\band\b|[ \t])[ \t]*[(\[]?([A-Z])(?![A-Za-z0-9])(.*)", rest)
+    if not m or m.group(1) not in valid:
+        return False
+    # "B. A car turns": the next "A" is the article, not a second letter
+    follower = re.match(r"\s+([a-z]+)", m.group(2))
+    return not (m.group(1) == "A" and follower and follower.group(1) not in _LABEL_FOLLOWERS | {"or", "and"})
+
+
+# Explicit answer tags; backticks are weaker (also used to quote an option) and count only without the others.
 _TAG_PATTERNS = (
     re.compile(r"<answer>\s*[(\[]?\s*([A-Za-z])(?![A-Za-z])[^<]*</answer>", re.I),
     re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*[(\[]?([A-Za-z])[)\]]?\s*\}?\s*\}"),
-    re.compile(r"`{1,3}\s*[(\[]?([A-Za-z])[)\].:]?\s*`{1,3}"),
 )
+_BACKTICK = re.compile(r"`{1,3}\s*[(\[]?([A-Za-z])[)\].:]?\s*`{1,3}")
 
-_PHRASES = re.compile(
+_PHRASE_TAIL = (r"\s*(?:is|would\s+be|should\s+be|will\s+be|:|=|为|是)?\s*(?:option|choice|letter)?\s*[:=]?\s*"
+                r"[(\[]?\s*([A-Za-z])(?![A-Za-z])")
+# A statement of the answer ("the answer is C", "Answer: C", "I choose C", "答案是C") ...
+_ANSWER_PHRASE = re.compile(
     r"(?:final\s+answer|correct\s+(?:answer|option|choice)|best\s+(?:answer|option|choice)"
-    r"|right\s+(?:answer|option|choice)|answer|option|choice|i\s+(?:would\s+)?(?:choose|pick|select)"
-    r"|答案|选项|选择|选)"
-    r"\s*(?:is|would\s+be|should\s+be|will\s+be|:|=|为|是)?\s*(?:option|choice|letter)?\s*[:=]?\s*[(\[]?\s*"
-    r"([A-Za-z])(?![A-Za-z])",
+    r"|right\s+(?:answer|option|choice)|answer|i\s+(?:would\s+)?(?:choose|pick|select)|答案|选择|选)" + _PHRASE_TAIL,
     re.I,
 )
+# ... versus a mention of an option ("option C", "选项C"), which decides only when nothing states an answer.
+_OPTION_MENTION = re.compile(r"(?:option|choice|选项)" + _PHRASE_TAIL, re.I)
 _LETTER_FIRST = re.compile(
     r"(?<![A-Za-z])(?:option\s+|choice\s+)?[(\[]?([A-Z])[)\]]?\s+(?:is|would\s+be)\s+(?:the\s+)?"
     r"(?:correct|right|best)(?![A-Za-z])",
@@ -113,30 +132,54 @@ _LETTER_FIRST = re.compile(
 )
 
 
-def _tag(text: str, valid: frozenset[str]) -> str | None:
-    hits: list[tuple[int, str]] = []
-    for pattern in _TAG_PATTERNS:
+class _Several:
+    """A tier found several different letters: the reply is invalid, whatever later tiers would say."""
+
+
+SEVERAL = _Several()
+Found = str | _Several | None
+
+
+def _one(letters: list[str]) -> Found:
+    """The letter if ``letters`` name one, SEVERAL if they name more, None if empty."""
+    distinct = set(letters)
+    if not distinct:
+        return None
+    return distinct.pop() if len(distinct) == 1 else SEVERAL
+
+
+def _matches(patterns: tuple[re.Pattern[str], ...], text: str, valid: frozenset[str]) -> list[str]:
+    out = []
+    for pattern in patterns:
         for m in pattern.finditer(text):
             letter = _letter_at(text, m.start(1), m.group(1), valid, allow_lower=True)
             if letter:
-                hits.append((m.start(), letter))
-    return max(hits)[1] if hits else None
+                out.append(letter)
+    return out
 
 
-def _phrase(text: str, valid: frozenset[str]) -> str | None:
-    hits: list[tuple[int, str]] = []
-    for m in _PHRASES.finditer(text):
-        letter = _letter_at(text, m.start(1), m.group(1), valid, allow_lower=True)
-        if letter:
-            hits.append((m.start(1), letter))
-    for m in _LETTER_FIRST.finditer(text):
-        if m.group(1).upper() in valid and m.group(1).isupper():
-            hits.append((m.start(1), m.group(1).upper()))
-    return max(hits)[1] if hits else None
+def _tag_letters(text: str, valid: frozenset[str]) -> list[str]:
+    return _matches(_TAG_PATTERNS, text, valid)
+
+
+def _tag(text: str, valid: frozenset[str]) -> Found:
+    return _one(_tag_letters(text, valid)) or _one(_matches((_BACKTICK,), text, valid))
+
+
+def _answer_phrase_letters(text: str, valid: frozenset[str]) -> list[str]:
+    letters = _matches((_ANSWER_PHRASE,), text, valid)
+    letters += [m.group(1).upper() for m in _LETTER_FIRST.finditer(text)
+                if m.group(1).upper() in valid and m.group(1).isupper()]
+    return letters
+
+
+def _phrase(text: str, valid: frozenset[str]) -> Found:
+    return _one(_answer_phrase_letters(text, valid)) or _one(_matches((_OPTION_MENTION,), text, valid))
 
 
 def _leading_letter(line: str, valid: frozenset[str]) -> str | None:
-    """The letter a line starts with: ``C``, ``C.``, ``C)``, ``C:``, ``(C)``, ``[c]``; else None."""
+    """The letter a line starts with as a label: ``C``, ``C.``, ``C)``, ``C:``, ``(C)``, ``[c]``, ``C because``;
+    not a sentence about the option ("C is wrong")."""
     s = line.strip()
     m = re.match(r"[(\[]\s*([A-Za-z])\s*[)\]]", s)
     if m:
@@ -147,7 +190,14 @@ def _leading_letter(line: str, valid: frozenset[str]) -> str | None:
     # lowercase only before ")" / ":" or alone ("c", "c."); "a quick look" is the article
     if m.group(1).islower() and not re.match(r"\s*(?:[):]|\.?\s*$)", s[1:]):
         return None
+    word = re.match(r"\s+([a-z]+)", s[1:])
+    if word and word.group(1) not in _REASON_WORDS:
+        return None
     return _letter_at(s, 0, m.group(1), valid, allow_lower=True)
+
+
+# Words after a leading letter that give a reason for choosing it ("C because it turns").
+_REASON_WORDS = frozenset(["because", "since", "as"])
 
 
 def _norm_words(text: str) -> str:
@@ -162,20 +212,25 @@ def _is_echo_line(line: str, options: Mapping[str, str]) -> str | None:
     return m.group(1) if _norm_words(m.group(2)) == _norm_words(options[m.group(1)]) else None
 
 
-def _last_line(text: str, options: Mapping[str, str], valid: frozenset[str]) -> str | None:
+def _answer_lines(text: str, options: Mapping[str, str]) -> list[str]:
+    """Non-empty lines, without an echoed option list (two or more lines repeating different options)."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     echoed = {i for i, ln in enumerate(lines) if _is_echo_line(ln, options)}
-    if len({_is_echo_line(lines[i], options) for i in echoed}) >= 2:  # an option list was echoed
+    if len({_is_echo_line(lines[i], options) for i in echoed}) >= 2:
         lines = [ln for i, ln in enumerate(lines) if i not in echoed]
-    if not lines:
-        return None
-    found = _leading_letter(lines[-1], valid)
-    # earlier lines count only as a lone letter ("B" then an explanation), never as "B is wrong ..."
-    for line in reversed(lines[:-1]):
-        if found:
-            break
-        found = _lone_letter(line, valid) if re.fullmatch(r"[\s\W_]*[A-Za-z][\s\W_]*", line) else None
-    return found
+    return lines
+
+
+def _line_letters(lines: list[str], valid: frozenset[str]) -> list[str]:
+    """Letters stated by lines: each line that is a lone letter, and the last line's leading label."""
+    letters = [x for x in (_lone_letter(ln, valid) for ln in lines
+                           if re.fullmatch(r"[\s\W_]*[A-Za-z][\s\W_]*", ln)) if x]
+    last = _leading_letter(lines[-1], valid) if lines else None
+    return letters + ([last] if last else [])
+
+
+def _last_line(text: str, options: Mapping[str, str], valid: frozenset[str]) -> Found:
+    return _one(_line_letters(_answer_lines(text, options), valid))
 
 
 def _lone_letter(text: str, valid: frozenset[str]) -> str | None:
@@ -197,11 +252,20 @@ def _option_text(text: str, options: Mapping[str, str]) -> str | None:
     return kept.pop() if len(kept) == 1 else None
 
 
+def stated_letters(text: str, options: Mapping[str, str]) -> set[str]:
+    """Every letter a (normalised) reply states as its answer: tagged answers, answer phrases, lone-letter
+    lines and the last line's leading label. A reply whose tiers find one letter while it states another
+    ("Answer: A" then a line "C") is invalid."""
+    valid = frozenset(options)
+    return set(_tag_letters(text, valid) + _answer_phrase_letters(text, valid)
+               + _line_letters(_answer_lines(text, options), valid))
+
+
 def parse_letter(response: str | None, options: Mapping[str, str]) -> Parse:
     """The letter a reply chooses among ``options`` (letter → text), and the tier that decided.
 
-    Deterministic and total: any string (or None) gives a :class:`Parse`; unparseable replies give
-    ``Parse(None, "invalid")``. Never guesses.
+    Deterministic and total: any string (or None) gives a :class:`Parse`; unparseable replies, and
+    replies that name several letters as their answer, give ``Parse(None, "invalid")``. Never guesses.
     """
     if not response or not options:
         return Parse(None, "invalid")
@@ -217,6 +281,10 @@ def parse_letter(response: str | None, options: Mapping[str, str]) -> Parse:
         ("option_text", lambda: _option_text(text, options)),
     ):
         letter = found()
+        if isinstance(letter, _Several):
+            return Parse(None, "invalid")
         if letter:
+            if stated_letters(text, options) - {letter}:
+                return Parse(None, "invalid")
             return Parse(letter, tier)
     return Parse(None, "invalid")

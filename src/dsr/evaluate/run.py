@@ -5,9 +5,15 @@
 per item as it arrives. Per-item failures (missing or corrupt video, server errors, bad bodies) are
 recorded with a reason and the run goes on; transient failures are retried on the next run.
 
+Two guards make a failing run say so early: the run directory is locked (a second process on it stops
+at once, :mod:`dsr.locking`), and a circuit breaker stops the run when ``max_consecutive_failures``
+items in a row fail at the model (a dead, hung or refusing endpoint) — the items already done are
+kept and the same command resumes once the endpoint is back.
+
 Result line fields: ``item_id, base_id, video_id, video_path, question, type, arm, manifest_hash, response, letter, tier,
 invalid, gold, correct, n_options, options, usage, latency_s, error ({reason, message} or null),
-frames ({indices, timestamps_s, limit_s}), request_digest, parser_version``.
+frames ({indices, timestamps_s, limit_s}), request_digest, parser_version, query and record_path`` (our QA
+exports' structured query and scene record, or null).
 """
 
 from __future__ import annotations
@@ -41,9 +47,17 @@ from dsr.evaluate.store import (
     open_results,
     read_manifest,
     read_results,
+    result_key,
     write_or_check_manifest,
 )
+from dsr.locking import lock_folder
 from dsr.video import VideoError
+
+# Failures of the model call itself (the endpoint or backend), as opposed to the item's data (a missing
+# video, no record for the oracle): only these trip the circuit breaker.
+MODEL_FAILURES = frozenset({"server_error", "rate_limited", "timeout", "connection_error", "client_error",
+                            "bad_response", "model_error"})
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,18 @@ class RunConfig:
     seed: int = 0
     circular: bool = False
     limit: int | None = None
+    # stop the run after this many items in a row failed at the model (0 = never); not in the manifest
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
 
     def __post_init__(self) -> None:
         if self.arm not in ARMS:
             raise DsrError(f"unknown arm {self.arm!r} (choose from {', '.join(ARMS)})")
         if self.concurrency < 1:
             raise DsrError("concurrency must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise DsrError(f"limit must be >= 1, got {self.limit}")
+        if self.max_consecutive_failures < 0:
+            raise DsrError(f"max_consecutive_failures must be >= 0 (0 = never stop), got {self.max_consecutive_failures}")
 
 
 def expand_items(dataset: Dataset, config: RunConfig) -> list[Item]:
@@ -110,7 +130,9 @@ def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path 
                            "gold": item.answer, "n_options": len(item.options), "options": dict(item.options),
                            "parser_version": PARSER_VERSION,
                            "response": None, "letter": None, "tier": None, "invalid": None, "correct": None,
-                           "usage": {}, "latency_s": None, "error": None, "frames": None}
+                           "usage": {}, "latency_s": None, "error": None, "frames": None,
+                           # what the report needs to show the question's interval and named objects
+                           "query": item.query, "record_path": item.record_path}
     try:
         jpegs: tuple[bytes, ...] = ()
         stamps: tuple[float, ...] = ()
@@ -158,22 +180,52 @@ def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path 
 
 @dataclass(frozen=True)
 class RunOutcome:
+    """What one invocation did. Counts ``n_scored``/``n_failed``/``n_not_run`` cover the items it was
+    asked for (resumed ones included); ``stopped`` is the circuit breaker's one-line reason, if it tripped."""
+
     run_dir: Path
     n_total: int
     n_new: int
     n_resumed: int
     failures: dict[str, int]
     elapsed_s: float
+    n_scored: int = 0
+    n_failed: int = 0
+    n_not_run: int = 0
+    stopped: str | None = None
+
+
+class _Breaker:
+    """Counts items that failed at the model in a row (in completion order); a reply resets the count."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.streak, self.last = limit, 0, ""
+
+    def record(self, error: dict[str, Any] | None) -> bool:
+        """Count one finished item; True once ``limit`` model failures came in a row."""
+        if error is None:
+            self.streak = 0
+        elif error.get("reason") in MODEL_FAILURES:
+            self.streak += 1
+            self.last = str(error.get("message") or error.get("reason"))
+        return bool(self.limit) and self.streak >= self.limit
 
 
 def run_eval(dataset: Dataset, model: Model, run_dir: str | Path, config: RunConfig | None = None, *,
              cache_dir: str | Path | None = None, progress: bool = True, judge: Judge | None = None) -> RunOutcome:
     """Evaluate ``model`` on ``dataset`` into ``run_dir``, resuming whatever is already there.
 
+    Holds an exclusive lock on ``run_dir`` (:class:`dsr.locking.LockedError` if another process has it).
     judge: an optional LLM judge, asked only about INVALID replies (cached in ``judge_cache.jsonl``).
     """
     config = config or RunConfig()
     out = Path(run_dir)
+    with lock_folder(out):
+        return _run_locked(dataset, model, out, config, cache_dir=cache_dir, progress=progress, judge=judge)
+
+
+def _run_locked(dataset: Dataset, model: Model, out: Path, config: RunConfig, *, cache_dir: str | Path | None,
+                progress: bool, judge: Judge | None) -> RunOutcome:
     manifest = write_or_check_manifest(out, build_manifest(dataset, model, config, judge))
     if judge is not None and judge.cache_path is None:
         judge.cache_path = out / "judge_cache.jsonl"
@@ -184,6 +236,9 @@ def run_eval(dataset: Dataset, model: Model, run_dir: str | Path, config: RunCon
     todo = [it for it in items if (it.item_id, config.arm) not in done]
     start = time.perf_counter()
     failures: Counter[str] = Counter()
+    breaker = _Breaker(config.max_consecutive_failures)
+    stopped: str | None = None
+    written = 0
     label = f"{model.name} [{config.arm}]"
     with (ResultWriter(out) as writer, _progress(progress, len(items), len(items) - len(todo), label) as advance,
           ThreadPoolExecutor(max_workers=config.concurrency) as pool):
@@ -195,20 +250,35 @@ def run_eval(dataset: Dataset, model: Model, run_dir: str | Path, config: RunCon
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
+                if fut.cancelled():
+                    continue
                 row = fut.result()
                 writer.append(row)
+                written += 1
                 if row["error"]:
                     failures[row["error"]["reason"]] += 1
                 advance()
-            for it in _take(queue, len(finished)):
-                pending.add(pool.submit(_evaluate_item, it, model, config, cache, mhash, judge))
+                if breaker.record(row["error"]) and stopped is None:
+                    stopped = (f"stopped after {breaker.streak} items in a row failed at the model "
+                               f"({breaker.last}); the items done are kept: fix the endpoint and run the "
+                               "same command again to resume")
+                    for other in pending:  # items not started yet stay unrun (no line): the resume does them
+                        other.cancel()
+            if stopped is None:
+                for it in _take(queue, len(finished)):
+                    pending.add(pool.submit(_evaluate_item, it, model, config, cache, mhash, judge))
     close = getattr(model, "close", None)
     if callable(close):
         close()
     elapsed = time.perf_counter() - start
     write_summary(out)
-    return RunOutcome(run_dir=out, n_total=len(items), n_new=len(todo), n_resumed=len(items) - len(todo),
-                      failures=dict(failures), elapsed_s=elapsed)
+    final = {result_key(r): r for r in read_results(out)}
+    rows = [final.get((it.item_id, config.arm)) for it in items]
+    n_failed = sum(1 for r in rows if r is not None and r.get("error"))
+    n_not_run = sum(1 for r in rows if r is None)
+    return RunOutcome(run_dir=out, n_total=len(items), n_new=written, n_resumed=len(items) - len(todo),
+                      failures=dict(failures), elapsed_s=elapsed, n_scored=len(items) - n_failed - n_not_run,
+                      n_failed=n_failed, n_not_run=n_not_run, stopped=stopped)
 
 
 def _take(it: Iterable[Item], n: int) -> list[Item]:

@@ -7,7 +7,10 @@ Crash safety (``evaluation.md`` §8):
 * :func:`open_results` repairs that (cuts the partial line), keeps the last line per item key, drops
   transient failures so they are retried, and rewrites the file atomically when anything changed, so
   the file always holds at most one line per (item id, arm);
-* a run directory belongs to one manifest: resuming with a different manifest is refused.
+* a run directory belongs to one experiment: resuming with a different manifest is refused, but how much
+  of the dataset an invocation asks for (``--limit``) is not part of the experiment, so a smoke run
+  extended to the full set keeps what it has done;
+* one process at a time: :func:`dsr.locking.lock_folder` guards the directory (``run_eval`` holds it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 # Manifest keys that describe the moment, not the experiment; they do not enter the hash.
 _VOLATILE = ("created_utc", "manifest_hash")
+# Dataset keys that say how much of the dataset this invocation asked for (``--limit``), not what the
+# experiment is: items are evaluated the same way whatever the limit, so a smoke run can be extended.
+_EXTENT = ("limit", "n_evaluated")
 
 
 class RunError(DsrError):
@@ -47,9 +53,16 @@ def git_hash() -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
-def manifest_hash(manifest: dict[str, Any]) -> str:
+def _experiment(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The keys that define the experiment: no timestamps, no code version, no ``--limit``."""
     body = {k: v for k, v in manifest.items() if k not in _VOLATILE and k != "code"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    if isinstance(body.get("dataset"), dict):
+        body["dataset"] = {k: v for k, v in body["dataset"].items() if k not in _EXTENT}
+    return body
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(_experiment(manifest), sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -62,18 +75,25 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def write_or_check_manifest(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write the manifest (with its hash) or, if one exists, insist it describes the same experiment."""
+    """Write the manifest (with its hash) or, if one exists, insist it describes the same experiment.
+
+    Resuming keeps the stored manifest (and the hash its result lines carry); only the extent
+    (``dataset.limit``, ``dataset.n_evaluated``) follows the new invocation. The comparison recomputes
+    both hashes, so directories written before the extent left the hash still resume.
+    """
     manifest = dict(manifest)
     manifest["manifest_hash"] = manifest_hash(manifest)
     path = run_dir / MANIFEST
     if path.is_file():
         old = read_manifest(run_dir)
-        if old.get("manifest_hash") != manifest["manifest_hash"]:
-            changed = [k for k in _diff_keys({k: v for k, v in old.items() if k not in _VOLATILE and k != "code"},
-                                             {k: v for k, v in manifest.items()
-                                              if k not in _VOLATILE and k != "code"})]
+        if manifest_hash(old) != manifest["manifest_hash"]:
+            changed = _diff_keys(_experiment(old), _experiment(manifest))
             raise RunError(f"{run_dir}: this run directory holds a different experiment "
                            f"(changed: {', '.join(changed[:6]) or 'manifest'}); use a new --out directory")
+        new_extent = {k: (manifest.get("dataset") or {}).get(k) for k in _EXTENT}
+        if isinstance(old.get("dataset"), dict) and any(old["dataset"].get(k) != v for k, v in new_extent.items()):
+            old = {**old, "dataset": {**old["dataset"], **new_extent}}
+            atomic_write_text(path, json.dumps(old, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return old
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

@@ -130,6 +130,57 @@ def unit_label(record: SceneRecord) -> str:
     return f"units ({record.scale_kind.replace('_', ' ')})"
 
 
+def output_paths(record_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """Where ``dsr show`` (and the demo) write a record's views: ``<stem>.png`` and ``<stem>.rrd``.
+
+    out_dir defaults to the record's folder; ``worlds/3/record.npz`` gives ``worlds/3/record.png`` and
+    ``worlds/3/record.rrd``. One function, so the command, the demo and the README name the same files.
+    """
+    path = Path(record_path)
+    folder = path.parent if out_dir is None else Path(out_dir)
+    stem = path.name.removesuffix(".npz")
+    return folder / f"{stem}.png", folder / f"{stem}.rrd"
+
+
+@dataclass(frozen=True)
+class ObjectSummary:
+    """What ``dsr show --objects`` lists about one object (what ``dsr answer --targets`` needs).
+
+    visible_frames: inclusive runs ``(first, last)`` of record frame indices where the object is visible,
+    the indices ``dsr answer --interval S:E`` takes; visible_s: the same runs in seconds.
+    """
+
+    object_id: str
+    class_phrase: str
+    is_agent: bool
+    visible_frames: tuple[tuple[int, int], ...]
+    visible_s: tuple[tuple[float, float], ...]
+    n_center_known: int
+    has_orientation: bool
+
+
+def object_summaries(record: SceneRecord) -> list[ObjectSummary]:
+    """One :class:`ObjectSummary` per object of ``record``, in record order."""
+    ts = record.timestamps_s
+    out = []
+    for obj in record.objects:
+        runs = tuple((a, b - 1) for a, b in known_runs(obj.visible))
+        out.append(ObjectSummary(
+            object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=bool(obj.is_agent),
+            visible_frames=runs, visible_s=tuple((float(ts[a]), float(ts[b])) for a, b in runs),
+            n_center_known=int(obj.center_known.sum()), has_orientation=obj.orientation is not None))
+    return out
+
+
+def format_runs(runs: tuple[tuple[int, int], ...] | tuple[tuple[float, float], ...], *, seconds: bool = False) -> str:
+    """``0:7, 10:11`` (inclusive frame runs, as ``--interval`` takes them) or ``0.00-0.70 s, ...``."""
+    if not runs:
+        return "never"
+    if seconds:
+        return ", ".join(f"{a:.2f}-{b:.2f}" for a, b in runs) + " s"
+    return ", ".join(f"{a}:{b}" for a, b in runs)
+
+
 # --------------------------------------------------------------------------------------------------
 # Rerun
 
