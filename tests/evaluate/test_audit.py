@@ -1,0 +1,252 @@
+"""dsr audit: blind probes, letter and answer balance, per-item bias, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsr.evaluate.audit import audit_items, letter_test, load_question_sets, type_balance
+from dsr.evaluate.audit_probes import (
+    PROBES,
+    OptionTable,
+    credit_of,
+    group_folds,
+    run_probes,
+    segment_count,
+    segments,
+    text_prior_scores,
+)
+from dsr.evaluate.datasets import Item
+
+STATES = ["Keep nearly constant.", "Become larger.", "Become smaller.", "Keep nearly constant then become larger."]
+
+
+def _answer(rng: random.Random, n_seg: int) -> str:
+    return " ".join(f"({k + 1}) {rng.choice(STATES)}" for k in range(n_seg))
+
+
+def make_set(n_videos: int, per_video: int, *, bias: str | None, seed: int = 0) -> list[Item]:
+    """DSR-like items. bias='shortest': the gold is always the option with the fewest segments (hence
+    the shortest); None: gold and distractors drawn from one distribution, letter uniform."""
+    rng = random.Random(seed)
+    items = []
+    for v in range(n_videos):
+        for q in range(per_video):
+            texts: list[str] = []
+            while len(texts) < 4:
+                t = _answer(rng, rng.randint(1, 4))
+                if t not in texts:
+                    texts.append(t)
+            if bias == "shortest":
+                gold_text = min(texts, key=lambda t: (segment_count(t), len(t)))
+                texts.remove(gold_text)
+                texts = [t for t in texts if segment_count(t) > segment_count(gold_text)]
+                while len(texts) < 3:
+                    t = _answer(rng, segment_count(gold_text) + rng.randint(1, 3))
+                    if t not in texts:
+                        texts.append(t)
+            else:
+                gold_text = texts.pop()
+            letter = rng.randrange(4)
+            texts.insert(letter, gold_text)
+            options = dict(zip("ABCD", texts, strict=True))
+            items.append(Item(item_id=f"v{v}/q{q}", video_id=f"v{v}", video_path=None,
+                              question=f"How does the distance between object {q % 3} and the camera change?",
+                              options=options, answer="ABCD"[letter], type=["abs_dis", "rel_dis"][q % 2]))
+    return items
+
+
+# ---------------------------------------------------------------------------------------------- units
+
+
+def test_segments_and_counts() -> None:
+    assert segment_count("(1) Keep nearly constant. (2) Become larger.") == 2
+    assert segment_count("left") == 0
+    assert segments("(1) Keep nearly constant. (2) Front|Left.") == ["keep nearly constant", "front|left"]
+    assert segments("Not moving") == ["not moving"]
+
+
+def test_credit_counts_ties_fractionally() -> None:
+    items = [Item("a", "v", None, "q", {"A": "x", "B": "y", "C": "z"}, "B", "t"),
+             Item("b", "v", None, "q", {"A": "x", "B": "y"}, "A", "t")]
+    table = OptionTable.of(items)
+    # item a: B and C tie at the top (gold B) -> 1/2; item b: A strictly best (gold) -> 1
+    credit, pick = credit_of(np.array([0.0, 2.0, 2.0, 5.0, 1.0]), table)
+    assert credit.tolist() == [0.5, 1.0]
+    assert pick.tolist() == [1, 0]
+    credit, _ = credit_of(np.array([3.0, 2.0, 1.0, 0.0, 1.0]), table)
+    assert credit.tolist() == [0.0, 0.0]
+
+
+def test_group_folds_never_split_a_video() -> None:
+    vids = [f"v{i % 23}" for i in range(300)]
+    folds = group_folds(vids, 5, seed=3)
+    assert set(folds.tolist()) == set(range(5))
+    for v in set(vids):
+        assert len({f for f, x in zip(folds, vids, strict=True) if x == v}) == 1
+    assert (group_folds(vids, 5, seed=3) == folds).all()  # fixed seed, same folds
+    assert (group_folds(["only"] * 10, 5, seed=0) == -1).all()  # one video: no folds
+
+
+def test_letter_test_and_balance_by_hand() -> None:
+    opts = {"A": "x", "B": "y", "C": "z", "D": "w"}
+    items = [Item(str(i), "v", None, "q", opts, g, "t") for i, g in enumerate("AAAAAAAABBCD")]
+    lt = letter_test(items)
+    assert lt.counts == {"A": 8, "B": 2, "C": 1, "D": 1}
+    assert lt.expected == {"A": 3.0, "B": 3.0, "C": 3.0, "D": 3.0}
+    # chi2 = (25 + 1 + 4 + 4) / 3
+    assert lt.chi2 == pytest.approx(34 / 3)
+    from scipy.stats import chi2
+
+    assert lt.p_value == pytest.approx(chi2.sf(34 / 3, 3))
+    bal = type_balance(items)
+    assert (bal.classes, bal.top_class, bal.top_share) == (4, "x", 8 / 12)
+    p = np.array([8, 2, 1, 1]) / 12
+    assert bal.entropy_bits == pytest.approx(-(p * np.log2(p)).sum())
+    assert bal.normalized_entropy == pytest.approx(bal.entropy_bits / 2)
+    one = type_balance(items[:8])
+    assert (one.classes, one.entropy_bits, one.normalized_entropy) == (1, 0.0, 0.0)
+
+
+def test_text_prior_matches_the_text_prior_model() -> None:
+    """The audit's text prior is the rule of TextPriorModel (same rate), fitted on the same items."""
+    from dsr.evaluate.base import Request
+    from dsr.evaluate.models import TextPriorModel
+    from dsr.evaluate.prompt import build_prompt
+
+    items = make_set(12, 10, bias=None, seed=5)
+    fit_items, test_items = items[:80], items[80:]
+    table = OptionTable.of(items)
+    feats_codes = np.unique([" ".join(t.lower().split()) for t in table.texts], return_inverse=True)[1]
+    rows = np.arange(table.start[80], table.start[-1])
+    scores = text_prior_scores(table, feats_codes, np.arange(80), rows)
+    model = TextPriorModel(fit_items=fit_items, leave_one_out=False)
+    for k, it in enumerate(test_items):
+        own = scores[table.start[80 + k] - table.start[80]: table.start[81 + k] - table.start[80]]
+        best = np.flatnonzero(own == own.max())
+        if len(best) == 1:  # the model breaks ties by letter; the audit splits the credit
+            reply = model.generate(Request(item=it, prompt=build_prompt(it, (), ()))).text
+            assert reply == list(it.options)[best[0]]
+
+
+# ---------------------------------------------------------------------------------------------- probes
+
+
+def test_biased_set_is_flagged() -> None:
+    items = make_set(30, 12, bias="shortest")
+    result = audit_items(items, folds=5, seed=0, resamples=300)
+    assert result.probes["fewest_segments"].overall.value == 1.0
+    assert result.probes["shortest_option"].overall.value > 0.9
+    clf = result.probes["text_classifier"].overall
+    assert clf.value > 0.9 and clf.lo > 0.8
+    assert result.max_probe()[1] - result.chance > 0.6
+    scores = np.array([s.bias_score for s in result.items])
+    assert np.nanmean(scores) > 0.7
+
+
+def test_unbiased_set_stays_near_chance() -> None:
+    items = make_set(40, 12, bias=None, seed=1)
+    result = audit_items(items, folds=5, seed=0, resamples=300)
+    assert result.chance == 0.25
+    for name in PROBES:
+        est = result.probes[name].overall
+        assert 0.0 <= est.lo <= est.value <= est.hi <= 1.0
+        assert abs(est.value - 0.25) < 0.08, (name, est)
+    assert set(result.types) == {"abs_dis", "rel_dis"}
+    assert result.probes["letter_prior"].per_type["abs_dis"].n == 240
+
+
+def test_probes_are_deterministic_and_held_out() -> None:
+    items = make_set(20, 8, bias="shortest", seed=2)
+    a = run_probes(items, folds=4, seed=7)
+    b = run_probes(items, folds=4, seed=7)
+    for name in PROBES:
+        assert np.array_equal(a.credit[name], b.credit[name])
+    assert np.allclose(a.p_gold, b.p_gold)
+    assert a.k == 4 and set(a.folds.tolist()) == {0, 1, 2, 3}
+    # a classifier that memorised its fitting items would score every item; held-out p_gold is a probability
+    assert ((a.p_gold > 0) & (a.p_gold < 1)).all()
+
+
+def test_one_video_gets_no_fitted_probe() -> None:
+    items = [it for it in make_set(1, 12, bias="shortest")]
+    result = audit_items(items, resamples=200)
+    assert math.isnan(result.probes["text_classifier"].overall.value)
+    assert result.probes["fewest_segments"].overall.value == 1.0
+    assert result.folds == 0
+
+
+# ---------------------------------------------------------------------------------------------- loading + CLI
+
+
+def _write_jsonl(path: Path, items: list[Item]) -> None:
+    path.write_text("".join(json.dumps(it.to_json()) + "\n" for it in items), encoding="utf-8")
+
+
+def test_bad_rows_are_counted_not_fatal(tmp_path: Path) -> None:
+    items = make_set(6, 4, bias=None)
+    path = tmp_path / "qas.jsonl"
+    _write_jsonl(path, items)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("{not json\n")
+        fh.write(json.dumps({"item_id": "x1", "question": "q?", "options": {"A": "a", "B": "b"},
+                             "answer": "Z"}) + "\n")
+        fh.write(json.dumps({"item_id": "x2", "options": {"A": "a", "B": "b"}, "answer": "A"}) + "\n")
+        fh.write(json.dumps(items[0].to_json()) + "\n")
+    qs = load_question_sets([path])
+    assert len(qs.items) == 24
+    assert qs.problems == {"malformed_json": 1, "answer_not_in_options": 1, "bad_row": 1, "duplicate_id": 1}
+
+
+def test_cli_audit_writes_report_and_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dsr.cli import main
+
+    path = tmp_path / "biased.jsonl"
+    _write_jsonl(path, make_set(20, 10, bias="shortest"))
+    main(["audit", str(path), "--out", str(tmp_path / "rep"), "--no-progress", "--resamples", "200"])  # exit 0
+    out = capsys.readouterr().out
+    assert "FLAG: best blind probe" in out and "letter prior" in out
+    summary = json.loads((tmp_path / "rep" / "audit.json").read_text())
+    assert summary["n_items"] == 200 and summary["probes"]["fewest_segments"]["overall"]["value"] == 1.0
+    html = (tmp_path / "rep" / "audit.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "FLAG" in html
+    rows = (tmp_path / "rep" / "items.csv").read_text().splitlines()
+    assert len(rows) == 201 and rows[0].startswith("item_id,video_id,type,gold")
+
+
+def test_cli_unreadable_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dsr.cli import main
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not a parquet file")
+    for path in (bad, tmp_path / "missing.jsonl"):
+        with pytest.raises(SystemExit) as exc:
+            main(["audit", str(path), "--no-progress"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- real data
+
+
+@pytest.mark.shared
+def test_vlm4d_real_audit(vlm4d_dir: Path) -> None:
+    qs = load_question_sets([vlm4d_dir / "real_mc.json"])
+    assert len(qs.items) == 1371
+    result = audit_items(qs.items, resamples=300, problems=qs.problems)
+    assert result.n_items == 1371 and result.n_videos == 600 and result.folds == 5
+    for name in PROBES:
+        est = result.probes[name].overall
+        assert 0.0 <= est.value <= 1.0 and est.n == 1371
+        assert est.lo <= est.value <= est.hi
+    assert 0.0 < result.letters.p_value <= 1.0
+    assert sum(result.letters.counts.values()) == 1371
+    assert result.problems.get("duplicate_options") == 1  # validation_633: C and D are the same text
+    # VLM4D options carry no "(k)" segments: fewest segments ties every option, exactly chance
+    assert result.probes["fewest_segments"].overall.value == pytest.approx(0.25)
