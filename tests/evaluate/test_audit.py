@@ -30,9 +30,11 @@ def _answer(rng: random.Random, n_seg: int) -> str:
     return " ".join(f"({k + 1}) {rng.choice(STATES)}" for k in range(n_seg))
 
 
-def make_set(n_videos: int, per_video: int, *, bias: str | None, seed: int = 0) -> list[Item]:
-    """DSR-like items. bias='shortest': the gold is always the option with the fewest segments (hence
-    the shortest); None: gold and distractors drawn from one distribution, letter uniform."""
+def make_set(n_videos: int, per_video: int, *, bias: str | None, seed: int = 0, share: float = 1.0,
+             types: tuple[str, ...] = ("abs_dis", "rel_dis"), prefix: str = "") -> list[Item]:
+    """DSR-like items. bias='shortest': the gold is the option with the fewest segments (hence the
+    shortest) in a ``share`` of the items; None: gold and distractors drawn from one distribution.
+    Letters are uniform."""
     rng = random.Random(seed)
     items = []
     for v in range(n_videos):
@@ -42,7 +44,7 @@ def make_set(n_videos: int, per_video: int, *, bias: str | None, seed: int = 0) 
                 t = _answer(rng, rng.randint(1, 4))
                 if t not in texts:
                     texts.append(t)
-            if bias == "shortest":
+            if bias == "shortest" and rng.random() < share:
                 gold_text = min(texts, key=lambda t: (segment_count(t), len(t)))
                 texts.remove(gold_text)
                 texts = [t for t in texts if segment_count(t) > segment_count(gold_text)]
@@ -55,9 +57,9 @@ def make_set(n_videos: int, per_video: int, *, bias: str | None, seed: int = 0) 
             letter = rng.randrange(4)
             texts.insert(letter, gold_text)
             options = dict(zip("ABCD", texts, strict=True))
-            items.append(Item(item_id=f"v{v}/q{q}", video_id=f"v{v}", video_path=None,
+            items.append(Item(item_id=f"v{v}/{prefix}q{q}", video_id=f"v{v}", video_path=None,
                               question=f"How does the distance between object {q % 3} and the camera change?",
-                              options=options, answer="ABCD"[letter], type=["abs_dis", "rel_dis"][q % 2]))
+                              options=options, answer="ABCD"[letter], type=types[q % len(types)]))
     return items
 
 
@@ -250,3 +252,85 @@ def test_vlm4d_real_audit(vlm4d_dir: Path) -> None:
     assert result.problems.get("duplicate_options") == 1  # validation_633: C and D are the same text
     # VLM4D options carry no "(k)" segments: fewest segments ties every option, exactly chance
     assert result.probes["fewest_segments"].overall.value == pytest.approx(0.25)
+
+
+# ---------------------------------------------------------------------------------------------- prune
+
+
+def _mixed_set() -> list[Item]:
+    """Two unbiased types plus a third whose gold is always the option with the fewest segments."""
+    return (make_set(30, 8, bias=None, seed=11)
+            + make_set(30, 4, bias="shortest", seed=12, types=("abs_spd",), prefix="s"))
+
+
+def test_prune_cli_removes_the_shortcut_and_the_subset_passes(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from dsr.cli import main
+
+    items = _mixed_set()
+    src = tmp_path / "mixed.jsonl"
+    _write_jsonl(src, items)
+    out = tmp_path / "pruned.jsonl"
+    main(["audit", str(src), "--prune", str(out), "--out", str(tmp_path / "rep"), "--no-progress",
+          "--resamples", "200"])  # exit 0: the prune passed
+    assert "prune: passed" in capsys.readouterr().out
+    before = audit_items(items, resamples=200)
+    assert before.probes["fewest_segments"].overall.value - before.chance > 0.15  # flagged
+    # the subset keeps the input's own lines, and an independent audit of the file passes
+    src_lines = set(src.read_text().splitlines())
+    kept_lines = out.read_text().splitlines()
+    assert kept_lines and set(kept_lines) <= src_lines
+    kept = load_question_sets([out]).items
+    after = audit_items(kept, seed=0, resamples=200)
+    for name in PROBES:
+        assert after.probes[name].overall.value <= after.chance + 0.03, name
+    assert after.probes["text_classifier"].overall.value >= after.chance - 0.03
+    # what went is mostly the biased type, and every removal is listed with its reason
+    removed = (tmp_path / "rep" / "removed.csv").read_text().splitlines()[1:]
+    assert len(removed) == len(items) - len(kept)
+    removed_types = [r.split(",")[1] for r in removed]
+    assert removed_types.count("abs_spd") >= 0.8 * len(removed_types)
+    assert sum(it.type == "abs_spd" for it in kept) < 0.3 * 120
+    assert sum(it.type != "abs_spd" for it in kept) > 0.9 * 240  # unbiased types keep their items
+    assert all(r.split(",")[4] for r in removed)  # probes_right: the probes that had the item
+    summary = json.loads((tmp_path / "rep" / "audit.json").read_text())
+    assert summary["prune"]["passed"] is True and summary["prune"]["kept"] == len(kept)
+
+
+def test_fully_biased_set_cannot_pass(tmp_path: Path) -> None:
+    from dsr.evaluate.audit import prune_items
+
+    result = prune_items(make_set(10, 8, bias="shortest"), resamples=200, max_rounds=8)
+    assert not result.passed  # every item has the shortcut: no subset is free of it
+
+
+def test_subset_keeps_the_input_format(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dsr.evaluate.audit_report import write_subset
+    from dsr.evaluate.datasets import load_dataset
+
+    items = make_set(4, 3, bias=None)
+    keep = {items[1].item_id, items[4].item_id, items[7].item_id}
+    # VLM4D-style JSON list: answer as text, choices
+    rows = [{"id": it.item_id, "video": f"https://x/{it.video_id}.mp4", "question_type": it.type,
+             "question": it.question, "choices": it.options, "answer": it.options[it.answer]} for it in items]
+    src = tmp_path / "set.json"
+    src.write_text(json.dumps(rows))
+    assert write_subset(tmp_path / "sub.json", load_question_sets([src]), keep) == "vlm4d"
+    assert json.loads((tmp_path / "sub.json").read_text()) == [rows[1], rows[4], rows[7]]
+    # DSR-Bench parquet (no id column: ids are content hashes)
+    table = pa.table({"videoID": [it.video_id for it in items], "question": [it.question for it in items],
+                      "options": [[f"{k}. {v}" for k, v in it.options.items()] for it in items],
+                      "answer": [it.answer for it in items], "type": [it.type for it in items]})
+    pq.write_table(table, tmp_path / "bench.parquet")
+    loaded = load_question_sets([tmp_path / "bench.parquet"])
+    ids = [it.item_id for it in loaded.items]
+    assert write_subset(tmp_path / "sub.parquet", loaded, {ids[0], ids[5]}) == "dsr_parquet"
+    sub = load_dataset(tmp_path / "sub.parquet", check_videos=False)
+    assert [it.item_id for it in sub.items] == [ids[0], ids[5]]
+    # another suffix, or several inputs: our JSON Lines, read back by the plain loader
+    assert write_subset(tmp_path / "sub.jsonl", loaded, {ids[2]}) == "plain"
+    back = load_dataset(tmp_path / "sub.jsonl", check_videos=False).items
+    assert [it.item_id for it in back] == [ids[2]] and back[0].options == loaded.items[2].options

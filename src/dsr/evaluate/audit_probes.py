@@ -441,7 +441,7 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 class ProbeRun:
     """Every probe's held-out result on N items.
 
-    folds: (N,) int — the item's held-out fold (-1: fewer than two videos, fitted probes not scored);
+    folds: (N,) int — the item's held-out fold (negative: not scored — fewer than two videos, or fit-only);
     credit: probe → (N,) float in [0, 1], expected correctness (ties fractional; NaN = not scored);
     pick: probe → (N,) int, place of the (first) option picked (-1 = none);
     p_gold: (N,) the classifier's held-out probability of the gold option (NaN = not scored).
@@ -455,14 +455,23 @@ class ProbeRun:
 
 
 def run_probes(items: Sequence[Item], *, folds: int = DEFAULT_FOLDS, seed: int = 0,
-               progress: Progress | None = None, classifier_c: float = CLASSIFIER_C) -> ProbeRun:
-    """Score every probe of :data:`PROBES` on ``items`` (each needs ≥ 2 options and a gold among them)."""
+               progress: Progress | None = None, classifier_c: float = CLASSIFIER_C,
+               fold_of: np.ndarray | None = None) -> ProbeRun:
+    """Score every probe of :data:`PROBES` on ``items`` (each needs ≥ 2 options and a gold among them).
+
+    fold_of: (N,) int, an explicit fold per item instead of the grouped K-fold; an item with a
+    negative fold is only ever fitted on, never scored (its fitted probes' credit is NaN) — e.g. all
+    of one set with fold -1 and another set with fold 0 scores the second set with probes fitted on
+    the first.
+    """
     table = OptionTable.of(items)
     n = len(items)
     video_ids = np.asarray([it.video_id for it in items], dtype=object).astype(str)
     type_codes = _codes([it.type for it in items]) if n else np.zeros(0, dtype=np.int64)
-    fold_of = group_folds(video_ids, folds, seed) if n else np.zeros(0, dtype=np.int64)
-    k = int(fold_of.max()) + 1 if n else 0
+    if fold_of is None:
+        fold_of = group_folds(video_ids, folds, seed) if n else np.zeros(0, dtype=np.int64)
+    scored_folds = sorted(int(f) for f in set(fold_of.tolist()) if f >= 0)
+    k = len(scored_folds) if len(scored_folds) >= 2 or (fold_of < 0).any() else 0
     credit: dict[str, np.ndarray] = {}
     pick: dict[str, np.ndarray] = {}
     for name, scores in rule_scores(table).items():
@@ -478,12 +487,12 @@ def run_probes(items: Sequence[Item], *, folds: int = DEFAULT_FOLDS, seed: int =
         done[0] = 0
         return step
 
-    feats = option_features(items, table, tick("features", n)) if k >= 2 else None
+    feats = option_features(items, table, tick("features", n)) if k else None
     fitted = {"letter_prior": np.full(len(table.texts), np.nan), "text_prior": np.full(len(table.texts), np.nan),
               CLASSIFIER: np.full(len(table.texts), np.nan)}
     text_codes = feats.encode_keys["text"] if feats is not None else None
     step = tick("folds", k)
-    for f in range(k):
+    for f in scored_folds if k else []:
         test = np.flatnonzero(fold_of == f)
         fit = np.flatnonzero(fold_of != f)
         rows = _rows_of(test, table)
@@ -493,12 +502,13 @@ def run_probes(items: Sequence[Item], *, folds: int = DEFAULT_FOLDS, seed: int =
                                                      c=classifier_c)
         step(1)
     p_gold = np.full(n, np.nan)
+    unscored = fold_of < 0 if k else np.ones(n, dtype=bool)
     for name, scores in fitted.items():
-        if k >= 2:
-            credit[name], pick[name] = credit_of(scores, table)
-        else:
-            credit[name], pick[name] = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
-    if k >= 2:
-        p_gold = softmax_gold(fitted[CLASSIFIER], table)
+        credit[name], pick[name] = credit_of(scores, table)
+        credit[name][unscored] = np.nan
+        pick[name][unscored] = -1
+    if k:
+        p_gold = softmax_gold(np.nan_to_num(fitted[CLASSIFIER]), table)
+        p_gold[unscored] = np.nan
     return ProbeRun(folds=fold_of, k=k, credit={p: credit[p] for p in PROBES},
                     pick={p: pick[p] for p in PROBES}, p_gold=p_gold)
