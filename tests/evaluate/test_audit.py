@@ -138,6 +138,62 @@ def test_text_prior_matches_the_text_prior_model() -> None:
 
 # ---------------------------------------------------------------------------------------------- probes
 
+MORE_STATES = [*STATES, "Keep nearly constant then become smaller."]
+OBJECTS = ["ball", "person", "car", "box"]
+
+
+def shortcut_set(kind: str, n_videos: int = 30, per_video: int = 8, seed: int = 0) -> list[Item]:
+    """One kind of text shortcut at a time:
+
+    * ``medoid`` — every distractor is the gold with one segment changed (the gold is the medoid);
+    * ``most_segments`` — the gold has more segments than every distractor;
+    * ``question`` — the gold's first state follows from the object the question names;
+    * ``none`` — gold and distractors drawn alike.
+    """
+    rng = random.Random(seed)
+
+    def seq(n: int) -> list[str]:
+        return [rng.choice(MORE_STATES) for _ in range(n)]
+
+    items = []
+    for v in range(n_videos):
+        for q in range(per_video):
+            obj = rng.choice(OBJECTS)
+            gold = seq(rng.randint(3, 5) if kind == "most_segments" else rng.randint(1, 4))
+            if kind == "question":
+                gold[0] = MORE_STATES[OBJECTS.index(obj)]
+            wrong: list[list[str]] = []
+            while len(wrong) < 3:
+                if kind == "medoid":
+                    d = list(gold)
+                    k = rng.randrange(len(d))
+                    d[k] = rng.choice([x for x in MORE_STATES if x != gold[k]])
+                elif kind == "most_segments":
+                    d = seq(rng.randint(1, len(gold) - 1))
+                else:
+                    d = seq(rng.randint(1, 4))
+                if d != gold and d not in wrong:
+                    wrong.append(d)
+            texts = [" ".join(f"({k + 1}) {x}" for k, x in enumerate(o)) for o in wrong]
+            letter = rng.randrange(4)
+            texts.insert(letter, " ".join(f"({k + 1}) {x}" for k, x in enumerate(gold)))
+            items.append(Item(f"v{v}/q{q}", f"v{v}", None,
+                              f"How does the distance between the {obj} and the camera change?",
+                              dict(zip("ABCD", texts, strict=True)), "ABCD"[letter], "abs_dis"))
+    return items
+
+
+@pytest.mark.parametrize(("kind", "low", "high"), [("none", 0.0, 0.36), ("medoid", 0.55, 1.0),
+                                                   ("most_segments", 0.95, 1.0), ("question", 0.45, 1.0)])
+def test_classifier_finds_each_kind_of_shortcut(kind: str, low: float, high: float) -> None:
+    """The k-fold classifier sees relations between options (medoid), counts (segments) and the
+    question (the object named), and stays near chance when there is nothing to find."""
+    run = run_probes(shortcut_set(kind), folds=5, seed=0)
+    acc = float(np.mean(run.credit["text_classifier"]))
+    assert low <= acc <= high, acc
+    if kind in ("medoid", "question"):  # shortcuts no rule probe sees
+        assert max(float(np.mean(run.credit[p])) for p in PROBES[:4]) < 0.40
+
 
 def test_biased_set_is_flagged() -> None:
     items = make_set(30, 12, bias="shortest")

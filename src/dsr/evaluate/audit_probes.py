@@ -298,7 +298,8 @@ def option_features(items: Sequence[Item], table: OptionTable,
     distinct_q = [sorted(w for w in ws if df[(t, w)] < 0.5 * per_type_n[t] or per_type_n[t] < 4)[:10]
                   for t, ws in zip(types, q_words, strict=True)]
 
-    rows_tokens: list[list[str]] = []
+    ctx_tokens: list[list[str]] = []
+    text_keys: list[str] = []
     dense = np.zeros((len(table.texts), len(DENSE_NAMES)))
     enc_text, enc_type_text, enc_first, enc_segs = [], [], [], []
     for i, it in enumerate(items):
@@ -336,9 +337,8 @@ def option_features(items: Sequence[Item], table: OptionTable,
                     rel.append(f"u:{name}")
             letter = table.letters[table.start[i] + j]
             ctx = [*rel, f"L:{letter}"]
-            row = list(tk.tokens) + ctx + [f"{t}|{z}" for z in (*tk.typed, *ctx)]
-            row += [f"q:{q}|{u}" for q in distinct_q[i] for u in tk.units]
-            rows_tokens.append(row)
+            ctx_tokens.append([*ctx, *(f"{t}|{z}" for z in ctx), *(f"q:{q}|{u}" for q in distinct_q[i] for u in tk.units)])
+            text_keys.append(f"{t}\x00{x}")
             dense[table.start[i] + j] = (
                 np.log1p(chars[j]), np.log1p(nwords[j]), segs[j], (chars[j] - c_mean) / c_sd,
                 (segs[j] - s_mean) / s_sd, mean_sim[j], sims[j].max() if n > 1 else 0.0,
@@ -351,8 +351,19 @@ def option_features(items: Sequence[Item], table: OptionTable,
         if progress is not None:
             progress(1)
     hasher = FeatureHasher(n_features=HASH_FEATURES, input_type="string", alternate_sign=False)
-    hashed = hasher.transform(rows_tokens).tocsr()
-    hashed.data = np.minimum(hashed.data, 1.0)  # presence, not counts
+    context = hasher.transform(ctx_tokens).tocsr()
+    context.data = np.minimum(context.data, 1.0)  # presence, not counts
+    # text tokens depend only on (type, text): hash each distinct pair once
+    uniq, inv = np.unique(np.asarray(text_keys, dtype=object).astype(str), return_inverse=True)
+    per_text = []
+    for key in uniq:
+        t, x = key.split("\x00", 1)
+        tk = cache[x]
+        per_text.append([*tk.tokens, *(f"{t}|{z}" for z in tk.typed)])
+    text = hasher.transform(per_text).tocsr()
+    text.data = np.minimum(text.data, 1.0)
+    blocks = [context, text[inv]]
+    hashed = sparse.hstack(blocks, format="csr")
     type_code = _codes(types)[table.item]
     keys = {"text": _codes(enc_text), "type_text": _codes(enc_type_text), "type_first": _codes(enc_first),
             "type_segments": _codes(enc_segs)}
