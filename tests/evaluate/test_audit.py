@@ -390,3 +390,48 @@ def test_subset_keeps_the_input_format(tmp_path: Path) -> None:
     assert write_subset(tmp_path / "sub.jsonl", loaded, {ids[2]}) == "plain"
     back = load_dataset(tmp_path / "sub.jsonl", check_videos=False).items
     assert [it.item_id for it in back] == [ids[2]] and back[0].options == loaded.items[2].options
+
+
+# ---------------------------------------------------------------------------------------------- eval report
+
+
+def _result_rows(items: list[Item], answer_of: dict[str, str], rotations: bool = False) -> list[dict]:
+    """Result lines as dsr.evaluate.run writes them (the keys the report reads)."""
+    from dsr.evaluate.datasets import rotate_options
+
+    rows = []
+    for it in items:
+        for k in range(4 if rotations else 1):
+            r = rotate_options(it, k) if rotations else it
+            letter = answer_of[it.item_id] if not rotations else r.answer
+            rows.append({"item_id": r.item_id, "base_id": it.item_id, "video_id": it.video_id,
+                         "question": it.question, "options": dict(r.options), "gold": r.answer, "type": it.type,
+                         "letter": letter, "correct": letter == r.answer, "n_options": 4})
+    return rows
+
+
+def test_blind_probe_table_sits_beside_every_run() -> None:
+    from dsr.evaluate.audit_report import blind_probe_table, items_from_results
+
+    items = make_set(20, 6, bias="shortest", seed=3)
+    always_a = _result_rows(items, {it.item_id: "A" for it in items})
+    circular = _result_rows(items[:60], {}, rotations=True)  # a perfect model, asked every rotation
+    assert len(items_from_results(circular)) == 60  # rotations count once
+    assert [it.options for it in items_from_results(circular)] == [it.options for it in items[:60]]
+    header, rows, note = blind_probe_table([("always A", always_a), ("oracle (circular)", circular)],
+                                           ["abs_dis", "rel_dis"], resamples=200)
+    assert header[:4] == ["Run / blind probe", "All", "AbsDis", "RelDis"]
+    labels = [r[0] for r in rows]
+    assert labels[:2] == ["always A", "oracle (circular)"] and labels[-1] == "chance"
+    assert [lab for lab in labels if lab.startswith("probe: ")] == \
+        ["probe: letter prior", "probe: text prior", "probe: fewest segments", "probe: shortest option",
+         "probe: k-fold text classifier"]
+    audit = audit_items(items, resamples=200)
+    fewest = rows[labels.index("probe: fewest segments")]
+    assert fewest[1] == audit.probes["fewest_segments"].overall.pct() and fewest[1].startswith("100.0")
+    # the always-A run: its accuracy, the best probe on its items (fewest segments, 100%) and the margin
+    acc_a = np.mean([r["correct"] for r in always_a])
+    assert rows[0][1] == f"{100 * acc_a:.1f}"
+    assert rows[0][-2].endswith("100.0") and rows[0][-1] == f"{100 * (acc_a - 1.0):+.1f}"
+    assert rows[1][1] == "100.0" and rows[1][-1] == "+0.0"
+    assert "FLAG" in note and "120 items" in note

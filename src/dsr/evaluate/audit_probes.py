@@ -438,7 +438,7 @@ def classifier_scores(feats: OptionFeatures, table: OptionTable, video_ids: np.n
     y = gold[fit_rows]
     if y.all() or not y.any():
         return np.zeros(len(test_rows))
-    model = LogisticRegression(C=c, solver="liblinear", max_iter=200, random_state=seed)
+    model = LogisticRegression(C=c, solver="liblinear", tol=1e-3, max_iter=200, random_state=seed)
     model.fit(design(fit_rows, dense_fit), y)
     return model.decision_function(design(test_rows, dense_test))
 

@@ -409,3 +409,74 @@ def _write_parquet_subset(src: Path, out: Path, kept: list[Item], all_items: lis
         r += 1
     with atomic_open(out, "wb") as fh:
         pq.write_table(table.take(take), fh)
+
+
+# ---------------------------------------------------------------------------------------------- eval report
+
+
+def items_from_results(rows: Sequence[dict[str, Any]]) -> list[Item]:
+    """The distinct items behind run result rows (``dsr.evaluate.run`` lines), one per base id: a
+    circular run's rotations count once, as their unrotated (``#rot0``) or first row."""
+    by_base: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("error") or not r.get("options") or r.get("gold") not in (r.get("options") or {}):
+            continue
+        base = r.get("base_id") or r["item_id"]
+        if base not in by_base or str(r["item_id"]).endswith("#rot0") or r["item_id"] == base:
+            by_base[base] = r
+    return [Item(item_id=b, video_id=str(r["video_id"]), video_path=None, question=str(r.get("question") or ""),
+                 options={str(k): str(v) for k, v in r["options"].items()}, answer=str(r["gold"]),
+                 type=str(r["type"])) for b, r in by_base.items()]
+
+
+def blind_probe_table(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], types: Sequence[str], *,
+                      folds: int = 5, seed: int = 0, resamples: int = 1000
+                      ) -> tuple[list[str], list[list[str]], str] | None:
+    """The blind probes of the items the runs cover, beside every run, for ``dsr eval report``.
+
+    runs: (label, result rows) per run; types: the report's type columns. Rows: each run's accuracy
+    with the best blind probe on *its own* items and its margin over it, then each probe (held out,
+    fitted on the union of the runs' items) and chance. None when no item has a question and options.
+    """
+    union: dict[str, Item] = {}
+    for _, rows in runs:
+        for it in items_from_results(rows):
+            union.setdefault(it.item_id, it)
+    items = [it for it in union.values() if it.question]
+    if not items:
+        return None
+    from dsr.evaluate.audit import audit_items
+
+    result = audit_items(items, folds=folds, seed=seed, resamples=resamples)
+    credit = {s.item_id: s.credit for s in result.items}
+    header = ["Run / blind probe", "All", *[_label(t) for t in types], "Best probe on its items", "Margin (points)"]
+    out: list[list[str]] = []
+    for label, rows in runs:
+        scored = [r for r in rows if not r.get("error")]
+        if not scored:
+            continue
+        per_type = {t: [bool(r["correct"]) for r in scored if r["type"] == t] for t in types}
+        acc = float(np.mean([bool(r["correct"]) for r in scored]))
+        ids = {(r.get("base_id") or r["item_id"]) for r in scored} & set(credit)
+        best_name, best = "", float("nan")
+        for p in PROBES:
+            vals = [credit[i][p] for i in ids if np.isfinite(credit[i][p])]
+            if vals and not (np.mean(vals) <= best):
+                best_name, best = p, float(np.mean(vals))
+        out.append([label, _pct(acc), *[_pct(float(np.mean(v))) if v else "–" for v in per_type.values()],
+                    f"{PROBE_LABELS.get(best_name, '–')} {_pct(best)}" if best_name else "–",
+                    f"{100 * (acc - best):+.1f}" if np.isfinite(best) else "–"])
+    for p, r in result.probes.items():
+        out.append([f"probe: {PROBE_LABELS[p]}", r.overall.pct(),
+                    *[r.per_type[t].pct() if t in r.per_type else "–" for t in types], "", ""])
+    out.append(["chance", _pct(result.chance), *[_pct(result.chance_per_type[t]) if t in result.chance_per_type
+                                                else "–" for t in types], "", ""])
+    fitting = (f"letter prior, text prior and a text-only classifier are fitted on {result.folds - 1} of "
+               f"{result.folds} folds grouped by video and scored on the held-out one" if result.folds >= 2 else
+               "with fewer than two videos the fitted probes (letter prior, text prior, classifier) are not scored")
+    note = (f"Blind probes see only the text of the {result.n_items} items these runs cover (on "
+            f"{result.n_videos} videos): {fitting}; fewest "
+            "segments and shortest option need no fitting. A model's margin over the best probe on its own items "
+            "is what its use of the video adds beyond the text (dsr audit gives the full audit). "
+            + verdict(result) + ".")
+    return header, out, note
