@@ -72,24 +72,25 @@ def _png(fig: Any) -> bytes:
 
 def chart_probes(result: AuditResult) -> bytes:
     """Grouped bars per type (and overall): each probe's accuracy with its 95% CI; chance as black ticks."""
-    cols = [*result.types, "all"]
+    single = len(result.types) == 1  # one type: its group is the whole set
+    cols = [*result.types] if single else [*result.types, "all"]
     probes = [p for p in PROBES if np.isfinite(result.probes[p].overall.value)] or list(PROBES)
     fig, ax = _figure(figsize=(max(7.0, 0.9 * len(cols) + 3), 4.2))
     width = 0.8 / len(probes)
     x = np.arange(len(cols))
     for k, p in enumerate(probes):
         r = result.probes[p]
-        ests = [r.per_type[t] for t in result.types] + [r.overall]
+        ests = [r.per_type[t] for t in result.types] + ([] if single else [r.overall])
         vals = np.array([e.value for e in ests]) * 100
         lo = np.array([e.lo for e in ests]) * 100
         hi = np.array([e.hi for e in ests]) * 100
         err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)])
         ax.bar(x + (k - (len(probes) - 1) / 2) * width, vals, width, yerr=err, capsize=2, label=PROBE_LABELS[p])
-    chance = [result.chance_per_type[t] for t in result.types] + [result.chance]
+    chance = [result.chance_per_type[t] for t in result.types] + ([] if single else [result.chance])
     for xi, c in zip(x, chance, strict=True):
         ax.hlines(100 * c, xi - 0.45, xi + 0.45, colors="black", lw=1.5,
                   label="chance" if xi == 0 else None)
-    ax.set_xticks(x, [_label(t) for t in result.types] + ["all"], rotation=45, ha="right")
+    ax.set_xticks(x, [_label(t) for t in result.types] + ([] if single else ["all"]), rotation=45, ha="right")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
