@@ -353,6 +353,15 @@ def test_prune_cli_removes_the_shortcut_and_the_subset_passes(tmp_path: Path,
     assert summary["prune"]["passed"] is True and summary["prune"]["kept"] == len(kept)
 
 
+def test_avoiding_a_probe_below_chance_is_a_reader_too() -> None:
+    from dsr.evaluate.audit import avoid_reader
+
+    assert avoid_reader(0.25, 0.25) == pytest.approx(0.25)  # at chance either way
+    assert avoid_reader(0.10, 0.25) == pytest.approx(0.30)  # wrong 90%: the other three hold the gold
+    assert avoid_reader(0.0, 0.5) == pytest.approx(1.0)  # two options, always wrong: avoiding is perfect
+    assert avoid_reader(1 - 3 * 0.28, 0.25) == pytest.approx(0.28)  # the 3-point bound for four options
+
+
 def test_fully_biased_set_cannot_pass(tmp_path: Path) -> None:
     from dsr.evaluate.audit import prune_items
 

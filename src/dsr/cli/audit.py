@@ -89,7 +89,7 @@ def _print_summary(result: object, sources: list[str]) -> None:
 
     from dsr.evaluate.audit import AuditResult
     from dsr.evaluate.audit_probes import PROBE_LABELS
-    from dsr.evaluate.audit_report import verdict
+    from dsr.evaluate.audit_report import few_videos_note, verdict
     from dsr.evaluate.datasets import TYPE_LABELS
 
     assert isinstance(result, AuditResult)
@@ -98,8 +98,11 @@ def _print_summary(result: object, sources: list[str]) -> None:
     con.print(f"[bold]{', '.join(sources)}[/bold]: {result.n_items} items on {result.n_videos} videos, "
               f"{len(result.types)} type(s), {result.folds}-fold by video")
     con.print(("[bold red]" if line.startswith("FLAG") else "[bold green]") + line, highlight=False)
+    warning = few_videos_note(result)
+    if warning:
+        con.print("[yellow]" + warning, highlight=False)
     table = Table(title="blind probes: held-out accuracy % [95% CI]", title_justify="left")
-    for col in ("probe", "all", "worst type", "types > chance + 10"):
+    for col in ("probe", "all", "worst type", "types >10 pts"):
         table.add_column(col)
     for name, r in result.probes.items():
         if not np.isfinite(r.overall.value):

@@ -37,6 +37,17 @@ def _pct(v: float | None) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
 
 
+MIN_VIDEOS_FOR_CI = 10
+
+
+def few_videos_note(result: AuditResult) -> str | None:
+    """A warning when the intervals rest on too few videos to mean much."""
+    if result.n_videos >= MIN_VIDEOS_FOR_CI:
+        return None
+    return (f"Only {result.n_videos} videos: a cluster bootstrap over fewer than {MIN_VIDEOS_FOR_CI} videos gives "
+            "intervals that are too narrow, and each fold holds out very few videos; read the figures as rough.")
+
+
 def verdict(result: AuditResult) -> str:
     """One line: the best blind probe against chance, flagged when > 10 points above."""
     probe, acc = result.max_probe()
@@ -258,6 +269,9 @@ def write_audit_report(out_dir: str | Path, result: AuditResult, items: Sequence
     para(line, "flag" if line.startswith("FLAG") else "ok")
     para(f"{result.n_items} items on {result.n_videos} videos, {len(result.types)} type(s)"
          + (f", from {', '.join(sources)}" if sources else "") + ". Offline; no model saw any video.")
+    warning = few_videos_note(result)
+    if warning:
+        para(warning, "warn")
 
     section("Blind probes (held-out accuracy %, 95% CI)")
     para(f"Each probe sees only the question, the option texts, the letters and the type. Letter prior, "
@@ -323,7 +337,8 @@ def write_audit_report(out_dir: str | Path, result: AuditResult, items: Sequence
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}th{background:#f0f0f0}"
              "img{max-width:100%;display:block;margin:0.5em 0}"
              ".flag{background:#fdd;border-left:6px solid #c00;padding:6px;font-weight:bold}"
-             ".ok{background:#dfd;border-left:6px solid #080;padding:6px;font-weight:bold}")
+             ".ok{background:#dfd;border-left:6px solid #080;padding:6px;font-weight:bold}"
+             ".warn{background:#fff8e1;border-left:6px solid #f9a825;padding:6px}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Validity audit</title>"
             f"<style>{style}</style></head><body>{''.join(hp)}</body></html>\n")
     atomic_write_text(out / "audit.html", page)
