@@ -518,7 +518,8 @@ def prune_items(items: Sequence[Item], *, margin: float = 0.03, folds: int = DEF
     rounds = 0
     while rounds < max_rounds:
         offending = _offending(result, margin)
-        if not offending:
+        under = {} if offending else _avoidable(result, margin)
+        if not offending and not under:
             if result.seed == seed:
                 break
             result = audit_items(current, folds=folds, seed=seed, resamples=resamples)
@@ -527,12 +528,22 @@ def prune_items(items: Sequence[Item], *, margin: float = 0.03, folds: int = DEF
             break
         rounds += 1
         n = len(current)
-        need = n * (max(offending.values()) - margin) / max(1e-6, 1.0 - result.chance - margin)
+        c = result.chance
+        if offending:
+            need = n * (max(offending.values()) - margin) / max(1e-6, 1.0 - c - margin)
+        else:  # remove items the below-chance probes get wrong, until avoiding them is no shortcut
+            floor = 1.0 - (c + margin) * (1.0 - c) / c  # the accuracy at which avoid_reader = c + margin
+            lowest = min(result.probes[p].overall.value for p in under)
+            need = n * max(0.0, 1.0 - lowest / max(1e-6, floor))
         budget = max(1, math.ceil(step * need))
         weights = {}
         for t in result.types:
-            worst = max(result.probes[p].per_type[t].value for p in offending)
-            weights[t] = result.balance[t].n * max(0.0, worst - result.chance_per_type[t] - margin)
+            ct = result.chance_per_type[t]
+            if offending:
+                worst = max(result.probes[p].per_type[t].value for p in offending) - ct
+            else:
+                worst = max(avoid_reader(result.probes[p].per_type[t].value, ct) for p in under) - ct
+            weights[t] = result.balance[t].n * max(0.0, worst - margin)
         total_w = sum(weights.values())
         if total_w <= 0:  # no single type offends, only their sum: share by size
             weights = {t: float(result.balance[t].n) for t in result.types}
@@ -541,23 +552,29 @@ def prune_items(items: Sequence[Item], *, margin: float = 0.03, folds: int = DEF
         if sum(quota.values()) == 0:
             quota[max(weights, key=lambda t: weights[t])] = 1
 
-        def reliance(s: ItemScore, offending: dict[str, float] = offending) -> float:
-            return sum(_nan0(s.bias_score) if p == CLASSIFIER else s.credit[p] for p in offending)
+        def reliance(s: ItemScore, offending: dict[str, float] = offending, under: dict[str, float] = under
+                     ) -> float:
+            if offending:  # what the probes above chance get right
+                return sum(_nan0(s.bias_score) if p == CLASSIFIER else s.credit[p] for p in offending)
+            # what the probes below chance get wrong
+            return sum(1.0 - (_nan0(s.bias_score) if p == CLASSIFIER else s.credit[p]) for p in under)
 
         drop: set[str] = set()
         for t, q in quota.items():
             cands = sorted((s for s in result.items if s.type == t), key=lambda s: (-reliance(s), s.item_id))
             for s in cands[:q]:
                 drop.add(s.item_id)
-                removed.append(Removal(s.item_id, t, rounds, s.bias_score,
-                                       tuple(p for p in s.probes_right if p in offending)))
+                why = tuple(p for p in s.probes_right if p in offending) if offending else \
+                    tuple(f"avoid:{p}" for p in under if p not in s.probes_right)
+                removed.append(Removal(s.item_id, t, rounds, s.bias_score, why))
         current = [it for it in current if it.item_id not in drop]
         if progress is not None:
             progress("prune", rounds, max_rounds)
         if len(current) < 2:
             break
         result = audit_items(current, folds=folds, seed=seed + rounds, resamples=resamples)
-    if not _offending(result, margin) and result.n_videos >= 2 and result.seed == seed and removed:
+    if (not _offending(result, margin) and not _avoidable(result, margin) and result.n_videos >= 2
+            and result.seed == seed and removed):
         # put back the least biased dropped items (by the first audit) while nothing offends
         first_bias = {s.item_id: _nan0(s.bias_score) + s.probe_fraction for s in first.items}
         pool = sorted((by_id[r.item_id] for r in removed), key=lambda it: (first_bias.get(it.item_id, 0.0),
@@ -571,7 +588,7 @@ def prune_items(items: Sequence[Item], *, margin: float = 0.03, folds: int = DEF
             trial_result = audit_items(candidate, folds=folds, seed=seed, resamples=resamples)
             if progress is not None:
                 progress("restore", trial + 1, restore_trials)
-            if _offending(trial_result, margin):
+            if _offending(trial_result, margin) or _avoidable(trial_result, margin):
                 batch //= 2
                 continue
             current, result, pool = candidate, trial_result, pool[batch:]
