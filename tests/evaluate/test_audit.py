@@ -444,3 +444,34 @@ def test_blind_probe_table_sits_beside_every_run() -> None:
     assert rows[0][-2].endswith("100.0") and rows[0][-1] == f"{100 * (acc_a - 1.0):+.1f}"
     assert rows[1][1] == "100.0" and rows[1][-1] == "+0.0"
     assert "FLAG" in note and "120 items" in note
+
+
+def test_eval_report_shows_the_blind_probes_beside_every_model(tmp_path: Path) -> None:
+    from dsr.evaluate.datasets import load_dataset
+    from dsr.evaluate.models import create_model
+    from dsr.evaluate.report import write_report
+    from dsr.evaluate.run import RunConfig, run_eval
+
+    items = make_set(12, 6, bias="shortest", seed=4)
+    _write_jsonl(tmp_path / "set.jsonl", items)
+    ds = load_dataset(tmp_path / "set.jsonl", check_videos=False)
+    dirs = []
+    for spec in ("always:A", "text-prior", "random"):
+        d = tmp_path / spec.replace(":", "_")
+        run_eval(ds, create_model(spec, items=ds.items), d, RunConfig(), progress=False)
+        dirs.append(d)
+    md, html = write_report(dirs, tmp_path / "report", resamples=200, thumbnails=False)
+    text = md.read_text()
+    assert "## Blind probes on these items (text only, no model)" in text
+    section = text.split("## Blind probes on these items")[1].split("\n## ")[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ")]
+    assert lines[0].startswith("| Run / blind probe | All | AbsDis | RelDis | Best probe on its items |")
+    by_label = {ln.split(" | ")[0].lstrip("| "): ln for ln in lines[1:]}
+    assert list(by_label)[:3] == ["always-A", "text-prior", "random"]  # every run, then the probes
+    assert by_label["always-A"].split(" | ")[-2] == "fewest segments 100.0"  # best probe on its items
+    # the probes are the audit's figures on the 72 items the runs cover (fewest segments is exact)
+    audit = audit_items(list(ds.items), resamples=200)
+    assert by_label["probe: fewest segments"].split(" | ")[1] == audit.probes["fewest_segments"].overall.pct()
+    assert audit.probes["fewest_segments"].overall.value == 1.0
+    assert "FLAG" in section and "72 items" in section
+    assert "Blind probes on these items" in html.read_text()

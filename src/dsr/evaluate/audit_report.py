@@ -463,7 +463,10 @@ def blind_probe_table(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], type
         return None
     from dsr.evaluate.audit import audit_items
 
-    result = audit_items(items, folds=folds, seed=seed, resamples=resamples)
+    try:
+        result = audit_items(items, folds=folds, seed=seed, resamples=resamples)
+    except DatasetError:  # no item with two options and its gold among them
+        return None
     credit = {s.item_id: s.credit for s in result.items}
     header = ["Run / blind probe", "All", *[_label(t) for t in types], "Best probe on its items", "Margin (points)"]
     out: list[list[str]] = []

@@ -322,6 +322,12 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, worst: int 
     if "per_type.png" in charts:
         image("per_type.png", "accuracy per type")
 
+    blind = blind_probe_section(runs, types)
+    if blind is not None:
+        section("Blind probes on these items (text only, no model)")
+        para(blind[2])
+        table(blind[0], blind[1])
+
     section("Failures (items without a reply)")
     fail_rows = []
     for run in runs:
@@ -416,6 +422,14 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, worst: int 
             f"<style>{style}</style></head><body>{''.join(hp)}</body></html>\n")
     atomic_write_text(out / "report.html", page)
     return out / "report.md", out / "report.html"
+
+
+def blind_probe_section(runs: list[LoadedRun], types: list[str]) -> tuple[list[str], list[list[str]], str] | None:
+    """Issue 10: the blind probes of ``dsr audit`` on the items the runs cover, beside every run
+    (header, rows, note; None when the rows carry no question text)."""
+    from dsr.evaluate.audit_report import blind_probe_table
+
+    return blind_probe_table([(run.label, run.rows) for run in runs], types)
 
 
 def _diff_text(p: object) -> str:
