@@ -221,7 +221,9 @@ def test_unbiased_set_stays_near_chance() -> None:
 
 def test_probes_are_deterministic_and_held_out() -> None:
     items = make_set(20, 8, bias="shortest", seed=2)
-    a = run_probes(items, folds=4, seed=7)
+    seen: list[tuple[str, int, int]] = []
+    a = run_probes(items, folds=4, seed=7, progress=lambda *x: seen.append(x))
+    assert seen[-1] == ("folds", 4, 4) and ("features", 160, 160) in seen  # the bar reaches its total
     b = run_probes(items, folds=4, seed=7)
     for name in PROBES:
         assert np.array_equal(a.credit[name], b.credit[name])

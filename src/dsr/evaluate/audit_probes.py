@@ -355,8 +355,8 @@ def option_features(items: Sequence[Item], table: OptionTable,
             enc_type_text.append(f"{t}|{key}")
             enc_first.append(f"{t}|{tk.states[0]}")
             enc_segs.append(f"{t}|{int(segs[j])}")
-        if progress is not None:
-            progress(1)
+        if progress is not None and (i % 256 == 255 or i == len(items) - 1):
+            progress(i % 256 + 1)  # every 256 items: a bar update costs more than an item
     hasher = FeatureHasher(n_features=HASH_FEATURES, input_type="string", alternate_sign=False)
     context = hasher.transform(ctx_tokens).tocsr()
     context.data = np.minimum(context.data, 1.0)  # presence, not counts
