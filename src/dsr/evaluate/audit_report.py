@@ -497,5 +497,5 @@ def blind_probe_table(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], type
             f"{result.n_videos} videos): {fitting}; fewest "
             "segments and shortest option need no fitting. A model's margin over the best probe on its own items "
             "is what its use of the video adds beyond the text (dsr audit gives the full audit). "
-            + verdict(result) + ".")
+            + verdict(result) + "." + (" " + few_videos_note(result) if few_videos_note(result) else ""))
     return header, out, note
