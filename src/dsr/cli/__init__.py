@@ -27,9 +27,9 @@ def _root() -> None:
 
 
 def _register() -> None:
-    from dsr.cli import demo, evaluate, extract, gsm, pipeline, qa, review, scene, world
+    from dsr.cli import audit, demo, evaluate, extract, gsm, pipeline, qa, review, scene, world
 
-    for module in (scene, world, extract, qa, pipeline, evaluate, gsm, review, demo):
+    for module in (scene, world, extract, qa, pipeline, evaluate, audit, gsm, review, demo):
         module.register(app)
 
 

@@ -539,7 +539,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, worst: int 
     _section_controls(page, runs)
     if label_checks is not None:
         _section_agreement(page, label_checks)
-    # Issue 10's blind probes (helper `audit`) add their section here: `_section_blind_probes(page, runs)`.
+    _section_blind_probes(page, runs)
     _section_runs(page, runs)
     _section_failures(page, runs)
     _section_letter_bias(page, runs)
@@ -679,6 +679,19 @@ def _section_runs(page: _Page, runs: list[LoadedRun]) -> None:
                          m.get("arm", "main"), policy, str(m.get("judge", "?")), str(m.get("parser_version", "?")),
                          str(m.get("manifest_hash", ""))])
     page.table(["Run", "Directory", "Dataset", "Items", "Arm", "Frames", "Judge", "Parser", "Manifest"], run_rows)
+
+
+def _section_blind_probes(page: _Page, runs: list[LoadedRun]) -> None:
+    """The blind probes of ``dsr audit`` on the items the runs cover, beside every run."""
+    from dsr.evaluate.audit_report import blind_probe_table
+
+    blind = blind_probe_table([(run.label, run.rows) for run in runs], _types(runs))
+    if blind is None:
+        return
+    header, rows, note = blind
+    page.heading("Blind probes on these items (text only, no model)", anchor="blind-probes")
+    page.para(note)
+    page.table(header, rows)
 
 
 def _section_failures(page: _Page, runs: list[LoadedRun]) -> None:
