@@ -110,3 +110,13 @@ def test_rendered_world_ball_is_a_sports_ball(tmp_path: Path, detector: YoloDete
     cx, cy = (balls[0].box_xyxy[:2] + balls[0].box_xyxy[2:]) / 2
     assert ball[0] <= cx <= ball[2] and ball[1] <= cy <= ball[3]
 
+
+
+def test_a_box_inside_a_better_box_of_its_class_is_dropped() -> None:
+    rows = np.array([
+        _row(0.5, 0.5, 0.4, 0.8, 0.9, [0.9, 0.0, 0.0]),  # a person: (60, 10, 140, 90) in a 200x100 frame
+        _row(0.5, 0.55, 0.1, 0.5, 0.8, [0.8, 0.0, 0.0]),  # a narrow box inside it (IoU 0.16 < NMS 0.45)
+        _row(0.5, 0.55, 0.1, 0.5, 0.8, [0.0, 0.0, 0.8]),  # the same box as a car: another class, kept
+    ])
+    dets = decode_yolo_rows(rows, (100, 200), NAMES, DetectorConfig(classes=()))
+    assert [d.class_name for d in dets] == ["person", "car"]

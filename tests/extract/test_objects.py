@@ -234,3 +234,18 @@ def test_background_movers_outline_the_whole_ball(clip_name: str, request: pytes
     # a translating camera is not "static": the pipeline keeps the flow movers there
     truck: SynthClip = request.getfixturevalue("truck_clip")
     assert not camera_is_static(truck.c2w, np.ones(len(truck.c2w), bool))
+
+
+def test_tracker_never_links_detections_far_apart_in_time() -> None:
+    """Two walkers seen at frames 2.5 s apart: the nearest box is someone else, so no track is made at all;
+    the same boxes 0.2 s apart are tracked; a 3-s hole in a 0.2-s sequence splits the track there."""
+    person_a = [np.array([[10.0 + 40 * t, 50, 40 + 40 * t, 110]]) for t in range(6)]
+    times_sparse = np.arange(6) * 2.5
+    assert associate_tracks(person_a, TrackerConfig(min_frame_frac=0.0), times_s=times_sparse) == []
+    times_dense = np.arange(6) * 0.2
+    (whole,) = associate_tracks(person_a, TrackerConfig(min_frame_frac=0.0, min_frames=2), times_s=times_dense)
+    assert sorted(whole.members) == [0, 1, 2, 3, 4, 5]
+    times_hole = np.array([0.0, 0.2, 0.4, 3.4, 3.6, 3.8])
+    parts = associate_tracks(person_a, TrackerConfig(min_frame_frac=0.0, min_frames=2, stitch_gap=0),
+                             times_s=times_hole)
+    assert [sorted(p.members) for p in parts] == [[0, 1, 2], [3, 4, 5]]

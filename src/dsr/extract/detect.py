@@ -55,6 +55,9 @@ class DetectorConfig:
     input_size: int = 416  # long side of the network input, px (multiple of 32)
     score_threshold: float = 0.3  # objectness × class score
     nms_iou: float = 0.45
+    # a box lying this much inside a better box of the same class is the same object again (YOLO-tiny often
+    # adds a narrow box inside a person's: IoU stays below nms_iou, and the tracker would see two people)
+    max_containment: float = 0.8
     classes: tuple[str, ...] = TRACKED_CLASSES  # empty: every COCO class
 
 
@@ -120,7 +123,19 @@ def decode_yolo_rows(rows: np.ndarray, frame_hw: tuple[int, int], class_names: l
             if boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]:
                 out.append(ObjectDetection(boxes[i].astype(np.float64), float(score[i]), class_names[int(c)]))
     out.sort(key=lambda d: -d.score)
-    return out
+    kept: list[ObjectDetection] = []
+    for d in out:
+        if not any(k.class_name == d.class_name and _inside(d.box_xyxy, k.box_xyxy) >= config.max_containment
+                   for k in kept):
+            kept.append(d)
+    return kept
+
+
+def _inside(inner: np.ndarray, outer: np.ndarray) -> float:
+    """Fraction of box ``inner``'s area that lies inside box ``outer``."""
+    w = max(0.0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    h = max(0.0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    return float(w * h / max((inner[2] - inner[0]) * (inner[3] - inner[1]), 1e-9))
 
 
 class YoloDetector(Estimator):
