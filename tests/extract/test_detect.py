@@ -49,12 +49,14 @@ def test_boxes_are_clipped_to_the_frame() -> None:
 
 
 @pytest.mark.parametrize(("hw", "size", "expected"), [
-    ((576, 768), 416, (320, 416)),  # 576 * 416 / 768 = 312 -> 10 strides of 32
-    ((272, 640), 416, (192, 416)),  # 176.8 -> 6 strides
-    ((480, 854), 320, (192, 320)),  # 179.9 -> 6 strides
-    ((1000, 10), 416, (416, 32)),  # never below one stride
+    # equal area: scale = 416 / sqrt(576 * 768) = 0.6255 -> 360.3 x 480.4 -> 11 x 15 strides of 32
+    ((576, 768), 416, (352, 480)),
+    ((375, 1242), 416, (224, 768)),  # KITTI: 416 / sqrt(375 * 1242) = 0.6096 -> 228.6 x 757.1 -> 7 x 24 strides
+    ((480, 854), 320, (224, 416)),  # 0.4998 -> 239.9 x 426.8 -> 7 x 13 strides
+    ((240, 320), 416, (256, 320)),  # never upscaled: 240 -> 7.5 strides rounds up to 8
+    ((1000, 10), 416, (992, 32)),  # never below one stride
 ])
-def test_network_input_keeps_the_aspect_in_strides_of_32(hw: tuple[int, int], size: int,
+def test_network_input_keeps_the_aspect_and_about_the_area_in_strides_of_32(hw: tuple[int, int], size: int,
                                                           expected: tuple[int, int]) -> None:
     assert network_input_size(*hw, size) == expected
 

