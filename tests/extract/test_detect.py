@@ -91,13 +91,20 @@ def test_real_davis_frames_find_the_annotated_object(shared_dir: Path, detector:
     assert max(float(box_iou(d.box_xyxy[None], gt[None])[0, 0]) for d in dets) >= min_iou
 
 
-def test_rendered_world_ball_is_a_sports_ball(tmp_path: Path, detector: YoloDetector) -> None:
+def test_rendered_world_ball_is_a_sports_ball(tmp_path: Path) -> None:
     """On a MuJoCo world the ball is found as COCO's sports ball, on the ball (robots are not COCO classes),
-    in the frame where it is largest (YOLOv3-tiny misses balls under ~25 px at 320x240)."""
+    in the frame where it is largest (YOLOv3-tiny misses balls under ~25 px at 320x240).
+
+    At 512² input pixels: the network's scores on renders swing with the input size (docs/bench-extract.md §9).
+    """
     from dsr.scene.io import read_record
     from dsr.video import read_frames
     from dsr.world import WorldConfig, render_world
 
+    ok, reason = YoloDetector.available()
+    if not ok:
+        pytest.skip(reason)
+    detector = YoloDetector(DetectorConfig(input_size=512))
     render_world(WorldConfig(seed=0, camera_motion="static", width=320, height=240, duration_s=3.0), tmp_path,
                  progress=False)
     record = read_record(next(tmp_path.glob("*.npz")))
@@ -105,13 +112,12 @@ def test_rendered_world_ball_is_a_sports_ball(tmp_path: Path, detector: YoloDete
     side = np.nan_to_num(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
     t = int(np.argmax(side))
     assert side[t] >= 30  # the world shows the ball large enough somewhere
-    frame = read_frames(next(tmp_path.glob("*.mp4")), [t])[0]
+    frame = read_frames(next(tmp_path.glob("*.mp4")), [record.video.frame_indices[t]])[0]
     ball = boxes[t]
     balls = [d for d in detector.detect(frame) if d.class_name == "sports ball"]
     assert len(balls) == 1
     cx, cy = (balls[0].box_xyxy[:2] + balls[0].box_xyxy[2:]) / 2
     assert ball[0] <= cx <= ball[2] and ball[1] <= cy <= ball[3]
-
 
 
 def test_a_box_inside_a_better_box_of_its_class_is_dropped() -> None:
