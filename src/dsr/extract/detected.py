@@ -82,10 +82,11 @@ def tracking_frames(clip: VideoClip, video_path: str | os.PathLike[str] | None, 
 
 def detect_and_track(clip: VideoClip, video_path: str | os.PathLike[str] | None, timestamps_s: np.ndarray | None,
                      config: DetectGroundingConfig = DetectGroundingConfig()) -> DenseTrackResult:
-    """YOLO on every tracking frame → dense tracks (after re-identification)."""
-    from dsr.extract.detect import YoloDetector
+    """YOLO on every tracking frame → dense tracks (after re-identification). Raises
+    :class:`~dsr.extract.registry.EstimatorError` when the detector's weights are not installed."""
+    from dsr.extract.registry import create_estimator
 
-    detector = YoloDetector(config.detector)
+    detector = create_estimator("grounding/yolov3-tiny", config=config.detector)
     return track_frames(tracking_frames(clip, video_path, timestamps_s, config.tracking), detector.detect,
                         config.tracking)
 

@@ -174,12 +174,12 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
     detected: list[TrackedObject] = []
     objects_2d = []
     if config.detection is not None:
-        from dsr.extract.detect import DetectorUnavailable
+        from dsr.extract.registry import EstimatorError
 
         try:
             result = detect_and_track(clip, video_path, None if meta is None else meta.timestamps_s,
                                       config.detection)
-        except DetectorUnavailable as err:
+        except EstimatorError as err:
             if notes is not None:
                 notes.append(f"movers only: {err}")
         else:
@@ -240,14 +240,14 @@ def _people_poses(clip: VideoClip, K: np.ndarray, objects: list, config: Extract
     """MediaPipe Pose on every person box at the sampled frames: {id(object): [PersonPose | None] * T}."""
     if config.people is None or not any(o.class_name == "person" for o in objects):
         return {}
-    from dsr.extract.people import MediaPipePeople
+    from dsr.extract.registry import EstimatorError
 
-    ok, reason = MediaPipePeople.available()
-    if not ok:
+    try:
+        estimator = create_estimator("orientation/mediapipe-torso", config=config.people)
+    except EstimatorError as err:
         if notes is not None:
-            notes.append(f"no person masks or torso facing: {reason}")
+            notes.append(f"no person masks or torso facing: {err}")
         return {}
-    estimator = MediaPipePeople(config.people)
     out: dict[int, list] = {}
     try:
         for obj in objects:
