@@ -47,12 +47,19 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def sampled_index(record: SceneRecord, frame: int, tolerance: int = 2) -> int:
+    """The record's sampled frame at video frame ``frame``, or the nearest within ``tolerance`` frames (a shot
+    split again at a cut samples its frames anew)."""
+    gap = np.abs(record.video.frame_indices - frame)
+    t = int(np.argmin(gap))
+    if gap[t] > tolerance:
+        raise ValueError(f"frame {frame} is not a sampled frame of the record")
+    return t
+
+
 def object_at(record: SceneRecord, frame: int, point: tuple[float, float]) -> int | None:
     """Index of the record object whose box at video frame ``frame`` holds ``point`` (smallest box), or None."""
-    where = np.flatnonzero(record.video.frame_indices == frame)
-    if not len(where):
-        raise ValueError(f"frame {frame} is not a sampled frame of the record")
-    t = int(where[0])
+    t = sampled_index(record, frame)
     best, best_area = None, np.inf
     for k, obj in enumerate(record.objects):
         b = obj.boxes_xyxy[t]
@@ -76,7 +83,6 @@ def score_record(record: SceneRecord, items: dict[str, list], frame_offset: int 
                 if k is not None:
                     holds.setdefault(k, set()).add(name)
     rows = []
-    fi = record.video.frame_indices
     for name, intervals in items.items():
         for fa, pa, fb, pb, lr, dist in intervals:
             ka, kb = object_at(record, fa - frame_offset, pa), object_at(record, fb - frame_offset, pb)
@@ -87,8 +93,7 @@ def score_record(record: SceneRecord, items: dict[str, list], frame_offset: int 
                 obj = record.objects[ka]
                 row["object"] = obj.object_id
                 row["chimera"] = len(holds.get(ka, set())) > 1
-                ta = int(np.flatnonzero(fi == fa - frame_offset)[0])
-                tb = int(np.flatnonzero(fi == fb - frame_offset)[0])
+                ta, tb = sampled_index(record, fa - frame_offset), sampled_index(record, fb - frame_offset)
                 ca, cb = obj.centers_cam[ta], obj.centers_cam[tb]
                 if np.isfinite(ca).all() and np.isfinite(cb).all():
                     # the motion in the camera frame of the first frame (DSR's camera-observer convention)
@@ -176,18 +181,26 @@ def montage(path: Path, config: ExtractConfig, camera_cache: Path | None = None)
     bounds = [0, *[int(c) + 1 for c in cuts], len(frames)]
     rows: list[dict] = []
     info: dict = {"shots": [], "seconds": 0.0}
+    from dsr.extract.curate import histogram_distances
+
     with tempfile.TemporaryDirectory() as tmp:
-        for lo, hi in itertools.pairwise(bounds):
+        queue = list(itertools.pairwise(bounds))
+        while queue:
+            lo, hi = queue.pop(0)
             items = {name: ivs for name, ivs in labels["objects"].items() if lo <= ivs[0][0] < hi}
             shot = Path(tmp) / f"shot_{lo:04d}_{hi:04d}.mp4"
             write_video(shot, frames[lo:hi], meta.fps)
             start = time.perf_counter()
             out = extract(shot, config, camera_cache)
-            if out.status == "skipped" and out.reason.startswith("hard scene cut"):
-                # a cut the all-frame detector missed (a soft cut the dense frames show): the shot's labels are
-                # at its sampled frames, so extract it whole and let the trackers meet the cut
-                out = extract(shot, replace(config, reject_cuts=False), camera_cache)
-                out.reason += " (shot extracted across a cut the montage split missed)"
+            if out.status == "skipped" and out.reason.startswith("hard scene cut: at "):
+                # a cut the all-frame detector missed but the extractor's dense frames show: split the shot at
+                # the largest histogram jump near the reported time and extract both parts
+                at = lo + round(float(out.reason.split("at ")[1].rstrip("s")) * meta.fps)
+                near = np.arange(max(lo, at - 8), min(hi - 1, at + 2))
+                cut = int(near[np.argmax(histogram_distances(frames[near[0]:near[-1] + 2])[: len(near)])]) + 1
+                info["shots"].append({"frames": [lo, hi], "status": "split", "reason": f"{out.reason} → at frame {cut}"})
+                queue[:0] = [(lo, cut), (cut, hi)]
+                continue
             sec = time.perf_counter() - start
             info["seconds"] += sec
             info["shots"].append({"frames": [lo, hi], "status": out.status, "reason": out.reason,

@@ -24,8 +24,9 @@ object, a fragmented track only loses some. Per tracking frame:
 
 Afterwards :func:`reidentify` joins a track that ended to one that starts later (occlusion, a missed
 crossing) only when it is unambiguous: same class, starts within ``reid_window_s``, the start lies within the
-first track's extrapolated motion (radius growing with the gap), appearance ≤ ``reid_max_appearance``, and the
-pair is the mutual best by a margin — otherwise the new id stays.
+first track's extrapolated motion (radius growing with the gap), appearance ≤ ``reid_max_appearance``, no
+other track passes the same motion gates on either side (appearance alone never decides), and the pair is
+the mutual best by a margin — otherwise the new id stays.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class DenseTrackConfig:
     reid_window_s: float = 3.0
     reid_max_appearance: float = 0.35
     reid_radius_diag: float = 0.6  # start within this many box diagonals of the extrapolation …
-    reid_radius_growth: float = 0.6  # … plus this many per second of gap
+    reid_radius_growth: float = 0.3  # … plus this many per second of gap
     reid_margin: float = 0.1  # the best pair must beat the second best (both ways) by this
     # hard cuts end every track (HSV histogram distance, as dsr curate)
     cut_distance: float = 0.5
@@ -322,6 +323,7 @@ def reidentify(tracks: list[DenseTrack], config: DenseTrackConfig = DenseTrackCo
     tracks = sorted(tracks, key=lambda d: d.start_s)
     n = len(tracks)
     cost = np.full((n, n), np.inf)
+    gated = np.zeros((n, n), bool)  # passes class, time, place and size (appearance not yet judged)
     for a, b in itertools.product(range(n), range(n)):
         ta, tb = tracks[a], tracks[b]
         gap = tb.start_s - ta.end_s
@@ -336,9 +338,13 @@ def reidentify(tracks: list[DenseTrack], config: DenseTrackConfig = DenseTrackCo
         ratio = _area(tb.boxes_xyxy[0]) / _area(ta.boxes_xyxy[-1])
         if not 0.5 <= ratio <= 2.0:
             continue
+        gated[a, b] = True
         app = bhattacharyya(ta.appearance, tb.appearance)
         if app <= config.reid_max_appearance:
             cost[a, b] = app
+    # where the motion gate alone (class, place, size) admits two candidates, re-identification would rest on
+    # appearance alone — low-resolution colour histograms of people in dark clothes: unsure, so no join
+    admitted = np.isfinite(cost) | gated
     nxt: dict[int, int] = {}
     used_b: set[int] = set()
     for flat in np.argsort(cost, axis=None):
@@ -347,6 +353,8 @@ def reidentify(tracks: list[DenseTrack], config: DenseTrackConfig = DenseTrackCo
         if not np.isfinite(c):
             break
         if a in nxt or b in used_b:
+            continue
+        if admitted[a].sum() > 1 or admitted[:, b].sum() > 1:
             continue
         # mutual best by a margin: no other successor of a, nor predecessor of b, comes close
         rival = min(np.delete(cost[a], b).min(initial=np.inf), np.delete(cost[:, b], a).min(initial=np.inf))
