@@ -39,6 +39,7 @@ from dsr.extract.lift import (
     LiftResult,
     dense_centers,
     fit_ground_plane,
+    ground_height_line,
     interpolate_gaps,
     lift_centers,
     normalize_object_depths,
@@ -58,7 +59,16 @@ from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.classes import has_front
 from dsr.scene.frames import invert_pose, transform_points
-from dsr.scene.record import MaskTrack, ObjectTrack, OrientationTrack, SceneRecord, Source, VideoInfo
+from dsr.scene.poses import rotation_angle_deg
+from dsr.scene.record import (
+    CameraTrack,
+    MaskTrack,
+    ObjectTrack,
+    OrientationTrack,
+    SceneRecord,
+    Source,
+    VideoInfo,
+)
 from dsr.scene.rle import encode_mask_frames
 from dsr.video import VideoError, VideoMeta
 
@@ -306,8 +316,9 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
     if camera.dense is not None:  # π³: the paper's centre, mean of the local points under the mask
         lifted_all = [dense_centers(obj.masks, camera.dense) for obj in tracked]
     else:
+        heights = _ground_line_heights(tracked, track, config) if no_points else {}
         lifted_all = [lift_centers(obj.masks, np.nan_to_num(obj.boxes_xyxy), track.K, track.c2w, camera.points,
-                                   obj.class_phrase, lift_cfg, plane) for obj in tracked]
+                                   obj.class_phrase, lift_cfg, plane, heights.get(id(obj))) for obj in tracked]
         if no_points:
             lifted_all, _ = normalize_object_depths(lifted_all)
     up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
@@ -354,6 +365,23 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
             orientation=orientation if is_agent else None,
         ))
     return objects
+
+
+def _ground_line_heights(tracked: list[TrackedObject], track: CameraTrack, config: ExtractConfig
+                         ) -> dict[int, np.ndarray]:
+    """People's pixel heights from the feet's row (:func:`dsr.extract.lift.ground_height_line`), for a camera
+    that does not move at all (no translation and no rotation: the horizon row stays put); {} otherwise."""
+    if config.background is None or not camera_is_static(track.c2w, track.valid, config.background):
+        return {}
+    if rotation_angle_deg(track.c2w[track.valid, :3, :3] @ track.c2w[track.valid][0, :3, :3].T).max(initial=0) > 1.0:
+        return {}
+    people = [obj for obj in tracked if obj.class_phrase == "person"]
+    boxes = np.concatenate([obj.boxes_xyxy[track.valid] for obj in people]) if people else np.zeros((0, 4))
+    line = ground_height_line(boxes)
+    if line is None:
+        return {}
+    a, horizon = line
+    return {id(obj): a * (obj.boxes_xyxy[:, 3] - horizon) for obj in people}
 
 
 def _only_trusted_frames(lifted: LiftResult, valid: np.ndarray) -> LiftResult:
