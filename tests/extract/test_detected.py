@@ -71,3 +71,23 @@ def test_davis_parkour_gets_one_person_with_a_torso_facing(shared_dir: Path) -> 
     assert runner.visible.sum() >= 12  # of 32 sampled frames (the jumps change his box faster than the gates allow)
     assert runner.track_source.name == "grounding/yolov3-tiny+tracking/dense"
     assert runner.is_agent and runner.orientation.source.name == "orientation/mediapipe-torso+velocity"
+
+
+def test_short_tracks_and_tracks_seen_once_are_not_objects() -> None:
+    from dsr.extract.clip import clip_from_arrays
+    from dsr.extract.dense_track import DenseTrackResult
+    from dsr.extract.detected import DetectGroundingConfig, sampled_objects
+
+    clip = clip_from_arrays(np.zeros((40, 20, 20, 3), np.uint8), fps=10.0, num_samples=8)  # samples ~0.56 s apart
+    times = np.arange(40) / 10.0
+
+    def track(i: int, first: int, last: int) -> DenseTrack:
+        frames = np.arange(first, last + 1)
+        boxes = np.tile([1.0, 1, 5, 5], (len(frames), 1))
+        return DenseTrack(i, "person", frames, times[frames], boxes, np.ones(len(frames)), np.ones(3))
+
+    result = DenseTrackResult([track(0, 0, 30), track(1, 5, 12), track(2, 10, 20)], [], 40, {})
+    kept = sampled_objects(result, clip, DetectGroundingConfig())
+    # track 1 lasts 0.7 s (< 1 s); track 2 lasts 1 s and holds 2 sampled frames; track 0 holds 6
+    assert [o.track.track_id for o in kept] == [0, 2]
+    assert np.isfinite(kept[1].boxes_xyxy).all(axis=1).sum() == 2
