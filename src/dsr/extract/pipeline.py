@@ -299,7 +299,8 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         objects.append(ObjectTrack(
             object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=is_agent, visible=visible,
             boxes_xyxy=boxes, confidence=np.where(visible, obj.scores, 0.0), centers_cam=lifted.centers_cam,
-            centers_world=centers_world, center_sigma=lifted.sigma, center_method=lifted.method,
+            centers_world=centers_world, center_sigma_along=lifted.sigma, center_sigma_across=lifted.sigma,
+            center_sigma_shared=np.zeros_like(lifted.sigma), center_method=lifted.method,
             track_source=obj.track_source or track_source, center_source=center_source,
             masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
             orientation=orientation if is_agent else None,

@@ -74,7 +74,13 @@ class FeatureMatcher:
     def features(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._cache:
             kps, desc = self._sift.detectAndCompute(self._grays[i], None)
-            self._cache[i] = (np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2), desc)
+            pts = np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2)
+            # OpenCV's SIFT gathers keypoints from its worker threads in whatever order they finish, and that
+            # order reaches the matcher's ties and RANSAC's samples: under load one process in three got
+            # another camera. A canonical order (strongest first, then position) makes the result the same.
+            resp = np.array([k.response for k in kps], dtype=np.float64)
+            order = np.lexsort((pts[:, 1], pts[:, 0], -resp)) if len(kps) else np.zeros(0, np.int64)
+            self._cache[i] = (pts[order], None if desc is None else desc[order])
         return self._cache[i]
 
     def match(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
