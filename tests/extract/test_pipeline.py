@@ -206,3 +206,21 @@ def test_extract_help_shows_the_box_format() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert '"box": [x1, y1, x2, y2]' in text.replace("│ ", "")
+
+
+def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
+    from dsr.extract.uncertainty import center_sigmas
+
+    out = extract_video(videos["static"], FAST)
+    rec = out.record
+    assert rec.schema_version == 2 and rec.camera.trusted
+    assert np.all(rec.camera.position_sigma[rec.camera.valid] > 0)
+    for obj in rec.objects:
+        k = obj.center_known
+        assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)
+        assert np.all(obj.center_sigma_shared <= obj.center_sigma_along)
+        along, across, shared = center_sigmas(obj.centers_cam, obj.center_method, FAST.uncertainty)
+        np.testing.assert_allclose(obj.center_sigma_along, along)
+        np.testing.assert_allclose(obj.center_sigma_across, across)
+        np.testing.assert_allclose(obj.center_sigma_shared, shared)
+        assert np.all((obj.confidence >= 0) & (obj.confidence <= 1)) and not obj.confidence[~obj.visible].any()

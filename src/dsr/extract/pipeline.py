@@ -19,7 +19,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,13 @@ from dsr.extract.motion import (
 from dsr.extract.orient import HeadingConfig, velocity_heading
 from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
+from dsr.extract.uncertainty import (
+    UncertaintyConfig,
+    camera_sigmas,
+    center_sigmas,
+    heading_sigma,
+    track_confidence,
+)
 from dsr.scene.classes import has_front
 from dsr.scene.frames import invert_pose, transform_points
 from dsr.scene.record import MaskTrack, ObjectTrack, OrientationTrack, SceneRecord, Source, VideoInfo
@@ -80,6 +87,7 @@ class ExtractConfig:
     # COCO objects detected and tracked densely (YOLOv3-tiny + the identity-safe tracker); movers no detected
     # object explains are kept as class-agnostic objects. None: movers only (the session-1/2 default)
     detection: DetectGroundingConfig | None = field(default_factory=DetectGroundingConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)  # the calibrated error model
     keep_empty: bool = False  # write records for clips without detectable objects
     reject_cuts: bool = True
 
@@ -273,6 +281,7 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
     objects = []
     for obj, lifted in zip(tracked, lifted_all, strict=True):
         boxes = obj.boxes_xyxy
+        source = obj.track_source or track_source
         lifted = _only_trusted_frames(lifted, track.valid)
         visible = np.isfinite(boxes).all(axis=1)
         raw_world = transform_points(track.c2w, lifted.centers_cam)
@@ -290,18 +299,20 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         if not np.isfinite(centers_world).all(axis=1).any():
             continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
         rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
-        orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
+        orientation = OrientationTrack(world_from_agent=rot, confidence=oconf,
+                                       sigma_deg=heading_sigma(osig, config.uncertainty),
                                        source=Source(name="orientation/velocity", version="1"))
+        along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty)
         # an agent has a front (its class, or the user's word for given boxes) and a measured orientation
         is_agent = obj.is_agent and bool(orientation.known.any())
         counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],
                                              clip.height, clip.width)
         objects.append(ObjectTrack(
             object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=is_agent, visible=visible,
-            boxes_xyxy=boxes, confidence=np.where(visible, obj.scores, 0.0), centers_cam=lifted.centers_cam,
-            centers_world=centers_world, center_sigma_along=lifted.sigma, center_sigma_across=lifted.sigma,
-            center_sigma_shared=np.zeros_like(lifted.sigma), center_method=lifted.method,
-            track_source=obj.track_source or track_source, center_source=center_source,
+            boxes_xyxy=boxes, confidence=track_confidence(obj.scores, visible, source.name, config.uncertainty),
+            centers_cam=lifted.centers_cam, centers_world=centers_world, center_sigma_along=along,
+            center_sigma_across=across, center_sigma_shared=shared, center_method=lifted.method,
+            track_source=source, center_source=center_source,
             masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
             orientation=orientation if is_agent else None,
         ))
@@ -356,7 +367,10 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
     video = VideoInfo(path=str(Path(video_path).resolve()), fps=meta.fps, width=clip.width, height=clip.height,
                       num_frames=meta.num_frames, duration_s=meta.duration_s, frame_indices=clip.frame_indices,
                       timestamps_s=clip.timestamps_s)
-    out.record = SceneRecord(record_id=record_id, video=video, camera=camera.track, objects=tuple(objects),
+    position_sigma, rotation_sigma = camera_sigmas(camera.track.source.name, camera.track.valid, config.uncertainty)
+    camera_track = replace(camera.track, position_sigma=position_sigma, rotation_sigma_deg=rotation_sigma,
+                           trusted=camera.trusted)
+    out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"
     note = "".join(f"; {n}" for n in notes)
