@@ -41,13 +41,16 @@ from extract_worlds import subsample_record
 Z90 = 1.6448536269514722
 
 
-def render(cache: Path, motion: str, seed: int, duration: float) -> Path:
-    """The world's folder (video.mp4 + record.npz), rendered once."""
+def render(cache: Path, motion: str, seed: int, duration: float | None) -> Path:
+    """The world's folder (video.mp4 + record.npz), rendered once (``duration`` None: the world default)."""
     from dsr.world import WorldConfig, render_world
+    from dsr.world.config import GENERATOR_VERSION
 
-    folder = cache / "worlds" / f"{motion}-s{seed}-{duration:g}s"
+    world = WorldConfig(seed=seed, camera_motion=motion) if duration is None else \
+        WorldConfig(seed=seed, camera_motion=motion, duration_s=duration)
+    folder = cache / "worlds" / f"{motion}-s{seed}-{world.duration_s:g}s-g{GENERATOR_VERSION}"
     if not (folder / "record.npz").exists():
-        render_world(WorldConfig(seed=seed, camera_motion=motion, duration_s=duration), folder, progress=False)
+        render_world(world, folder, progress=False)
     return folder
 
 
@@ -251,7 +254,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[100, 101])
     ap.add_argument("--motions", nargs="+", default=["static", "pan", "dolly", "orbit", "handheld"])
-    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--duration", type=float, default=None, help="seconds (default: the worlds' own, >= 20 s)")
     ap.add_argument("--per-video", type=int, default=40)
     ap.add_argument("--min-iou", type=float, default=0.3)
     ap.add_argument("--cache", type=Path, default=Path("out/precision"))
