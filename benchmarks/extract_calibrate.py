@@ -4,9 +4,9 @@ Input: the JSON of ``benchmarks/extract_precision.py --raw-uncertainty --json FI
 seeds (never the seeds coverage is reported on). Each constant is the one that puts 90% of the fitting errors
 inside ±1.645 σ (the 90% quantile of |error| / scale, divided by 1.645); the shared fraction of the along-ray
 error is the share of its variance that is common to an object's frames (between-object variance of the
-per-object mean over the total). Track confidence: isotonic regression of "IoU ≥ 0.5 with the object's
-ground truth" on the raw per-frame score, per track source (objects matching no ground truth count as wrong
-at every frame). Prints the tables to paste into ``src/dsr/extract/uncertainty.py``.
+per-object mean over the total). Track confidence: logistic regression of "IoU ≥ 0.5 with the object's
+ground truth" on the raw per-frame score and ln(track length), per track source (objects matching no ground
+truth count as wrong at every frame). Prints the tables to paste into ``src/dsr/extract/uncertainty.py``.
 
     python benchmarks/extract_calibrate.py out/fit.json [--min-samples 40]
 """
@@ -60,21 +60,25 @@ def shared_fraction(rows: list[dict], min_samples: int) -> dict[str, float]:
     return out
 
 
-def isotonic_table(rows: list[dict], min_samples: int, knots: int = 12) -> dict[str, tuple[list[float], list[float]]]:
-    from sklearn.isotonic import IsotonicRegression
+def logistic_models(rows: list[dict], min_samples: int) -> dict[str, tuple[float, float, float]]:
+    """Per track source: (w_score, w_len, bias) of P(IoU >= 0.5) on the raw score and ln(track length)."""
+    from sklearn.linear_model import LogisticRegression
 
+    length: dict[tuple[str, str], int] = defaultdict(int)
+    for r in rows:
+        length[(r["clip"], r["object"])] += 1
     out = {}
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_source[r["source"]].append(r)
     for source, sel in sorted(by_source.items()):
-        if len(sel) < min_samples:
+        y = np.array([r["iou"] >= 0.5 for r in sel])
+        if len(sel) < min_samples or y.all() or not y.any():
             continue
-        x = np.array([r["confidence"] for r in sel])
-        y = np.array([r["iou"] >= 0.5 for r in sel], dtype=np.float64)
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(x, y)
-        grid = np.unique(np.quantile(x, np.linspace(0.0, 1.0, knots)))
-        out[source] = ([round(float(g), 4) for g in grid], [round(float(p), 3) for p in iso.predict(grid)])
+        x = np.array([[r["confidence"], np.log(length[(r["clip"], r["object"])])] for r in sel])
+        model = LogisticRegression(C=10.0).fit(x, y)
+        (w_score, w_len), bias = model.coef_[0], model.intercept_[0]
+        out[source] = (round(float(w_score), 3), round(float(w_len), 3), round(float(bias), 3))
     return out
 
 
@@ -100,7 +104,7 @@ def main() -> None:
                                     args.min_samples),
         "_CAMERA_ROTATION_DEG": per_key(samples["camera"], "method", lambda r: r["rotation_error_deg"],
                                         args.min_samples),
-        "_TRACK_CONFIDENCE": isotonic_table(samples["track"], args.min_samples),
+        "_TRACK_CONFIDENCE": logistic_models(samples["track"], args.min_samples),
     }
     heading = samples["heading"]
     ratios = [h["error_deg"] / h["sigma_deg"] for h in heading if h["sigma_deg"] > 0]

@@ -26,17 +26,18 @@ def test_center_sigmas_scale_with_depth_and_method() -> None:
     np.testing.assert_allclose(shared, [0.8, 0.4, 0.0])  # √0.64 of along
 
 
-def test_track_confidence_maps_scores_through_the_fitted_table() -> None:
-    config = UncertaintyConfig(track_confidence={"grounding/motion+tracking/iou": ((0.2, 0.6), (0.1, 0.9))})
-    scores = np.array([0.0, 0.4, 1.0, 0.5])
-    visible = np.array([True, True, True, False])
-    np.testing.assert_allclose(track_confidence(scores, visible, "grounding/motion+tracking/iou", config),
-                               [0.1, 0.5, 0.9, 0.0])  # clamped below, linear, clamped above, invisible → 0
-    # a source without a table, and the identity config (fitting runs), keep the raw score
-    np.testing.assert_allclose(track_confidence(scores, visible, "other", config), [0.0, 0.4, 1.0, 0.0])
+def test_track_confidence_is_the_fitted_logistic_model() -> None:
+    config = UncertaintyConfig(track_confidence={"grounding/motion+tracking/iou": (4.0, 1.0, -2.0 - np.log(3.0))})
+    scores = np.array([0.0, 0.5, 1.0, 0.5])
+    visible = np.array([True, True, True, False])  # 3 visible frames: the length term cancels ln 3
+    got = track_confidence(scores, visible, "grounding/motion+tracking/iou", config)
+    expected = 1.0 / (1.0 + np.exp(-np.array([-2.0, 0.0, 2.0])))
+    np.testing.assert_allclose(got, [*expected, 0.0])  # invisible → 0
+    # a source without a model, and the identity config (fitting runs), keep the raw score
+    np.testing.assert_allclose(track_confidence(scores, visible, "other", config), [0.0, 0.5, 1.0, 0.0])
     raw = UncertaintyConfig.identity()
     np.testing.assert_allclose(track_confidence(scores, visible, "grounding/motion+tracking/iou", raw),
-                               [0.0, 0.4, 1.0, 0.0])
+                               [0.0, 0.5, 1.0, 0.0])
 
 
 def test_heading_and_camera_sigmas() -> None:

@@ -13,9 +13,9 @@ inside the stated 90% interval (±1.645 σ) about 90% of the time; coverage is r
 * **heading**: the velocity heading's own sigma (from the track's measured noise) times ``heading_factor``;
 * **camera**: ``position_sigma = p_k`` record units (scene depth normalised to ~1) and
   ``rotation_sigma_deg = r_k`` per camera method k, on valid frames;
-* **track confidence**: the detector's per-frame score mapped through a monotone table per track source
-  (score knots → probability that the box is on the object, IoU ≥ 0.5 with it), fitted by isotonic
-  regression.
+* **track confidence**: the probability that the box at a frame is on the object (IoU ≥ 0.5 with it), a
+  logistic model per track source of the frame's raw score and the track's length (short tracks are mostly
+  spurious): ``p = σ(w_score·score + w_len·ln(visible frames) + b)``, fitted by logistic regression.
 
 The fitted numbers live in :class:`UncertaintyConfig`'s defaults (part of ``ExtractConfig``, so a new fit
 changes the settings hash and ``dsr extract`` redoes its records). :meth:`UncertaintyConfig.identity`
@@ -37,7 +37,7 @@ _SHARED_FRAC = {"default": 0.5}
 _ACROSS_REL = {"default": 0.05}
 _CAMERA_POSITION = {"default": 0.05, "camera/rotation": 0.01}
 _CAMERA_ROTATION_DEG = {"default": 1.0, "camera/rotation": 0.5}
-_TRACK_CONFIDENCE: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+_TRACK_CONFIDENCE: dict[str, tuple[float, float, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,8 @@ class UncertaintyConfig:
     heading_factor: float = 1.0
     camera_position: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_POSITION))
     camera_rotation_deg: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_ROTATION_DEG))
-    # per track source: (raw score knots, probability at each knot), linear in between, clamped outside
-    track_confidence: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(
-        default_factory=lambda: dict(_TRACK_CONFIDENCE))
+    # per track source: (w_score, w_len, bias) of the logistic model; a source without one keeps its raw score
+    track_confidence: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(_TRACK_CONFIDENCE))
     raw: bool = False  # identity: raw track scores and heading sigmas (the fitting run)
 
     @staticmethod
@@ -97,10 +96,11 @@ def camera_sigmas(method: str, valid: np.ndarray, config: UncertaintyConfig) -> 
 
 def track_confidence(scores: np.ndarray, visible: np.ndarray, source: str, config: UncertaintyConfig
                      ) -> np.ndarray:
-    """Per-frame probability (T,) that the box is on the object, from raw scores by the source's table."""
+    """Per-frame probability (T,) that the box is on the object, from its raw scores (T,) by the source's model."""
     raw = np.clip(np.nan_to_num(scores), 0.0, 1.0)
-    table = None if config.raw else config.track_confidence.get(source)
-    if table is not None:
-        knots, probs = table
-        raw = np.interp(raw, knots, probs)
+    model = None if config.raw else config.track_confidence.get(source)
+    if model is not None:
+        w_score, w_len, bias = model
+        logit = w_score * raw + w_len * np.log(max(1, int(visible.sum()))) + bias
+        raw = 1.0 / (1.0 + np.exp(-logit))
     return np.where(visible, raw, 0.0)
