@@ -19,6 +19,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -167,10 +168,12 @@ class TrackedObject:
 
 
 def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig, video_path: str | None = None,
-                  meta: VideoMeta | None = None, notes: list[str] | None = None) -> list[ObjectTrack]:
+                  meta: VideoMeta | None = None, notes: list[str] | None = None,
+                  detection: Future | None = None) -> list[ObjectTrack]:
     """Detected objects (dense tracks) + movers nothing detected explains → centres → headings (may be empty).
 
-    ``notes`` collects one-line remarks for the outcome (e.g. the detector is not installed).
+    ``notes`` collects one-line remarks for the outcome (e.g. the detector is not installed). ``detection``:
+    :func:`detect_and_track` already running (it needs only the frames; see :func:`extract_clip`).
     """
     track = camera.track
     assert track is not None
@@ -180,8 +183,8 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
         from dsr.extract.detect import DetectorUnavailable
 
         try:
-            result = detect_and_track(clip, video_path, None if meta is None else meta.timestamps_s,
-                                      config.detection)
+            result = detection.result() if detection is not None else detect_and_track(
+                clip, video_path, None if meta is None else meta.timestamps_s, config.detection)
         except DetectorUnavailable as err:
             if notes is not None:
                 notes.append(f"movers only: {err}")
@@ -349,17 +352,24 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
         parse_init_boxes({k: {"class": b.class_phrase, "box": b.box_xyxy.tolist(), "is_agent": b.is_agent}
                           for k, b in init_boxes.items()}, clip.width, clip.height)  # raises on boxes off-frame
     notes: list[str] = []
-    if camera is None:
-        estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
-        camera = timer.run("camera", estimator.estimate, clip)
-    out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
-    if camera.track is None or not camera.trusted:
-        out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
-        return out
-    if init_boxes is not None:
-        objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
-    else:
-        objects = timer.run("objects", build_objects, clip, camera, config, video_path, meta, notes)
+    with ThreadPoolExecutor(1, thread_name_prefix="dsr-detect") as pool:
+        # detection and dense tracking need only the frames: they run on the second core while the camera stage
+        # (single-threaded SfM, which releases the GIL) runs on the first
+        detection = None
+        if init_boxes is None and config.detection is not None:
+            detection = pool.submit(timer.run, "detection", detect_and_track, clip, video_path, meta.timestamps_s,
+                                    config.detection)
+        if camera is None:
+            estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
+            camera = timer.run("camera", estimator.estimate, clip)
+        out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
+        if camera.track is None or not camera.trusted:
+            out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
+            return out  # leaving the pool waits for the detector: nothing runs on after the outcome
+        if init_boxes is not None:
+            objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
+        else:
+            objects = timer.run("objects", build_objects, clip, camera, config, video_path, meta, notes, detection)
     out.num_objects = len(objects)
     if not objects and not config.keep_empty:
         out.status, out.reason = "skipped", "no moving objects detected"
