@@ -59,3 +59,14 @@ def test_a_new_fit_changes_the_settings_hash() -> None:
     base = ExtractConfig()
     refit = replace(base, uncertainty=replace(base.uncertainty, heading_factor=base.uncertainty.heading_factor + 1))
     assert config_fingerprint(base)[1] != config_fingerprint(refit)[1]
+
+
+def test_frame_to_frame_sigma_leaves_out_the_shared_part() -> None:
+    from dsr.extract.uncertainty import frame_to_frame_sigma
+
+    # own along = √(0.5² − 0.3²) = 0.4; with across 0.2 per axis: √((0.16 + 0.04) / 2)
+    np.testing.assert_allclose(frame_to_frame_sigma(np.array([0.5]), np.array([0.2]), np.array([0.3])),
+                               [np.sqrt(0.1)])
+    # all shared: only the across part moves a centre between frames
+    np.testing.assert_allclose(frame_to_frame_sigma(np.array([0.5]), np.array([0.2]), np.array([0.5])),
+                               [np.sqrt(0.02)])

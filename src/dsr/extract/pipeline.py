@@ -60,6 +60,7 @@ from dsr.extract.uncertainty import (
     UncertaintyConfig,
     camera_sigmas,
     center_sigmas,
+    frame_to_frame_sigma,
     heading_sigma,
     track_confidence,
 )
@@ -301,11 +302,15 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
                  else lifted.sigma)
         if not np.isfinite(centers_world).all(axis=1).any():
             continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
+        along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty)
+        # a heading is a difference of two centres: their frame-to-frame (not shared) error bounds its noise. A
+        # track's own scatter about its smoothed curve vanishes on short tracks (3 frames fit a line exactly),
+        # and such headings passed the 0.6 gate 30-130° off on the worlds
+        noise = np.maximum(noise, frame_to_frame_sigma(along, across, shared))
         rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
         orientation = OrientationTrack(world_from_agent=rot, confidence=oconf,
                                        sigma_deg=heading_sigma(osig, config.uncertainty),
                                        source=Source(name="orientation/velocity", version="1"))
-        along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty)
         # an agent has a front (its class, or the user's word for given boxes) and a measured orientation
         is_agent = obj.is_agent and bool(orientation.known.any())
         counts, offsets = encode_mask_frames([m if v else None for m, v in zip(obj.masks, visible, strict=True)],

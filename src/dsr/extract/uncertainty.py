@@ -79,6 +79,13 @@ def center_sigmas(centers_cam: np.ndarray, method: np.ndarray, config: Uncertain
     return along, np.where(known, c * depth, 0.0), np.sqrt(f) * along
 
 
+def frame_to_frame_sigma(along: np.ndarray, across: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """(T,) 1-sigma per horizontal axis of a centre's error that is independent between frames: the along-ray
+    part not shared by the object's frames, and the across part (averaged over the two directions)."""
+    own = np.sqrt(np.maximum(along**2 - shared**2, 0.0))
+    return np.sqrt((own**2 + across**2) / 2.0)
+
+
 def heading_sigma(raw_sigma_deg: np.ndarray, config: UncertaintyConfig) -> np.ndarray:
     """Calibrated heading 1-sigma (T,) degrees from the heading estimator's own (capped at 180°)."""
     return np.minimum(raw_sigma_deg * (1.0 if config.raw else config.heading_factor), 180.0)

@@ -190,7 +190,12 @@ class PycolmapCamera(CameraEstimator):
             dst = np.array([poses[n][:3, 3] for n in common])
             sim = umeyama(src, dst)
             spread = float(np.linalg.norm(dst - dst.mean(0), axis=1).max()) + 1e-12
-            if np.sqrt(np.mean(np.sum((sim.apply(src) - dst) ** 2, axis=1))) > 0.05 * spread:
+            # the shared cameras must span a baseline that is measurable against the scene (1% of the median
+            # point distance): over nearly coincident centres any scale fits, and an orbit world's three models
+            # merged at scale ~1e-8 into a trusted camera 170° off
+            depth = float(np.median(np.linalg.norm(points - dst.mean(0), axis=1))) if len(points) else spread
+            if (spread < 0.01 * depth or not 1e-2 < sim.scale < 1e2
+                    or np.sqrt(np.mean(np.sum((sim.apply(src) - dst) ** 2, axis=1))) > 0.05 * spread):
                 unmerged += len(new)
                 continue
             offset = len(points)
