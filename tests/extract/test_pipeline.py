@@ -169,14 +169,33 @@ def test_movers_without_a_class_are_not_agents(videos: dict[str, Path]) -> None:
 
 
 def test_extraction_is_deterministic_byte_for_byte(videos: dict[str, Path], tmp_path: Path) -> None:
-    """Default camera chain (SfM included) twice in one process and the record files are identical."""
+    """Default camera chain (SfM included), twice in this process and once in another: identical record files.
+
+    pycolmap with 2 threads took pycolmap in one run and VO in the next; OpenCV's SIFT hands its keypoints
+    over in thread order, which changed VO's camera in one process of three under load."""
+    import subprocess
+    import sys
+
     config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0))
     first = run_extract([videos["truck"]], tmp_path / "one", config)
     second = run_extract([videos["truck"]], tmp_path / "two", config)
     assert first["by_status"] == second["by_status"] == {"ok": 1}
     assert first["items"][0]["camera_attempts"][-1]["method"] == "pycolmap"  # the path that varied
+    code = ("import sys; from dataclasses import replace; from dsr.extract.clip import ClipConfig; "
+            "from dsr.extract.pipeline import ExtractConfig, run_extract; "
+            "run_extract([sys.argv[1]], sys.argv[2], replace(ExtractConfig(), clip=ClipConfig(num_samples=12, "
+            "dense_fps=10.0), camera_methods=tuple(sys.argv[3].split(','))))")
     name = f"{record_id_for(videos['truck'])}.npz"
-    assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    subprocess.run([sys.executable, "-c", code, str(videos["truck"]), str(tmp_path / "three"),
+                    ",".join(config.camera_methods)], check=True, timeout=300)
+    data = (tmp_path / "one" / name).read_bytes()
+    assert data == (tmp_path / "two" / name).read_bytes() == (tmp_path / "three" / name).read_bytes()
+    # and VO on its own (SIFT matching), in-process and in another process
+    vo = replace(config, camera_methods=("vo",))
+    run_extract([videos["truck"]], tmp_path / "vo1", vo)
+    subprocess.run([sys.executable, "-c", code, str(videos["truck"]), str(tmp_path / "vo2"), "vo"], check=True,
+                   timeout=300)
+    assert (tmp_path / "vo1" / name).read_bytes() == (tmp_path / "vo2" / name).read_bytes()
 
 
 def test_extract_help_shows_the_box_format() -> None:
@@ -188,3 +207,21 @@ def test_extract_help_shows_the_box_format() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert '"box": [x1, y1, x2, y2]' in text.replace("│ ", "")
+
+
+def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
+    from dsr.extract.uncertainty import center_sigmas
+
+    out = extract_video(videos["static"], FAST)
+    rec = out.record
+    assert rec.schema_version == 2 and rec.camera.trusted
+    assert np.all(rec.camera.position_sigma[rec.camera.valid] > 0)
+    for obj in rec.objects:
+        k = obj.center_known
+        assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)
+        assert np.all(obj.center_sigma_shared <= obj.center_sigma_along)
+        along, across, shared = center_sigmas(obj.centers_cam, obj.center_method, FAST.uncertainty)
+        np.testing.assert_allclose(obj.center_sigma_along, along)
+        np.testing.assert_allclose(obj.center_sigma_across, across)
+        np.testing.assert_allclose(obj.center_sigma_shared, shared)
+        assert np.all((obj.confidence >= 0) & (obj.confidence <= 1)) and not obj.confidence[~obj.visible].any()

@@ -41,6 +41,55 @@ def test_round_trip_is_exact(tmp_path: Path, record: SceneRecord) -> None:
         assert npz["camera/c2w"].shape == (record.num_frames, 4, 4)
 
 
+def test_v2_uncertainty_fields_round_trip(tmp_path: Path, record: SceneRecord) -> None:
+    n = record.num_frames
+    ball = dataclasses.replace(record.objects[1], center_sigma_along=np.full(n, 0.3),
+                               center_sigma_across=np.full(n, 0.05), center_sigma_shared=np.full(n, 0.2))
+    rec = dataclasses.replace(record, objects=(record.objects[0], ball),
+                              camera=dataclasses.replace(record.camera, trusted=False))
+    back = read_record(write_record(tmp_path / "r.npz", rec))
+    assert back.schema_version == 2 and back.camera.trusted is False
+    np.testing.assert_array_equal(back.objects[1].center_sigma_shared, 0.2)
+    # the v1-style isotropic sigma keeps the total variance: √((0.3² + 2·0.05²) / 3)
+    np.testing.assert_allclose(back.objects[1].center_sigma, np.sqrt((0.09 + 0.005) / 3))
+    with pytest.raises(RecordError, match="center_sigma_shared: exceeds center_sigma_along at frame 0"):
+        dataclasses.replace(ball, center_sigma_shared=np.full(n, 0.31))
+
+
+def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -> None:
+    meta, arrays = record_to_parts(record)
+    meta["schema_version"] = 1
+    del meta["camera"]["trusted"]
+    for i in range(len(record.objects)):
+        p = f"objects/{i}/"
+        arrays[p + "center_sigma"] = arrays.pop(p + "center_sigma_along")
+        del arrays[p + "center_sigma_across"], arrays[p + "center_sigma_shared"]
+    back = read_record(write_parts(tmp_path / "v1.npz", meta, arrays))
+    assert back.schema_version == 2 and back.camera.trusted
+    agent = back.objects[0]  # the fixture's agent has sigma 0.01: isotropic, nothing shared
+    np.testing.assert_array_equal(agent.center_sigma_along, 0.01)
+    np.testing.assert_array_equal(agent.center_sigma_across, 0.01)
+    np.testing.assert_array_equal(agent.center_sigma_shared, 0.0)
+    np.testing.assert_allclose(agent.center_sigma, 0.01)
+    # a v1 file without its sigma is still a one-line error naming the field
+    del arrays["objects/0/center_sigma"]
+    with pytest.raises(RecordError, match=r"0\.center_sigma: array missing"):
+        read_record(write_parts(tmp_path / "v1bad.npz", meta, arrays))
+
+
+def test_read_without_masks(tmp_path: Path, record: SceneRecord) -> None:
+    path = write_record(tmp_path / "r.npz", record)
+    light = read_record(path, masks=False)
+    assert all(o.masks is None for o in light.objects) and record.objects[0].masks is not None
+    full = read_record(path)
+    np.testing.assert_array_equal(light.objects[0].centers_world, full.objects[0].centers_world)
+    # a broken mask is not read, so it does not fail the light read; the full read names it
+    bad = _corrupt(tmp_path, record, BAD_CASES["mask_runs_wrong"][0])
+    read_record(bad, masks=False)
+    with pytest.raises(RecordError, match="do not cover"):
+        read_record(bad)
+
+
 def test_same_record_gives_same_bytes(tmp_path: Path, record: SceneRecord) -> None:
     a = write_record(tmp_path / "a.npz", record).read_bytes()
     b = write_record(tmp_path / "b.npz", record).read_bytes()

@@ -19,7 +19,8 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,14 @@ from dsr.extract.orient import HeadingConfig, fuse_torso_and_velocity, velocity_
 from dsr.extract.people import PeopleConfig
 from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
+from dsr.extract.uncertainty import (
+    UncertaintyConfig,
+    camera_sigmas,
+    center_sigmas,
+    frame_to_frame_sigma,
+    heading_sigma,
+    track_confidence,
+)
 from dsr.scene.classes import has_front
 from dsr.scene.frames import invert_pose, transform_points
 from dsr.scene.poses import rotation_angle_deg
@@ -93,6 +102,7 @@ class ExtractConfig:
     detection: DetectGroundingConfig | None = field(default_factory=DetectGroundingConfig)
     # detected people: MediaPipe Pose masks and torso facing (None: box masks and velocity headings)
     people: PeopleConfig | None = field(default_factory=PeopleConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)  # the calibrated error model
     keep_empty: bool = False  # write records for clips without detectable objects
     reject_cuts: bool = True
 
@@ -174,10 +184,12 @@ class TrackedObject:
 
 
 def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig, video_path: str | None = None,
-                  meta: VideoMeta | None = None, notes: list[str] | None = None) -> list[ObjectTrack]:
+                  meta: VideoMeta | None = None, notes: list[str] | None = None,
+                  detection: Future | None = None) -> list[ObjectTrack]:
     """Detected objects (dense tracks) + movers nothing detected explains → centres → headings (may be empty).
 
-    ``notes`` collects one-line remarks for the outcome (e.g. the detector is not installed).
+    ``notes`` collects one-line remarks for the outcome (e.g. the detector is not installed). ``detection``:
+    :func:`detect_and_track` already running (it needs only the frames; see :func:`extract_clip`).
     """
     track = camera.track
     assert track is not None
@@ -187,8 +199,8 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
         from dsr.extract.registry import EstimatorError
 
         try:
-            result = detect_and_track(clip, video_path, None if meta is None else meta.timestamps_s,
-                                      config.detection)
+            result = detection.result() if detection is not None else detect_and_track(
+                clip, video_path, None if meta is None else meta.timestamps_s, config.detection)
         except EstimatorError as err:
             if notes is not None:
                 notes.append(f"movers only: {err}")
@@ -326,6 +338,7 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
     objects = []
     for obj, lifted in zip(tracked, lifted_all, strict=True):
         boxes = obj.boxes_xyxy
+        source = obj.track_source or track_source
         lifted = _only_trusted_frames(lifted, track.valid)
         visible = np.isfinite(boxes).all(axis=1)
         raw_world = transform_points(track.c2w, lifted.centers_cam)
@@ -342,6 +355,11 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
                  else lifted.sigma)
         if not np.isfinite(centers_world).all(axis=1).any():
             continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
+        along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty)
+        # a heading is a difference of two centres: their frame-to-frame (not shared) error bounds its noise. A
+        # track's own scatter about its smoothed curve vanishes on short tracks (3 frames fit a line exactly),
+        # and such headings passed the 0.6 gate 30-130° off on the worlds
+        noise = np.maximum(noise, frame_to_frame_sigma(along, across, shared))
         rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
         orient_source = "orientation/velocity"
         if obj.torso_forward_cam is not None and np.isfinite(obj.torso_forward_cam).any():
@@ -350,7 +368,8 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
             torso_world[~track.valid] = np.nan
             rot, oconf, osig = fuse_torso_and_velocity(torso_world, rot, oconf, osig, up_world, config.heading)
             orient_source = "orientation/mediapipe-torso+velocity"
-        orientation = OrientationTrack(world_from_agent=rot, confidence=oconf, sigma_deg=osig,
+        orientation = OrientationTrack(world_from_agent=rot, confidence=oconf,
+                                       sigma_deg=heading_sigma(osig, config.uncertainty),
                                        source=Source(name=orient_source, version="1"))
         # an agent has a front (its class, or the user's word for given boxes) and a measured orientation
         is_agent = obj.is_agent and bool(orientation.known.any())
@@ -358,9 +377,10 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
                                              clip.height, clip.width)
         objects.append(ObjectTrack(
             object_id=obj.object_id, class_phrase=obj.class_phrase, is_agent=is_agent, visible=visible,
-            boxes_xyxy=boxes, confidence=np.where(visible, obj.scores, 0.0), centers_cam=lifted.centers_cam,
-            centers_world=centers_world, center_sigma=lifted.sigma, center_method=lifted.method,
-            track_source=obj.track_source or track_source, center_source=center_source,
+            boxes_xyxy=boxes, confidence=track_confidence(obj.scores, visible, source.name, config.uncertainty),
+            centers_cam=lifted.centers_cam, centers_world=centers_world, center_sigma_along=along,
+            center_sigma_across=across, center_sigma_shared=shared, center_method=lifted.method,
+            track_source=source, center_source=center_source,
             masks=MaskTrack(height=clip.height, width=clip.width, counts=counts, offsets=offsets),
             orientation=orientation if is_agent else None,
         ))
@@ -414,17 +434,24 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
         parse_init_boxes({k: {"class": b.class_phrase, "box": b.box_xyxy.tolist(), "is_agent": b.is_agent}
                           for k, b in init_boxes.items()}, clip.width, clip.height)  # raises on boxes off-frame
     notes: list[str] = []
-    if camera is None:
-        estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
-        camera = timer.run("camera", estimator.estimate, clip)
-    out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
-    if camera.track is None or not camera.trusted:
-        out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
-        return out
-    if init_boxes is not None:
-        objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
-    else:
-        objects = timer.run("objects", build_objects, clip, camera, config, video_path, meta, notes)
+    with ThreadPoolExecutor(1, thread_name_prefix="dsr-detect") as pool:
+        # detection and dense tracking need only the frames: they run on the second core while the camera stage
+        # (single-threaded SfM, which releases the GIL) runs on the first
+        detection = None
+        if init_boxes is None and config.detection is not None:
+            detection = pool.submit(timer.run, "detection", detect_and_track, clip, video_path, meta.timestamps_s,
+                                    config.detection)
+        if camera is None:
+            estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
+            camera = timer.run("camera", estimator.estimate, clip)
+        out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
+        if camera.track is None or not camera.trusted:
+            out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
+            return out  # leaving the pool waits for the detector: nothing runs on after the outcome
+        if init_boxes is not None:
+            objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
+        else:
+            objects = timer.run("objects", build_objects, clip, camera, config, video_path, meta, notes, detection)
     out.num_objects = len(objects)
     if not objects and not config.keep_empty:
         out.status, out.reason = "skipped", "no moving objects detected"
@@ -432,7 +459,10 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
     video = VideoInfo(path=str(Path(video_path).resolve()), fps=meta.fps, width=clip.width, height=clip.height,
                       num_frames=meta.num_frames, duration_s=meta.duration_s, frame_indices=clip.frame_indices,
                       timestamps_s=clip.timestamps_s)
-    out.record = SceneRecord(record_id=record_id, video=video, camera=camera.track, objects=tuple(objects),
+    position_sigma, rotation_sigma = camera_sigmas(camera.track.source.name, camera.track.valid, config.uncertainty)
+    camera_track = replace(camera.track, position_sigma=position_sigma, rotation_sigma_deg=rotation_sigma,
+                           trusted=camera.trusted)
+    out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"
     note = "".join(f"; {n}" for n in notes)

@@ -15,9 +15,12 @@ first violation as a one-line :class:`~dsr.errors.RecordError` naming the file a
 
 from __future__ import annotations
 
+import ast
+import functools
 import io
 import json
 import os
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ import numpy as np
 from dsr.atomic import atomic_open
 from dsr.errors import RecordError
 from dsr.scene.record import (
-    SCHEMA_VERSION,
+    READABLE_SCHEMA_VERSIONS,
     CameraTrack,
     MaskTrack,
     ObjectTrack,
@@ -40,6 +43,9 @@ from dsr.scene.record import (
 
 RECORD_SUFFIX = ".npz"
 META_MEMBER = "record.json"
+OBJECT_ARRAYS: tuple[str, ...] = ("visible", "boxes_xyxy", "confidence", "centers_cam", "centers_world",
+                                  "center_sigma_along", "center_sigma_across", "center_sigma_shared",
+                                  "center_method")
 
 
 def _source_json(source: Source) -> dict[str, str]:
@@ -62,8 +68,7 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
     objects_meta = []
     for i, obj in enumerate(record.objects):
         p = f"objects/{i}/"
-        for name in ("visible", "boxes_xyxy", "confidence", "centers_cam", "centers_world",
-                     "center_sigma", "center_method"):
+        for name in OBJECT_ARRAYS:
             arrays[p + name] = getattr(obj, name)
         meta: dict[str, Any] = {
             "object_id": obj.object_id,
@@ -91,7 +96,7 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
         "meters_per_unit": record.meters_per_unit,
         "video": {"path": v.path, "fps": v.fps, "width": v.width, "height": v.height,
                   "num_frames": v.num_frames, "duration_s": v.duration_s},
-        "camera": {"source": _source_json(cam.source)},
+        "camera": {"source": _source_json(cam.source), "trusted": cam.trusted},
         "objects": objects_meta,
     }
     return meta_all, arrays
@@ -123,6 +128,41 @@ def write_record(path: str | os.PathLike[str], record: SceneRecord) -> Path:
     return write_parts(path, meta, arrays)
 
 
+@functools.lru_cache(maxsize=256)
+def _npy_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
+    """(dtype, shape, fortran order) of an .npy header dict; cached, since a record repeats a few headers.
+
+    numpy's own reader parses every header with ``ast`` (a third of the time of reading a record).
+    """
+    d = ast.literal_eval(header.decode("latin1"))
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise ValueError(f"malformed .npy header {header[:60]!r}")
+    dtype = np.lib.format.descr_to_dtype(d["descr"])
+    if dtype.hasobject:
+        raise ValueError("object arrays are not allowed")
+    shape = tuple(int(n) for n in d["shape"])
+    return dtype, shape, bool(d["fortran_order"])
+
+
+def _parse_npy(raw: bytes) -> np.ndarray:
+    """An .npy file's bytes → a read-only array viewing them (versions 1–3, no pickles)."""
+    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
+        raise ValueError("not an .npy array")
+    major = raw[6]
+    if major == 1:
+        (hlen,), start = struct.unpack("<H", raw[8:10]), 10
+    elif major in (2, 3):
+        (hlen,), start = struct.unpack("<I", raw[8:12]), 12
+    else:
+        raise ValueError(f"unknown .npy version {major}")
+    dtype, shape, fortran = _npy_header(raw[start:start + hlen])
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - start - hlen != count * dtype.itemsize:
+        raise ValueError(f"{len(raw) - start - hlen} data bytes for shape {shape} of {dtype}")
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=start + hlen)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
 class _Reader:
     """Reads named members of an open record file, turning every failure into a RecordError."""
 
@@ -135,9 +175,8 @@ class _Reader:
         if member not in self.names:
             raise RecordError("array missing from file", field=name.replace("/", "."))
         try:
-            with self.zf.open(member) as fh:
-                return np.lib.format.read_array(io.BytesIO(fh.read()), allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            return _parse_npy(self.zf.read(member))
+        except (ValueError, TypeError, SyntaxError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise RecordError(f"unreadable array ({exc})", field=name.replace("/", ".")) from None
 
 
@@ -158,12 +197,15 @@ def _source(meta: dict[str, Any], key: str, where: str) -> Source:
         return Source(name=_get(src, "name", str, ""), version=_get(src, "version", str, ""))
 
 
-def record_from_parts(meta: dict[str, Any], arr: Any) -> SceneRecord:
-    """Inverse of :func:`record_to_parts`; ``arr(name)`` returns the named array."""
+def record_from_parts(meta: dict[str, Any], arr: Any, *, masks: bool = True) -> SceneRecord:
+    """Inverse of :func:`record_to_parts`; ``arr(name)`` returns the named array.
+
+    ``masks=False`` leaves the objects' masks out (``None``) without reading them.
+    """
     version = meta.get("schema_version") if isinstance(meta, dict) else None
-    if version != SCHEMA_VERSION:
-        raise RecordError(f"unknown schema version {version!r} (this dsr reads {SCHEMA_VERSION})",
-                          field="schema_version")
+    if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
+        readable = ", ".join(map(str, READABLE_SCHEMA_VERSIONS))
+        raise RecordError(f"unknown schema version {version!r} (this dsr reads {readable})", field="schema_version")
     vm = _get(meta, "video", dict, "")
     with field_prefix("video"):
         video = VideoInfo(
@@ -178,16 +220,18 @@ def record_from_parts(meta: dict[str, Any], arr: Any) -> SceneRecord:
             K=arr("camera/K"), c2w=arr("camera/c2w"), valid=arr("camera/valid"),
             confidence=arr("camera/confidence"), position_sigma=arr("camera/position_sigma"),
             rotation_sigma_deg=arr("camera/rotation_sigma_deg"), source=_source(cm, "source", ""),
+            # v1 had no record-level flag; v1 extraction wrote records from trusted cameras only
+            trusted=True if version == 1 else _get(cm, "trusted", bool, ""),
         )
     objects = []
     for i, om in enumerate(_get(meta, "objects", list, "")):
         p = f"objects/{i}/"
         with field_prefix(f"objects[{i}]"):
-            masks = None
-            if _get(om, "masks", (dict, type(None)), "") is not None:
+            mask_track = None
+            if _get(om, "masks", (dict, type(None)), "") is not None and masks:
                 mm = om["masks"]
                 with field_prefix("masks"):
-                    masks = MaskTrack(height=_get(mm, "height", int, ""), width=_get(mm, "width", int, ""),
+                    mask_track = MaskTrack(height=_get(mm, "height", int, ""), width=_get(mm, "width", int, ""),
                                       counts=arr(p + "masks/counts"), offsets=arr(p + "masks/offsets"))
             orientation = None
             if _get(om, "orientation", (dict, type(None)), "") is not None:
@@ -198,14 +242,21 @@ def record_from_parts(meta: dict[str, Any], arr: Any) -> SceneRecord:
                         sigma_deg=arr(p + "orientation/sigma_deg"),
                         source=_source(om["orientation"], "source", ""),
                     )
+            if version == 1:  # one isotropic sigma: the same along and across the ray, nothing shared
+                sigma = arr(p + "center_sigma")
+                along, across, shared = sigma, sigma, np.zeros_like(sigma)
+            else:
+                along, across = arr(p + "center_sigma_along"), arr(p + "center_sigma_across")
+                shared = arr(p + "center_sigma_shared")
             objects.append(ObjectTrack(
                 object_id=_get(om, "object_id", str, ""), class_phrase=_get(om, "class_phrase", str, ""),
                 is_agent=_get(om, "is_agent", bool, ""),
                 visible=arr(p + "visible"), boxes_xyxy=arr(p + "boxes_xyxy"), confidence=arr(p + "confidence"),
                 centers_cam=arr(p + "centers_cam"), centers_world=arr(p + "centers_world"),
-                center_sigma=arr(p + "center_sigma"), center_method=arr(p + "center_method"),
+                center_sigma_along=along, center_sigma_across=across, center_sigma_shared=shared,
+                center_method=arr(p + "center_method"),
                 track_source=_source(om, "track_source", ""), center_source=_source(om, "center_source", ""),
-                masks=masks, orientation=orientation,
+                masks=mask_track, orientation=orientation,
             ))
     mpu = meta.get("meters_per_unit")
     if mpu is not None and not isinstance(mpu, int | float):
@@ -213,12 +264,15 @@ def record_from_parts(meta: dict[str, Any], arr: Any) -> SceneRecord:
     return SceneRecord(
         record_id=_get(meta, "record_id", str, ""), video=video, camera=camera, objects=tuple(objects),
         scale_kind=_get(meta, "scale_kind", str, ""), meters_per_unit=None if mpu is None else float(mpu),
-        schema_version=version,
     )
 
 
-def read_record(path: str | os.PathLike[str]) -> SceneRecord:
-    """Read and fully validate a record; any problem raises a one-line RecordError."""
+def read_record(path: str | os.PathLike[str], *, masks: bool = True) -> SceneRecord:
+    """Read and fully validate a record; any problem raises a one-line RecordError.
+
+    ``masks=False`` skips the objects' run-length masks (their ``masks`` are None): most of a record's
+    bytes, which question generation and evaluation never look at.
+    """
     p = Path(path)
     if not p.exists():
         raise RecordError("no such file", path=str(p))
@@ -231,7 +285,7 @@ def read_record(path: str | os.PathLike[str]) -> SceneRecord:
                 meta = json.loads(zf.read(META_MEMBER).decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
                 raise RecordError(f"malformed JSON ({exc})", field=META_MEMBER) from None
-            return record_from_parts(meta, reader.array)
+            return record_from_parts(meta, reader.array, masks=masks)
     except RecordError as err:
         raise RecordError(err.message, field=err.field, path=str(p)) from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:

@@ -28,7 +28,9 @@ import numpy as np
 
 from dsr.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# versions this dsr reads; older ones are upgraded on reading (dsr.scene.io), never written
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 
 ScaleKind = Literal["metric", "normalized", "up_to_scale"]
 SCALE_KINDS: tuple[str, ...] = get_args(ScaleKind)
@@ -182,14 +184,23 @@ class VideoInfo:
 
 @dataclass(frozen=True, eq=False)
 class CameraTrack:
-    """Camera intrinsics and pose per sampled frame.
+    """Camera intrinsics and pose per sampled frame, with how far to trust them.
 
     K: (T, 3, 3) float64, pixels at the video's full resolution.
     c2w: (T, 4, 4) float64, OpenCV camera-to-world (``world_from_cam``).
-    valid: (T,) bool, poses to trust; invalid ones are still finite (e.g. interpolated).
-    confidence: (T,) float64 in [0, 1].
-    position_sigma: (T,) float64 >= 0, 1-sigma position uncertainty in record units.
-    rotation_sigma_deg: (T,) float64 >= 0, 1-sigma rotation uncertainty in degrees.
+    valid: (T,) bool, per-frame trust: poses a consumer may use; invalid ones are still finite (e.g.
+        interpolated) and must not be used.
+    confidence: (T,) float64 in [0, 1], per-frame trust as a degree: the estimator's belief that the pose is
+        right (0 where invalid; 1 for ground truth).
+    position_sigma: (T,) float64 >= 0, 1-sigma error of the camera centre per world axis, record units
+        (isotropic Gaussian), after the best similarity alignment of the whole trajectory to the truth.
+    rotation_sigma_deg: (T,) float64 >= 0, 1-sigma angle of the rotation error, degrees.
+    trusted: record-level flag (schema v2): the estimator trusts the trajectory as a whole (its consistency
+        checks passed). False: the poses are given for completeness only, and questions about the camera's
+        motion or from its viewpoint should not be asked. Ground truth: True.
+
+    Ground-truth records carry zero sigmas. Extracted records state sigmas calibrated on rendered worlds
+    (the truth falls inside ±1.645 sigma about 90% of the time; docs/bench-extract.md).
     """
 
     K: np.ndarray
@@ -199,6 +210,7 @@ class CameraTrack:
     position_sigma: np.ndarray
     rotation_sigma_deg: np.ndarray
     source: Source
+    trusted: bool = True
 
     def __post_init__(self) -> None:
         k = _array(self.K, "K", np.float64, (None, 3, 3))
@@ -224,6 +236,9 @@ class CameraTrack:
         _check_unit_interval(conf, "confidence")
         _check_nonnegative(psig, "position_sigma")
         _check_nonnegative(rsig, "rotation_sigma_deg")
+        if not isinstance(self.trusted, bool | np.bool_):
+            raise RecordError(f"must be a bool, got {type(self.trusted).__name__}", field="trusted")
+        object.__setattr__(self, "trusted", bool(self.trusted))
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,14 +262,15 @@ class MaskTrack:
         if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(counts) or np.any(np.diff(offsets) < 0):
             raise RecordError("offsets must start at 0, be non-decreasing and end at len(counts)", field="offsets")
         total = self.height * self.width
-        # reduceat returns the next value for an empty segment (and needs every start < len): pad with a
-        # zero and compare present frames only
-        padded = np.append(counts.astype(np.int64), 0)
-        sums = np.add.reduceat(padded, offsets[:-1]) if len(offsets) > 1 else np.zeros(0)
+        # sums of the present frames' runs: their starts are < len(counts), as reduceat needs (an empty
+        # segment would read the next value); int64 sums so that no uint32 run total can wrap
         present = np.diff(offsets) > 0
-        if present.any() and np.any(sums[present] != total):
-            bad = int(np.flatnonzero(present)[np.flatnonzero(sums[present] != total)[0]])
-            raise RecordError(f"runs of frame {bad} do not cover {self.height}x{self.width} pixels", field="counts")
+        if present.any():
+            sums = np.add.reduceat(counts, offsets[:-1][present], dtype=np.int64)
+            if np.any(sums != total):
+                bad = int(np.flatnonzero(present)[np.flatnonzero(sums != total)[0]])
+                raise RecordError(f"runs of frame {bad} do not cover {self.height}x{self.width} pixels",
+                                  field="counts")
 
     @property
     def num_frames(self) -> int:
@@ -282,7 +298,8 @@ class OrientationTrack:
     world_from_agent: (T, 3, 3) float64; its columns are the agent's forward, left and up axes in
         world coordinates (see dsr.scene.frames); NaN where unknown.
     confidence: (T,) float64 in [0, 1]; 0 where unknown. DSR rejects frames below 0.6.
-    sigma_deg: (T,) float64 >= 0, 1-sigma angular uncertainty of the forward axis.
+    sigma_deg: (T,) float64 >= 0, 1-sigma angle between the stated and the true forward axis, degrees
+        (calibrated for extracted records like the centre sigmas; 0 for ground truth).
     """
 
     world_from_agent: np.ndarray
@@ -322,11 +339,26 @@ class ObjectTrack:
 
     visible: (T,) bool, the object is (at least partly) in view and tracked.
     boxes_xyxy: (T, 4) float64 pixels [x1, y1, x2, y2]; finite exactly where visible, else NaN.
-    confidence: (T,) float64 in [0, 1], tracking confidence (0 where not visible).
+    confidence: (T,) float64 in [0, 1], track confidence: the probability that the box at this frame is on
+        *this* object (no identity switch, no drift onto the background); 0 where not visible, 1 for ground
+        truth. A question naming the object over an interval should need it high at every frame.
     centers_cam: (T, 3) float64, 3D centre in that frame's OpenCV camera coordinates; NaN = unknown.
     centers_world: (T, 3) float64, the same point in world coordinates; NaN = unknown.
-    center_sigma: (T,) float64 >= 0, 1-sigma centre uncertainty in record units.
+    center_sigma_along: (T,) float64 >= 0, 1-sigma error of the centre along the camera ray through it
+        (the depth direction of frame t's camera), record units.
+    center_sigma_across: (T,) float64 >= 0, 1-sigma error along each of the two directions perpendicular
+        to that ray, record units.
+    center_sigma_shared: (T,) float64, 0 <= shared <= along: the part of the along-ray error that is the
+        same relative error at every frame of this object (a wrong size prior scales every depth alike).
     center_method: (T,) uint8 codes into CENTER_METHODS; 0 ("none") exactly where centres are unknown.
+
+    The error model behind the sigmas (schema v2; :func:`dsr.scene.uncertainty.sample_centers` draws from
+    it): with u ~ N(0, 1) once per object and n_t ~ N(0, 1), m_t ~ N(0, I₂) per frame, the true centre is
+    ``c_t + (u·shared_t + n_t·√(along_t² − shared_t²))·r_t + across_t·P_t m_t`` where r_t is the unit ray
+    from frame t's camera centre through c_t and P_t (3, 2) spans the plane perpendicular to it. For
+    extracted records the sigmas are calibrated on rendered worlds so that the truth lies within ±1.645
+    sigma about 90% of the time (after the best similarity alignment of the camera trajectory); ground
+    truth has zero sigmas. Unknown centres have sigma 0.
     """
 
     object_id: str
@@ -337,7 +369,9 @@ class ObjectTrack:
     confidence: np.ndarray
     centers_cam: np.ndarray
     centers_world: np.ndarray
-    center_sigma: np.ndarray
+    center_sigma_along: np.ndarray
+    center_sigma_across: np.ndarray
+    center_sigma_shared: np.ndarray
     center_method: np.ndarray
     track_source: Source
     center_source: Source
@@ -355,10 +389,13 @@ class ObjectTrack:
         conf = _array(self.confidence, "confidence", np.float64, (n,))
         ccam = _array(self.centers_cam, "centers_cam", np.float64, (n, 3))
         cwld = _array(self.centers_world, "centers_world", np.float64, (n, 3))
-        csig = _array(self.center_sigma, "center_sigma", np.float64, (n,))
+        along = _array(self.center_sigma_along, "center_sigma_along", np.float64, (n,))
+        across = _array(self.center_sigma_across, "center_sigma_across", np.float64, (n,))
+        shared = _array(self.center_sigma_shared, "center_sigma_shared", np.float64, (n,))
         meth = _array(self.center_method, "center_method", np.uint8, (n,))
         for name, arr in (("visible", vis), ("boxes_xyxy", boxes), ("confidence", conf),
-                          ("centers_cam", ccam), ("centers_world", cwld), ("center_sigma", csig),
+                          ("centers_cam", ccam), ("centers_world", cwld), ("center_sigma_along", along),
+                          ("center_sigma_across", across), ("center_sigma_shared", shared),
                           ("center_method", meth)):
             object.__setattr__(self, name, arr)
         _finite_where(boxes, vis, "boxes_xyxy", "visible frames need a box")
@@ -380,7 +417,12 @@ class ObjectTrack:
             # located carries no 3D information, and questions about it would be skipped silently
             raise RecordError(f"visible at {int(vis.sum())} frame(s) but the centre is unknown at every frame",
                               field="centers_world")
-        _check_nonnegative(csig, "center_sigma")
+        for name, arr in (("center_sigma_along", along), ("center_sigma_across", across),
+                          ("center_sigma_shared", shared)):
+            _check_nonnegative(arr, name)
+        if np.any(shared > along * (1.0 + 1e-9) + 1e-12):
+            bad = int(np.flatnonzero(shared > along * (1.0 + 1e-9) + 1e-12)[0])
+            raise RecordError(f"exceeds center_sigma_along at frame {bad}", field="center_sigma_shared")
         if np.any(meth >= len(CENTER_METHODS)):
             raise RecordError(f"codes must be < {len(CENTER_METHODS)}", field="center_method")
         if np.any((meth == 0) == known):
@@ -400,6 +442,12 @@ class ObjectTrack:
         """(T,) bool: frames with a world-frame centre."""
         return np.isfinite(self.centers_world).all(axis=1)
 
+    @property
+    def center_sigma(self) -> np.ndarray:
+        """(T,) isotropic 1-sigma per axis with the same total variance as the along/across sigmas
+        (√((along² + 2·across²) / 3)); schema v1's single ``center_sigma``."""
+        return np.sqrt((self.center_sigma_along**2 + 2.0 * self.center_sigma_across**2) / 3.0)
+
 
 @dataclass(frozen=True, eq=False)
 class SceneRecord:
@@ -416,8 +464,8 @@ class SceneRecord:
     def __post_init__(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
             raise RecordError(
-                f"unknown schema version {self.schema_version!r} (this dsr reads {SCHEMA_VERSION})",
-                field="schema_version",
+                f"schema version {self.schema_version!r} in memory (records are upgraded to "
+                f"{SCHEMA_VERSION} when read)", field="schema_version",
             )
         if not self.record_id:
             raise RecordError("must be a non-empty string", field="record_id")

@@ -117,6 +117,7 @@ class PycolmapCamera(CameraEstimator):
             extraction.sift.max_num_features = cfg.sift_max_features
             # indoor / video frames are texture-poor: a lower peak threshold keeps enough features
             extraction.sift.peak_threshold = cfg.sift_peak_threshold
+            extraction.sift.first_octave = cfg.sift_first_octave
             reader = pycolmap.ImageReaderOptions()
             reader.camera_model = "SIMPLE_RADIAL"
             if self.focal_px is not None:  # f, cx, cy, k of the dense frames
@@ -141,6 +142,10 @@ class PycolmapCamera(CameraEstimator):
             opts.mapper.abs_pose_min_num_inliers = 15
             opts.mapper.abs_pose_min_inlier_ratio = 0.15
             opts.ba_refine_focal_length = self.focal_px is None
+            if cfg.ba_light:
+                opts.ba_global_frames_ratio = opts.ba_global_points_ratio = 1.4
+                opts.ba_global_max_num_iterations = 20
+                opts.ba_global_max_refinements = 2
             models = pycolmap.incremental_mapping(db, image_dir, Path(tmp) / "sparse", options=opts)
             return self._read(clip, models, names, clip.dense_indices[sfm_pos])
 
@@ -185,7 +190,12 @@ class PycolmapCamera(CameraEstimator):
             dst = np.array([poses[n][:3, 3] for n in common])
             sim = umeyama(src, dst)
             spread = float(np.linalg.norm(dst - dst.mean(0), axis=1).max()) + 1e-12
-            if np.sqrt(np.mean(np.sum((sim.apply(src) - dst) ** 2, axis=1))) > 0.05 * spread:
+            # the shared cameras must span a baseline that is measurable against the scene (1% of the median
+            # point distance): over nearly coincident centres any scale fits, and an orbit world's three models
+            # merged at scale ~1e-8 into a trusted camera 170° off
+            depth = float(np.median(np.linalg.norm(points - dst.mean(0), axis=1))) if len(points) else spread
+            if (spread < 0.01 * depth or not 1e-2 < sim.scale < 1e2
+                    or np.sqrt(np.mean(np.sum((sim.apply(src) - dst) ** 2, axis=1))) > 0.05 * spread):
                 unmerged += len(new)
                 continue
             offset = len(points)

@@ -24,6 +24,9 @@ class CameraConfig:
     max_radial_k: float = 0.5
     sift_max_features: int = 4096
     sift_peak_threshold: float = 0.004
+    sift_first_octave: int = -1  # COLMAP's default: SIFT starts on the image upsampled 2x (0: at its own size)
+    # lighter global bundle adjustment (fewer, rarer global BAs; local BA unchanged)
+    ba_light: bool = False
     sequential_overlap: int = 10
     # SfM reconstructs only the dense frames nearest a time grid at this rate (None: every dense frame, which
     # includes every sampled frame); the sampled frames' poses are interpolated between the registered grid

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 
@@ -14,44 +12,76 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def chain_tracks(grays: list[np.ndarray], max_corners: int = 800) -> tuple[np.ndarray, np.ndarray]:
-    """Corners of grays[0] LK-tracked step by step (forward–backward checked) to grays[-1] → (p_first, p_last)."""
+# LK settings for dense frames (long side <= 640 px): a 31 px window on 4 pyramid levels follows steps of
+# ~120 px; 6 levels added nothing (the top levels of a 320 px frame are a few pixels). A 21 px window was
+# 2x cheaper but let edge points of a texture-less room pass the rotation check of a translating camera.
+LK_WINDOW = (31, 31)
+LK_LEVELS = 3
+FB_MAX_PX = 2.0  # forward-backward disagreement above which a point is dropped
+
+
+def _lk_step(a: np.ndarray, b: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LK from grey a to b of points (N, 2) float32 with a forward–backward check → (new points, kept mask)."""
     import cv2
 
-    found = cv2.goodFeaturesToTrack(grays[0], maxCorners=max_corners, qualityLevel=0.003, minDistance=6)
-    if found is None:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    first = found.reshape(-1, 2).astype(np.float32)
-    cur, alive = first.copy(), np.ones(len(first), bool)
-    for a, b in itertools.pairwise(grays):
-        p0 = cur[alive].reshape(-1, 1, 2)
-        if len(p0) == 0:
-            break
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, winSize=(31, 31), maxLevel=5)
-        p0r, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, p1, None, winSize=(31, 31), maxLevel=5)
-        good = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm((p0 - p0r).reshape(-1, 2), axis=1) < 2.0)
-        idx = np.flatnonzero(alive)
-        cur[idx] = p1.reshape(-1, 2)
-        alive[idx[~good]] = False
-    return first[alive].astype(np.float64), cur[alive].astype(np.float64)
+    p0 = pts.reshape(-1, 1, 2)
+    p1, st, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, winSize=LK_WINDOW, maxLevel=LK_LEVELS)
+    p0r, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, p1, None, winSize=LK_WINDOW, maxLevel=LK_LEVELS)
+    good = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm((p0 - p0r).reshape(-1, 2), axis=1) < FB_MAX_PX)
+    return p1.reshape(-1, 2), good
 
 
-
-def track_pair(prev_gray: np.ndarray, next_gray: np.ndarray, pts: np.ndarray | None = None,
-               max_corners: int = 1500) -> tuple[np.ndarray, np.ndarray]:
-    """LK-track corners from prev to next with a forward–backward check → (pts_prev (N,2), pts_next (N,2))."""
+def _corners(gray_img: np.ndarray, max_corners: int, existing: np.ndarray | None = None) -> np.ndarray:
+    """Corners (N, 2) float32 of a grey frame, at least 6 px from ``existing`` points."""
     import cv2
 
-    if pts is None or len(pts) < max_corners // 3:
-        found = cv2.goodFeaturesToTrack(prev_gray, maxCorners=max_corners, qualityLevel=0.003, minDistance=6)
-        pts = np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2).astype(np.float32)
-    if len(pts) == 0:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    p0 = pts.reshape(-1, 1, 2).astype(np.float32)
-    p1, st, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, p0, None, winSize=(31, 31), maxLevel=5)
-    p0r, st2, _ = cv2.calcOpticalFlowPyrLK(next_gray, prev_gray, p1, None, winSize=(31, 31), maxLevel=5)
-    good = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm((p0 - p0r).reshape(-1, 2), axis=1) < 2.0)
-    return p0.reshape(-1, 2)[good].astype(np.float64), p1.reshape(-1, 2)[good].astype(np.float64)
+    mask = None
+    if existing is not None and len(existing):
+        mask = np.full(gray_img.shape, 255, np.uint8)
+        for x, y in existing.astype(int):
+            cv2.circle(mask, (int(x), int(y)), 6, 0, -1)
+    found = cv2.goodFeaturesToTrack(gray_img, maxCorners=max_corners, qualityLevel=0.003, minDistance=6, mask=mask)
+    return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2).astype(np.float32)
+
+
+def track_sequence(grays: list[np.ndarray], max_corners: int = 1000, refill_below: float = 0.5) -> np.ndarray:
+    """Corners LK-tracked frame to frame through the whole sequence → positions (P, n, 2), NaN where not tracked.
+
+    A track starts where its corner was detected and ends at the first step that fails the forward–backward
+    check (it is never revived). Whenever fewer than ``refill_below`` × ``max_corners`` tracks are alive, new
+    corners are detected away from the live ones. Every consecutive pair of frames and every longer window
+    reads its correspondences from this one table (:func:`pairs`), so the LK work is done once per step.
+    """
+    n = len(grays)
+    rows: list[np.ndarray] = []  # one (n, 2) row per track
+    cur = _corners(grays[0], max_corners)
+    ids = np.arange(len(cur))
+    for p in cur:
+        row = np.full((n, 2), np.nan)
+        row[0] = p
+        rows.append(row)
+    for i in range(n - 1):
+        if len(cur):
+            nxt, good = _lk_step(grays[i], grays[i + 1], cur)
+            cur, ids = nxt[good], ids[good]
+            for k, p in zip(ids, cur, strict=True):
+                rows[k][i + 1] = p
+        if len(cur) < refill_below * max_corners:
+            new = _corners(grays[i + 1], max_corners - len(cur), cur)
+            new_ids = np.arange(len(rows), len(rows) + len(new))
+            for p in new:
+                row = np.full((n, 2), np.nan)
+                row[i + 1] = p
+                rows.append(row)
+            cur = np.concatenate([cur, new]).astype(np.float32)
+            ids = np.concatenate([ids, new_ids])
+    return np.stack(rows) if rows else np.full((0, n, 2), np.nan)
+
+
+def pairs(tracks: np.ndarray, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points (N, 2) at frame i and at frame j of the tracks alive from i to j (``track_sequence``'s table)."""
+    both = np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, j, 0])
+    return tracks[both, i].astype(np.float64), tracks[both, j].astype(np.float64)
 
 
 class FeatureMatcher:
@@ -74,7 +104,13 @@ class FeatureMatcher:
     def features(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._cache:
             kps, desc = self._sift.detectAndCompute(self._grays[i], None)
-            self._cache[i] = (np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2), desc)
+            pts = np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2)
+            # OpenCV's SIFT gathers keypoints from its worker threads in whatever order they finish, and that
+            # order reaches the matcher's ties and RANSAC's samples: under load one process in three got
+            # another camera. A canonical order (strongest first, then position) makes the result the same.
+            resp = np.array([k.response for k in kps], dtype=np.float64)
+            order = np.lexsort((pts[:, 1], pts[:, 0], -resp)) if len(kps) else np.zeros(0, np.int64)
+            self._cache[i] = (pts[order], None if desc is None else desc[order])
         return self._cache[i]
 
     def match(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
 from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, sampled_track
-from dsr.extract.camera.features import chain_tracks, gray, track_pair
+from dsr.extract.camera.features import gray, pairs, track_sequence
 from dsr.scene.frames import make_pose
 from dsr.scene.poses import project_to_so3, rotation_angle_deg
 
@@ -78,18 +78,21 @@ def rotation_from_bearings(p0: np.ndarray, p1: np.ndarray, K: np.ndarray) -> np.
 
 
 
-def long_baseline_residuals(grays: list[np.ndarray], c2w: np.ndarray, K: np.ndarray, span: int,
+def long_baseline_residuals(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, span: int,
                             min_points: int) -> list[tuple[int, int, float]]:
-    """Median residual of the rotation-only model on points chained over ``span`` dense steps, for windows
-    starting every span/2 steps → [(first, last, residual px)] (windows with too few points are skipped)."""
+    """Median residual of the rotation-only model on points tracked over ``span`` dense steps, for windows
+    starting every span/2 steps → [(first, last, residual px)] (windows with too few points are skipped).
+
+    ``tracks``: the (P, n, 2) table of :func:`~dsr.extract.camera.features.track_sequence`.
+    """
     import cv2
 
-    n = len(grays)
+    n = tracks.shape[1]
     span = max(1, min(span, n - 1))
     out = []
     for i in range(0, max(1, n - span), max(1, span // 2)):
         j = min(i + span, n - 1)
-        p0, p1 = chain_tracks(grays[i:j + 1])
+        p0, p1 = pairs(tracks, i, j)
         if len(p0) < min_points:
             continue
         rot = c2w[j, :3, :3].T @ c2w[i, :3, :3]  # camera j from camera i
@@ -98,14 +101,12 @@ def long_baseline_residuals(grays: list[np.ndarray], c2w: np.ndarray, K: np.ndar
     return out
 
 
-
-
 class RotationOnlyCamera(OpenCVCamera):
     """Degenerate-case fallback: a purely rotating camera, one rotation per dense step from the bearings of
     the step's homography inliers (:func:`rotation_from_bearings`).
 
     Trusted only if the rotations explain the tracks (the ``step_residual_quantile`` residual of every step
-    below ``max_homography_residual_px``, and points LK-chained over 3 s and 6 s windows within
+    below ``max_homography_residual_px``, and points LK-tracked over 3 s and 6 s windows within
     ``max_long_residual_px``), i.e. the camera really rotates about its centre or views a distant scene.
     Positions are all zero. Without a given focal length it is estimated from the homographies
     (:func:`focal_from_homographies`) when the camera rotates enough, else guessed.
@@ -121,6 +122,7 @@ class RotationOnlyCamera(OpenCVCamera):
         K = self.dense_intrinsics(clip)
         grays = [gray(f) for f in clip.dense_rgb]
         n = len(grays)
+        tracks = track_sequence(grays)  # the LK work, once: every step and window reads this table
         c2w = np.tile(np.eye(4), (n, 1, 1))
         step_ok = np.ones(n - 1, bool)
         residuals = []
@@ -128,7 +130,7 @@ class RotationOnlyCamera(OpenCVCamera):
         steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []  # p0, p1, H, inliers
         flows: list[float] = []  # median image motion per dense step, px
         for i in range(n - 1):
-            p0, p1 = track_pair(grays[i], grays[i + 1])
+            p0, p1 = pairs(tracks, i, i + 1)
             if len(p0):
                 flows.append(float(np.median(np.linalg.norm(p1 - p0, axis=1))))
             H, inl = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0) if len(p0) >= cfg.min_track_points else (None, None)
@@ -162,7 +164,7 @@ class RotationOnlyCamera(OpenCVCamera):
             # two window lengths: the long one sees slow translations, the short one keeps points in view
             # long enough on pans (a pan loses every corner it tracked over 6 s, and with them the check)
             long_res = [r for span_s in (cfg.long_baseline_s / 2, cfg.long_baseline_s)
-                        for r in long_baseline_residuals(grays, c2w, K, round(span_s * rate), cfg.min_track_points)]
+                        for r in long_baseline_residuals(tracks, c2w, K, round(span_s * rate), cfg.min_track_points)]
             for i, j, res in long_res:
                 if res > cfg.max_long_residual_px:
                     known[i + 1:] = False  # the camera translated inside this window: no pose after i holds

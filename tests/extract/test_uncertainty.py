@@ -1,0 +1,72 @@
+"""The calibrated error model of extracted records: sigmas from depth and method, confidences from tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsr.extract.uncertainty import (
+    UncertaintyConfig,
+    camera_sigmas,
+    center_sigmas,
+    heading_sigma,
+    track_confidence,
+)
+from dsr.scene.record import CENTER_METHODS
+
+
+def test_center_sigmas_scale_with_depth_and_method() -> None:
+    config = UncertaintyConfig(along_rel={"default": 0.5, "sfm_points": 0.1}, shared_frac={"default": 0.64},
+                               across_rel={"default": 0.05})
+    centers = np.array([[0.0, 0.0, 2.0], [3.0, 0.0, 4.0], [np.nan] * 3])
+    method = np.array([CENTER_METHODS.index("size_prior"), CENTER_METHODS.index("sfm_points"), 0], np.uint8)
+    along, across, shared = center_sigmas(centers, method, config)
+    np.testing.assert_allclose(along, [1.0, 0.5, 0.0])  # 0.5·2 (default), 0.1·5 (sfm, |c| = 5), unknown
+    np.testing.assert_allclose(across, [0.1, 0.25, 0.0])
+    np.testing.assert_allclose(shared, [0.8, 0.4, 0.0])  # √0.64 of along
+
+
+def test_track_confidence_is_the_fitted_logistic_model() -> None:
+    config = UncertaintyConfig(track_confidence={"grounding/motion+tracking/iou": (4.0, 1.0, -2.0 - np.log(3.0))})
+    scores = np.array([0.0, 0.5, 1.0, 0.5])
+    visible = np.array([True, True, True, False])  # 3 visible frames: the length term cancels ln 3
+    got = track_confidence(scores, visible, "grounding/motion+tracking/iou", config)
+    expected = 1.0 / (1.0 + np.exp(-np.array([-2.0, 0.0, 2.0])))
+    np.testing.assert_allclose(got, [*expected, 0.0])  # invisible → 0
+    # a source without a model, and the identity config (fitting runs), keep the raw score
+    np.testing.assert_allclose(track_confidence(scores, visible, "other", config), [0.0, 0.5, 1.0, 0.0])
+    raw = UncertaintyConfig.identity()
+    np.testing.assert_allclose(track_confidence(scores, visible, "grounding/motion+tracking/iou", raw),
+                               [0.0, 0.5, 1.0, 0.0])
+
+
+def test_heading_and_camera_sigmas() -> None:
+    config = UncertaintyConfig(heading_factor=2.0, camera_position={"default": 0.05, "camera/rotation": 0.01},
+                               camera_rotation_deg={"default": 1.5})
+    np.testing.assert_allclose(heading_sigma(np.array([10.0, 100.0]), config), [20.0, 180.0])  # capped
+    np.testing.assert_allclose(heading_sigma(np.array([10.0]), UncertaintyConfig.identity()), [10.0])
+    pos, rot = camera_sigmas("camera/rotation", np.array([True, False]), config)
+    assert pos[0] == pytest.approx(0.01) and pos[1] > pos[0] and rot[0] == pytest.approx(1.5) and rot[1] == 30.0
+    pos, _ = camera_sigmas("camera/vo", np.array([True]), config)
+    assert pos[0] == pytest.approx(0.05)
+
+
+def test_a_new_fit_changes_the_settings_hash() -> None:
+    from dataclasses import replace
+
+    from dsr.extract.pipeline import ExtractConfig, config_fingerprint
+
+    base = ExtractConfig()
+    refit = replace(base, uncertainty=replace(base.uncertainty, heading_factor=base.uncertainty.heading_factor + 1))
+    assert config_fingerprint(base)[1] != config_fingerprint(refit)[1]
+
+
+def test_frame_to_frame_sigma_leaves_out_the_shared_part() -> None:
+    from dsr.extract.uncertainty import frame_to_frame_sigma
+
+    # own along = √(0.5² − 0.3²) = 0.4; with across 0.2 per axis: √((0.16 + 0.04) / 2)
+    np.testing.assert_allclose(frame_to_frame_sigma(np.array([0.5]), np.array([0.2]), np.array([0.3])),
+                               [np.sqrt(0.1)])
+    # all shared: only the across part moves a centre between frames
+    np.testing.assert_allclose(frame_to_frame_sigma(np.array([0.5]), np.array([0.2]), np.array([0.5])),
+                               [np.sqrt(0.02)])

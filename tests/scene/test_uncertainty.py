@@ -1,0 +1,38 @@
+"""Draws from a record's stated uncertainty follow the v2 error model (along / across the ray, shared part)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from dsr.scene.record import SceneRecord
+from dsr.scene.uncertainty import ray_frames, sample_camera_centers, sample_centers
+
+
+def test_ground_truth_draws_are_the_truth(record: SceneRecord) -> None:
+    gt = dataclasses.replace(record, objects=tuple(dataclasses.replace(
+        o, center_sigma_along=np.zeros(record.num_frames), center_sigma_across=np.zeros(record.num_frames))
+        for o in record.objects), camera=dataclasses.replace(record.camera, position_sigma=np.zeros(record.num_frames)))
+    draws = sample_centers(gt, gt.objects[0], 5, np.random.default_rng(0))
+    np.testing.assert_array_equal(draws, np.broadcast_to(gt.objects[0].centers_world, draws.shape))
+    np.testing.assert_array_equal(sample_camera_centers(gt, 3, np.random.default_rng(0))[1], gt.camera.c2w[:, :3, 3])
+
+
+def test_draws_spread_along_and_across_the_ray_as_stated(record: SceneRecord) -> None:
+    n = record.num_frames
+    agent = dataclasses.replace(record.objects[0], center_sigma_along=np.full(n, 0.4),
+                                center_sigma_across=np.full(n, 0.05), center_sigma_shared=np.full(n, 0.3))
+    draws = sample_centers(record, agent, 20_000, np.random.default_rng(1))
+    ray, perp = ray_frames(agent.centers_world, record.camera.c2w)
+    d = draws - agent.centers_world[None]
+    along = np.einsum("kti,ti->kt", d, ray)
+    across = np.einsum("kti,tij->ktj", d, perp)
+    np.testing.assert_allclose(along.std(axis=0), 0.4, rtol=0.03)
+    np.testing.assert_allclose(across.std(axis=(0, 2)), 0.05, rtol=0.03)
+    # the shared part correlates frames: corr(along_0, along_5) = shared² / along² = 0.5625
+    assert abs(np.corrcoef(along[:, 0], along[:, 5])[0, 1] - 0.5625) < 0.03
+    assert abs(np.corrcoef(across[:, 0, 0], across[:, 5, 0])[0, 1]) < 0.03
+    # rays point from the camera to the object, and the basis is orthonormal to them
+    np.testing.assert_allclose(np.einsum("ti,tij->tj", ray, perp), 0.0, atol=1e-12)
+    assert np.all(np.einsum("ti,ti->t", ray, agent.centers_world - record.camera.c2w[:, :3, 3]) > 0)
