@@ -26,6 +26,7 @@ import random
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +48,52 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def sample_query(record: Any, qtype: str, frames32: list[int], agents: list[str], objects: list[str],
-                 rng: random.Random) -> Any:
-    """One uniform random query of ``qtype``, or a short failure reason (str)."""
-    from dsr.qa.query import NUM_TARGETS, Query, split_type
+@dataclass(frozen=True)
+class Facts:
+    """What the sampler needs to know about a question type."""
 
-    viewpoint, base = split_type(qtype)
+    key: str
+    rule: str
+    num_targets: int
+    absolute: bool
+    prediction: bool
+    per_step: bool
+    agent_targets: bool
+    observer_not_target: bool
+
+
+def type_facts() -> dict[str, Facts]:
+    """The facts of every type, from ``dsr.qa.question_types`` (or, on generator-1 checkouts that
+    predate that table, from ``dsr.qa.query``), so that one script measures the before and the after."""
+    try:
+        from dsr.qa.question_types import TYPES
+    except ImportError:  # the code before the table: a "before" run on an old checkout
+        from dsr.qa import query as old
+
+        facts = {}
+        for key in old.QUESTION_TYPES:
+            view, base = old.split_type(key)
+            facts[key] = Facts(key, old.RULE_KIND[base], old.NUM_TARGETS[base], view == "absolute",
+                               base == "dir_pred", base in ("spd", "spd_comp"), base == "ori" or key == "abs_spd",
+                               view == "relative" and base in ("ori", "spd", "spd_comp", "dir_pred"))
+        return facts
+    return {key: Facts(key, t.rule, t.num_targets, t.is_absolute, t.is_prediction, t.per_step, t.agent_targets,
+                       t.observer_not_target) for key, t in TYPES.items()}
+
+
+def sample_query(record: Any, facts: Facts, frames32: list[int], agents: list[str], objects: list[str],
+                 rng: random.Random) -> Any:
+    """One uniform random query of a type, or a short failure reason (str)."""
+    from dsr.qa.query import Query
+
     usable, last_visible, future = frames32[:-2], frames32[-3], frames32[-1]
     observer = "camera" if (not agents or rng.random() < 0.5) else rng.choice(agents)
-    pool = list(agents) if base == "ori" or qtype == "abs_spd" else list(objects)
+    pool = list(agents) if facts.agent_targets else list(objects)
     camera_ok = True
-    if viewpoint == "relative" and base in ("ori", "spd", "spd_comp", "dir_pred"):
+    if not facts.absolute and facts.observer_not_target:
         pool = [p for p in pool if p != observer]  # its own speed/orientation in its own frame is constant
         camera_ok = observer != "camera"
-    n = NUM_TARGETS[base]
+    n = facts.num_targets
     slots: list[str | None] = [None] * n
     if camera_ok and rng.random() < 0.5:
         slots[0] = "camera"
@@ -71,7 +104,7 @@ def sample_query(record: Any, qtype: str, frames32: list[int], agents: list[str]
         return "too_few_objects"
     picks = iter(rng.sample(pool, need))
     targets = tuple(s if s is not None else next(picks) for s in slots)
-    if base == "dir_pred":
+    if facts.prediction:
         frames = [last_visible, future]
     else:
         while True:
@@ -80,22 +113,22 @@ def sample_query(record: Any, qtype: str, frames32: list[int], agents: list[str]
                 frames = usable[i:j + 1]
                 break
     watched = [w for w in targets if w != "camera"]
-    if viewpoint == "relative" and observer != "camera":
+    if not facts.absolute and observer != "camera":
         watched.append(observer)
     keep = len(frames)
     for k, t in enumerate(frames):
         if not all(record.object(w).visible[t] for w in watched):
             keep = k
             break
-    need_frames = 2 if base == "dir_pred" else MIN_FRAMES + (1 if base in ("spd", "spd_comp") else 0)
+    need_frames = 2 if facts.prediction else MIN_FRAMES + int(facts.per_step)
     if keep < need_frames:
         return "not_visible"
     t_v = None
-    if viewpoint == "absolute":
+    if facts.absolute:
         t_v = rng.choice(usable)
         if observer != "camera" and not record.object(observer).visible[t_v]:
             return "observer_not_visible"
-    return Query(type=qtype, observer=observer, targets=targets, frames=tuple(frames[:keep]), t_v=t_v)
+    return Query(type=facts.key, observer=observer, targets=targets, frames=tuple(frames[:keep]), t_v=t_v)
 
 
 def entropy(counts: Counter[str], k: int | None = None) -> float:
@@ -108,12 +141,12 @@ def entropy(counts: Counter[str], k: int | None = None) -> float:
     return h / math.log(k)
 
 
-def world_stats(record: Any, queries_per_type: int, seed: int) -> dict[str, Any]:
+def world_stats(record: Any, queries_per_type: int, seed: int, camera_motion: str = "?") -> dict[str, Any]:
     """Per type: answer texts, states and segment counts of ``queries_per_type`` random queries."""
     import numpy as np
 
     from dsr.errors import DsrError
-    from dsr.qa.query import QUESTION_TYPES, Geometry, answer
+    from dsr.qa.query import Geometry, answer
     from dsr.qa.rules import QAConfig
     from dsr.video import uniform_indices
 
@@ -124,13 +157,13 @@ def world_stats(record: Any, queries_per_type: int, seed: int) -> dict[str, Any]
     objects = [o.object_id for o in record.objects]
     rng = random.Random(f"world-dynamics/{seed}")
     out: dict[str, Any] = {}
-    for qtype in QUESTION_TYPES:
+    for qtype, facts in type_facts().items():
         texts: Counter[str] = Counter()
         states: Counter[str] = Counter()
         segments: Counter[int] = Counter()
         failures: Counter[str] = Counter()
         for _ in range(queries_per_type):
-            query = sample_query(record, qtype, frames32, agents, objects, rng)
+            query = sample_query(record, facts, frames32, agents, objects, rng)
             if isinstance(query, str):
                 failures[query] += 1
                 continue
@@ -143,38 +176,79 @@ def world_stats(record: Any, queries_per_type: int, seed: int) -> dict[str, Any]
             states.update(ans.states)
             segments[ans.num_segments] += 1
         out[qtype] = {"texts": dict(texts), "states": dict(states), "segments": dict(segments),
-                      "failures": dict(failures)}
+                      "failures": dict(failures), "rule": facts.rule}
     vis = np.array([o.visible[frames32] for o in record.objects])
     sides = np.array([np.minimum(o.boxes_xyxy[frames32, 2] - o.boxes_xyxy[frames32, 0],
                                  o.boxes_xyxy[frames32, 3] - o.boxes_xyxy[frames32, 1]) for o in record.objects])
     out["_visibility"] = {"visible": float(vis.mean()), "small_box": float(np.mean(sides[vis] < 8.0)),
-                          "scale": geom.scale}
+                          "scale": geom.scale, "camera_motion": camera_motion}
     return out
 
 
 def merge(worlds: list[dict[str, Any]]) -> dict[str, Any]:
     """Sum the per-world counters into one summary per type."""
-    from dsr.qa.query import QUESTION_TYPES
-
     summary: dict[str, Any] = {}
-    for qtype in QUESTION_TYPES:
+    for qtype in [k for k in worlds[0] if not k.startswith("_")]:
         acc = {key: Counter() for key in ("texts", "states", "segments", "failures")}
         for w in worlds:
             for key in acc:
                 acc[key].update(w[qtype][key])
-        summary[qtype] = {key: dict(c) for key, c in acc.items()}
+        summary[qtype] = {key: dict(c) for key, c in acc.items()} | {"rule": worlds[0][qtype]["rule"]}
     summary["_visibility"] = {key: sum(w["_visibility"][key] for w in worlds) / len(worlds)
                               for key in ("visible", "small_box", "scale")}
+    motions: dict[str, list[float]] = {}
+    for w in worlds:
+        motions.setdefault(w["_visibility"].get("camera_motion", "?"), []).append(w["_visibility"]["visible"])
+    summary["_visibility"]["by_motion"] = {m: sum(v) / len(v) for m, v in sorted(motions.items())}
     return summary
+
+
+# Targets (docs/bench-world.md): under uniform random queries no type is dominated by one answer text,
+# the speed types are not degenerate, every state of the magnitude and comparison rules shows up, and
+# objects stay in view.
+MAX_TOP_SHARE = 0.5
+MIN_ENTROPY = 0.5
+MAX_SINGLE_CONSTANT = {"abs_spd": 0.5, "abs_spd_comp": 0.3}
+MIN_STATE_SHARE = 0.05
+MIN_VISIBLE = 0.9
+
+
+def check_targets(summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, met, measured) for each target above."""
+    types = _types(summary)
+    rows = [type_row(q, summary[q]) for q in types]
+    out = []
+    worst = max(rows, key=lambda r: r["top_share"])
+    out.append((f"top class <= {MAX_TOP_SHARE} for every type", worst["top_share"] <= MAX_TOP_SHARE,
+                f"max {worst['top_share']:.2f} ({worst['type']})"))
+    low = min(rows, key=lambda r: r["entropy"])
+    out.append((f"H/logK >= {MIN_ENTROPY} for every type", low["entropy"] >= MIN_ENTROPY,
+                f"min {low['entropy']:.2f} ({low['type']})"))
+    for qtype, limit in MAX_SINGLE_CONSTANT.items():
+        r = type_row(qtype, summary[qtype])
+        out.append((f"{qtype}: single constant/same answer <= {limit}", r["constant"] <= limit, f"{r['constant']:.2f}"))
+    shares = []
+    for qtype in types:
+        kind = summary[qtype]["rule"]
+        if kind == "direction":
+            continue
+        states = summary[qtype]["states"]
+        total = sum(states.values()) or 1
+        for s in MAGNITUDE_STATES if kind == "magnitude" else COMPARISON_STATES:
+            shares.append((states.get(s, 0) / total, qtype, s))
+    rare = min(shares)
+    out.append((f"every magnitude/comparison state >= {MIN_STATE_SHARE:.0%} of its type's segments",
+                rare[0] >= MIN_STATE_SHARE, f"rarest {rare[0]:.1%} ({rare[1]} {rare[2]})"))
+    vis = summary["_visibility"]["visible"]
+    out.append((f"objects visible on >= {MIN_VISIBLE:.0%} of sampled frames", vis >= MIN_VISIBLE, f"{vis:.1%}"))
+    return out
 
 
 def type_row(qtype: str, stats: dict[str, Any]) -> dict[str, Any]:
     """The figures of one type: n, top class and share, entropy, constant share, states, segments."""
-    from dsr.qa.query import RULE_KIND, split_type
-
     texts = Counter(stats["texts"])
     n = sum(texts.values())
-    kind = RULE_KIND[split_type(qtype)[1]]
+    kind = stats["rule"]
     top, top_n = texts.most_common(1)[0] if texts else ("-", 0)
     possible = MAGNITUDE_STATES if kind == "magnitude" else COMPARISON_STATES if kind == "comparison" else ()
     states = Counter({s: int(c) for s, c in stats["states"].items()})
@@ -191,15 +265,19 @@ def type_row(qtype: str, stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def print_summary(label: str, summary: dict[str, Any]) -> None:
-    from dsr.qa.query import QUESTION_TYPES
+def _types(summary: dict[str, Any]) -> list[str]:
+    return [k for k in summary if not k.startswith("_")]
 
+
+def print_summary(label: str, summary: dict[str, Any]) -> None:
     vis = summary["_visibility"]
     print(f"\n== {label}: objects visible on {vis['visible']:.1%} of sampled frames; boxes with a side < 8 px: "
           f"{vis['small_box']:.1%}; mean scene scale {vis['scale']:.2f} m")
+    if "by_motion" in vis:
+        print("   visible by camera motion: " + ", ".join(f"{m} {v:.1%}" for m, v in vis["by_motion"].items()))
     print(f"{'type':14s} {'n':>5s} {'cls':>4s} {'top':>5s} {'H/logK':>6s} {'const':>6s} {'states':>9s} "
           f"{'H_state':>7s}  {'seg 1/2/3/4/5+':24s} {'fail':>5s}  top class")
-    for qtype in QUESTION_TYPES:
+    for qtype in _types(summary):
         r = type_row(qtype, summary[qtype])
         seg = "/".join(f"{v:.2f}" for v in r["segments"].values())
         print(f"{qtype:14s} {r['n']:5d} {r['classes']:4d} {r['top_share']:5.2f} {r['entropy']:6.2f} "
@@ -215,23 +293,28 @@ def print_summary(label: str, summary: dict[str, Any]) -> None:
         print(f"  {qtype} states over all segments: "
               + ", ".join(f"{s} {states.get(s, 0) / total:.0%}" for s in (
                   MAGNITUDE_STATES if qtype == "abs_spd" else COMPARISON_STATES)))
+    print("targets:")
+    for name, met, measured in check_targets(summary):
+        print(f"  [{'met' if met else 'MISS'}] {name}: {measured}")
 
 
 def print_compare(before: dict[str, Any], after: dict[str, Any]) -> None:
     """A Markdown before/after table (top-class share, entropy, constant share) per type."""
-    from dsr.qa.query import QUESTION_TYPES
-
     print(f"before: {before['label']}\nafter:  {after['label']}\n")
     print("| type | n before / after | top class before → after | H/logK before → after "
           "| single constant before → after | states seen before → after |")
     print("|---|---|---|---|---|---|")
-    for qtype in QUESTION_TYPES:
+    for qtype in _types(after["summary"]):
         b, a = type_row(qtype, before["summary"][qtype]), type_row(qtype, after["summary"][qtype])
         print(f"| {qtype} | {b['n']} / {a['n']} | {b['top_share']:.2f} → **{a['top_share']:.2f}** | "
               f"{b['entropy']:.2f} → {a['entropy']:.2f} | {b['constant']:.2f} → {a['constant']:.2f} | "
               f"{b['states_seen']} → {a['states_seen']} |")
     for key in ("visible", "small_box"):
         print(f"{key}: {before['summary']['_visibility'][key]:.3f} → {after['summary']['_visibility'][key]:.3f}")
+    print()
+    for (name, met_b, meas_b), (_, met_a, meas_a) in zip(check_targets(before["summary"]),
+                                                         check_targets(after["summary"]), strict=True):
+        print(f"| {name} | {meas_b} ({'met' if met_b else 'miss'}) | {meas_a} ({'met' if met_a else 'miss'}) |")
 
 
 def main() -> None:
@@ -271,7 +354,7 @@ def main() -> None:
             if not result.reused:
                 frames += result.spec.num_frames
                 seconds += time.perf_counter() - start
-            worlds.append(world_stats(result.record, args.queries_per_type, seed))
+            worlds.append(world_stats(result.record, args.queries_per_type, seed, result.spec.camera_motion))
     if seconds:
         print(f"rendered {frames} frames in {seconds:.1f} s: {frames / seconds:.1f} frames/s (full world, "
               f"{WorldConfig(**extra).width}x{WorldConfig(**extra).height})")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsr.video import VideoError, probe, read_frames, uniform_indices, write_video
+from dsr.video import VideoError, probe, read_frames, rgb_to_yuv420p, uniform_indices, write_video
 
 
 def _frames(n: int, h: int = 32, w: int = 48) -> list[np.ndarray]:
@@ -50,3 +50,38 @@ def test_bad_videos_give_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="no frames to write"):
         write_video(tmp_path / "none.mp4", [], fps=5)
     assert not (tmp_path / "none.mp4").exists()
+
+
+def test_rgb_to_yuv420p_uses_bt601_limited_range() -> None:
+    # hand-computed: black → (16, 128, 128); white → (235, 128, 128); red → Y 16 + 0.2568·255 = 81.5,
+    # U 128 − 0.1482·255 = 90.2, V 128 + 0.4392·255 = 240; chroma is the mean of each 2×2 block
+    rgb = np.zeros((2, 4, 3), np.uint8)
+    rgb[:, 2:] = 255
+    out = rgb_to_yuv420p(rgb)
+    assert out.shape == (3, 4)
+    assert out[:2].tolist() == [[16, 16, 235, 235]] * 2
+    assert out[2].tolist() == [128, 128, 128, 128]  # U of both blocks, then V of both blocks
+    red = np.zeros((2, 2, 3), np.uint8)
+    red[..., 0] = 255
+    assert rgb_to_yuv420p(red).ravel().tolist() == [81, 81, 81, 81, 90, 240]
+
+
+def test_the_same_frames_give_the_same_file_in_another_process(tmp_path: Path) -> None:
+    """swscale's conversion and multi-threaded x264 gave different bytes from run to run."""
+    import hashlib
+    import subprocess
+    import sys
+
+    script = """if True:
+        import sys, numpy as np
+        from dsr.video import write_video
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 256, (72, 96, 3), dtype=np.uint8) for _ in range(12)]
+        write_video(sys.argv[1], frames, 10.0)
+    """
+    digests = set()
+    for k in range(2):
+        out = tmp_path / f"v{k}.mp4"
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, timeout=120)
+        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert len(digests) == 1

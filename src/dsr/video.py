@@ -144,8 +144,33 @@ def uniform_indices(num_frames: int, count: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, num_frames - 1, count)).astype(np.int64))
 
 
-def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, *, crf: int = 20) -> Path:
-    """Encode RGB frames (H, W, 3) uint8 as H.264 (yuv420p) mp4, atomically. H and W must be even."""
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3) uint8 → one yuv420p plane stack (H * 3 / 2, W) uint8: BT.601, limited range (what
+    decoders assume for untagged H.264), chroma averaged over 2×2 pixels. H and W must be even.
+
+    Written in numpy because swscale's conversion gave different bytes from run to run for the same
+    frames (measured on MuJoCo renders), and a video must be the same file every time.
+    """
+    x = rgb.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    h, w = r.shape
+    y = 16.0 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    u = 128.0 - 0.148223 * r - 0.290993 * g + 0.439216 * b
+    v = 128.0 + 0.439216 * r - 0.367788 * g - 0.071427 * b
+    u = u.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    v = v.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    planes = [y.ravel(), u.ravel(), v.ravel()]
+    return np.clip(np.rint(np.concatenate(planes)), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, *, crf: int = 20,
+                threads: int | None = 1) -> Path:
+    """Encode RGB frames (H, W, 3) uint8 as H.264 (yuv420p) mp4, atomically. H and W must be even.
+
+    The same frames give the same file every time: the colour conversion is :func:`rgb_to_yuv420p`
+    and x264 runs on ``threads`` = 1 thread. ``threads=None`` lets libx264 pick (faster on large
+    frames), but its output then varies from run to run when other threads compete for the CPU.
+    """
     import av
 
     target = Path(path)
@@ -160,7 +185,9 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
                     stream.width, stream.height = w, h
                     stream.pix_fmt = "yuv420p"
                     stream.options = {"crf": str(crf), "preset": "veryfast"}
-                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                    if threads is not None:
+                        stream.codec_context.thread_count = threads
+                video_frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(np.asarray(frame)), format="yuv420p")
                 for packet in stream.encode(video_frame):
                     container.mux(packet)
             if stream is None:

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from dsr.errors import DsrError
 
 # Bump when the same seed and config would render a different world (scene rules, geometry, textures).
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 SOURCE_NAME = "mujoco-world"
 
 CameraMotion = Literal["static", "pan", "dolly", "orbit", "handheld"]

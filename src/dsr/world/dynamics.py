@@ -28,7 +28,6 @@ import numpy as np
 GRAVITY = 9.81
 ARRIVED = 0.4  # a mover is at a place when this close (metres)
 PASS_BEYOND, PASS_ASIDE = 1.6, 0.9  # where a pass leads: this far past the body and this far to its side
-AT_REST = 0.3  # a thing slower than this (m/s) is an obstacle movers step around
 
 
 # --------------------------------------------------------------------------------------------------
@@ -49,7 +48,8 @@ class Goal:
     """Where a leg heads: a place, or another ``body`` of the simulation.
 
     points: candidate places (x, y); the leg heads for the one farthest from the mover when the leg
-    starts (one point: a fixed place), so that a walk to "somewhere" crosses the stage.
+    starts (one point: a fixed place), so that a walk to "somewhere" crosses the stage. The mover
+    brakes so as to stop at the place and waits there until the next leg.
 
     body: index into ``movers + things`` of :func:`simulate`. With ``side`` 0 the mover heads for the
     body wherever it goes and stands still once within ``stop_within`` metres of its centre; a
@@ -74,7 +74,8 @@ class Leg:
 
     speed: target speed (m/s), reached ``ramp_s`` seconds after the leg starts (from the speed the
     mover had then); turn_rate: rad/s (+ = left) when there is no goal, until it has turned by
-    ``turn_limit`` radians; then it goes straight on.
+    ``turn_limit`` radians; then it goes straight on. A leg with neither a goal nor a turn rate
+    changes the speed only: the mover keeps heading for the goal of the leg before, if any.
     """
 
     name: str
@@ -276,21 +277,28 @@ class _MoverState:
         self.v = 0.0
         self.leg = -1
         self.leg_v0 = 0.0
+        self.goal: Goal | None = None  # the goal pursued: the leg's own, or one a speed-only leg carries on
         self.goal_xy: tuple[float, float] | None = None
         self.goal_done = False
+        self.parked = False  # arrived at its place: standing until the next leg
         self.detour: tuple[float, float] | None = None  # where it heads back to after nearly leaving the stage
         self.turned = 0.0  # radians turned by the leg's own turn rate
+        self.bend_side: dict[int, float] = {}  # the side it steps around each body on, while in its way
 
     def _enter_legs(self, t: float, bodies: Sequence[tuple[float, float]]) -> None:
         legs = self.m.legs
         while self.leg + 1 < len(legs) and t >= legs[self.leg + 1].start_s:
             self.leg += 1
             self.leg_v0 = self.v
+            self.turned = 0.0
+            self.parked = False
+            leg = legs[self.leg]
+            if leg.goal is None and leg.turn_rate == 0.0 and not self.goal_done:
+                continue  # a change of speed only: it keeps going where it was going
+            self.goal = goal = leg.goal
             self.goal_done = False
             self.goal_xy = None
             self.detour = None
-            self.turned = 0.0
-            goal = legs[self.leg].goal
             if goal is not None and goal.points:
                 self.goal_xy = max(goal.points, key=lambda p: math.hypot(p[0] - self.x, p[1] - self.y))
             elif goal is not None and goal.body is not None and goal.side != 0.0:
@@ -335,7 +343,7 @@ class _MoverState:
         leg = m.legs[self.leg]
         speed = ramp_speed(t, leg.start_s, self.leg_v0, leg.speed, leg.ramp_s)
         fx, fy = math.cos(self.psi), math.sin(self.psi)
-        goal = leg.goal
+        goal = self.goal
         target: tuple[float, float] | None = None
         if goal is not None and not self.goal_done:
             if goal.body is not None and goal.side == 0.0:
@@ -344,17 +352,22 @@ class _MoverState:
                 if goal.stop_within > 0 and math.hypot(target[0] - self.x, target[1] - self.y) < goal.stop_within + brake:
                     speed = 0.0  # (about to be) next to it: stop there and face it
             elif self.goal_xy is not None:
+                gap = math.hypot(self.goal_xy[0] - self.x, self.goal_xy[1] - self.y)
+                if gap < ARRIVED + self.v * self.v / (2.0 * m.accel):
+                    speed = 0.0  # (about to be) there: stop at the place ...
                 if self._arrived(*self.goal_xy):
-                    self.goal_done = True  # there: go straight on
+                    self.goal_done = self.parked = True  # ... and wait there for the next leg
                 else:
                     target = self.goal_xy
+        if self.parked:
+            speed = 0.0
         cx, cy = m.stage_center
         if target is None and self.detour is not None:
             if self._arrived(*self.detour):
                 self.detour = None
             else:
                 target = self.detour
-        if target is None:
+        if target is None and speed > 0.3:
             reach = m.lookahead + 0.5 * self.v
             if math.hypot(self.x + fx * reach - cx, self.y + fy * reach - cy) > m.stage_radius:
                 # about to leave the stage: head back across it
@@ -381,9 +394,12 @@ class _MoverState:
                 close.append(toward)
             half = math.asin(min(1.0, clearance / dist))
             off = _wrap(heading - toward)
-            if abs(off) < half:  # the heading runs into it: take the cone's nearer edge
-                heading = toward + math.copysign(half, off if off != 0.0 else 1.0)
+            if abs(off) < half:  # the heading runs into it: take the cone's nearer edge, and keep to that side
+                side = self.bend_side.setdefault(j, math.copysign(1.0, off) if off != 0.0 else 1.0)
+                heading = toward + side * half
                 bent = True
+            else:
+                self.bend_side.pop(j, None)
         if any(abs(_wrap(heading - toward)) < math.pi / 3 for toward in close):
             speed = min(speed, 0.3)  # pressed against someone and still heading into them: shuffle
         if free_turn and not bent:
@@ -432,9 +448,10 @@ def simulate(times: np.ndarray, movers: Sequence[Mover], things: Sequence[Thing]
             thing_quat[i, k] = s.q
         if k == n - 1:
             break
-        # what the movers see: everyone's position now; moving things are not stepped around
+        # what the movers see: everyone's position now; they step around one another, not around balls
+        # and boxes, which they bump and push along
         bodies = [(s.x, s.y, s.m.radius) for s in ms]
-        bodies += [(s.px, s.py, s.thing.radius if math.hypot(s.vx, s.vy) < AT_REST else -1.0) for s in ts]
+        bodies += [(s.px, s.py, -1.0) for s in ts]
         rates = [s.control(t, dt, i, bodies) for i, s in enumerate(ms)]
         outlines = []
         for s, rate in zip(ms, rates, strict=True):  # everyone moves at once, from the same snapshot

@@ -33,8 +33,8 @@ from dsr.scene.build import camera_track, object_track_from_world
 from dsr.scene.io import read_record, write_record
 from dsr.scene.record import MaskTrack, SceneRecord, Source, VideoInfo
 from dsr.scene.rle import rle_encode
-from dsr.video import write_video
 from dsr.world.config import GENERATOR_VERSION, SOURCE_NAME, WorldConfig
+from dsr.world.encode import encode_video
 from dsr.world.mjcf import CAMERA_NAME, build_mjcf
 from dsr.world.scene import SceneSpec, generate_scene
 
@@ -235,7 +235,8 @@ def render_world(config: WorldConfig, out_dir: str | os.PathLike[str], *, progre
     """Render the world of ``config`` into ``out_dir``: ``video.mp4``, ``record.npz`` and ``world.json``.
 
     Every file is written atomically and ``world.json`` last, so a killed run leaves either a complete
-    world or one that the next call renders again. A complete world with the same config is reused
+    world or one that the next call renders again. The same config gives the same files, byte for byte,
+    in any process: the video is encoded in a fresh child process (:mod:`dsr.world.encode`). A complete world with the same config is reused
     unless ``overwrite``.
     """
     out = Path(out_dir)
@@ -262,9 +263,9 @@ def render_world(config: WorldConfig, out_dir: str | os.PathLike[str], *, progre
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("frames"), TimeRemainingColumn(), transient=False) as bar:
             task = bar.add_task(f"rendering world seed {config.seed}", total=spec.num_frames)
-            write_video(video_path, frames(lambda _i: bar.advance(task)), config.fps)
+            encode_video(video_path, frames(lambda _i: bar.advance(task)), config.fps)
     else:
-        write_video(video_path, frames(None), config.fps)
+        encode_video(video_path, frames(None), config.fps)
     record = build_record(spec, collected)
     write_record(record_path, record)
     atomic_write_text(done_path, _done_text(config))

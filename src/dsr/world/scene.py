@@ -296,9 +296,11 @@ _LEVEL_WORDS = {"person": {"walk": "walk", "jog": "jog", "run": "run"},
                 "robot": {"walk": "roll", "jog": "hurry", "run": "race"},
                 "car": {"walk": "drive slowly", "jog": "drive", "run": "race"}}
 # Legs a mover's script is made of, with their weights once the compulsory ones are done.
-_AGENT_LEGS = {"go": 0.3, "stop": 0.14, "approach_camera": 0.1, "leave_camera": 0.1, "approach": 0.1,
-               "pass": 0.1, "push": 0.06, "turn": 0.1}
-_CAR_LEGS = {"go": 0.35, "stop": 0.2, "approach_camera": 0.12, "leave_camera": 0.12, "pass": 0.11, "turn": 0.1}
+# "change" keeps the route and changes the speed only (speed up, slow down, go again after a stop).
+_AGENT_LEGS = {"go": 0.2, "change": 0.2, "stop": 0.14, "approach_camera": 0.08, "leave_camera": 0.08,
+               "approach": 0.1, "pass": 0.08, "push": 0.05, "turn": 0.07}
+_CAR_LEGS = {"go": 0.25, "change": 0.2, "stop": 0.18, "approach_camera": 0.1, "leave_camera": 0.1, "pass": 0.1,
+             "turn": 0.07}
 LEG_SECONDS = (2.0, 4.5)  # a leg lasts this long, several of the 32 sampled steps ...
 RUN_SECONDS = (1.5, 3.0)  # ... a run less (it crosses the stage in a second or two) ...
 STOP_SECONDS = (2.0, 4.0)  # ... and a stop this long (braking in STOP_RAMP, then standing)
@@ -350,6 +352,8 @@ def _mover_legs(rng: np.random.Generator, kind: str, duration: float, place: Pla
         if name == "go":
             points = tuple((float(x), float(y)) for x, y in (_stage_point(rng, place) for _ in range(3)))
             goal, text = dynamics.Goal(points=points), f"{verb} across the stage"
+        elif name == "change":
+            text = f"{verb} on"
         elif name == "stop":
             speed, ramp = 0.0, float(rng.uniform(*STOP_RAMP))
             look = not car and rng.uniform() < 0.5
@@ -357,7 +361,8 @@ def _mover_legs(rng: np.random.Generator, kind: str, duration: float, place: Pla
             text = ("brake to a stop" if car else "stop") + (" and look around" if look else "")
         elif name in ("approach_camera", "leave_camera"):
             p = place.near_point if name == "approach_camera" else place.far_point
-            p = place.stage_center + 0.85 * (p - place.stage_center) + rng.uniform(-0.6, 0.6, 2)
+            p = p + rng.uniform(-0.6, 0.6, 2) - place.stage_center
+            p = place.stage_center + p * min(1.0, 0.85 * place.stage_radius / np.linalg.norm(p))
             goal = dynamics.Goal(points=((float(p[0]), float(p[1])),))
             text = f"{verb} {'toward' if name == 'approach_camera' else 'away from'} the camera"
         elif name == "turn":
