@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from dsr.cli import main
 from dsr.qa.export import NATIVE_FIELDS, qa_from_bench_row, read_bench_parquet, read_jsonl, write_qas
 from dsr.qa.generate import generate_record_qas
-from dsr.qa.rules import QAConfig
+from dsr.qa.rules import QAConfig, paper_config
 from dsr.qa.run import generate_files
 from dsr.qa.schema import QA
 from dsr.scene.io import write_record
@@ -33,7 +34,7 @@ def record_files(tmp_path: Path) -> list[Path]:
 
 def _qas(n: int = 20) -> list[QA]:
     rec = make_record(48, objects=busy_objects(48), record_id="r")
-    return list(generate_record_qas(rec, QAConfig(stability_k=2), per_video=n, seed=1))
+    return list(generate_record_qas(rec, paper_config(stability_k=2), per_video=n, seed=1))
 
 
 def test_jsonl_round_trip(tmp_path: Path) -> None:
@@ -226,3 +227,30 @@ def test_preset_precedence_flag_then_config_file(tmp_path: Path) -> None:
     old.write_text(json.dumps({"parity": "official_code"}))
     assert _config(None, old).answer_wording == "official_code"
     assert _config(None, None).preset == QAConfig().preset
+
+
+def test_letters_balanced_per_type_across_a_run(tmp_path: Path, record_files: list[Path]) -> None:
+    out = tmp_path / "bal.jsonl"
+    report = generate_files(record_files, out, QAConfig(stability_k=0), per_video=40, seed=5)
+    qas = list(read_jsonl(out))
+    per_type: dict[str, Counter[str]] = {}
+    for qa in qas:
+        per_type.setdefault(qa.type, Counter())[qa.answer] += 1
+        assert qa.option_map[qa.answer] == qa.answer_text
+        assert qa.distractors is not None and {d.letter for d in qa.distractors} == set("ABCD") - {qa.answer}
+    for qtype, counts in per_type.items():  # blocks of 4: every type within one QA of balance
+        assert max(counts[x] for x in "ABCD") - min(counts[x] for x in "ABCD") <= 1, (qtype, counts)
+    rep = json.loads(Path(str(out) + ".report.json").read_text())
+    assert rep["letters"]["counts"] == {x: sum(c[x] for c in per_type.values()) for x in "ABCD"}
+    assert sum(report.letters.values()) == len(qas)
+    spread = rep["answers"]
+    assert set(spread) == set(per_type)
+    for qtype, a in spread.items():
+        texts = Counter(qa.answer_text for qa in qas if qa.type == qtype)
+        assert a["distinct"] == len(texts) and a["qas"] == sum(texts.values())
+        assert a["letters"]["counts"] == {x: per_type[qtype][x] for x in "ABCD"}
+        assert 0.0 <= a["entropy_bits"] <= np.log2(len(texts)) + 1e-3
+    # the same run in another format gets the same letters
+    generate_files(record_files, tmp_path / "bal.parquet", QAConfig(stability_k=0), per_video=40, seed=5)
+    rows = read_bench_parquet(tmp_path / "bal.parquet")
+    assert [r["answer"] for r in rows] == [qa.answer for qa in qas]

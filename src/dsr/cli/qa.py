@@ -11,9 +11,10 @@ import typer
 # tests/qa/test_export_cli.py checks them against QAConfig.
 _MIN_STABILITY_DEFAULT = 0.0
 _STABILITY_K_DEFAULT = 20
-_PRESET_DEFAULT = "paper"
-_PRESET_HELP = (f"paper (DSR's procedure) or official_code (the released code's behaviour, for parity); "
-                f"default: the --config file's preset, else {_PRESET_DEFAULT}.")
+_PRESET_DEFAULT = "debiased"
+_PRESET_HELP = ("debiased (counterfactual options that text alone cannot tell apart, docs/qa.md), paper (DSR's "
+                "procedure: random-sequence distractors) or official_code (the released code's behaviour, for "
+                f"parity); default: the --config file's preset, else {_PRESET_DEFAULT}.")
 
 
 def _config(preset_flag: str | None, config_file: Path | None, **overrides: object):

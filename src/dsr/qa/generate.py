@@ -88,7 +88,8 @@ def frame_plan(record: SceneRecord, config: QAConfig = QAConfig()) -> FramePlan:
 
 @dataclass
 class GenerationReport:
-    """Counts of one generation run: QAs made per type and letter, failed attempts per reason."""
+    """Counts of one generation run: QAs made per type and letter, failed attempts per reason, and the
+    correct answers per type (their entropy says how evenly the answers spread over their classes)."""
 
     made: Counter[str] = field(default_factory=Counter)
     letters: Counter[str] = field(default_factory=Counter)
@@ -99,13 +100,29 @@ class GenerationReport:
     records_failed: Counter[str] = field(default_factory=Counter)
     truncated: int = 0
     checks: Counter[str] = field(default_factory=Counter)  # free-form geometric checks by status
+    letters_by_type: Counter[str] = field(default_factory=Counter)  # "type/letter"
+    answers: Counter[str] = field(default_factory=Counter)  # "type\tanswer text"
+    distractor_kinds: Counter[str] = field(default_factory=Counter)
 
     def fail(self, qtype: str, reason: str) -> None:
         self.failures[reason] += 1
         self.failures_by_type[f"{qtype}/{reason}"] += 1
 
+    def add(self, qa: QA) -> None:
+        """Count a QA that was made."""
+        self.made[qa.type] += 1
+        self.count_letter(qa)
+        self.answers[f"{qa.type}\t{qa.answer_text}"] += 1
+        for d in qa.distractors or ():
+            self.distractor_kinds[d.kind] += 1
+
+    def count_letter(self, qa: QA) -> None:
+        self.letters[qa.answer] += 1
+        self.letters_by_type[f"{qa.type}/{qa.answer}"] += 1
+
     def merge(self, other: GenerationReport) -> None:
-        for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks"):
+        for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks", "letters_by_type",
+                     "answers", "distractor_kinds"):
             getattr(self, name).update(getattr(other, name))
         self.attempts += other.attempts
         self.records += other.records
@@ -113,24 +130,46 @@ class GenerationReport:
 
     def letter_balance(self) -> dict[str, Any]:
         """χ² goodness-of-fit of the correct letters against uniform over A–D."""
-        counts = [self.letters.get(x, 0) for x in "ABCD"]
-        total = sum(counts)
-        if total == 0:
-            return {"counts": dict(zip("ABCD", counts, strict=True)), "chi2": None, "p_value": None}
-        from scipy.stats import chisquare
+        return _letter_test([self.letters.get(x, 0) for x in LETTERS])
 
-        res = chisquare(counts)
-        return {"counts": dict(zip("ABCD", counts, strict=True)), "chi2": float(res.statistic),
-                "p_value": float(res.pvalue)}
+    def answer_spread(self) -> dict[str, dict[str, Any]]:
+        """Per type: entropy (bits) of the correct answer texts and of their segment counts, the
+        number of distinct answers, the largest share of one answer, and per-type letter balance."""
+        by_type: dict[str, Counter[str]] = {}
+        for key, n in self.answers.items():
+            qtype, text = key.split("\t", 1)
+            by_type.setdefault(qtype, Counter())[text] += n
+        out = {}
+        for qtype, texts in sorted(by_type.items()):
+            total = sum(texts.values())
+            segments: Counter[int] = Counter()
+            for text, n in texts.items():
+                segments[max(1, text.count(") "))] += n
+            top = texts.most_common(3)
+            out[qtype] = {"qas": total, "entropy_bits": round(entropy_bits(texts), 3), "distinct": len(texts),
+                          "top_share": round(top[0][1] / total, 3),
+                          "top": [[t, n] for t, n in top],
+                          "segment_entropy_bits": round(entropy_bits(segments), 3),
+                          "segments": {str(k): v for k, v in sorted(segments.items())},
+                          "letters": _letter_test([self.letters_by_type.get(f"{qtype}/{x}", 0) for x in LETTERS])}
+        return out
 
     def to_json(self, letter_test: bool = True) -> dict[str, Any]:
-        letters = self.letter_balance() if letter_test else {"counts": {x: self.letters.get(x, 0) for x in "ABCD"}}
-        return {"records": self.records, "records_failed": dict(self.records_failed), "attempts": self.attempts,
-                "qas": sum(self.made.values()), "per_type": dict(sorted(self.made.items())),
-                "letters": letters, "failed_attempts": sum(self.failures.values()),
-                "failures": dict(self.failures.most_common()),
-                "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
-                "freeform_checks": dict(self.checks)}
+        """The report; ``letter_test=False`` (the parts of a run) skips the tests and keeps the raw
+        answer counts that merging needs instead of their summary."""
+        letters = self.letter_balance() if letter_test else {"counts": {x: self.letters.get(x, 0) for x in LETTERS}}
+        out = {"records": self.records, "records_failed": dict(self.records_failed), "attempts": self.attempts,
+               "qas": sum(self.made.values()), "per_type": dict(sorted(self.made.items())),
+               "letters": letters, "failed_attempts": sum(self.failures.values()),
+               "failures": dict(self.failures.most_common()),
+               "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
+               "freeform_checks": dict(self.checks), "distractor_kinds": dict(self.distractor_kinds.most_common())}
+        if letter_test:
+            out["answers"] = self.answer_spread()
+        else:
+            out["answer_counts"] = dict(self.answers)
+            out["letters_by_type"] = dict(self.letters_by_type)
+        return out
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> GenerationReport:
@@ -138,9 +177,28 @@ class GenerationReport:
                                failures=Counter(obj["failures"]), failures_by_type=Counter(obj["failures_by_type"]),
                                attempts=obj["attempts"], records=obj["records"],
                                records_failed=Counter(obj["records_failed"]), truncated=obj["truncated_intervals"],
-                               checks=Counter(obj.get("freeform_checks", {})))
+                               checks=Counter(obj.get("freeform_checks", {})),
+                               letters_by_type=Counter(obj.get("letters_by_type", {})),
+                               answers=Counter(obj.get("answer_counts", {})),
+                               distractor_kinds=Counter(obj.get("distractor_kinds", {})))
         rep.letters = +rep.letters
         return rep
+
+
+def entropy_bits(counts: Counter[Any]) -> float:
+    """Shannon entropy, in bits, of the distribution given by ``counts``."""
+    total = sum(counts.values())
+    return -sum(n / total * math.log2(n / total) for n in counts.values() if n) if total else 0.0
+
+
+def _letter_test(counts: list[int]) -> dict[str, Any]:
+    if sum(counts) == 0:
+        return {"counts": dict(zip(LETTERS, counts, strict=True)), "chi2": None, "p_value": None}
+    from scipy.stats import chisquare
+
+    res = chisquare(counts)
+    return {"counts": dict(zip(LETTERS, counts, strict=True)), "chi2": float(res.statistic),
+            "p_value": float(res.pvalue)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +236,8 @@ class RecordContext:
     usable_list: list[int]
     box_cache: dict[tuple[str, int], str]  # memo of box strings, filled as questions are written
     answer_pools: dict[str, list[list[str]]] = dataclasses.field(default_factory=dict)  # per type, lazily
+    # counterfactual design: answers asked so far on this record, per (type, meaning), for balancing
+    answer_counts: Counter[tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=Counter)
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -270,6 +330,13 @@ def _frame_ok(ctx: RecordContext, t: int, observer: str, targets: tuple[str, ...
     return None
 
 
+def box_side_px(record: SceneRecord, who: str, frame: int) -> float:
+    """The shorter side, in pixels, of an object's box at ``frame`` as clipped to the frame."""
+    x1, y1, x2, y2 = record.object(who).boxes_xyxy[frame].tolist()
+    w, h = record.video.width, record.video.height
+    return min(min(x2, w) - max(x1, 0.0), min(y2, h) - max(y1, 0.0))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two [x1, y1, x2, y2] boxes (0 when both are empty)."""
     ax1, ay1, ax2, ay2 = a.tolist()
@@ -312,6 +379,13 @@ def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConf
         named.setdefault(text, set()).add(who)
     if any(len(whos) > 1 for whos in named.values()):
         raise QAError("two entities share one description", "ambiguous_denotation")
+    if config.min_box_side > 0:
+        # a box a few pixels wide names nothing a viewer can find (issue 10: 25 of 1,000 QAs)
+        shown = [(query.observer, query.t_v if qt.is_absolute else first), *((t, first) for t in query.targets)]
+        least = config.min_box_side * min(record.video.width, record.video.height)
+        for who, frame in shown:
+            if who != CAMERA and frame is not None and box_side_px(record, who, frame) < least:
+                raise QAError(f"{who} is named by a box under {least:.1f} px", "small_box")
     ts = record.timestamps_s
     return question_text(query.type, objv=objv, objs=objs,
                          ts=None if pred else float(ts[query.frames[0]]),
@@ -441,7 +515,7 @@ def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: ra
     answer_text = options[LETTERS.index(letter)]
     stab = None
     if cfg.stability_k > 0:
-        stab = stability(ctx.geom, query, answer_text, cfg, rng)
+        stab = stability(ctx.geom, query, states, cfg, rng)
         if stab < cfg.min_stability:
             raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
     assert answer_text == format_answer(states, qt.rule, cfg.answer_wording)
@@ -507,10 +581,12 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
                      types: Sequence[str] = QUESTION_TYPES,
                      report: GenerationReport | None = None) -> Iterator[QA]:
     """The sampling loop of :func:`generate_record_qas` on an already built :class:`RecordContext`."""
+    from dsr.qa.counterfactual import counterfactual_attempt  # it builds on this module
+
     report = report if report is not None else GenerationReport()
-    if ctx.seed != seed:
-        ctx = dataclasses.replace(ctx, seed=seed)
+    ctx = dataclasses.replace(ctx, seed=seed, answer_counts=Counter())
     config, record_id = ctx.config, ctx.record.record_id
+    one_attempt = counterfactual_attempt if config.distractors == "counterfactual" else attempt
     rng = np.random.default_rng([seed, stable_hash(record_id)])
     py_rng = random.Random(f"{seed}/{record_id}")
     counts = dict.fromkeys(types, 0)
@@ -522,15 +598,14 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
         qtype = py_rng.choices(types, weights=type_weights(counts))[0]
         report.attempts += 1
         try:
-            qa, truncated = attempt(ctx, qtype, rng, py_rng, seen)
+            qa, truncated = one_attempt(ctx, qtype, rng, py_rng, seen)
         except QAError as exc:
             report.fail(qtype, exc.reason)
             continue
         seen.add(qa.qa_id)
         counts[qtype] += 1
         made += 1
-        report.made[qtype] += 1
-        report.letters[qa.answer] += 1
+        report.add(qa)
         report.truncated += int(truncated)
         yield qa
 
