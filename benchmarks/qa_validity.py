@@ -365,7 +365,7 @@ def parse_seeds(spec: Sequence[str]) -> list[int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", nargs="+", default=["2000-2011"], help="world seeds (ranges a-b allowed)")
-    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--duration", type=float, default=None, help="world length in s (default: the worlds' default)")
     ap.add_argument("--per-video", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--presets", nargs="+", default=["paper", "debiased"])
     ap.add_argument("--folds", type=int, default=5)
@@ -394,9 +394,11 @@ def main() -> None:
             for s in seeds:
                 folder = work / f"w{s}"
                 if not (folder / "record.npz").exists():
-                    render_world(WorldConfig(seed=s, duration_s=args.duration), folder, progress=False)
+                    cfg = WorldConfig(seed=s) if args.duration is None else WorldConfig(seed=s, duration_s=args.duration)
+                    render_world(cfg, folder, progress=False)
                 records.append(folder / "record.npz")
-            print(f"{len(records)} worlds (seeds {seeds[0]}..{seeds[-1]}, {args.duration:g} s) ready in "
+            length = "default length" if args.duration is None else f"{args.duration:g} s"
+            print(f"{len(records)} worlds (seeds {seeds[0]}..{seeds[-1]}, {length}) ready in "
                   f"{time.perf_counter() - t0:.0f} s; load average {os.getloadavg()[0]:.1f}")
             for preset in args.presets:
                 overrides = {} if args.stability_k is None else {"stability_k": args.stability_k}

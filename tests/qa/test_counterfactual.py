@@ -170,3 +170,19 @@ def test_batched_rules_equal_the_rules(kind: str, rows: int, frames: int, seed: 
         assert states == want
         if states is not None:
             format_answer(list(states), kind, "paper")  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["magnitude", "direction", "comparison"]), rows=st.integers(1, 8),
+       frames=st.integers(2, 8), seed=st.integers(0, 10_000))
+def test_count_matching_counts_the_rows_with_those_states(kind: str, rows: int, frames: int, seed: int) -> None:
+    from dsr.qa.rules import count_matching
+
+    rng = np.random.default_rng(seed)
+    shape = {"magnitude": (rows, frames), "direction": (rows, frames, 3), "comparison": (rows, frames, 2)}[kind]
+    values = rng.choice([0.0, 0.05, 0.5, 0.6, 1.0, 2.0], size=shape)
+    if kind == "direction":
+        values *= rng.choice([1.0, -1.0], size=shape)
+    batch = states_batch(kind, values, CFG)  # type: ignore[arg-type]
+    for target in {s for s in batch if s is not None}:
+        assert count_matching(kind, values, target, CFG) == sum(s == target for s in batch)  # type: ignore[arg-type]

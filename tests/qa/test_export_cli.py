@@ -83,7 +83,9 @@ def test_empty_exports_are_valid(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "e.parquet").num_rows == 0
 
 
-def test_resume_after_a_kill_loses_and_duplicates_nothing(tmp_path: Path, record_files: list[Path]) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_resume_after_a_kill_loses_and_duplicates_nothing(tmp_path: Path, record_files: list[Path],
+                                                          workers: int) -> None:
     cfg = QAConfig(stability_k=0)
     clean = tmp_path / "clean.jsonl"
     generate_files(record_files, clean, cfg, per_video=8, seed=3)
@@ -97,12 +99,13 @@ def test_resume_after_a_kill_loses_and_duplicates_nothing(tmp_path: Path, record
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # killed after two records, each flushed on its own
-        generate_files(record_files, out, cfg, per_video=8, seed=3, on_record=die_after_two, flush_records=1)
+        generate_files(record_files, out, cfg, per_video=8, seed=3, on_record=die_after_two, flush_records=1,
+                       workers=workers)
     assert not out.exists()
     parts = list(Path(str(out) + ".parts").rglob("*.jsonl"))
     assert len(parts) == 1  # the second record was not flushed yet when the kill came
     seen.clear()
-    report = generate_files(record_files, out, cfg, per_video=8, seed=3)
+    report = generate_files(record_files, out, cfg, per_video=8, seed=3, workers=workers)
     assert out.read_text() == clean.read_text()
     assert report.records == 3 and sum(report.made.values()) == 24
     assert not Path(str(out) + ".parts").exists()
@@ -254,3 +257,15 @@ def test_letters_balanced_per_type_across_a_run(tmp_path: Path, record_files: li
     generate_files(record_files, tmp_path / "bal.parquet", QAConfig(stability_k=0), per_video=40, seed=5)
     rows = read_bench_parquet(tmp_path / "bal.parquet")
     assert [r["answer"] for r in rows] == [qa.answer for qa in qas]
+
+
+def test_workers_do_not_change_the_output(tmp_path: Path, record_files: list[Path]) -> None:
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    cfg = QAConfig(stability_k=3)
+    rep1 = generate_files(record_files, one, cfg, per_video=12, seed=2, workers=1)
+    rep2 = generate_files(record_files, two, cfg, per_video=12, seed=2, workers=2, flush_records=1)
+    assert one.read_text() == two.read_text() and one.stat().st_size > 0
+    assert rep1.to_json() == rep2.to_json()
+    report_one = json.loads(Path(str(one) + ".report.json").read_text())
+    report_two = json.loads(Path(str(two) + ".report.json").read_text())
+    assert report_one | {"output": ""} == report_two | {"output": ""}

@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
                  "text-only shortcut, docs/qa.md)."),
         preset: str | None = typer.Option(None, "--preset", show_default=False, help=_PRESET_HELP),
         config_file: Path | None = typer.Option(None, "--config", help="JSON file of QAConfig fields."),
+        workers: int | None = typer.Option(None, "--workers", "-j", show_default=False,
+                                           help="Processes generating in parallel (default: the CPUs available); "
+                                                "the output is the same for any number."),
         free_form: int = typer.Option(1, "--free-form-per-video", help="Free-form QAs per record (needs an endpoint)."),
         llm_base_url: str | None = typer.Option(None, "--llm-base-url", envvar="DSR_LLM_BASE_URL",
                                                 help="OpenAI-compatible endpoint, e.g. http://host:8000/v1."),
@@ -82,7 +85,14 @@ def register(app: typer.Typer) -> None:
 
         from dsr.errors import DsrError
         from dsr.qa.generate import parse_types
-        from dsr.qa.run import FreeFormSettings, generate_files, print_report, report_path, write_report_png
+        from dsr.qa.run import (
+            FreeFormSettings,
+            default_workers,
+            generate_files,
+            print_report,
+            report_path,
+            write_report_png,
+        )
 
         config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
                          frame_policy=frame_policy, direction_eps=direction_eps,
@@ -98,6 +108,8 @@ def register(app: typer.Typer) -> None:
             else:
                 freeform = FreeFormSettings(base_url=llm_base_url, model=llm_model, api_key_env=llm_key_env,
                                             per_video=free_form)
+        if workers is not None and workers < 1:
+            raise DsrError(f"--workers must be >= 1, got {workers}")
         failed: list[str] = []
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("records", total=len(records))
@@ -109,7 +121,8 @@ def register(app: typer.Typer) -> None:
                 progress.advance(task)
 
             report = generate_files(records, out, config, per_video=per_video, seed=seed, types=qtypes, fmt=fmt,
-                                    freeform=freeform, on_record=on_record)
+                                    freeform=freeform, on_record=on_record,
+                                    workers=default_workers() if workers is None else workers)
         summary = report.to_json()
         print_report(console, summary, out, report_path(out))
         console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")

@@ -40,11 +40,12 @@ from dsr.qa.generate import (
     answer_states,
     draw_query,
     make_qa,
+    name_entities,
     query_hash,
     render_question,
     usable_frames,
 )
-from dsr.qa.query import QAError, Query, gather, quantity, stability
+from dsr.qa.query import QAError, Query, QueryArrays, gather, quantity, stability
 from dsr.qa.question_types import TYPES, QuestionType
 from dsr.qa.rules import (
     AXIS_LABELS,
@@ -59,6 +60,7 @@ from dsr.qa.rules import (
     SMALLER,
     format_answer,
     meaning,
+    states_batch,
     states_for,
 )
 from dsr.qa.schema import LETTERS, QA, Distractor
@@ -96,21 +98,47 @@ def _alternative(ctx: RecordContext, kind: str, query: Query, values: np.ndarray
                        values=values)
 
 
+def _with_kind(alt: Alternative, kind: str) -> Alternative:
+    """A memoised alternative under the kind it has for this seed."""
+    if alt.kind == kind:
+        return alt
+    return Alternative(kind=kind, states=alt.states, meaning=alt.meaning, query=alt.query, values=alt.values,
+                       source=alt.source)
+
+
 # --------------------------------------------------------------------------------------------------
 # alternatives of a seed query
 
 
-def _valid_mask(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...]) -> np.ndarray:
-    """(T,) frames where a query of (observer, targets) can be read (the checks of ``usable_frames``)."""
-    ok = ctx.valid_cam.copy()
+def _valid_mask(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...],
+                frames: np.ndarray) -> np.ndarray:
+    """(F,) which of ``frames`` a query of (observer, targets) can read (the checks of ``usable_frames``)."""
+    ok = ctx.valid_cam[frames]
     for who in targets:
         if who != CAMERA:
-            ok &= ctx.valid_obj[who]
+            ok &= ctx.valid_obj[who][frames]
     if qt.quantity == "orientation" and targets[0] != CAMERA:
-        ok &= ctx.valid_ori[targets[0]]
+        ok &= ctx.valid_ori[targets[0]][frames]
     if not qt.is_absolute and observer != CAMERA:
-        ok &= ctx.valid_obj[observer] & ctx.valid_ori[observer]
+        ok &= ctx.valid_obj[observer][frames] & ctx.valid_ori[observer][frames]
     return ok
+
+
+def _track(ctx: RecordContext, seed: Query) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's (observer, targets, t_v) over all usable frames: the quantity and the cumulative count
+    of unreadable frames (memoised per record: many attempts share a track)."""
+    key = (seed.type, seed.observer, seed.targets, seed.t_v)
+    hit = ctx.tracks.get(key)
+    if hit is None:
+        qt = seed.qtype
+        usable = ctx.usable_list
+        mask = _valid_mask(ctx, qt, seed.observer, seed.targets, np.asarray(usable))
+        track = Query(type=seed.type, observer=seed.observer, targets=seed.targets, frames=tuple(usable),
+                      t_v=seed.t_v)
+        with np.errstate(invalid="ignore"):
+            full = quantity(qt.quantity, gather(ctx.geom, track, trusted=True), ctx.geom.scale)
+        hit = ctx.tracks[key] = (full, np.concatenate([[0], np.cumsum(~mask)]))
+    return hit
 
 
 def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, limit: int) -> list[Alternative]:
@@ -122,47 +150,51 @@ def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, li
     usable = ctx.usable_list
     length = len(seed.frames)
     start = usable.index(seed.frames[0])
-    mask = _valid_mask(ctx, qt, seed.observer, seed.targets)[np.asarray(usable)]
-    bad = np.concatenate([[0], np.cumsum(~mask)])
+    full, bad = _track(ctx, seed)
     starts = [s for s in range(len(usable) - length + 1) if s != start and bad[s + length] == bad[s]]
-    if not starts:
-        return []
-    track = Query(type=seed.type, observer=seed.observer, targets=seed.targets, frames=tuple(usable), t_v=seed.t_v)
-    with np.errstate(invalid="ignore"):
-        full = quantity(qt.quantity, gather(ctx.geom, track, trusted=True), ctx.geom.scale)
     out = []
     n_values = length - int(qt.per_step)
     for s in rng.sample(starts, min(limit, len(starts))):
-        values = full[s:s + n_values]
-        try:
-            states = states_for(qt.rule, values, ctx.config)
-        except DsrError:
-            continue
         query = Query(type=seed.type, observer=seed.observer, targets=seed.targets,
                       frames=tuple(usable[s:s + length]), t_v=seed.t_v)
-        alt = _alternative(ctx, "other_window", query, values, states)
+        if query not in ctx.answers:
+            values = full[s:s + n_values]
+            try:
+                states = states_for(qt.rule, values, ctx.config)
+            except DsrError:
+                ctx.answers[query] = None
+            else:
+                ctx.answers[query] = _alternative(ctx, "other_window", query, values, states)
+        alt = ctx.answers[query]
         if alt is not None:
-            out.append(alt)
+            out.append(_with_kind(alt, "other_window"))
     return out
 
 
-def _same_frames(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str, ...], t_v: int | None) -> bool:
-    """Whether (observer, targets, t_v) can be read over all of the seed's frames (no truncation)."""
-    try:
-        _, truncated = usable_frames(ctx, seed.qtype, observer, targets, list(seed.frames), t_v)
-    except QAError:
-        return False
-    return not truncated
-
-
-def _variant_queries(ctx: RecordContext, seed: Query) -> list[tuple[str, Query]]:
-    """Real alternatives over the seed's own frames: other objects, swapped targets, other t_v, other observers."""
+def _readable(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str, ...], t_v: int | None) -> bool:
+    """Whether (observer, targets, t_v) can be read over all of the seed's frames (no truncation):
+    the checks of ``usable_frames``, vectorised over the frames."""
     qt = seed.qtype
-    out: list[tuple[str, Query]] = []
+    if qt.is_prediction:  # two frames, and the observer-overlap rule: the sampler's own check
+        try:
+            _, truncated = usable_frames(ctx, qt, observer, targets, list(seed.frames), t_v)
+        except QAError:
+            return False
+        return not truncated
+    if t_v is not None and not (ctx.valid_cam[t_v] and (observer == CAMERA or (
+            ctx.valid_obj[observer][t_v] and ctx.valid_ori[observer][t_v]))):
+        return False
+    return bool(_valid_mask(ctx, qt, observer, targets, np.asarray(seed.frames)).all())
+
+
+def _variant_specs(ctx: RecordContext, seed: Query) -> list[tuple[str, str, tuple[str, ...], int | None]]:
+    """Candidate alternatives over the seed's own frames, unchecked: (kind, observer, targets, t_v) for
+    other objects, swapped targets, other t_v and other observers."""
+    qt = seed.qtype
+    out: list[tuple[str, str, tuple[str, ...], int | None]] = []
 
     def add(kind: str, observer: str, targets: tuple[str, ...], t_v: int | None) -> None:
-        if _same_frames(ctx, seed, observer, targets, t_v):
-            out.append((kind, Query(type=seed.type, observer=observer, targets=targets, frames=seed.frames, t_v=t_v)))
+        out.append((kind, observer, targets, t_v))
 
     pool = ctx.agents if qt.agent_targets else ctx.objects
     for slot, who in enumerate(seed.targets):
@@ -188,20 +220,55 @@ def _variant_queries(ctx: RecordContext, seed: Query) -> list[tuple[str, Query]]
     return out
 
 
+def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> list[Alternative]:
+    """The answers of same-frame alternatives, one quantity computation per (observer, t_v)."""
+    groups: dict[tuple[str, int | None], list[tuple[str, Query]]] = {}
+    out: list[Alternative] = []
+    for kind, query in variants:
+        if query in ctx.answers:
+            known = ctx.answers[query]
+            if known is not None:
+                out.append(_with_kind(known, kind))
+        else:
+            groups.setdefault((query.observer, query.t_v), []).append((kind, query))
+    geom, cfg = ctx.geom, ctx.config
+    for (observer, t_v), members in groups.items():
+        qt = members[0][1].qtype
+        f = np.asarray(members[0][1].frames)
+        track = geom.inverse_poses[observer]
+        obs = track[t_v] if qt.is_absolute else track[f]
+        positions = tuple(np.stack([geom.positions[q.targets[slot]][f] for _, q in members])
+                          for slot in range(qt.num_targets))
+        forward = (np.stack([geom.forwards[q.targets[0]][f] for _, q in members])
+                   if qt.quantity == "orientation" else None)
+        values = quantity(qt.quantity, QueryArrays(obs_from_world=obs, target_positions=positions,
+                                                   target_forward=forward), geom.scale)
+        for (kind, query), v, states in zip(members, values, states_batch(qt.rule, values, cfg), strict=True):
+            alt = None
+            if states is not None and len(states) <= cfg.max_segments:
+                alt = Alternative(kind=kind, states=states, meaning=meaning(states, qt.rule), query=query, values=v)
+                out.append(alt)
+            ctx.answers[query] = alt
+    return out
+
+
 def alternatives(ctx: RecordContext, seed: Query, seed_values: np.ndarray, seed_states: list[str],
                  rng: random.Random) -> list[Alternative]:
     """The seed and up to ``config.alternatives`` real alternatives, in a random order of kinds."""
     first = _alternative(ctx, "seed", seed, seed_values, seed_states)
     out = [first] if first is not None else []
     budget = ctx.config.alternatives
-    variants = _variant_queries(ctx, seed)
-    rng.shuffle(variants)
     windows = [] if seed.qtype.is_prediction else _window_alternatives(ctx, seed, rng, max(2, budget // 3))
-    variants = variants[:max(0, budget - len(windows))]
-    for kind, query in variants:
-        alt = _alternative(ctx, kind, query)
-        if alt is not None:
-            out.append(alt)
+    specs = _variant_specs(ctx, seed)
+    rng.shuffle(specs)
+    variants: list[tuple[str, Query]] = []
+    for kind, observer, targets, t_v in specs:  # checked lazily: only as many as the budget takes
+        if len(variants) >= budget - len(windows):
+            break
+        if _readable(ctx, seed, observer, targets, t_v):
+            variants.append((kind, Query(type=seed.type, observer=observer, targets=targets, frames=seed.frames,
+                                         t_v=t_v)))
+    out.extend(_answers_batch(ctx, variants))
     out.extend(windows)
     return out
 
@@ -306,7 +373,7 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
     # four meanings, rarer ones (on this record, for this type) first; one askable query of each
     keys = list(by_meaning)
     weights = [1.0 / (1.0 + ctx.answer_counts[(qtype, k)]) for k in keys]
-    chosen: list[tuple[Alternative, str, str]] = []  # (alternative, question, qa id)
+    chosen: list[tuple[Alternative, str]] = []  # (alternative, qa id)
     for i in _weighted_order(keys, weights, py_rng):
         for alt in by_meaning[keys[i]]:
             assert alt.query is not None
@@ -314,25 +381,26 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
             if seen is not None and qa_id in seen:
                 continue
             try:
-                question = render_question(rec, alt.query, cfg, ctx.box_cache)
+                name_entities(rec, alt.query, cfg, ctx.box_cache)  # any of the four could be asked
             except QAError:
                 continue
-            chosen.append((alt, question, qa_id))
+            chosen.append((alt, qa_id))
             break
         if len(chosen) == 4:
             break
     if len(chosen) < cfg.min_real_answers:
         raise QAError(f"{len(chosen)} askable distinct answers", "few_alternatives")
     asked_index = int(py_rng.random() * len(chosen))
-    asked, question, qa_id = chosen[asked_index]
+    asked, qa_id = chosen[asked_index]
     assert asked.query is not None
+    question = render_question(rec, asked.query, cfg, ctx.box_cache)
     stab = None
     if cfg.stability_k > 0:
         stab = stability(ctx.geom, asked.query, asked.states, cfg, rng)
         if stab < cfg.min_stability:
             raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
 
-    options: list[Alternative] = [alt for alt, _, _ in chosen]
+    options: list[Alternative] = [alt for alt, _ in chosen]
     if len(options) < 4:  # fill with transforms of real answers, never asked
         used = {alt.meaning for alt in options}
         fills: list[Alternative] = []

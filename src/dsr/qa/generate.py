@@ -103,6 +103,7 @@ class GenerationReport:
     letters_by_type: Counter[str] = field(default_factory=Counter)  # "type/letter"
     answers: Counter[str] = field(default_factory=Counter)  # "type\tanswer text"
     distractor_kinds: Counter[str] = field(default_factory=Counter)
+    types_given_up: Counter[str] = field(default_factory=Counter)  # records where a type had no varied answers
 
     def fail(self, qtype: str, reason: str) -> None:
         self.failures[reason] += 1
@@ -122,7 +123,7 @@ class GenerationReport:
 
     def merge(self, other: GenerationReport) -> None:
         for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks", "letters_by_type",
-                     "answers", "distractor_kinds"):
+                     "answers", "distractor_kinds", "types_given_up"):
             getattr(self, name).update(getattr(other, name))
         self.attempts += other.attempts
         self.records += other.records
@@ -163,7 +164,8 @@ class GenerationReport:
                "letters": letters, "failed_attempts": sum(self.failures.values()),
                "failures": dict(self.failures.most_common()),
                "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
-               "freeform_checks": dict(self.checks), "distractor_kinds": dict(self.distractor_kinds.most_common())}
+               "freeform_checks": dict(self.checks), "distractor_kinds": dict(self.distractor_kinds.most_common()),
+               "types_given_up": dict(sorted(self.types_given_up.items()))}
         if letter_test:
             out["answers"] = self.answer_spread()
         else:
@@ -180,7 +182,8 @@ class GenerationReport:
                                checks=Counter(obj.get("freeform_checks", {})),
                                letters_by_type=Counter(obj.get("letters_by_type", {})),
                                answers=Counter(obj.get("answer_counts", {})),
-                               distractor_kinds=Counter(obj.get("distractor_kinds", {})))
+                               distractor_kinds=Counter(obj.get("distractor_kinds", {})),
+                               types_given_up=Counter(obj.get("types_given_up", {})))
         rep.letters = +rep.letters
         return rep
 
@@ -238,6 +241,9 @@ class RecordContext:
     answer_pools: dict[str, list[list[str]]] = dataclasses.field(default_factory=dict)  # per type, lazily
     # counterfactual design: answers asked so far on this record, per (type, meaning), for balancing
     answer_counts: Counter[tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=Counter)
+    # counterfactual design: pure functions of the record and config, memoised across attempts
+    tracks: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # quantity over usable frames
+    answers: dict[Query, Any] = dataclasses.field(default_factory=dict)  # query → its Alternative (or None)
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -353,12 +359,27 @@ _TRUNCATION_REASON = {"not_visible": "too_few_visible_frames", "orientation_conf
 
 def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConfig(),
                     box_cache: dict[tuple[str, int], str] | None = None) -> str:
-    """The question text of a template query (§7.2) with its object denotations (§7.3).
+    """The question text of a template query (§7.2) with its object denotations (§7.3, see
+    :func:`name_entities`)."""
+    qt = type_row(query.type)
+    objv, objs = name_entities(record, query, config, box_cache)
+    ts = record.timestamps_s
+    pred = qt.is_prediction
+    return question_text(query.type, objv=objv, objs=objs,
+                         ts=None if pred else float(ts[query.frames[0]]),
+                         te=None if pred else float(ts[query.frames[-1]]),
+                         tv=None if query.t_v is None else float(ts[query.t_v]), config=config)
+
+
+def name_entities(record: SceneRecord, query: Query, config: QAConfig = QAConfig(),
+                  box_cache: dict[tuple[str, int], str] | None = None) -> tuple[str, list[str]]:
+    """How a template query names its observer and targets (§7.3): (observer, [targets]).
 
     Observer: "camera"; a relative agent by its box at the first frame ("initial"; "final" for a
     prediction, whose only shown frame is the last visible one); an absolute agent by its box at t_v.
     Targets: "initial" box at the interval's first frame; a prediction target: "final" box at the
-    last visible frame. Raises QAError("ambiguous_denotation") if two entities read the same.
+    last visible frame. Raises QAError("ambiguous_denotation") if two entities read the same, and
+    QAError("small_box") if a box is below ``config.min_box_side`` of the frame.
     """
     qt = type_row(query.type)
     first = query.frames[0]
@@ -374,11 +395,10 @@ def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConf
         objs = [denote(record, who, first, "final" if pred else "initial", box_cache) for who in query.targets]
     except DsrError as exc:
         raise QAError(f"{query.type}: {exc}", "not_visible") from None
-    named: dict[str, set[str]] = {}
+    who_by_text: dict[str, str] = {}
     for text, who in zip([objv, *objs], [query.observer, *query.targets], strict=True):
-        named.setdefault(text, set()).add(who)
-    if any(len(whos) > 1 for whos in named.values()):
-        raise QAError("two entities share one description", "ambiguous_denotation")
+        if who_by_text.setdefault(text, who) != who:  # the observer may also be a target
+            raise QAError("two entities share one description", "ambiguous_denotation")
     if config.min_box_side > 0:
         # a box a few pixels wide names nothing a viewer can find (issue 10: 25 of 1,000 QAs)
         shown = [(query.observer, query.t_v if qt.is_absolute else first), *((t, first) for t in query.targets)]
@@ -386,11 +406,7 @@ def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConf
         for who, frame in shown:
             if who != CAMERA and frame is not None and box_side_px(record, who, frame) < least:
                 raise QAError(f"{who} is named by a box under {least:.1f} px", "small_box")
-    ts = record.timestamps_s
-    return question_text(query.type, objv=objv, objs=objs,
-                         ts=None if pred else float(ts[query.frames[0]]),
-                         te=None if pred else float(ts[query.frames[-1]]),
-                         tv=None if query.t_v is None else float(ts[query.t_v]), config=config)
+    return objv, objs
 
 
 def answer_pool(ctx: RecordContext, qtype: str) -> list[list[str]]:
@@ -577,6 +593,9 @@ def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, p
     yield from qas_from_context(ctx, per_video=per_video, seed=seed, types=types, report=report)
 
 
+GIVE_UP_AFTER = 8  # "few_alternatives" failures in a row before a record's type is given up
+
+
 def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
                      types: Sequence[str] = QUESTION_TYPES,
                      report: GenerationReport | None = None) -> Iterator[QA]:
@@ -592,16 +611,26 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
     counts = dict.fromkeys(types, 0)
     seen: set[str] = set()
     made = 0
+    # counterfactual design: a type whose alternatives keep saying the same thing on this record (a
+    # stationary scene's speeds), or whose distinct questions are all asked, is given up after
+    # GIVE_UP_AFTER such failures in a row, and counted
+    hopeless = dict.fromkeys(types, 0)
     for _ in range(per_video * config.attempts_per_qa):
-        if made >= per_video:
+        if made >= per_video or not counts:
             break
-        qtype = py_rng.choices(types, weights=type_weights(counts))[0]
+        qtype = py_rng.choices(list(counts), weights=type_weights(counts))[0]
         report.attempts += 1
         try:
             qa, truncated = one_attempt(ctx, qtype, rng, py_rng, seen)
         except QAError as exc:
             report.fail(qtype, exc.reason)
+            if exc.reason == "few_alternatives":
+                hopeless[qtype] += 1
+                if hopeless[qtype] >= GIVE_UP_AFTER:
+                    del counts[qtype]
+                    report.types_given_up[qtype] += 1
             continue
+        hopeless[qtype] = 0
         seen.add(qa.qa_id)
         counts[qtype] += 1
         made += 1

@@ -40,7 +40,7 @@ import numpy as np
 from dsr.errors import DsrError
 from dsr.qa.question_types import QUESTION_TYPES as QUESTION_TYPES  # re-exported (older imports)
 from dsr.qa.question_types import TYPES, QuestionType, RuleKind, Viewpoint
-from dsr.qa.rules import QAConfig, format_answer, states_batch, states_for
+from dsr.qa.rules import QAConfig, count_matching, format_answer, states_for
 from dsr.scene.frames import (
     CAMERA,
     forward_world,
@@ -433,5 +433,4 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
                          target_forward=forward)
     with np.errstate(invalid="ignore", divide="ignore"):
         values = quantity(qt.quantity, arrays, geom.scale)
-    want = tuple(states)
-    return sum(got == want for got in states_batch(qt.rule, values, config)) / k
+    return count_matching(qt.rule, values, states, config) / k

@@ -443,10 +443,9 @@ def direction_code_array(vectors: np.ndarray, eps: float = DIRECTION_EPS_PAPER) 
     """(..., 3) vectors → (...) direction codes by the rule of :func:`direction_codes` (identical
     floating-point steps); −1 where a vector is zero or non-finite (it has no direction)."""
     v = np.asarray(vectors, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        norm = np.sqrt((v * v).sum(axis=-1))
-        bound = eps * norm[..., None]
-        sign = (v > bound).astype(np.int64) - (v < -bound)
+    norm = np.sqrt((v * v).sum(axis=-1))  # NaN stays NaN, silently; it fails the finiteness test below
+    bound = eps * norm[..., None]
+    sign = (v > bound).astype(np.int64) - (v < -bound)
     codes = sign @ _CODE_WEIGHTS + 13
     return np.where((norm > 0.0) & (norm < math.inf), codes, -1)
 
@@ -496,6 +495,34 @@ def states_batch(kind: RuleKind, values: np.ndarray, config: QAConfig = QAConfig
                 out.append(None)
         return out
     raise DsrError(f"unknown rule kind {kind!r}")
+
+
+def count_matching(kind: RuleKind, values: np.ndarray, states: Sequence[str], config: QAConfig = QAConfig()) -> int:
+    """How many of R quantities (as for :func:`states_batch`) have exactly the merged ``states``.
+
+    Directions and comparisons compare their per-frame codes at once: a row matches when its runs of
+    equal codes are as many as the states and carry their codes in order."""
+    v = np.asarray(values, dtype=np.float64)
+    if kind == "magnitude":
+        want = tuple(states)
+        return sum(got == want for got in states_batch(kind, v, config))
+    if kind == "direction":
+        codes = direction_code_array(v, config.direction_eps)
+        index = {label: c for c, label in enumerate(DIRECTION_LABELS)}
+    elif kind == "comparison":
+        codes = comparison_code_array(v[..., 0], v[..., 1], config)
+        codes = np.where(np.isfinite(v).all(axis=-1) & (v >= 0.0).all(axis=-1), codes, -1)
+        index = {label: c for c, label in enumerate(_COMPARISON_BY_CODE)}
+    else:
+        raise DsrError(f"unknown rule kind {kind!r}")
+    ref = np.array([index[s] for s in states])
+    start = np.ones(codes.shape, dtype=bool)
+    start[:, 1:] = codes[:, 1:] != codes[:, :-1]
+    rows = (start.sum(axis=1) == len(ref)) & (codes != -1).all(axis=1)
+    if not rows.any():
+        return 0
+    firsts = codes[rows][start[rows]].reshape(-1, len(ref))
+    return int((firsts == ref).all(axis=1).sum())
 
 
 # --------------------------------------------------------------------------------------------------

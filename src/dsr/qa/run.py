@@ -110,22 +110,97 @@ def _read_part(path: Path) -> tuple[dict[str, Any], list[str]]:
         return header, [line for line in fh if line.strip()]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to make one record's QAs (picklable)."""
+
+    index: int
+    path: str
+    out_dir: str
+    config: QAConfig
+    per_video: int
+    seed: int
+    types: tuple[str, ...]
+    freeform: FreeFormSettings | None
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One record's QAs as JSONL lines, its report (raw counts), and its id or a one-line error."""
+
+    index: int
+    record_id: str | None
+    error: str | None
+    lines: list[str]
+    report: dict[str, Any]
+
+
+def _make_record_qas(job: _Job) -> _Result:
+    """One record → its QAs (runs in a worker process, or inline with one worker)."""
+    from dsr.scene.io import read_record, resolve_video_path
+
+    report = GenerationReport()
+    rp, out_dir = Path(job.path), Path(job.out_dir)
+    try:
+        record = read_record(rp)
+    except DsrError as exc:
+        report.records += 1
+        report.records_failed["malformed_record"] += 1
+        return _Result(job.index, None, str(exc), [], report.to_json(letter_test=False))
+    video = _rel(resolve_video_path(record, rp), out_dir)
+    qas: list[QA] = list(generate_record_qas(record, job.config, per_video=job.per_video, seed=job.seed,
+                                             types=job.types, report=report, record_path=_rel(rp, out_dir),
+                                             video_path=video))
+    if job.freeform is not None and job.freeform.per_video > 0:
+        from dsr.qa.freeform import generate_freeform_qas
+
+        qas.extend(generate_freeform_qas(record, job.freeform, job.config, seed=job.seed, report=report,
+                                         record_path=_rel(rp, out_dir), video_path=video))
+    return _Result(job.index, record.record_id, None, [qa_line(qa) for qa in qas], report.to_json(letter_test=False))
+
+
+def default_workers() -> int:
+    """Worker processes by default: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _results(jobs: list[_Job], workers: int) -> Iterator[_Result]:
+    """Results in job order, from ``workers`` processes (inline when one is enough)."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_make_record_qas, jobs)
+        return
+    import multiprocessing
+
+    # forkserver: workers start from a clean server that has imported dsr.qa once (fork would copy a
+    # parent's threads, e.g. a progress bar's, and spawn would re-import everything per worker)
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        ctx.set_forkserver_preload(["dsr.qa.run", "dsr.qa.counterfactual", "dsr.scene.io"])
+    with ctx.Pool(min(workers, len(jobs))) as pool:
+        # ordered: parts, letters and the report come out the same whatever the number of workers
+        yield from pool.imap(_make_record_qas, jobs, chunksize=1)
+
+
 def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                    config: QAConfig = QAConfig(), *, per_video: int = 10, seed: int = 0,
                    types: Sequence[str] = QUESTION_TYPES, fmt: str | None = None,
                    freeform: FreeFormSettings | None = None,
                    on_record: Callable[[str, str | None], None] | None = None,
-                   flush_records: int = 64, flush_seconds: float = 5.0) -> GenerationReport:
+                   flush_records: int = 64, flush_seconds: float = 5.0, workers: int = 1) -> GenerationReport:
     """Generate QAs for every record into ``out``; returns the merged report (also written to disk).
 
-    QAs are flushed atomically to a part file every ``flush_records`` records or ``flush_seconds``
-    (one fsync per part, not per record); a killed run loses at most the unflushed records and
-    the rerun redoes exactly those. on_record(path, error_or_None) is called after each record
-    (progress, one-line errors). A record that cannot be read is counted under
-    ``records_failed["malformed_record"]``.
+    Records are shared among ``workers`` processes; their results are taken in record order, so the
+    output does not depend on the number of workers. QAs are flushed atomically to a part file
+    every ``flush_records`` records or ``flush_seconds`` (one fsync per part, not per record); a
+    killed run loses at most the unflushed records and the rerun redoes exactly those.
+    on_record(path, error_or_None) is called after each record (progress, one-line errors). A
+    record that cannot be read is counted under ``records_failed["malformed_record"]``, a record
+    given twice (the same record id) under ``"duplicate_record"``.
     """
-    from dsr.scene.io import read_record, resolve_video_path
-
     fmt = format_for(out, fmt)
     out_p = Path(out)
     paths = [Path(p) for p in record_paths]
@@ -160,41 +235,26 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
         chunk, chunk_ids, chunk_lines, chunk_report, last_flush = [], [], [], GenerationReport(), time.monotonic()
 
     for i, rp in enumerate(paths):
-        if i in done:
-            if on_record:
-                on_record(str(rp), None)
-            continue
-        error = None
-        record_id = None
-        qas: list[QA] = []
-        try:
-            record = read_record(rp)
-        except DsrError as exc:
-            chunk_report.records += 1
-            chunk_report.records_failed["malformed_record"] += 1
-            error = str(exc)
-        else:
-            if record.record_id in first_path:
-                # the same record twice would repeat every question id (issue 15 item 5)
-                chunk_report.records += 1
-                chunk_report.records_failed["duplicate_record"] += 1
-                error = (f"{rp}: record {record.record_id} was already given as {first_path[record.record_id]}; "
-                         "skipped")
-            else:
-                record_id = record.record_id
-                first_path[record_id] = str(rp)
-        if error is None:
-            video = _rel(resolve_video_path(record, rp), out_p.parent)
-            qas = list(generate_record_qas(record, config, per_video=per_video, seed=seed, types=types,
-                                           report=chunk_report, record_path=_rel(rp, out_p.parent), video_path=video))
-            if freeform is not None and freeform.per_video > 0:
-                from dsr.qa.freeform import generate_freeform_qas
-
-                qas.extend(generate_freeform_qas(record, freeform, config, seed=seed, report=chunk_report,
-                                                 record_path=_rel(rp, out_p.parent), video_path=video))
-        chunk.append(i)
+        if i in done and on_record:
+            on_record(str(rp), None)
+    jobs = [_Job(i, str(rp), str(out_p.parent), config, per_video, seed, tuple(types), freeform)
+            for i, rp in enumerate(paths) if i not in done]
+    for res in _results(jobs, workers):
+        rp = paths[res.index]
+        error, record_id, lines = res.error, res.record_id, res.lines
+        report = GenerationReport.from_json(res.report)
+        if record_id is not None and record_id in first_path:
+            # the same record twice would repeat every question id (issue 15 item 5)
+            report = GenerationReport(records=1)
+            report.records_failed["duplicate_record"] += 1
+            error = f"{rp}: record {record_id} was already given as {first_path[record_id]}; skipped"
+            record_id, lines = None, []
+        elif record_id is not None:
+            first_path[record_id] = str(rp)
+        chunk_report.merge(report)
+        chunk.append(res.index)
         chunk_ids.append(record_id)
-        chunk_lines.extend(qa_line(qa) for qa in qas)
+        chunk_lines.extend(lines)
         if on_record:
             on_record(str(rp), error)
         if len(chunk) >= flush_records or time.monotonic() - last_flush >= flush_seconds:
