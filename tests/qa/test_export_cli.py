@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsr.cli import main
 from dsr.qa.export import NATIVE_FIELDS, qa_from_bench_row, read_bench_parquet, read_jsonl, write_qas
@@ -269,3 +271,32 @@ def test_workers_do_not_change_the_output(tmp_path: Path, record_files: list[Pat
     report_one = json.loads(Path(str(one) + ".report.json").read_text())
     report_two = json.loads(Path(str(two) + ".report.json").read_text())
     assert report_one | {"output": ""} == report_two | {"output": ""}
+
+
+@settings(max_examples=80, deadline=None)
+@given(keys=st.lists(st.one_of(st.none(), st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from("ABCD"))),
+                     max_size=60), seed=st.integers(0, 100))
+def test_balance_letters_moves_the_fewest_qas(keys: list[tuple[str, str] | None], seed: int) -> None:
+    from dsr.qa.run import balance_letters
+
+    moves = balance_letters(keys, seed)
+    after = [None if k is None else (k[0], moves.get(i, k[1])) for i, k in enumerate(keys)]
+    for qtype in {k[0] for k in keys if k is not None}:
+        before = Counter(k[1] for k in keys if k is not None and k[0] == qtype)
+        counts = Counter(k[1] for k in after if k is not None and k[0] == qtype)
+        assert max(counts[x] for x in "ABCD") - min(counts[x] for x in "ABCD") <= 1
+        n = sum(before.values())
+        # the fewest moves: what the most used letters hold above their fair share
+        fair = sorted((before[x] for x in "ABCD"), reverse=True)
+        least = sum(max(0, c - (n // 4 + (1 if r < n % 4 else 0))) for r, c in enumerate(fair))
+        assert sum(1 for i in moves if keys[i] is not None and keys[i][0] == qtype) == least
+    assert all(keys[i] is not None and keys[i][1] != letter for i, letter in moves.items())
+
+
+def test_balance_letters_by_hand() -> None:
+    from dsr.qa.run import balance_letters
+
+    keys = [("t", "A"), ("t", "A"), ("t", "A"), None, ("t", "B"), ("u", "C")]
+    moves = balance_letters(keys, 0)
+    # four QAs of t: one per letter; the last A (index 2) and one other A move to C and D; u alone stays
+    assert set(moves) == {1, 2} and {moves[1], moves[2]} == {"C", "D"}

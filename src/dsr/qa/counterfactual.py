@@ -357,8 +357,10 @@ def _weighted_order(keys: list[tuple[str, ...]], weights: list[float], rng: rand
 
 
 def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
-                           seen: set[str] | None = None) -> tuple[QA, bool]:
-    """One attempt of ``qtype`` with a counterfactual option set: (QA, seed truncated?) or QAError(reason)."""
+                           seen: set[str] | None = None, letter: str | None = None) -> tuple[QA, bool]:
+    """One attempt of ``qtype`` with a counterfactual option set: (QA, seed truncated?) or QAError(reason).
+
+    ``letter``: where the answer goes (the sampling loop balances letters); a uniform draw if None."""
     cfg, rec = ctx.config, ctx.record
     qt = TYPES[qtype]
     seed, truncated = draw_query(ctx, qt, py_rng)
@@ -415,8 +417,11 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
                 break
         if len(options) < 4:
             raise QAError("too few distinct options even with transforms", "few_alternatives")
-    py_rng.shuffle(options)
-    letter = LETTERS[options.index(asked)]
+    others = [o for o in options if o is not asked]
+    py_rng.shuffle(others)
+    at = int(py_rng.random() * 4) if letter is None else LETTERS.index(letter)
+    options = [*others[:at], asked, *others[at:]]
+    letter = LETTERS[at]
     texts = tuple(format_answer(list(o.states), qt.rule, cfg.answer_wording) for o in options)
     distractors = tuple(
         Distractor(letter=LETTERS[j], kind=(_relation(asked.query, o.query) if o.query is not None else o.kind),

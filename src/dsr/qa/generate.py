@@ -593,6 +593,15 @@ def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, p
     yield from qas_from_context(ctx, per_video=per_video, seed=seed, types=types, report=report)
 
 
+def letter_plan(seed: int, record_id: str, qtype: str, k: int) -> str:
+    """The letter of a record's k-th QA of ``qtype``: every 4 in a row use each letter once, in an order
+    drawn from (seed, record, type, block) (blocked randomisation; a run evens out what records leave
+    over, see :func:`dsr.qa.run.balance_letters`)."""
+    block = list(LETTERS)
+    random.Random(f"{seed}/{record_id}/{qtype}/letters/{k // 4}").shuffle(block)
+    return block[k % 4]
+
+
 GIVE_UP_AFTER = 8  # "few_alternatives" failures in a row before a record's type is given up
 
 
@@ -605,7 +614,7 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
     report = report if report is not None else GenerationReport()
     ctx = dataclasses.replace(ctx, seed=seed, answer_counts=Counter())
     config, record_id = ctx.config, ctx.record.record_id
-    one_attempt = counterfactual_attempt if config.distractors == "counterfactual" else attempt
+    counterfactual = config.distractors == "counterfactual"
     rng = np.random.default_rng([seed, stable_hash(record_id)])
     py_rng = random.Random(f"{seed}/{record_id}")
     counts = dict.fromkeys(types, 0)
@@ -621,7 +630,11 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
         qtype = py_rng.choices(list(counts), weights=type_weights(counts))[0]
         report.attempts += 1
         try:
-            qa, truncated = one_attempt(ctx, qtype, rng, py_rng, seen)
+            if counterfactual:
+                letter = letter_plan(seed, record_id, qtype, counts[qtype]) if config.balance_letters else None
+                qa, truncated = counterfactual_attempt(ctx, qtype, rng, py_rng, seen, letter)
+            else:
+                qa, truncated = attempt(ctx, qtype, rng, py_rng, seen)
         except QAError as exc:
             report.fail(qtype, exc.reason)
             if exc.reason == "few_alternatives":

@@ -43,31 +43,38 @@ class FreeFormSettings:
     timeout_s: float = 120.0
 
 
-class LetterBalancer:
-    """Moves each template QA's correct option so that, per type, every 4 consecutive QAs of a run
-    use each letter once, in an order drawn from the seed (blocked randomisation).
+def balance_letters(keys: Sequence[tuple[str, str] | None], seed: int) -> dict[int, str]:
+    """The few letter moves that even out a run: QA number → its new correct letter.
 
-    Letters drawn independently leave some types' χ² test failing by chance (with 12 types, about
-    every other run has one below p = 0.05); blocks keep every type within one QA of balance while
-    the order within a block stays random. It runs where the parts are merged, in record order, so
-    the letters do not depend on how the records were split into parts or workers.
+    keys: per QA of the run in file order, (type, correct letter), None for QAs left alone (free-form).
+    Records already place their answers in blocks of 4 per type (:func:`dsr.qa.generate.letter_plan`);
+    what each record leaves over adds up over a run (a record with one QA of a type gives it one
+    letter). Moving the fewest QAs, last ones first, every type ends within one QA of balance, its
+    remainder letters drawn from the seed. Only the moved QAs are rewritten.
     """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.counts: Counter[str] = Counter()
-        self.blocks: dict[str, list[str]] = {}
-
-    def __call__(self, qa: QA) -> QA:
-        if qa.source != "template":
-            return qa
-        k = self.counts[qa.type]
-        self.counts[qa.type] += 1
-        if k % 4 == 0:
-            block = list(LETTERS)
-            random.Random(f"{self.seed}/{qa.type}/letters/{k // 4}").shuffle(block)
-            self.blocks[qa.type] = block
-        return qa.with_answer_at(self.blocks[qa.type][k % 4])
+    by_type: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            by_type.setdefault(key[0], []).append(i)
+    moves: dict[int, str] = {}
+    for qtype, items in sorted(by_type.items()):
+        counts = Counter(keys[i][1] for i in items)  # type: ignore[index]
+        order = list(LETTERS)
+        random.Random(f"{seed}/{qtype}/remainder").shuffle(order)
+        # the remainder goes to the letters already most used (fewest moves), ties in the seeded order
+        ranked = sorted(order, key=lambda x: -counts[x])
+        base, extra = divmod(len(items), len(LETTERS))
+        target = {x: base + (1 if k < extra else 0) for k, x in enumerate(ranked)}
+        excess = {x: counts[x] - target[x] for x in LETTERS}
+        short = [x for x in ranked[::-1] for _ in range(max(0, -excess[x]))]
+        for i in reversed(items):
+            if not short:
+                break
+            letter = keys[i][1]  # type: ignore[index]
+            if excess[letter] > 0:
+                moves[i] = short.pop()
+                excess[letter] -= 1
+    return moves
 
 
 def report_path(out: str | os.PathLike[str]) -> Path:
@@ -103,6 +110,11 @@ def _done_parts(parts: Path) -> list[tuple[int, int, Path]]:
     return sorted(found)
 
 
+def _read_header(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return json.loads(fh.readline())
+
+
 def _read_part(path: Path) -> tuple[dict[str, Any], list[str]]:
     """A part's header (records covered, their report) and its QA lines."""
     with open(path, encoding="utf-8") as fh:
@@ -132,6 +144,7 @@ class _Result:
     record_id: str | None
     error: str | None
     lines: list[str]
+    keys: list[tuple[str, str] | None]  # per line: (type, correct letter) of a template QA, else None
     report: dict[str, Any]
 
 
@@ -146,7 +159,7 @@ def _make_record_qas(job: _Job) -> _Result:
     except DsrError as exc:
         report.records += 1
         report.records_failed["malformed_record"] += 1
-        return _Result(job.index, None, str(exc), [], report.to_json(letter_test=False))
+        return _Result(job.index, None, str(exc), [], [], report.to_json(letter_test=False))
     video = _rel(resolve_video_path(record, rp), out_dir)
     qas: list[QA] = list(generate_record_qas(record, job.config, per_video=job.per_video, seed=job.seed,
                                              types=job.types, report=report, record_path=_rel(rp, out_dir),
@@ -156,7 +169,9 @@ def _make_record_qas(job: _Job) -> _Result:
 
         qas.extend(generate_freeform_qas(record, job.freeform, job.config, seed=job.seed, report=report,
                                          record_path=_rel(rp, out_dir), video_path=video))
-    return _Result(job.index, record.record_id, None, [qa_line(qa) for qa in qas], report.to_json(letter_test=False))
+    keys = [(qa.type, qa.answer) if qa.source == "template" else None for qa in qas]
+    return _Result(job.index, record.record_id, None, [qa_line(qa) for qa in qas], keys,
+                   report.to_json(letter_test=False))
 
 
 def default_workers() -> int:
@@ -211,7 +226,7 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
     done: set[int] = set()
     first_path: dict[str, str] = {}  # record id → the path that gave it first (a repeat is skipped)
     for _first, _last, part in _done_parts(parts):
-        header, _ = _read_part(part)
+        header = _read_header(part)
         done.update(header["records"])
         for index, rid in zip(header["records"], header.get("record_ids", []), strict=False):
             if rid is not None:
@@ -221,18 +236,21 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
     chunk: list[int] = []
     chunk_ids: list[str | None] = []
     chunk_lines: list[str] = []
+    chunk_keys: list[tuple[str, str] | None] = []
     chunk_report = GenerationReport()
     last_flush = time.monotonic()
 
     def flush() -> None:
-        nonlocal chunk, chunk_ids, chunk_lines, chunk_report, last_flush
+        nonlocal chunk, chunk_ids, chunk_lines, chunk_keys, chunk_report, last_flush
         if chunk:
-            header = {"records": chunk, "record_ids": chunk_ids, "report": chunk_report.to_json(letter_test=False)}
+            header = {"records": chunk, "record_ids": chunk_ids, "keys": chunk_keys,
+                      "report": chunk_report.to_json(letter_test=False)}
             with atomic_open(parts / f"{chunk[0]:06d}-{chunk[-1]:06d}.jsonl", "w") as fh:
                 fh.write(json.dumps(header) + "\n")
                 fh.writelines(chunk_lines)
             total.merge(chunk_report)
-        chunk, chunk_ids, chunk_lines, chunk_report, last_flush = [], [], [], GenerationReport(), time.monotonic()
+        chunk, chunk_ids, chunk_lines, chunk_keys, chunk_report, last_flush = (
+            [], [], [], [], GenerationReport(), time.monotonic())
 
     for i, rp in enumerate(paths):
         if i in done and on_record:
@@ -241,20 +259,21 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
             for i, rp in enumerate(paths) if i not in done]
     for res in _results(jobs, workers):
         rp = paths[res.index]
-        error, record_id, lines = res.error, res.record_id, res.lines
+        error, record_id, lines, keys = res.error, res.record_id, res.lines, res.keys
         report = GenerationReport.from_json(res.report)
         if record_id is not None and record_id in first_path:
             # the same record twice would repeat every question id (issue 15 item 5)
             report = GenerationReport(records=1)
             report.records_failed["duplicate_record"] += 1
             error = f"{rp}: record {record_id} was already given as {first_path[record_id]}; skipped"
-            record_id, lines = None, []
+            record_id, lines, keys = None, [], []
         elif record_id is not None:
             first_path[record_id] = str(rp)
         chunk_report.merge(report)
         chunk.append(res.index)
         chunk_ids.append(record_id)
         chunk_lines.extend(lines)
+        chunk_keys.extend(keys)
         if on_record:
             on_record(str(rp), error)
         if len(chunk) >= flush_records or time.monotonic() - last_flush >= flush_seconds:
@@ -262,23 +281,37 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
     flush()
 
     finished = _done_parts(parts)
-    if not config.balance_letters and fmt == "jsonl":  # copy the lines: no need to parse and re-encode
-        with atomic_open(out_p, "w") as fh:
-            for _, _, part in finished:
-                fh.writelines(_read_part(part)[1])
-    else:
-        balancer = LetterBalancer(seed) if config.balance_letters else None
-        total.letters.clear()
-        total.letters_by_type.clear()
+    moves: dict[int, str] = {}
+    if config.balance_letters:
+        keys: list[tuple[str, str] | None] = []
+        for _, _, part in finished:
+            keys.extend(tuple(k) if k is not None else None for k in _read_header(part)["keys"])  # type: ignore[misc]
+        moves = balance_letters(keys, seed)
+        for i, letter in moves.items():  # the report follows the moves
+            qtype, old = keys[i]  # type: ignore[misc]
+            total.letters[old] -= 1
+            total.letters[letter] += 1
+            total.letters_by_type[f"{qtype}/{old}"] -= 1
+            total.letters_by_type[f"{qtype}/{letter}"] += 1
 
-        def all_qas() -> Iterator[QA]:
+    def moved(i: int, line: str) -> QA:
+        qa = QA.from_json(json.loads(line))
+        return qa.with_answer_at(moves[i]) if i in moves else qa
+
+    if fmt == "jsonl":  # copy the lines; only moved QAs are parsed and rewritten
+        with atomic_open(out_p, "w") as fh:
+            i = 0
             for _, _, part in finished:
                 for line in _read_part(part)[1]:
-                    qa = QA.from_json(json.loads(line))
-                    if balancer is not None:
-                        qa = balancer(qa)
-                    total.count_letter(qa)
-                    yield qa
+                    fh.write(qa_line(moved(i, line)) if i in moves else line)
+                    i += 1
+    else:
+        def all_qas() -> Iterator[QA]:
+            i = 0
+            for _, _, part in finished:
+                for line in _read_part(part)[1]:
+                    yield moved(i, line)
+                    i += 1
 
         write_qas(out_p, all_qas(), fmt)
     result = total.to_json()
