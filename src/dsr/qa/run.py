@@ -15,7 +15,6 @@ import os
 import random
 import re
 import shutil
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -124,10 +123,11 @@ def _read_part(path: Path) -> tuple[dict[str, Any], list[str]]:
 
 @dataclass(frozen=True)
 class _Job:
-    """What a worker needs to make one record's QAs (picklable)."""
+    """A run of consecutive records one worker turns into one part file (picklable)."""
 
-    index: int
-    path: str
+    indices: tuple[int, ...]
+    paths: tuple[str, ...]
+    part: str
     out_dir: str
     config: QAConfig
     per_video: int
@@ -136,30 +136,18 @@ class _Job:
     freeform: FreeFormSettings | None
 
 
-@dataclass(frozen=True)
-class _Result:
-    """One record's QAs as JSONL lines, its report (raw counts), and its id or a one-line error."""
-
-    index: int
-    record_id: str | None
-    error: str | None
-    lines: list[str]
-    keys: list[tuple[str, str] | None]  # per line: (type, correct letter) of a template QA, else None
-    report: dict[str, Any]
-
-
-def _make_record_qas(job: _Job) -> _Result:
-    """One record → its QAs (runs in a worker process, or inline with one worker)."""
+def _record_qas(job: _Job, path: str) -> tuple[str | None, str | None, list[QA], GenerationReport]:
+    """(record id, error, QAs, report) of one record."""
     from dsr.scene.io import read_record, resolve_video_path
 
     report = GenerationReport()
-    rp, out_dir = Path(job.path), Path(job.out_dir)
+    rp, out_dir = Path(path), Path(job.out_dir)
     try:
         record = read_record(rp)
     except DsrError as exc:
         report.records += 1
         report.records_failed["malformed_record"] += 1
-        return _Result(job.index, None, str(exc), [], [], report.to_json(letter_test=False))
+        return None, str(exc), [], report
     video = _rel(resolve_video_path(record, rp), out_dir)
     qas: list[QA] = list(generate_record_qas(record, job.config, per_video=job.per_video, seed=job.seed,
                                              types=job.types, report=report, record_path=_rel(rp, out_dir),
@@ -169,9 +157,28 @@ def _make_record_qas(job: _Job) -> _Result:
 
         qas.extend(generate_freeform_qas(record, job.freeform, job.config, seed=job.seed, report=report,
                                          record_path=_rel(rp, out_dir), video_path=video))
-    keys = [(qa.type, qa.answer) if qa.source == "template" else None for qa in qas]
-    return _Result(job.index, record.record_id, None, [qa_line(qa) for qa in qas], keys,
-                   report.to_json(letter_test=False))
+    return record.record_id, None, qas, report
+
+
+def _write_part(job: _Job) -> dict[str, Any]:
+    """Make the QAs of a job's records and write them, atomically, as one part file: a header line
+    (per record: index, id, error, number of QA lines, report; per QA: (type, letter) for the letter
+    balance), then the QA lines. Returns the header (runs in a worker process)."""
+    header: dict[str, Any] = {"records": list(job.indices), "record_ids": [], "errors": [], "line_counts": [],
+                              "reports": [], "keys": []}
+    lines: list[str] = []
+    for path in job.paths:
+        record_id, error, qas, report = _record_qas(job, path)
+        header["record_ids"].append(record_id)
+        header["errors"].append(error)
+        header["line_counts"].append(len(qas))
+        header["reports"].append(report.to_json(letter_test=False))
+        header["keys"].extend((qa.type, qa.answer) if qa.source == "template" else None for qa in qas)
+        lines.extend(qa_line(qa) for qa in qas)
+    with atomic_open(job.part, "w") as fh:
+        fh.write(json.dumps(header) + "\n")
+        fh.writelines(lines)
+    return header
 
 
 def default_workers() -> int:
@@ -182,10 +189,10 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _results(jobs: list[_Job], workers: int) -> Iterator[_Result]:
-    """Results in job order, from ``workers`` processes (inline when one is enough)."""
+def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[dict[str, Any]]:
+    """Part headers in job order, from ``workers`` processes (inline when one is enough)."""
     if workers <= 1 or len(jobs) <= 1:
-        yield from map(_make_record_qas, jobs)
+        yield from map(_write_part, jobs)
         return
     import multiprocessing
 
@@ -196,8 +203,20 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[_Result]:
     if "forkserver" in methods:
         ctx.set_forkserver_preload(["dsr.qa.run", "dsr.qa.counterfactual", "dsr.scene.io"])
     with ctx.Pool(min(workers, len(jobs))) as pool:
-        # ordered: parts, letters and the report come out the same whatever the number of workers
-        yield from pool.imap(_make_record_qas, jobs, chunksize=1)
+        # ordered: progress lines and duplicate decisions come out the same whatever the worker count
+        yield from pool.imap(_write_part, jobs, chunksize=1)
+
+
+def _chunks(indices: list[int], size: int) -> Iterator[list[int]]:
+    """Runs of at most ``size`` consecutive record indices."""
+    run: list[int] = []
+    for i in indices:
+        if run and (len(run) == size or i != run[-1] + 1):
+            yield run
+            run = []
+        run.append(i)
+    if run:
+        yield run
 
 
 def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
@@ -205,16 +224,16 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
                    types: Sequence[str] = QUESTION_TYPES, fmt: str | None = None,
                    freeform: FreeFormSettings | None = None,
                    on_record: Callable[[str, str | None], None] | None = None,
-                   flush_records: int = 64, flush_seconds: float = 5.0, workers: int = 1) -> GenerationReport:
+                   flush_records: int = 16, workers: int = 1) -> GenerationReport:
     """Generate QAs for every record into ``out``; returns the merged report (also written to disk).
 
-    Records are shared among ``workers`` processes; their results are taken in record order, so the
-    output does not depend on the number of workers. QAs are flushed atomically to a part file
-    every ``flush_records`` records or ``flush_seconds`` (one fsync per part, not per record); a
-    killed run loses at most the unflushed records and the rerun redoes exactly those.
-    on_record(path, error_or_None) is called after each record (progress, one-line errors). A
-    record that cannot be read is counted under ``records_failed["malformed_record"]``, a record
-    given twice (the same record id) under ``"duplicate_record"``.
+    Runs of up to ``flush_records`` consecutive records are shared among ``workers`` processes; each
+    run ends in one part file, written atomically by its worker. A killed job loses at most the runs
+    in flight, and the rerun with the same settings and records makes exactly those. The parts are
+    merged in record order, so the output does not depend on the number of workers.
+    on_record(path, error_or_None) is called after each record, in order (progress, one-line errors).
+    A record that cannot be read is counted under ``records_failed["malformed_record"]``, a record
+    given twice (the same record id) under ``"duplicate_record"``: its QAs are left out.
     """
     fmt = format_for(out, fmt)
     out_p = Path(out)
@@ -222,98 +241,90 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
     key = _run_key(config, per_video, seed, types, freeform, [str(p) for p in paths])
     parts = Path(str(out_p) + ".parts") / key
     parts.mkdir(parents=True, exist_ok=True)
-    total = GenerationReport()
-    done: set[int] = set()
-    first_path: dict[str, str] = {}  # record id → the path that gave it first (a repeat is skipped)
+    done: dict[int, tuple[str | None, str | None]] = {}  # index → (record id, error) of finished parts
     for _first, _last, part in _done_parts(parts):
         header = _read_header(part)
-        done.update(header["records"])
-        for index, rid in zip(header["records"], header.get("record_ids", []), strict=False):
-            if rid is not None:
-                first_path.setdefault(rid, str(paths[index]))
-        total.merge(GenerationReport.from_json(header["report"]))
+        done.update(zip(header["records"], zip(header["record_ids"], header["errors"], strict=True), strict=True))
+    todo = [i for i in range(len(paths)) if i not in done]
+    size = max(1, min(flush_records, -(-len(todo) // (4 * max(1, workers)))))  # ≥ 4 runs per worker
+    jobs = [_Job(tuple(run), tuple(str(paths[i]) for i in run), str(parts / f"{run[0]:06d}-{run[-1]:06d}.jsonl"),
+                 str(out_p.parent), config, per_video, seed, tuple(types), freeform) for run in _chunks(todo, size)]
 
-    chunk: list[int] = []
-    chunk_ids: list[str | None] = []
-    chunk_lines: list[str] = []
-    chunk_keys: list[tuple[str, str] | None] = []
-    chunk_report = GenerationReport()
-    last_flush = time.monotonic()
+    first_path: dict[str, int] = {}  # record id → index of its first record (a repeat is skipped)
 
-    def flush() -> None:
-        nonlocal chunk, chunk_ids, chunk_lines, chunk_keys, chunk_report, last_flush
-        if chunk:
-            header = {"records": chunk, "record_ids": chunk_ids, "keys": chunk_keys,
-                      "report": chunk_report.to_json(letter_test=False)}
-            with atomic_open(parts / f"{chunk[0]:06d}-{chunk[-1]:06d}.jsonl", "w") as fh:
-                fh.write(json.dumps(header) + "\n")
-                fh.writelines(chunk_lines)
-            total.merge(chunk_report)
-        chunk, chunk_ids, chunk_lines, chunk_keys, chunk_report, last_flush = (
-            [], [], [], [], GenerationReport(), time.monotonic())
-
-    for i, rp in enumerate(paths):
-        if i in done and on_record:
-            on_record(str(rp), None)
-    jobs = [_Job(i, str(rp), str(out_p.parent), config, per_video, seed, tuple(types), freeform)
-            for i, rp in enumerate(paths) if i not in done]
-    for res in _results(jobs, workers):
-        rp = paths[res.index]
-        error, record_id, lines, keys = res.error, res.record_id, res.lines, res.keys
-        report = GenerationReport.from_json(res.report)
-        if record_id is not None and record_id in first_path:
-            # the same record twice would repeat every question id (issue 15 item 5)
-            report = GenerationReport(records=1)
-            report.records_failed["duplicate_record"] += 1
-            error = f"{rp}: record {record_id} was already given as {first_path[record_id]}; skipped"
-            record_id, lines, keys = None, [], []
-        elif record_id is not None:
-            first_path[record_id] = str(rp)
-        chunk_report.merge(report)
-        chunk.append(res.index)
-        chunk_ids.append(record_id)
-        chunk_lines.extend(lines)
-        chunk_keys.extend(keys)
+    def announce(index: int, record_id: str | None, error: str | None) -> None:
+        if record_id is not None:
+            first = first_path.setdefault(record_id, index)
+            if first != index:  # the same record twice would repeat every question id (issue 15 item 5)
+                error = f"{paths[index]}: record {record_id} was already given as {paths[first]}; skipped"
         if on_record:
-            on_record(str(rp), error)
-        if len(chunk) >= flush_records or time.monotonic() - last_flush >= flush_seconds:
-            flush()
-    flush()
+            on_record(str(paths[index]), error)
 
+    results = _run_jobs(jobs, workers)
+    job_at = {job.indices[0]: job for job in jobs}
+    index = 0
+    while index < len(paths):  # in record order: finished parts as they are, the jobs as they end
+        job = job_at.get(index)
+        if job is None:
+            announce(index, *done[index])
+            index += 1
+            continue
+        header = next(results)
+        for i, rid, err in zip(header["records"], header["record_ids"], header["errors"], strict=True):
+            done[i] = (rid, err)
+            announce(i, rid, err)
+        index = job.indices[-1] + 1
+    return _merge(parts, out_p, fmt, config, seed)
+
+
+def _merge(parts: Path, out_p: Path, fmt: str, config: QAConfig, seed: int) -> GenerationReport:
+    """The parts, in record order, into ``out_p`` (skipping repeated records), and the report."""
     finished = _done_parts(parts)
-    moves: dict[int, str] = {}
-    if config.balance_letters:
-        keys: list[tuple[str, str] | None] = []
-        for _, _, part in finished:
-            keys.extend(tuple(k) if k is not None else None for k in _read_header(part)["keys"])  # type: ignore[misc]
-        moves = balance_letters(keys, seed)
-        for i, letter in moves.items():  # the report follows the moves
-            qtype, old = keys[i]  # type: ignore[misc]
-            total.letters[old] -= 1
-            total.letters[letter] += 1
-            total.letters_by_type[f"{qtype}/{old}"] -= 1
-            total.letters_by_type[f"{qtype}/{letter}"] += 1
+    headers = [_read_header(part) for _, _, part in finished]
+    total = GenerationReport()
+    keep: list[bool] = []  # per QA line of the parts
+    keys: list[tuple[str, str] | None] = []
+    seen: set[str] = set()
+    for header in headers:
+        line = 0  # QA lines of this part so far
+        for rid, n, rep in zip(header["record_ids"], header["line_counts"], header["reports"], strict=True):
+            repeat = rid is not None and rid in seen
+            if repeat:
+                total.records += 1
+                total.records_failed["duplicate_record"] += 1
+            else:
+                total.merge(GenerationReport.from_json(rep))
+                if rid is not None:
+                    seen.add(rid)
+            keep.extend([not repeat] * n)
+            keys.extend(None if repeat or k is None else (k[0], k[1]) for k in header["keys"][line:line + n])
+            line += n
+    moves = balance_letters(keys, seed) if config.balance_letters else {}
+    for i, letter in moves.items():  # the report follows the moves
+        qtype, old = keys[i]  # type: ignore[misc]
+        total.letters[old] -= 1
+        total.letters[letter] += 1
+        total.letters_by_type[f"{qtype}/{old}"] -= 1
+        total.letters_by_type[f"{qtype}/{letter}"] += 1
 
-    def moved(i: int, line: str) -> QA:
-        qa = QA.from_json(json.loads(line))
+    def lines() -> Iterator[tuple[int, str]]:
+        i = 0
+        for _, _, part in finished:
+            for text in _read_part(part)[1]:
+                if keep[i]:
+                    yield i, text
+                i += 1
+
+    def moved(i: int, text: str) -> QA:
+        qa = QA.from_json(json.loads(text))
         return qa.with_answer_at(moves[i]) if i in moves else qa
 
     if fmt == "jsonl":  # copy the lines; only moved QAs are parsed and rewritten
         with atomic_open(out_p, "w") as fh:
-            i = 0
-            for _, _, part in finished:
-                for line in _read_part(part)[1]:
-                    fh.write(qa_line(moved(i, line)) if i in moves else line)
-                    i += 1
+            for i, text in lines():
+                fh.write(qa_line(moved(i, text)) if i in moves else text)
     else:
-        def all_qas() -> Iterator[QA]:
-            i = 0
-            for _, _, part in finished:
-                for line in _read_part(part)[1]:
-                    yield moved(i, line)
-                    i += 1
-
-        write_qas(out_p, all_qas(), fmt)
+        write_qas(out_p, (moved(i, text) for i, text in lines()), fmt)
     result = total.to_json()
     result["output"] = str(out_p)
     result["format"] = fmt
