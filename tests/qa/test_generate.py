@@ -369,3 +369,15 @@ def test_box_iou_and_overlapping_prediction_observer() -> None:
     qas = list(generate_record_qas(rec, NO_STAB, per_video=20, seed=0, report=report, types=("rel_dir_pred",)))
     assert report.failures["observer_target_overlap"] > 0
     assert all(q.query.observer == "camera" or "camera" in q.query.targets for q in qas)
+
+
+@pytest.mark.parametrize("counts", [[10, 10, 10, 10], [12, 8, 10, 10], [40, 2, 3, 5], [1, 0, 0, 0], [300, 250, 260, 190]])
+def test_letter_test_matches_scipy(counts: list[int]) -> None:
+    from scipy.stats import chisquare
+
+    from dsr.qa.generate import _letter_test
+
+    ref = chisquare(counts)
+    got = _letter_test(counts)
+    assert got["chi2"] == pytest.approx(float(ref.statistic), rel=1e-12)
+    assert got["p_value"] == pytest.approx(float(ref.pvalue), rel=1e-9, abs=1e-15)
