@@ -106,3 +106,35 @@ def busy_record() -> SceneRecord:
 @pytest.fixture
 def record_factory() -> Callable[..., SceneRecord]:
     return make_record
+
+
+def _heading(centers: np.ndarray) -> np.ndarray:
+    d = np.gradient(centers, axis=0)
+    return np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+
+
+def lively_objects(num_frames: int) -> dict[str, dict]:
+    """Movers whose speeds, distances and directions change (stop and go, approach and recede,
+    turns, a bounce): every question type has several different answers on it."""
+    s = np.linspace(0.0, 1.0, num_frames)
+    u = 2 * np.pi * s
+    theta = 2 * u + 1.5 * np.sin(3 * u)  # a walker on a circle, speeding up, slowing, turning back
+    person = np.stack([4 * np.cos(theta), 4 * np.sin(theta), np.full(num_frames, 0.9)], axis=1)
+    dog = np.stack([6 * np.cos(u), 3 * np.sin(2 * u), np.full(num_frames, 0.3)], axis=1)
+    ball = np.stack([-3 + 6 * s, 2 * np.sin(5 * u), 0.2 + 2 * np.abs(np.sin(4 * u))], axis=1)
+    car = np.stack([np.full(num_frames, 3.0), -6 + 12 * (s - np.sin(4 * u) / (4 * 2 * np.pi)),
+                    np.full(num_frames, 0.7)], axis=1)  # stop and go: its speed falls to 0 four times
+    return {
+        "person_0": {"class": "person", "agent": True, "centers": person, "yaw": _heading(person)},
+        "dog_0": {"class": "dog", "agent": True, "centers": dog, "yaw": _heading(dog)},
+        "ball_0": {"class": "ball", "centers": ball},
+        "car_0": {"class": "car", "agent": True, "centers": car, "yaw": _heading(car) + 0.2 * np.sin(3 * u)},
+    }
+
+
+@pytest.fixture(scope="module")
+def lively_record() -> SceneRecord:
+    n = 64
+    s = np.linspace(0, 1, n)
+    cam = np.stack([-10 + 2.0 * s, -1.0 + 2.0 * s, 2.0 + 0 * s], axis=1)
+    return make_record(n, camera_positions=cam, objects=lively_objects(n), record_id="lively", force_visible=True)

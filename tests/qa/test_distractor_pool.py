@@ -1,17 +1,17 @@
-"""Answer-pool distractors (our addition against answer-text shortcuts; the paper default is off)."""
+"""Answer-pool distractors on the paper preset (an earlier addition against answer-text shortcuts; off by default)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from dsr.qa.generate import RecordContext, answer_pool, generate_record_qas
-from dsr.qa.rules import QAConfig
+from dsr.qa.rules import paper_config
 from dsr.qa.schema import QA
 from dsr.scene.record import SceneRecord
 
 
 def _qas(record: SceneRecord, prob: float) -> list[QA]:
-    cfg = QAConfig(distractor_pool_prob=prob, stability_k=0)
+    cfg = paper_config(distractor_pool_prob=prob, stability_k=0)
     return list(generate_record_qas(record, cfg, per_video=60, seed=3))
 
 
@@ -35,7 +35,7 @@ def test_default_is_the_paper_procedure_and_pool_changes_only_distractors(busy_r
 
 
 def test_pool_holds_real_answers_of_other_queries(busy_record: SceneRecord) -> None:
-    ctx = RecordContext.build(busy_record, QAConfig(distractor_pool_prob=1.0, stability_k=0), seed=3)
+    ctx = RecordContext.build(busy_record, paper_config(distractor_pool_prob=1.0, stability_k=0), seed=3)
     pool = answer_pool(ctx, "rel_dis")
     assert pool and all(isinstance(states, list) and states for states in pool)
     assert answer_pool(ctx, "rel_dis") is pool  # drawn once per record and type

@@ -23,12 +23,13 @@ from dsr.qa.query import (
     scene_scale,
 )
 from dsr.qa.question_types import QUESTION_TYPES, TYPES
-from dsr.qa.rules import QAConfig, answer_text, parity_config
+from dsr.qa.rules import QAConfig, answer_text, paper_config, parity_config
 from dsr.scene.record import SceneRecord
 
 from .conftest import busy_objects, make_record
 
-NO_STAB = QAConfig(stability_k=0)
+PAPER = paper_config()  # this file tests the paper's sampling procedure (§7.4, §7.6)
+NO_STAB = paper_config(stability_k=0)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def busy_qas(request: pytest.FixtureRequest) -> tuple[SceneRecord, list[dict], G
     cam = np.stack([-6 + 1.0 * s, -1.0 + 2.0 * s, 1.5 + 0 * s], axis=1)
     rec = make_record(n, camera_positions=cam, objects=busy_objects(n), record_id="busy")
     report = GenerationReport()
-    qas = [qa.to_json() for qa in generate_record_qas(rec, QAConfig(stability_k=3), per_video=400, seed=7,
+    qas = [qa.to_json() for qa in generate_record_qas(rec, paper_config(stability_k=3), per_video=400, seed=7,
                                                        report=report)]
     return rec, qas, report
 
@@ -203,7 +204,7 @@ def test_min_stability_filters_and_counts() -> None:
     n = 64
     rec = make_record(n, objects=busy_objects(n))
     report = GenerationReport()
-    cfg = QAConfig(stability_k=10, min_stability=1.0, stability_position_floor=0.05)
+    cfg = paper_config(stability_k=10, min_stability=1.0, stability_position_floor=0.05)
     qas = list(generate_record_qas(rec, cfg, per_video=40, seed=5, report=report))
     assert all(q.stability == 1.0 for q in qas)
     assert report.failures["unstable"] > 0
@@ -225,8 +226,8 @@ def test_stability_of_clear_and_knife_edge_answers() -> None:
     q_far = Query(type="rel_dis", observer="camera", targets=("camera", "f"), frames=(0, n - 1))
     a_edge, a_far = answer(geom, q_edge, cfg), answer(geom, q_far, cfg)
     assert a_edge.values[-1] / a_edge.values[0] == pytest.approx(1.2)
-    assert stability(geom, q_far, a_far.text, cfg, rng, k=50) == 1.0
-    s = stability(geom, q_edge, a_edge.text, cfg, rng, k=50)
+    assert stability(geom, q_far, a_far.states, cfg, rng, k=50) == 1.0
+    s = stability(geom, q_edge, a_edge.states, cfg, rng, k=50)
     assert 0.1 < s < 0.9
 
 
@@ -335,14 +336,14 @@ def test_parity_preset_end_to_end() -> None:
                                     types=("rel_spd_comp",)))
     assert report.failures["parity_rel_spd_comp_retry"] > 0 and kept
     report = GenerationReport()
-    list(generate_record_qas(rec, QAConfig(stability_k=0), per_video=40, seed=3, report=report, types=("rel_spd_comp",)))
+    list(generate_record_qas(rec, NO_STAB, per_video=40, seed=3, report=report, types=("rel_spd_comp",)))
     assert report.failures["parity_rel_spd_comp_retry"] == 0
 
 
 def test_fps1_policy_end_to_end() -> None:
     n = 120
     rec = make_record(n, fps=10.0, objects=busy_objects(n))  # 12 s → 1 FPS frames at 0 … 10 s usable
-    qas = list(generate_record_qas(rec, QAConfig(frame_policy="fps1", stability_k=0), per_video=60, seed=0))
+    qas = list(generate_record_qas(rec, paper_config(frame_policy="fps1", stability_k=0), per_video=60, seed=0))
     ts = rec.timestamps_s
     for q in qas:
         times = list(q.frames.timestamps_s)
@@ -368,3 +369,15 @@ def test_box_iou_and_overlapping_prediction_observer() -> None:
     qas = list(generate_record_qas(rec, NO_STAB, per_video=20, seed=0, report=report, types=("rel_dir_pred",)))
     assert report.failures["observer_target_overlap"] > 0
     assert all(q.query.observer == "camera" or "camera" in q.query.targets for q in qas)
+
+
+@pytest.mark.parametrize("counts", [[10, 10, 10, 10], [12, 8, 10, 10], [40, 2, 3, 5], [1, 0, 0, 0], [300, 250, 260, 190]])
+def test_letter_test_matches_scipy(counts: list[int]) -> None:
+    from scipy.stats import chisquare
+
+    from dsr.qa.generate import _letter_test
+
+    ref = chisquare(counts)
+    got = _letter_test(counts)
+    assert got["chi2"] == pytest.approx(float(ref.statistic), rel=1e-12)
+    assert got["p_value"] == pytest.approx(float(ref.pvalue), rel=1e-9, abs=1e-15)

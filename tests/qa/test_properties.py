@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsr.qa.generate import generate_record_qas
+from dsr.qa.generate import GenerationReport, generate_record_qas
 from dsr.qa.query import Query, answer
 from dsr.qa.question_types import TYPES
 from dsr.qa.rules import (
@@ -19,6 +19,7 @@ from dsr.qa.rules import (
     comparison_answer,
     direction_label,
     magnitude_answer,
+    paper_config,
 )
 
 from .conftest import make_record
@@ -120,13 +121,18 @@ def test_static_scene_keeps_everything_nearly_constant(positions: list[tuple[flo
     objects = {f"o{i}": {"class": f"thing{i}", "centers": np.tile(p, (n, 1))} for i, p in enumerate(positions)}
     objects["o0"].update(agent=True, yaw=np.full(n, yaw))
     rec = make_record(n, objects=objects, force_visible=True)
-    cfg = QAConfig(stability_k=0)
-    qas = list(generate_record_qas(rec, cfg, per_video=30, seed=seed,
-                                   types=("abs_dis", "rel_dis", "abs_spd", "rel_spd", "abs_spd_comp", "rel_spd_comp")))
+    magnitudes = ("abs_dis", "rel_dis", "abs_spd", "rel_spd", "abs_spd_comp", "rel_spd_comp")
+    qas = list(generate_record_qas(rec, paper_config(stability_k=0), per_video=30, seed=seed, types=magnitudes))
     assert qas
     for qa in qas:
         expected = "(1) Nearly the same." if TYPES[qa.type].rule == "comparison" else "(1) Keep nearly constant."
         assert qa.answer_text == expected, qa.question
+    # the debiased design asks nothing here: every alternative says the same, so no set of four
+    # different real answers exists
+    report = GenerationReport()
+    assert not list(generate_record_qas(rec, QAConfig(stability_k=0), per_video=30, seed=seed, types=magnitudes,
+                                        report=report))
+    assert report.failures["few_alternatives"] > 0
 
 
 @FAST

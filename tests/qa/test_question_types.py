@@ -25,17 +25,12 @@ from dsr.qa.schema import QA
 from dsr.scene.frames import CAMERA
 from dsr.scene.record import SceneRecord
 
-from .conftest import busy_objects, make_record
-
 ROWS = list(TYPES.values())
 
 
 @pytest.fixture(scope="module")
-def busy() -> SceneRecord:
-    n = 64
-    s = np.linspace(0, 1, n)
-    cam = np.stack([-6 + 1.0 * s, -1.0 + 2.0 * s, 1.5 + 0 * s], axis=1)
-    return make_record(n, camera_positions=cam, objects=busy_objects(n), record_id="busy")
+def busy(lively_record: SceneRecord) -> SceneRecord:
+    return lively_record
 
 
 @pytest.fixture(scope="module")

@@ -222,7 +222,13 @@ def test_canonical_wording_normaliser() -> None:
 
 
 def test_config_presets_and_validation() -> None:
-    assert make_config("paper") == QAConfig()
+    assert make_config("debiased") == QAConfig() and QAConfig().preset == "debiased"
+    paper = make_config("paper")
+    assert (paper.preset, paper.distractors, paper.min_box_side, paper.balance_letters) == ("paper", "random", 0.0, False)
+    # the presets share the paper's answer rules; only the question design differs
+    rule_fields = ("constant_low", "constant_high", "floor", "speed_ratio", "direction_eps", "answer_wording",
+                   "frame_policy", "min_gap", "min_frames", "max_segments")
+    assert all(getattr(paper, f) == getattr(QAConfig(), f) for f in rule_fields)
     off = make_config("official_code", stability_k=0)
     assert off.answer_wording == "official_code" and off.prediction_terminal == "" and off.stability_k == 0
     assert off.frame_policy == "official_code" and off.drop_rel_spd_comp_on_retry

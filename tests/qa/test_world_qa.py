@@ -27,7 +27,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     paths = []
     for seed in (3, 4):
         try:
-            res = render_world(WorldConfig(seed=seed, duration_s=6.0, fps=8.0, width=160, height=120, num_objects=5),
+            res = render_world(WorldConfig(seed=seed, duration_s=20.0, fps=8.0, width=160, height=120, num_objects=5),
                                out / f"w{seed}", progress=False)
         except Exception as exc:  # no OpenGL context on this machine
             pytest.skip(f"MuJoCo cannot render here: {exc}")

@@ -11,9 +11,10 @@ import typer
 # tests/qa/test_export_cli.py checks them against QAConfig.
 _MIN_STABILITY_DEFAULT = 0.0
 _STABILITY_K_DEFAULT = 20
-_PRESET_DEFAULT = "paper"
-_PRESET_HELP = (f"paper (DSR's procedure) or official_code (the released code's behaviour, for parity); "
-                f"default: the --config file's preset, else {_PRESET_DEFAULT}.")
+_PRESET_DEFAULT = "debiased"
+_PRESET_HELP = ("debiased (counterfactual options that text alone cannot tell apart, docs/qa.md), paper (DSR's "
+                "procedure: random-sequence distractors) or official_code (the released code's behaviour, for "
+                f"parity); default: the --config file's preset, else {_PRESET_DEFAULT}.")
 
 
 def _config(preset_flag: str | None, config_file: Path | None, **overrides: object):
@@ -67,6 +68,9 @@ def register(app: typer.Typer) -> None:
                  "text-only shortcut, docs/qa.md)."),
         preset: str | None = typer.Option(None, "--preset", show_default=False, help=_PRESET_HELP),
         config_file: Path | None = typer.Option(None, "--config", help="JSON file of QAConfig fields."),
+        workers: int | None = typer.Option(None, "--workers", "-j", show_default=False,
+                                           help="Processes generating in parallel (default: the CPUs available); "
+                                                "the output is the same for any number."),
         free_form: int = typer.Option(1, "--free-form-per-video", help="Free-form QAs per record (needs an endpoint)."),
         llm_base_url: str | None = typer.Option(None, "--llm-base-url", envvar="DSR_LLM_BASE_URL",
                                                 help="OpenAI-compatible endpoint, e.g. http://host:8000/v1."),
@@ -81,7 +85,14 @@ def register(app: typer.Typer) -> None:
 
         from dsr.errors import DsrError
         from dsr.qa.generate import parse_types
-        from dsr.qa.run import FreeFormSettings, generate_files, print_report, report_path, write_report_png
+        from dsr.qa.run import (
+            FreeFormSettings,
+            default_workers,
+            generate_files,
+            print_report,
+            report_path,
+            write_report_png,
+        )
 
         config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
                          frame_policy=frame_policy, direction_eps=direction_eps,
@@ -97,6 +108,8 @@ def register(app: typer.Typer) -> None:
             else:
                 freeform = FreeFormSettings(base_url=llm_base_url, model=llm_model, api_key_env=llm_key_env,
                                             per_video=free_form)
+        if workers is not None and workers < 1:
+            raise DsrError(f"--workers must be >= 1, got {workers}")
         from dsr.cli.outcome import finish
         from dsr.locking import lock_file
 
@@ -111,7 +124,8 @@ def register(app: typer.Typer) -> None:
                 progress.advance(task)
 
             report = generate_files(records, out, config, per_video=per_video, seed=seed, types=qtypes, fmt=fmt,
-                                    freeform=freeform, on_record=on_record)
+                                    freeform=freeform, on_record=on_record,
+                                    workers=default_workers() if workers is None else workers)
         summary = report.to_json()
         print_report(console, summary, out, report_path(out))
         console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")

@@ -334,8 +334,7 @@ def generate_freeform_qas(record: SceneRecord, settings: FreeFormSettings, confi
             stability=None,
             generator=Generator(dsr_version=__version__, seed=seed, config=config.to_json(), llm_model=settings.model),
             geometric_check=check)
-        report.made[NON_TEMPLATE] += 1
-        report.letters[reply.letter] += 1
+        report.add(qa)
         report.checks[check["status"]] += 1
         qas.append(qa)
     return qas

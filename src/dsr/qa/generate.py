@@ -88,7 +88,8 @@ def frame_plan(record: SceneRecord, config: QAConfig = QAConfig()) -> FramePlan:
 
 @dataclass
 class GenerationReport:
-    """Counts of one generation run: QAs made per type and letter, failed attempts per reason."""
+    """Counts of one generation run: QAs made per type and letter, failed attempts per reason, and the
+    correct answers per type (their entropy says how evenly the answers spread over their classes)."""
 
     made: Counter[str] = field(default_factory=Counter)
     letters: Counter[str] = field(default_factory=Counter)
@@ -99,13 +100,30 @@ class GenerationReport:
     records_failed: Counter[str] = field(default_factory=Counter)
     truncated: int = 0
     checks: Counter[str] = field(default_factory=Counter)  # free-form geometric checks by status
+    letters_by_type: Counter[str] = field(default_factory=Counter)  # "type/letter"
+    answers: Counter[str] = field(default_factory=Counter)  # "type\tanswer text"
+    distractor_kinds: Counter[str] = field(default_factory=Counter)
+    types_given_up: Counter[str] = field(default_factory=Counter)  # records where a type had no varied answers
 
     def fail(self, qtype: str, reason: str) -> None:
         self.failures[reason] += 1
         self.failures_by_type[f"{qtype}/{reason}"] += 1
 
+    def add(self, qa: QA) -> None:
+        """Count a QA that was made."""
+        self.made[qa.type] += 1
+        self.count_letter(qa)
+        self.answers[f"{qa.type}\t{qa.answer_text}"] += 1
+        for d in qa.distractors or ():
+            self.distractor_kinds[d.kind] += 1
+
+    def count_letter(self, qa: QA) -> None:
+        self.letters[qa.answer] += 1
+        self.letters_by_type[f"{qa.type}/{qa.answer}"] += 1
+
     def merge(self, other: GenerationReport) -> None:
-        for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks"):
+        for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks", "letters_by_type",
+                     "answers", "distractor_kinds", "types_given_up"):
             getattr(self, name).update(getattr(other, name))
         self.attempts += other.attempts
         self.records += other.records
@@ -113,24 +131,47 @@ class GenerationReport:
 
     def letter_balance(self) -> dict[str, Any]:
         """χ² goodness-of-fit of the correct letters against uniform over A–D."""
-        counts = [self.letters.get(x, 0) for x in "ABCD"]
-        total = sum(counts)
-        if total == 0:
-            return {"counts": dict(zip("ABCD", counts, strict=True)), "chi2": None, "p_value": None}
-        from scipy.stats import chisquare
+        return _letter_test([self.letters.get(x, 0) for x in LETTERS])
 
-        res = chisquare(counts)
-        return {"counts": dict(zip("ABCD", counts, strict=True)), "chi2": float(res.statistic),
-                "p_value": float(res.pvalue)}
+    def answer_spread(self) -> dict[str, dict[str, Any]]:
+        """Per type: entropy (bits) of the correct answer texts and of their segment counts, the
+        number of distinct answers, the largest share of one answer, and per-type letter balance."""
+        by_type: dict[str, Counter[str]] = {}
+        for key, n in self.answers.items():
+            qtype, text = key.split("\t", 1)
+            by_type.setdefault(qtype, Counter())[text] += n
+        out = {}
+        for qtype, texts in sorted(by_type.items()):
+            total = sum(texts.values())
+            segments: Counter[int] = Counter()
+            for text, n in texts.items():
+                segments[max(1, text.count(") "))] += n
+            top = texts.most_common(3)
+            out[qtype] = {"qas": total, "entropy_bits": round(entropy_bits(texts), 3), "distinct": len(texts),
+                          "top_share": round(top[0][1] / total, 3),
+                          "top": [[t, n] for t, n in top],
+                          "segment_entropy_bits": round(entropy_bits(segments), 3),
+                          "segments": {str(k): v for k, v in sorted(segments.items())},
+                          "letters": _letter_test([self.letters_by_type.get(f"{qtype}/{x}", 0) for x in LETTERS])}
+        return out
 
     def to_json(self, letter_test: bool = True) -> dict[str, Any]:
-        letters = self.letter_balance() if letter_test else {"counts": {x: self.letters.get(x, 0) for x in "ABCD"}}
-        return {"records": self.records, "records_failed": dict(self.records_failed), "attempts": self.attempts,
-                "qas": sum(self.made.values()), "per_type": dict(sorted(self.made.items())),
-                "letters": letters, "failed_attempts": sum(self.failures.values()),
-                "failures": dict(self.failures.most_common()),
-                "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
-                "freeform_checks": dict(self.checks)}
+        """The report; ``letter_test=False`` (the parts of a run) skips the tests and keeps the raw
+        answer counts that merging needs instead of their summary."""
+        letters = self.letter_balance() if letter_test else {"counts": {x: self.letters.get(x, 0) for x in LETTERS}}
+        out = {"records": self.records, "records_failed": dict(self.records_failed), "attempts": self.attempts,
+               "qas": sum(self.made.values()), "per_type": dict(sorted(self.made.items())),
+               "letters": letters, "failed_attempts": sum(self.failures.values()),
+               "failures": dict(self.failures.most_common()),
+               "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
+               "freeform_checks": dict(self.checks), "distractor_kinds": dict(self.distractor_kinds.most_common()),
+               "types_given_up": dict(sorted(self.types_given_up.items()))}
+        if letter_test:
+            out["answers"] = self.answer_spread()
+        else:
+            out["answer_counts"] = dict(self.answers)
+            out["letters_by_type"] = dict(self.letters_by_type)
+        return out
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> GenerationReport:
@@ -138,9 +179,37 @@ class GenerationReport:
                                failures=Counter(obj["failures"]), failures_by_type=Counter(obj["failures_by_type"]),
                                attempts=obj["attempts"], records=obj["records"],
                                records_failed=Counter(obj["records_failed"]), truncated=obj["truncated_intervals"],
-                               checks=Counter(obj.get("freeform_checks", {})))
+                               checks=Counter(obj.get("freeform_checks", {})),
+                               letters_by_type=Counter(obj.get("letters_by_type", {})),
+                               answers=Counter(obj.get("answer_counts", {})),
+                               distractor_kinds=Counter(obj.get("distractor_kinds", {})),
+                               types_given_up=Counter(obj.get("types_given_up", {})))
         rep.letters = +rep.letters
         return rep
+
+
+def entropy_bits(counts: Counter[Any]) -> float:
+    """Shannon entropy, in bits, of the distribution given by ``counts``."""
+    total = sum(counts.values())
+    return -sum(n / total * math.log2(n / total) for n in counts.values() if n) if total else 0.0
+
+
+def _letter_test(counts: list[int]) -> dict[str, Any]:
+    """χ² goodness of fit of four letter counts against uniform (3 degrees of freedom)."""
+    total = sum(counts)
+    if total == 0:
+        return {"counts": dict(zip(LETTERS, counts, strict=True)), "chi2": None, "p_value": None}
+    expected = total / len(counts)
+    chi2 = sum((c - expected) ** 2 for c in counts) / expected
+    return {"counts": dict(zip(LETTERS, counts, strict=True)), "chi2": chi2, "p_value": chi2_sf_3(chi2)}
+
+
+def chi2_sf_3(x: float) -> float:
+    """P(X > x) for X ~ χ² with 3 degrees of freedom, in closed form (no scipy import for a report):
+    erfc(√(x/2)) + √(2x/π)·e^(−x/2)."""
+    if x <= 0.0:
+        return 1.0
+    return math.erfc(math.sqrt(x / 2.0)) + math.sqrt(2.0 * x / math.pi) * math.exp(-x / 2.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +247,11 @@ class RecordContext:
     usable_list: list[int]
     box_cache: dict[tuple[str, int], str]  # memo of box strings, filled as questions are written
     answer_pools: dict[str, list[list[str]]] = dataclasses.field(default_factory=dict)  # per type, lazily
+    # counterfactual design: answers asked so far on this record, per (type, meaning), for balancing
+    answer_counts: Counter[tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=Counter)
+    # counterfactual design: pure functions of the record and config, memoised across attempts
+    tracks: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # quantity over usable frames
+    answers: dict[Query, Any] = dataclasses.field(default_factory=dict)  # query → its Alternative (or None)
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -270,6 +344,13 @@ def _frame_ok(ctx: RecordContext, t: int, observer: str, targets: tuple[str, ...
     return None
 
 
+def box_side_px(record: SceneRecord, who: str, frame: int) -> float:
+    """The shorter side, in pixels, of an object's box at ``frame`` as clipped to the frame."""
+    x1, y1, x2, y2 = record.object(who).boxes_xyxy[frame].tolist()
+    w, h = record.video.width, record.video.height
+    return min(min(x2, w) - max(x1, 0.0), min(y2, h) - max(y1, 0.0))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two [x1, y1, x2, y2] boxes (0 when both are empty)."""
     ax1, ay1, ax2, ay2 = a.tolist()
@@ -286,12 +367,27 @@ _TRUNCATION_REASON = {"not_visible": "too_few_visible_frames", "orientation_conf
 
 def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConfig(),
                     box_cache: dict[tuple[str, int], str] | None = None) -> str:
-    """The question text of a template query (§7.2) with its object denotations (§7.3).
+    """The question text of a template query (§7.2) with its object denotations (§7.3, see
+    :func:`name_entities`)."""
+    qt = type_row(query.type)
+    objv, objs = name_entities(record, query, config, box_cache)
+    ts = record.timestamps_s
+    pred = qt.is_prediction
+    return question_text(query.type, objv=objv, objs=objs,
+                         ts=None if pred else float(ts[query.frames[0]]),
+                         te=None if pred else float(ts[query.frames[-1]]),
+                         tv=None if query.t_v is None else float(ts[query.t_v]), config=config)
+
+
+def name_entities(record: SceneRecord, query: Query, config: QAConfig = QAConfig(),
+                  box_cache: dict[tuple[str, int], str] | None = None) -> tuple[str, list[str]]:
+    """How a template query names its observer and targets (§7.3): (observer, [targets]).
 
     Observer: "camera"; a relative agent by its box at the first frame ("initial"; "final" for a
     prediction, whose only shown frame is the last visible one); an absolute agent by its box at t_v.
     Targets: "initial" box at the interval's first frame; a prediction target: "final" box at the
-    last visible frame. Raises QAError("ambiguous_denotation") if two entities read the same.
+    last visible frame. Raises QAError("ambiguous_denotation") if two entities read the same, and
+    QAError("small_box") if a box is below ``config.min_box_side`` of the frame.
     """
     qt = type_row(query.type)
     first = query.frames[0]
@@ -307,16 +403,18 @@ def render_question(record: SceneRecord, query: Query, config: QAConfig = QAConf
         objs = [denote(record, who, first, "final" if pred else "initial", box_cache) for who in query.targets]
     except DsrError as exc:
         raise QAError(f"{query.type}: {exc}", "not_visible") from None
-    named: dict[str, set[str]] = {}
+    who_by_text: dict[str, str] = {}
     for text, who in zip([objv, *objs], [query.observer, *query.targets], strict=True):
-        named.setdefault(text, set()).add(who)
-    if any(len(whos) > 1 for whos in named.values()):
-        raise QAError("two entities share one description", "ambiguous_denotation")
-    ts = record.timestamps_s
-    return question_text(query.type, objv=objv, objs=objs,
-                         ts=None if pred else float(ts[query.frames[0]]),
-                         te=None if pred else float(ts[query.frames[-1]]),
-                         tv=None if query.t_v is None else float(ts[query.t_v]), config=config)
+        if who_by_text.setdefault(text, who) != who:  # the observer may also be a target
+            raise QAError("two entities share one description", "ambiguous_denotation")
+    if config.min_box_side > 0:
+        # a box a few pixels wide names nothing a viewer can find (issue 10: 25 of 1,000 QAs)
+        shown = [(query.observer, query.t_v if qt.is_absolute else first), *((t, first) for t in query.targets)]
+        least = config.min_box_side * min(record.video.width, record.video.height)
+        for who, frame in shown:
+            if who != CAMERA and frame is not None and box_side_px(record, who, frame) < least:
+                raise QAError(f"{who} is named by a box under {least:.1f} px", "small_box")
+    return objv, objs
 
 
 def answer_pool(ctx: RecordContext, qtype: str) -> list[list[str]]:
@@ -441,7 +539,7 @@ def attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: ra
     answer_text = options[LETTERS.index(letter)]
     stab = None
     if cfg.stability_k > 0:
-        stab = stability(ctx.geom, query, answer_text, cfg, rng)
+        stab = stability(ctx.geom, query, states, cfg, rng)
         if stab < cfg.min_stability:
             raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
     assert answer_text == format_answer(states, qt.rule, cfg.answer_wording)
@@ -503,34 +601,61 @@ def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, p
     yield from qas_from_context(ctx, per_video=per_video, seed=seed, types=types, report=report)
 
 
+def letter_plan(seed: int, record_id: str, qtype: str, k: int) -> str:
+    """The letter of a record's k-th QA of ``qtype``: every 4 in a row use each letter once, in an order
+    drawn from (seed, record, type, block) (blocked randomisation; a run evens out what records leave
+    over, see :func:`dsr.qa.run.balance_letters`)."""
+    block = list(LETTERS)
+    random.Random(f"{seed}/{record_id}/{qtype}/letters/{k // 4}").shuffle(block)
+    return block[k % 4]
+
+
+GIVE_UP_AFTER = 8  # "few_alternatives" failures in a row before a record's type is given up
+
+
 def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
                      types: Sequence[str] = QUESTION_TYPES,
                      report: GenerationReport | None = None) -> Iterator[QA]:
     """The sampling loop of :func:`generate_record_qas` on an already built :class:`RecordContext`."""
+    from dsr.qa.counterfactual import counterfactual_attempt  # it builds on this module
+
     report = report if report is not None else GenerationReport()
-    if ctx.seed != seed:
-        ctx = dataclasses.replace(ctx, seed=seed)
+    ctx = dataclasses.replace(ctx, seed=seed, answer_counts=Counter())
     config, record_id = ctx.config, ctx.record.record_id
+    counterfactual = config.distractors == "counterfactual"
     rng = np.random.default_rng([seed, stable_hash(record_id)])
     py_rng = random.Random(f"{seed}/{record_id}")
     counts = dict.fromkeys(types, 0)
     seen: set[str] = set()
     made = 0
+    # counterfactual design: a type whose alternatives keep saying the same thing on this record (a
+    # stationary scene's speeds), or whose distinct questions are all asked, is given up after
+    # GIVE_UP_AFTER such failures in a row, and counted
+    hopeless = dict.fromkeys(types, 0)
     for _ in range(per_video * config.attempts_per_qa):
-        if made >= per_video:
+        if made >= per_video or not counts:
             break
-        qtype = py_rng.choices(types, weights=type_weights(counts))[0]
+        qtype = py_rng.choices(list(counts), weights=type_weights(counts))[0]
         report.attempts += 1
         try:
-            qa, truncated = attempt(ctx, qtype, rng, py_rng, seen)
+            if counterfactual:
+                letter = letter_plan(seed, record_id, qtype, counts[qtype]) if config.balance_letters else None
+                qa, truncated = counterfactual_attempt(ctx, qtype, rng, py_rng, seen, letter)
+            else:
+                qa, truncated = attempt(ctx, qtype, rng, py_rng, seen)
         except QAError as exc:
             report.fail(qtype, exc.reason)
+            if exc.reason == "few_alternatives":
+                hopeless[qtype] += 1
+                if hopeless[qtype] >= GIVE_UP_AFTER:
+                    del counts[qtype]
+                    report.types_given_up[qtype] += 1
             continue
+        hopeless[qtype] = 0
         seen.add(qa.qa_id)
         counts[qtype] += 1
         made += 1
-        report.made[qtype] += 1
-        report.letters[qa.answer] += 1
+        report.add(qa)
         report.truncated += int(truncated)
         yield qa
 

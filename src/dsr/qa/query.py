@@ -31,6 +31,7 @@ labels are scale-free. ``QAConfig.normalization="none"`` keeps record units.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ import numpy as np
 from dsr.errors import DsrError
 from dsr.qa.question_types import QUESTION_TYPES as QUESTION_TYPES  # re-exported (older imports)
 from dsr.qa.question_types import TYPES, QuestionType, RuleKind, Viewpoint
-from dsr.qa.rules import QAConfig, format_answer, states_for
+from dsr.qa.rules import QAConfig, count_matching, format_answer, states_for
 from dsr.scene.frames import (
     CAMERA,
     forward_world,
@@ -377,59 +378,59 @@ def entity_sigmas(record: SceneRecord, who: str) -> tuple[np.ndarray, np.ndarray
     return obj.center_sigma, rot
 
 
-def stability(geom: Geometry, query: Query, answer_text: str, config: QAConfig, rng: np.random.Generator,
+def stability(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig, rng: np.random.Generator,
               k: int | None = None) -> float:
     """Fraction of ``k`` re-derivations, under random perturbation of every entity the query reads,
-    whose answer text equals ``answer_text``.
+    whose merged states equal ``states`` (the answer).
 
-    Each entity (camera, objects, agents) gets per-frame position noise N(0, σ_p²) per axis and a
-    random rotation of its axes with angle ~ σ_r, where σ_p = max(stated sigma, floor · scale) and
-    σ_r = max(stated sigma, rotation floor); the same draw moves an entity everywhere it appears
-    (as observer, target position and forward axis).
+    Each entity (camera, objects, agents) gets per-frame position noise N(0, σ_p²) per axis and,
+    where its axes are read (the observer's frame, an orientation target's forward axis), a random
+    rotation of its axes with angle ~ σ_r, where σ_p = max(stated sigma, floor · scale) and
+    σ_r = max(stated sigma, rotation floor); the same draw moves an entity everywhere it appears.
+    The observer of a type whose answer does not depend on it (distances, speeds in a frozen frame)
+    is not perturbed: nothing it could change.
     """
     k = config.stability_k if k is None else k
     if k <= 0:
         return 1.0
     qt = type_row(query.type)
-    f = list(query.frames)
-    rows = sorted(set(f) | ({query.t_v} if query.t_v is not None else set()))
+    moved_observer = not qt.observer_invariant
+    frame_rows = set(query.frames)
+    if moved_observer and qt.is_absolute:
+        assert query.t_v is not None
+        frame_rows.add(query.t_v)
+    rows = sorted(frame_rows)
     local = {t: i for i, t in enumerate(rows)}
-    fi = np.array([local[t] for t in f])
+    fi = np.array([local[t] for t in query.frames])
     rows_a = np.array(rows)
-    entities = list(dict.fromkeys([query.observer, *query.targets]))
-    base_pos = {w: geom.positions[w][rows_a] for w in entities}
-    base_pose = {w: geom.poses[w][rows_a] for w in entities if w in geom.poses}
-    base_fwd = {w: geom.forwards[w][rows_a] for w in entities if w in geom.forwards}
-    sig = {}
-    for w in entities:
-        ps, rs = entity_sigmas(geom.record, w)
-        sig[w] = (np.maximum(ps[rows_a], config.stability_position_floor * geom.scale),
-                  np.radians(np.maximum(rs[rows_a], config.stability_rotation_floor_deg)))
-    # all k draws at once: arrays gain a leading (k,) axis
-    pos, pose, fwd = {}, {}, {}
     n = len(rows)
-    for w in entities:
-        dpos = rng.standard_normal((k, n, 3)) * sig[w][0][None, :, None]
-        pos[w] = base_pos[w][None] + dpos
-        if w in base_pose:
-            drot = _small_rotations(np.tile(sig[w][1], k), rng).reshape(k, n, 3, 3)
-            pose[w] = make_pose(drot @ base_pose[w][None, :, :3, :3], base_pose[w][None, :, :3, 3] + dpos)
-            fwd[w] = np.einsum("knij,knj->kni", drot, base_fwd[w][None])
-    if qt.is_absolute:
-        obs = invert_pose(pose[query.observer][:, local[query.t_v]])[:, None]  # (k, 1, 4, 4)
+    entities = list(dict.fromkeys([*query.targets, *([query.observer] if moved_observer else [])]))
+    rotated = {query.observer} if moved_observer else set()
+    if qt.quantity == "orientation":
+        rotated.add(query.targets[0])
+    pos: dict[str, np.ndarray] = {}
+    rot: dict[str, np.ndarray] = {}
+    for w in entities:  # all k draws at once: arrays gain a leading (k,) axis
+        ps, rs = entity_sigmas(geom.record, w)
+        sigma_p = np.maximum(ps[rows_a], config.stability_position_floor * geom.scale)
+        pos[w] = geom.positions[w][rows_a][None] + rng.standard_normal((k, n, 3)) * sigma_p[None, :, None]
+        if w in rotated:
+            sigma_r = np.radians(np.maximum(rs[rows_a], config.stability_rotation_floor_deg))
+            rot[w] = _small_rotations(np.tile(sigma_r, k), rng).reshape(k, n, 3, 3)
+    if moved_observer:
+        sel = fi if not qt.is_absolute else np.array([local[query.t_v]])  # type: ignore[index]
+        world_from_obs_rot = rot[query.observer][:, sel] @ geom.poses[query.observer][rows_a[sel], :3, :3][None]
+        rot_t = np.swapaxes(world_from_obs_rot, -1, -2)
+        obs = make_pose(rot_t, -np.einsum("...ij,...j->...i", rot_t, pos[query.observer][:, sel]))
     else:
-        obs = invert_pose(pose[query.observer][:, fi])  # (k, F, 4, 4)
-    orientation = qt.quantity == "orientation"
+        inverse = geom.inverse_poses[query.observer]
+        obs = inverse[query.t_v] if qt.is_absolute else inverse[np.asarray(query.frames)]
+    forward = None
+    if qt.quantity == "orientation":
+        who = query.targets[0]
+        forward = np.einsum("knij,nj->kni", rot[who], geom.forwards[who][rows_a])[:, fi]
     arrays = QueryArrays(obs_from_world=obs, target_positions=tuple(pos[w][:, fi] for w in query.targets),
-                         target_forward=fwd[query.targets[0]][:, fi] if orientation else None)
-    values = quantity(qt.quantity, arrays, geom.scale)
-    kind = qt.rule
-    same = 0
-    for v in values:
-        try:
-            states = states_for(kind, v, config)
-        except DsrError:
-            continue
-        if format_answer(states, kind, config.answer_wording) == answer_text:
-            same += 1
-    return same / k
+                         target_forward=forward)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = quantity(qt.quantity, arrays, geom.scale)
+    return count_matching(qt.rule, values, states, config) / k

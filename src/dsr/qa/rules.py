@@ -14,6 +14,7 @@ terminal "." on prediction questions per M4); :func:`parity_config` gives the of
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -31,8 +32,9 @@ Wording = Literal["paper", "official_code"]
 FramePolicy = Literal["uniform32", "fps1", "official_code"]
 Normalization = Literal["median_camera_distance", "none"]
 RelSpeedDistractor = Literal["uniform_0_2", "official_code"]
-Preset = Literal["paper", "official_code"]
-PRESETS: tuple[str, ...] = ("paper", "official_code")
+Preset = Literal["debiased", "paper", "official_code"]
+PRESETS: tuple[str, ...] = ("debiased", "paper", "official_code")
+Distractors = Literal["counterfactual", "random"]
 
 DIRECTION_EPS_PAPER = math.cos(math.radians(70.0))  # 0.342: angle < 70° / > 110° (paper Table 8)
 DIRECTION_EPS_OFFICIAL = 0.3  # official code (§14 M1)
@@ -40,13 +42,17 @@ DIRECTION_EPS_OFFICIAL = 0.3  # official code (§14 M1)
 
 @dataclass(frozen=True)
 class QAConfig:
-    """Every knob of template QA generation, with the paper's defaults (dsr-paper §7, §14).
+    """Every knob of template QA generation (dsr-paper §7, §14). Copied verbatim into every exported
+    QA (``generator.config``); ``preset`` names the preset it was built from (:func:`make_config`).
 
-    Copied verbatim into every exported QA (``generator.config``); ``preset`` names the preset it
-    was built from (:func:`make_config`).
+    The answer rules' thresholds and wording default to the paper's in every preset. The defaults
+    of the question design are the ``debiased`` preset's (docs/qa.md): counterfactual distractors
+    (every option is the true answer of a real alternative query, the asked one drawn uniformly
+    among them), no object named by a box smaller than ``min_box_side`` of the frame, and letters
+    balanced per type across a run. ``paper`` and ``official_code`` turn all three off.
     """
 
-    preset: Preset = "paper"
+    preset: Preset = "debiased"
     parity: Literal["paper", "official_code"] = "paper"
     # answer rules (§7.5)
     constant_low: float = 0.8  # a run stays "nearly constant" while d[e]/d[s] ∈ [0.8, 1.2]
@@ -76,6 +82,12 @@ class QAConfig:
     # wrong options (against answer-text shortcuts, docs/qa.md); pool of this many queries per type.
     distractor_pool_prob: float = 0.0
     distractor_pool_size: int = 16
+    # the debiased design (our addition; the paper preset turns it off)
+    distractors: Distractors = "counterfactual"  # "random": the paper's random attribute sequences (§7.6)
+    alternatives: int = 24  # counterfactual: alternative queries derived per QA at most
+    min_real_answers: int = 3  # counterfactual: distinct answers of real queries an option set needs
+    min_box_side: float = 0.03  # no object named by a box whose shorter side is below this × the frame's
+    balance_letters: bool = True  # a run's correct letters in balanced blocks of 4 per type
     # stability (our addition)
     stability_k: int = 20
     stability_position_floor: float = 0.01  # normalised units; sigma = max(record sigma / scale, floor)
@@ -106,27 +118,43 @@ class QAConfig:
             raise DsrError("stability_k must be >= 0")
         if self.preset not in PRESETS:
             raise DsrError(f"unknown preset {self.preset!r} ({', '.join(PRESETS)})")
+        if self.distractors not in ("counterfactual", "random"):
+            raise DsrError(f"unknown distractors {self.distractors!r} (counterfactual, random)")
+        if not 0.0 <= self.min_box_side < 0.5 or not 2 <= self.min_real_answers <= 4 or self.alternatives < 4:
+            raise DsrError("need 0 <= min_box_side < 0.5, 2 <= min_real_answers <= 4 and alternatives >= 4")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# the paper's question design: random-sequence distractors, any box, random letters (§7.3, §7.6)
+_PAPER_DESIGN: dict[str, Any] = {"distractors": "random", "min_box_side": 0.0, "balance_letters": False}
+
+
+def paper_config(**overrides: Any) -> QAConfig:
+    """The paper's procedure exactly (dsr-paper §7): its rules and its random-sequence distractors."""
+    return replace(QAConfig(preset="paper", **_PAPER_DESIGN), **overrides)
+
+
 def parity_config(**overrides: Any) -> QAConfig:
     """The official code's behaviour (§14): ε = 0.3, its wording, no "." on prediction questions,
     32 frames for every QA, U(−1,1) relative-speed distractors, and the M8 rel_spd_comp drop."""
-    base = QAConfig(preset="official_code", parity="official_code", direction_eps=DIRECTION_EPS_OFFICIAL, answer_wording="official_code",
-                    prediction_terminal="", frame_policy="official_code", rel_speed_distractor="official_code",
-                    drop_rel_spd_comp_on_retry=True)
+    base = QAConfig(preset="official_code", parity="official_code", direction_eps=DIRECTION_EPS_OFFICIAL,
+                    answer_wording="official_code", prediction_terminal="", frame_policy="official_code",
+                    rel_speed_distractor="official_code", drop_rel_spd_comp_on_retry=True, **_PAPER_DESIGN)
     return replace(base, **overrides)
 
 
-def make_config(preset: str = "paper", **overrides: Any) -> QAConfig:
-    """``preset`` "paper" (defaults) or "official_code" (:func:`parity_config`), then overrides."""
-    if preset == "paper":
+def make_config(preset: str = "debiased", **overrides: Any) -> QAConfig:
+    """``preset`` "debiased" (the defaults), "paper" (:func:`paper_config`) or "official_code"
+    (:func:`parity_config`), then overrides."""
+    if preset == "debiased":
         return QAConfig(**overrides)
+    if preset == "paper":
+        return paper_config(**overrides)
     if preset == "official_code":
         return parity_config(**overrides)
-    raise DsrError(f"unknown preset {preset!r} (paper, official_code)")
+    raise DsrError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,6 +201,21 @@ def merge_states(states: Sequence[str]) -> list[str]:
         if not merged or merged[-1] != s:
             merged.append(s)
     return merged
+
+
+def meaning(states: Sequence[str], kind: RuleKind) -> tuple[str, ...]:
+    """What an answer says, so that two options never say the same thing in different words:
+    "constant then larger" is "constant", then "larger" ("(1) Keep nearly constant then become
+    larger. (2) Become larger." says no more than "(1) Keep nearly constant then become larger.")."""
+    if kind != "magnitude":
+        return tuple(merge_states(states))
+    expanded: list[str] = []
+    for s in states:
+        expanded.extend(_EXPANDED.get(s, (s,)))
+    return tuple(merge_states(expanded))
+
+
+_EXPANDED = {CONSTANT_LARGER: (CONSTANT, LARGER), CONSTANT_SMALLER: (CONSTANT, SMALLER)}
 
 
 def numbered(phrases: Sequence[str]) -> str:
@@ -390,6 +433,96 @@ def states_for(kind: RuleKind, values: np.ndarray | Sequence[Any], config: QACon
 def answer_text(kind: RuleKind, values: np.ndarray | Sequence[Any], config: QAConfig = QAConfig()) -> str:
     """The option text of the correct answer for a per-frame quantity."""
     return format_answer(states_for(kind, values, config), kind, config.answer_wording)
+
+
+# --------------------------------------------------------------------------------------------------
+# many quantities at once (alternatives, stability): the same rules, vectorised where they allow
+
+
+def direction_code_array(vectors: np.ndarray, eps: float = DIRECTION_EPS_PAPER) -> np.ndarray:
+    """(..., 3) vectors → (...) direction codes by the rule of :func:`direction_codes` (identical
+    floating-point steps); −1 where a vector is zero or non-finite (it has no direction)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    norm = np.sqrt((v * v).sum(axis=-1))  # NaN stays NaN, silently; it fails the finiteness test below
+    bound = eps * norm[..., None]
+    sign = (v > bound).astype(np.int64) - (v < -bound)
+    codes = sign @ _CODE_WEIGHTS + 13
+    return np.where((norm > 0.0) & (norm < math.inf), codes, -1)
+
+
+_COMPARISON_BY_CODE = (FORMER, SAME, LATTER)
+
+
+def comparison_code_array(v1: np.ndarray, v2: np.ndarray, config: QAConfig = QAConfig()) -> np.ndarray:
+    """Per-step speed-comparison codes (0 former, 1 same, 2 latter) by the rule of
+    :func:`comparison_state`, written with the same comparisons so both give identical states."""
+    both_low = (v1 < config.floor) & (v2 < config.floor)
+    former = ~both_low & (v1 > config.speed_ratio * v2)
+    latter = ~both_low & ~former & (v2 > config.speed_ratio * v1)
+    return np.where(former, 0, np.where(latter, 2, 1))
+
+
+def _merged_rows(codes: np.ndarray, labels: Sequence[str]) -> list[tuple[str, ...] | None]:
+    out: list[tuple[str, ...] | None] = []
+    for row in codes.tolist():
+        if -1 in row:
+            out.append(None)
+            continue
+        merged = [row[0]] + [c for p, c in itertools.pairwise(row) if c != p]
+        out.append(tuple(labels[c] for c in merged))
+    return out
+
+
+def states_batch(kind: RuleKind, values: np.ndarray, config: QAConfig = QAConfig()) -> list[tuple[str, ...] | None]:
+    """Merged states of R quantities of one length at once, each exactly as :func:`states_for`
+    gives it; None for a quantity the rule cannot answer (a zero direction, a negative speed).
+
+    values: (R, F) distances or speeds, (R, F, 3) vectors, or (R, F, 2) speed pairs.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if kind == "direction":
+        return _merged_rows(direction_code_array(v, config.direction_eps), DIRECTION_LABELS)
+    if kind == "comparison":
+        ok = np.isfinite(v).all(axis=(1, 2)) & (v >= 0.0).all(axis=(1, 2))
+        rows = _merged_rows(comparison_code_array(v[..., 0], v[..., 1], config), _COMPARISON_BY_CODE)
+        return [r if good else None for r, good in zip(rows, ok.tolist(), strict=True)]
+    if kind == "magnitude":
+        out: list[tuple[str, ...] | None] = []
+        for row in v.tolist():
+            try:
+                out.append(tuple(magnitude_answer(row, config)))
+            except DsrError:
+                out.append(None)
+        return out
+    raise DsrError(f"unknown rule kind {kind!r}")
+
+
+def count_matching(kind: RuleKind, values: np.ndarray, states: Sequence[str], config: QAConfig = QAConfig()) -> int:
+    """How many of R quantities (as for :func:`states_batch`) have exactly the merged ``states``.
+
+    Directions and comparisons compare their per-frame codes at once: a row matches when its runs of
+    equal codes are as many as the states and carry their codes in order."""
+    v = np.asarray(values, dtype=np.float64)
+    if kind == "magnitude":
+        want = tuple(states)
+        return sum(got == want for got in states_batch(kind, v, config))
+    if kind == "direction":
+        codes = direction_code_array(v, config.direction_eps)
+        index = {label: c for c, label in enumerate(DIRECTION_LABELS)}
+    elif kind == "comparison":
+        codes = comparison_code_array(v[..., 0], v[..., 1], config)
+        codes = np.where(np.isfinite(v).all(axis=-1) & (v >= 0.0).all(axis=-1), codes, -1)
+        index = {label: c for c, label in enumerate(_COMPARISON_BY_CODE)}
+    else:
+        raise DsrError(f"unknown rule kind {kind!r}")
+    ref = np.array([index[s] for s in states])
+    start = np.ones(codes.shape, dtype=bool)
+    start[:, 1:] = codes[:, 1:] != codes[:, :-1]
+    rows = (start.sum(axis=1) == len(ref)) & (codes != -1).all(axis=1)
+    if not rows.any():
+        return 0
+    firsts = codes[rows][start[rows]].reshape(-1, len(ref))
+    return int((firsts == ref).all(axis=1).sum())
 
 
 # --------------------------------------------------------------------------------------------------

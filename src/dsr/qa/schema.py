@@ -9,7 +9,7 @@ fields that only one of them has are ``None`` for the other.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dsr.errors import DsrError
@@ -162,6 +162,18 @@ class QA:
     def option_map(self) -> dict[str, str]:
         """letter → option text."""
         return dict(zip(LETTERS, self.options, strict=True))
+
+    def with_answer_at(self, letter: str) -> QA:
+        """The same QA with its correct option moved to ``letter`` (swapped with the option there)."""
+        if letter == self.answer:
+            return self
+        i, j = LETTERS.index(self.answer), LETTERS.index(letter)
+        options = list(self.options)
+        options[i], options[j] = options[j], options[i]
+        swap = {self.answer: letter, letter: self.answer}
+        distractors = None if self.distractors is None else tuple(
+            replace(d, letter=swap.get(d.letter, d.letter)) for d in self.distractors)
+        return replace(self, options=tuple(options), answer=letter, distractors=distractors)  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, Any]:
         """The native JSON object (``docs/qa.md``): the fields of ``QA_EXPORT.md`` plus our additions."""

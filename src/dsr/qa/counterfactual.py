@@ -1,0 +1,433 @@
+"""Counterfactual option sets: the debiased question design (docs/qa.md, issue 10).
+
+The paper's distractors are random attribute sequences (§7.6). They are rarely constant and their
+length follows the answer's, so the option text alone gives the answer away (a blind reader scores
+0.85 on our worlds). Here every option is the **true answer of a real query**:
+
+1. draw a query as the paper does (§7.4) — the *seed*;
+2. derive the answers of its *alternatives*, real queries of the same type on the same record that
+   differ in one element: ``other_window`` (the same objects over another window of the same
+   length), ``other_object`` (another object in a target slot; the camera keeps its slot),
+   ``swapped_targets`` (the two targets in the other order, where the order matters),
+   ``other_time`` (another observer frame t_v, for absolute types whose answer depends on it) and
+   ``other_observer``;
+3. group them by what they *mean* (:func:`dsr.qa.rules.meaning`), choose four meanings — rarer
+   ones on this record first, so that answers spread over the classes the geometry allows — and
+   one askable query of each;
+4. ask **one of the four, drawn uniformly**; the other three answers are its options.
+
+Because the asked query is a uniform draw from a set of four queries of one kind, no feature of an
+option alone (its text, length, number of segments, states) can tell the answer: each option set is
+exchangeable. Only where the record offers fewer than four distinct real answers (at least
+``QAConfig.min_real_answers``) the set is completed with transforms of a real answer — the
+``reversed`` or ``mirrored`` (left↔right, front↔behind) trajectory, or a one-segment ``edited``
+answer — which are never asked.
+
+Every alternative passes the checks the asked query passes (visibility over all its frames, the
+observer at t_v, names a viewer can find), so any of the four could be the question.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsr.errors import DsrError
+from dsr.qa.generate import (
+    RecordContext,
+    answer_states,
+    draw_query,
+    make_qa,
+    name_entities,
+    query_hash,
+    render_question,
+    usable_frames,
+)
+from dsr.qa.query import QAError, Query, QueryArrays, gather, quantity, stability
+from dsr.qa.question_types import TYPES, QuestionType
+from dsr.qa.rules import (
+    AXIS_LABELS,
+    CONSTANT,
+    CONSTANT_LARGER,
+    CONSTANT_SMALLER,
+    DIRECTION_LABELS,
+    FORMER,
+    LARGER,
+    LATTER,
+    SAME,
+    SMALLER,
+    format_answer,
+    meaning,
+    states_batch,
+    states_for,
+)
+from dsr.qa.schema import LETTERS, QA, Distractor
+from dsr.scene.frames import CAMERA
+
+TRANSFORMS = ("reversed", "mirrored", "edited")
+
+
+@dataclass(frozen=True, eq=False)
+class Alternative:
+    """One candidate option: a real query's answer (``query`` set) or a transform of one (``source``).
+
+    values: the per-frame quantity (normalised) the states come from; None for an edited answer.
+    """
+
+    kind: str
+    states: tuple[str, ...]
+    meaning: tuple[str, ...]
+    query: Query | None = None
+    values: np.ndarray | None = None
+    source: Query | None = None
+
+
+def _alternative(ctx: RecordContext, kind: str, query: Query, values: np.ndarray | None = None,
+                 states: list[str] | None = None) -> Alternative | None:
+    """The answer of a real alternative query, or None when it has none (zero vector, too many segments)."""
+    try:
+        if values is None or states is None:
+            values, states = answer_states(ctx, query)
+        elif len(states) > ctx.config.max_segments:
+            return None
+    except QAError:
+        return None
+    return Alternative(kind=kind, states=tuple(states), meaning=meaning(states, query.qtype.rule), query=query,
+                       values=values)
+
+
+def _with_kind(alt: Alternative, kind: str) -> Alternative:
+    """A memoised alternative under the kind it has for this seed."""
+    if alt.kind == kind:
+        return alt
+    return Alternative(kind=kind, states=alt.states, meaning=alt.meaning, query=alt.query, values=alt.values,
+                       source=alt.source)
+
+
+# --------------------------------------------------------------------------------------------------
+# alternatives of a seed query
+
+
+def _valid_mask(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...],
+                frames: np.ndarray) -> np.ndarray:
+    """(F,) which of ``frames`` a query of (observer, targets) can read (the checks of ``usable_frames``)."""
+    ok = ctx.valid_cam[frames]
+    for who in targets:
+        if who != CAMERA:
+            ok &= ctx.valid_obj[who][frames]
+    if qt.quantity == "orientation" and targets[0] != CAMERA:
+        ok &= ctx.valid_ori[targets[0]][frames]
+    if not qt.is_absolute and observer != CAMERA:
+        ok &= ctx.valid_obj[observer][frames] & ctx.valid_ori[observer][frames]
+    return ok
+
+
+def _track(ctx: RecordContext, seed: Query) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's (observer, targets, t_v) over all usable frames: the quantity and the cumulative count
+    of unreadable frames (memoised per record: many attempts share a track)."""
+    key = (seed.type, seed.observer, seed.targets, seed.t_v)
+    hit = ctx.tracks.get(key)
+    if hit is None:
+        qt = seed.qtype
+        usable = ctx.usable_list
+        mask = _valid_mask(ctx, qt, seed.observer, seed.targets, np.asarray(usable))
+        track = Query(type=seed.type, observer=seed.observer, targets=seed.targets, frames=tuple(usable),
+                      t_v=seed.t_v)
+        with np.errstate(invalid="ignore"):
+            full = quantity(qt.quantity, gather(ctx.geom, track, trusted=True), ctx.geom.scale)
+        hit = ctx.tracks[key] = (full, np.concatenate([[0], np.cumsum(~mask)]))
+    return hit
+
+
+def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, limit: int) -> list[Alternative]:
+    """The seed's observer and targets over up to ``limit`` other windows of the same length.
+
+    The quantity is computed once over all usable frames and sliced; steps are between consecutive
+    usable frames, as a window's are."""
+    qt = seed.qtype
+    usable = ctx.usable_list
+    length = len(seed.frames)
+    start = usable.index(seed.frames[0])
+    full, bad = _track(ctx, seed)
+    starts = [s for s in range(len(usable) - length + 1) if s != start and bad[s + length] == bad[s]]
+    out = []
+    n_values = length - int(qt.per_step)
+    for s in rng.sample(starts, min(limit, len(starts))):
+        query = Query(type=seed.type, observer=seed.observer, targets=seed.targets,
+                      frames=tuple(usable[s:s + length]), t_v=seed.t_v)
+        if query not in ctx.answers:
+            values = full[s:s + n_values]
+            try:
+                states = states_for(qt.rule, values, ctx.config)
+            except DsrError:
+                ctx.answers[query] = None
+            else:
+                ctx.answers[query] = _alternative(ctx, "other_window", query, values, states)
+        alt = ctx.answers[query]
+        if alt is not None:
+            out.append(_with_kind(alt, "other_window"))
+    return out
+
+
+def _readable(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str, ...], t_v: int | None) -> bool:
+    """Whether (observer, targets, t_v) can be read over all of the seed's frames (no truncation):
+    the checks of ``usable_frames``, vectorised over the frames."""
+    qt = seed.qtype
+    if qt.is_prediction:  # two frames, and the observer-overlap rule: the sampler's own check
+        try:
+            _, truncated = usable_frames(ctx, qt, observer, targets, list(seed.frames), t_v)
+        except QAError:
+            return False
+        return not truncated
+    if t_v is not None and not (ctx.valid_cam[t_v] and (observer == CAMERA or (
+            ctx.valid_obj[observer][t_v] and ctx.valid_ori[observer][t_v]))):
+        return False
+    return bool(_valid_mask(ctx, qt, observer, targets, np.asarray(seed.frames)).all())
+
+
+def _variant_specs(ctx: RecordContext, seed: Query) -> list[tuple[str, str, tuple[str, ...], int | None]]:
+    """Candidate alternatives over the seed's own frames, unchecked: (kind, observer, targets, t_v) for
+    other objects, swapped targets, other t_v and other observers."""
+    qt = seed.qtype
+    out: list[tuple[str, str, tuple[str, ...], int | None]] = []
+
+    def add(kind: str, observer: str, targets: tuple[str, ...], t_v: int | None) -> None:
+        out.append((kind, observer, targets, t_v))
+
+    pool = ctx.agents if qt.agent_targets else ctx.objects
+    for slot, who in enumerate(seed.targets):
+        if who == CAMERA:
+            continue
+        for other in pool:
+            if other in seed.targets or (qt.observer_not_target and other == seed.observer):
+                continue
+            add("other_object", seed.observer, (*seed.targets[:slot], other, *seed.targets[slot + 1:]), seed.t_v)
+    if qt.num_targets == 2 and qt.quantity != "distance":
+        add("swapped_targets", seed.observer, seed.targets[::-1], seed.t_v)
+    if not qt.observer_invariant:
+        if qt.is_absolute:
+            for t_v in ctx.usable_list:
+                if t_v != seed.t_v:
+                    add("other_time", seed.observer, seed.targets, t_v)
+        for observer in (CAMERA, *ctx.agents):
+            if observer == seed.observer or (qt.observer_not_target and observer in seed.targets):
+                continue
+            if qt.observer_from_slot and observer in seed.targets:
+                continue
+            add("other_observer", observer, seed.targets, seed.t_v)
+    return out
+
+
+def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> list[Alternative]:
+    """The answers of same-frame alternatives, one quantity computation per (observer, t_v)."""
+    groups: dict[tuple[str, int | None], list[tuple[str, Query]]] = {}
+    out: list[Alternative] = []
+    for kind, query in variants:
+        if query in ctx.answers:
+            known = ctx.answers[query]
+            if known is not None:
+                out.append(_with_kind(known, kind))
+        else:
+            groups.setdefault((query.observer, query.t_v), []).append((kind, query))
+    geom, cfg = ctx.geom, ctx.config
+    for (observer, t_v), members in groups.items():
+        qt = members[0][1].qtype
+        f = np.asarray(members[0][1].frames)
+        track = geom.inverse_poses[observer]
+        obs = track[t_v] if qt.is_absolute else track[f]
+        positions = tuple(np.stack([geom.positions[q.targets[slot]][f] for _, q in members])
+                          for slot in range(qt.num_targets))
+        forward = (np.stack([geom.forwards[q.targets[0]][f] for _, q in members])
+                   if qt.quantity == "orientation" else None)
+        values = quantity(qt.quantity, QueryArrays(obs_from_world=obs, target_positions=positions,
+                                                   target_forward=forward), geom.scale)
+        for (kind, query), v, states in zip(members, values, states_batch(qt.rule, values, cfg), strict=True):
+            alt = None
+            if states is not None and len(states) <= cfg.max_segments:
+                alt = Alternative(kind=kind, states=states, meaning=meaning(states, qt.rule), query=query, values=v)
+                out.append(alt)
+            ctx.answers[query] = alt
+    return out
+
+
+def alternatives(ctx: RecordContext, seed: Query, seed_values: np.ndarray, seed_states: list[str],
+                 rng: random.Random) -> list[Alternative]:
+    """The seed and up to ``config.alternatives`` real alternatives, in a random order of kinds."""
+    first = _alternative(ctx, "seed", seed, seed_values, seed_states)
+    out = [first] if first is not None else []
+    budget = ctx.config.alternatives
+    windows = [] if seed.qtype.is_prediction else _window_alternatives(ctx, seed, rng, max(2, budget // 3))
+    specs = _variant_specs(ctx, seed)
+    rng.shuffle(specs)
+    variants: list[tuple[str, Query]] = []
+    for kind, observer, targets, t_v in specs:  # checked lazily: only as many as the budget takes
+        if len(variants) >= budget - len(windows):
+            break
+        if _readable(ctx, seed, observer, targets, t_v):
+            variants.append((kind, Query(type=seed.type, observer=observer, targets=targets, frames=seed.frames,
+                                         t_v=t_v)))
+    out.extend(_answers_batch(ctx, variants))
+    out.extend(windows)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# transforms (fill-ins when a record offers too few real answers; never asked)
+
+_MAGNITUDE_INNER = (CONSTANT_LARGER, CONSTANT_SMALLER, LARGER, SMALLER)  # "constant" only ends an answer
+_MAGNITUDE_LAST = (CONSTANT, *_MAGNITUDE_INNER)
+_COMPARISON = (FORMER, SAME, LATTER)
+
+
+def _flip_axis(label: str, axis: int) -> str:
+    """One axis of a direction label changed: its side flipped, or added/dropped when it has none."""
+    parts = set(label.split("|"))
+    pos, neg = AXIS_LABELS[axis]
+    if pos in parts:
+        parts = (parts - {pos}) | {neg}
+    elif neg in parts:
+        parts = (parts - {neg}) | {pos}
+    else:
+        parts.add(pos)
+    order = [w for pair in AXIS_LABELS for w in pair]
+    return "|".join(sorted(parts, key=order.index))
+
+
+def transforms(alt: Alternative, qt: QuestionType, ctx: RecordContext, rng: random.Random) -> list[Alternative]:
+    """Reversed, mirrored and edited versions of a real answer, each through the same rules."""
+    assert alt.query is not None and alt.values is not None
+    out: list[Alternative] = []
+    cfg = ctx.config
+
+    def add(kind: str, states: list[str]) -> None:
+        if states and len(states) <= cfg.max_segments:
+            out.append(Alternative(kind=kind, states=tuple(states), meaning=meaning(states, qt.rule),
+                                   source=alt.query))
+
+    values = np.asarray(alt.values)
+    try:
+        add("reversed", states_for(qt.rule, -values if qt.is_prediction else values[::-1], cfg))
+        if qt.rule == "direction":
+            for axis in (1, 0):  # left↔right, front↔behind
+                mirrored = values.copy()
+                mirrored[..., axis] *= -1
+                add("mirrored", states_for(qt.rule, mirrored, cfg))
+    except DsrError:
+        pass
+    states = list(alt.states)
+    p = int(rng.random() * len(states))
+    if qt.rule == "direction":
+        choices = [lbl for lbl in {_flip_axis(states[p], a) for a in range(3)} if lbl in DIRECTION_LABELS and lbl]
+    elif qt.rule == "magnitude":
+        choices = list(_MAGNITUDE_LAST if p == len(states) - 1 else _MAGNITUDE_INNER)
+    else:
+        choices = list(_COMPARISON)
+    neighbours = {states[p - 1] if p > 0 else None, states[p + 1] if p + 1 < len(states) else None, states[p]}
+    choices = sorted(c for c in choices if c not in neighbours)
+    if choices:
+        states[p] = choices[int(rng.random() * len(choices))]
+        add("edited", states)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# choosing the option set and the question
+
+
+def _relation(asked: Query, other: Query) -> str:
+    """How an alternative differs from the asked query: "other_window", "other_object+other_time", ..."""
+    kinds = []
+    if other.frames != asked.frames:
+        kinds.append("other_window")
+    if other.targets != asked.targets:
+        kinds.append("swapped_targets" if set(other.targets) == set(asked.targets) else "other_object")
+    if other.t_v != asked.t_v:
+        kinds.append("other_time")
+    if other.observer != asked.observer:
+        kinds.append("other_observer")
+    return "+".join(kinds) or "same_query"
+
+
+def _weighted_order(keys: list[tuple[str, ...]], weights: list[float], rng: random.Random) -> list[int]:
+    """Indices in a weighted random order without replacement (Efraimidis–Spirakis keys)."""
+    scored = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights)]
+    return [i for _, i in sorted(scored, reverse=True)]
+
+
+def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
+                           seen: set[str] | None = None, letter: str | None = None) -> tuple[QA, bool]:
+    """One attempt of ``qtype`` with a counterfactual option set: (QA, seed truncated?) or QAError(reason).
+
+    ``letter``: where the answer goes (the sampling loop balances letters); a uniform draw if None."""
+    cfg, rec = ctx.config, ctx.record
+    qt = TYPES[qtype]
+    seed, truncated = draw_query(ctx, qt, py_rng)
+    seed_values, seed_states = answer_states(ctx, seed)
+    alts = alternatives(ctx, seed, seed_values, seed_states, py_rng)
+    by_meaning: dict[tuple[str, ...], list[Alternative]] = {}
+    for alt in alts:
+        by_meaning.setdefault(alt.meaning, []).append(alt)
+    if len(by_meaning) < cfg.min_real_answers:
+        raise QAError(f"{len(by_meaning)} distinct answers among {len(alts)} alternatives", "few_alternatives")
+
+    # four meanings, rarer ones (on this record, for this type) first; one askable query of each
+    keys = list(by_meaning)
+    weights = [1.0 / (1.0 + ctx.answer_counts[(qtype, k)]) for k in keys]
+    chosen: list[tuple[Alternative, str]] = []  # (alternative, qa id)
+    for i in _weighted_order(keys, weights, py_rng):
+        for alt in by_meaning[keys[i]]:
+            assert alt.query is not None
+            qa_id = f"{rec.record_id}/{qtype}/{query_hash(alt.query)}"
+            if seen is not None and qa_id in seen:
+                continue
+            try:
+                name_entities(rec, alt.query, cfg, ctx.box_cache)  # any of the four could be asked
+            except QAError:
+                continue
+            chosen.append((alt, qa_id))
+            break
+        if len(chosen) == 4:
+            break
+    if len(chosen) < cfg.min_real_answers:
+        raise QAError(f"{len(chosen)} askable distinct answers", "few_alternatives")
+    asked_index = int(py_rng.random() * len(chosen))
+    asked, qa_id = chosen[asked_index]
+    assert asked.query is not None
+    question = render_question(rec, asked.query, cfg, ctx.box_cache)
+    stab = None
+    if cfg.stability_k > 0:
+        stab = stability(ctx.geom, asked.query, asked.states, cfg, rng)
+        if stab < cfg.min_stability:
+            raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
+
+    options: list[Alternative] = [alt for alt, _ in chosen]
+    if len(options) < 4:  # fill with transforms of real answers, never asked
+        used = {alt.meaning for alt in options}
+        fills: list[Alternative] = []
+        for alt in options:
+            fills.extend(t for t in transforms(alt, qt, ctx, py_rng) if t.meaning not in used)
+        py_rng.shuffle(fills)
+        for t in fills:
+            if t.meaning not in used:
+                options.append(t)
+                used.add(t.meaning)
+            if len(options) == 4:
+                break
+        if len(options) < 4:
+            raise QAError("too few distinct options even with transforms", "few_alternatives")
+    others = [o for o in options if o is not asked]
+    py_rng.shuffle(others)
+    at = int(py_rng.random() * 4) if letter is None else LETTERS.index(letter)
+    options = [*others[:at], asked, *others[at:]]
+    letter = LETTERS[at]
+    texts = tuple(format_answer(list(o.states), qt.rule, cfg.answer_wording) for o in options)
+    distractors = tuple(
+        Distractor(letter=LETTERS[j], kind=(_relation(asked.query, o.query) if o.query is not None else o.kind),
+                   query=o.query if o.query is not None else o.source)
+        for j, o in enumerate(options) if o is not asked)
+    ctx.answer_counts[(qtype, asked.meaning)] += 1
+    assert asked.values is not None
+    qa = make_qa(ctx, asked.query, qa_id, question, texts, letter, asked.values, stab, distractors)  # type: ignore[arg-type]
+    return qa, truncated and asked.kind == "seed"
