@@ -211,8 +211,10 @@ def main() -> None:
 def render_markdown(summary: dict, type_names: list[str], cfg: object) -> str:
     lines = [f"Held-out: {summary['data']['heldout_qas']} QAs on {summary['data']['heldout_worlds']} worlds "
              f"({', '.join(f'{t} {n}' for t, n in summary['data']['heldout_per_type'].items())}); training: "
-             f"{summary['data']['train_qas']} QAs on {summary['data']['train_worlds']} worlds. Accuracy in %, 95 % "
-             "cluster-bootstrap CI over worlds; arms averaged per QA over seeds.", ""]
+             f"{summary['data']['train_qas']} QAs on {summary['data']['train_worlds']} worlds. Scoring: "
+             + ("log-likelihood of the letters A–D" if summary["config"]["answer_format"] == "letter" else
+                "log-likelihood of each option's text as the reply (the best of four wins)")
+             + ". Accuracy in %, 95 % cluster-bootstrap CI over worlds; arms averaged per QA over seeds.", ""]
     head = ["arm", "all", "geometry types", *type_names, "per seed (all)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary["rows"]:
@@ -225,6 +227,11 @@ def render_markdown(summary: dict, type_names: list[str], cfg: object) -> str:
     for c in summary["comparisons"]:
         lines.append(f"| {c['a']} | {c['b']} | {ci_text(c['all'])} | {ci_text(c['geometry'])} | "
                      f"{ci_text(c['appearance'])} |")
+    widths = [c["all"][2] - c["all"][1] for c in summary["comparisons"] if c["a"] == "sft"]
+    if widths:
+        half = max(widths) / 2
+        lines += ["", f"Paired CI half-width (arm vs sft, all questions): up to {100 * half:.1f} points, so a "
+                  f"difference of about {100 * half * 2.8 / 1.96:.1f} points is detected with 80 % power at α = 0.05."]
     lines += ["", "Timings (s, load average 1/5/15 min at the end of each phase):", ""]
     for name, t in summary["timings"].items():
         lines.append(f"- {name}: {t['seconds']:.0f} s (load {t['load']})")

@@ -31,13 +31,15 @@ from dsr.gsm.table5 import (
     initial_model,
     letter_scores,
     option_classifier_accuracy,
+    reply_logprobs,
 )
 
 pytest.importorskip("mujoco")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 MICRO = replace(Table5Config.smoke(), train_worlds=2, heldout_worlds=1, geometry_per_world=8,
-                appearance_per_world=3, hidden=32, mlp=64, num_queries=4)
+                appearance_per_world=3, heldout_geometry_per_world=8, heldout_appearance_per_world=3, hidden=32,
+                mlp=64, num_queries=4)
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +158,8 @@ def test_letter_scores_are_the_first_answer_token_log_probabilities(data: Any) -
     for q in qas:
         world = data.inputs[q.world]
         rows, grid = frames_to_patches(world.frames, VideoProcessing(num_frames=8))
-        samples.append(encode(q, tok, world, rows, list(grid), MICRO.num_queries, answer=False,
-                              geometry=torch.from_numpy(world.features)))
+        samples.append(encode(q, tok, world, rows, list(grid), MICRO.num_queries, answer=None,
+                              answer_format="letter", geometry=torch.from_numpy(world.features)))
     letters = tok.convert_tokens_to_ids(list(LETTERS))
     scores = letter_scores(model, samples, letters, tok.pad_token_id, batch=2)  # padded batches
     assert scores.shape == (3, 4)
@@ -167,6 +169,27 @@ def test_letter_scores_are_the_first_answer_token_log_probabilities(data: Any) -
             b.pop("labels")
             logp = torch.log_softmax(model(**b).logits[0, -1], -1)[letters]
         np.testing.assert_allclose(scores[i], logp.numpy(), atol=1e-5)
+
+
+def test_reply_scores_are_the_summed_log_probabilities_of_the_reply(data: Any) -> None:
+    """An option's score is the log-probability of its text and end of turn: −(mean token loss × tokens), the
+    model's own loss on that reply; padding in a batch changes nothing."""
+    from dsr.gsm.processing import VideoProcessing, collate, frames_to_patches
+
+    tok = build_tokenizer(data.train + data.heldout)
+    model = initial_model(MICRO, "addition", seed=1, vocab_size=len(tok)).eval()
+    q = next(q for q in data.heldout if q.type != APPEARANCE)
+    world = data.inputs[q.world]
+    rows, grid = frames_to_patches(world.frames, VideoProcessing(num_frames=8))
+    geo = torch.from_numpy(world.features)
+    samples = [encode(q, tok, world, rows, list(grid), 0, answer=text, geometry=geo) for text in q.options]
+    scores = reply_logprobs(model, samples, tok.pad_token_id, batch=4)  # options of different lengths, padded
+    for sample, score in zip(samples, scores, strict=True):
+        n = sum(label != -100 for label in sample["labels"])
+        assert n == len(tok.encode(q.options[samples.index(sample)], add_special_tokens=False)) + 1  # + <|im_end|>
+        with torch.no_grad():
+            loss = model(**collate([sample], tok.pad_token_id)).loss
+        assert math.isclose(score, -float(loss) * n, rel_tol=1e-4)
 
 
 @settings(max_examples=30, deadline=None)
