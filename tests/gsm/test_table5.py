@@ -75,10 +75,12 @@ def test_questions_are_well_formed(data: Any) -> None:
 
 
 def test_geometry_features_put_objects_where_the_record_has_them(tmp_path: Path) -> None:
-    """The patch under an object's projected centre lifts to a world point on that object's surface: the camera
-    conventions (OpenCV c2w, pixel centres at integers) and the depth units agree with the record."""
+    """The pixel under an object's projected centre lifts (``patch_points`` with one-pixel patches) to a world
+    point on that object's surface: the camera conventions (OpenCV c2w, pixel centres at integers) and the depth
+    units agree with the record; 14-px patches give the (gh, gw) grid."""
     from dsr.gsm.groundtruth import render_depth
     from dsr.gsm.table5 import world_config
+    from dsr.scene.rle import rle_decode
     from dsr.world import render_world
 
     result = render_world(world_config(replace(MICRO, width=224, height=224), 7), tmp_path / "w", progress=False)
@@ -86,17 +88,20 @@ def test_geometry_features_put_objects_where_the_record_has_them(tmp_path: Path)
     depth = render_depth(result.spec, range(rec.video.num_frames))
     points, d = patch_points(depth, rec.camera.K, rec.camera.c2w)
     assert points.shape == (8, 16, 16, 3) and d.shape == (8, 16, 16)
+    pixels, _ = patch_points(depth, rec.camera.K, rec.camera.c2w, patch=1)
     checked = 0
     for obj, spec_obj in zip(rec.objects, result.spec.objects, strict=True):
         for t in np.flatnonzero(obj.visible):
             cam = obj.centers_cam[t]
             u, v = (rec.camera.K[t] @ cam)[:2] / cam[2]
-            i, j = int(v // 14), int(u // 14)
-            box = obj.boxes_xyxy[t]
-            if not (0 <= i < 16 and 0 <= j < 16) or (box[2] - box[0]) < 28 or (box[3] - box[1]) < 28:
-                continue  # only objects covering the whole patch around their centre
-            dist = np.linalg.norm(points[t, i, j] - obj.centers_world[t])
-            assert dist < 1.5 * float(np.max(spec_obj.size)), (obj.object_id, t, dist)
+            i, j = round(v), round(u)
+            if not (0 <= i < 224 and 0 <= j < 224) or obj.masks is None:
+                continue
+            mask = rle_decode(obj.masks.counts[obj.masks.offsets[t]:obj.masks.offsets[t + 1]], 224, 224)
+            if not mask[i, j]:
+                continue  # the centre's pixel shows something in front of the object
+            dist = np.linalg.norm(pixels[t, i, j] - obj.centers_world[t])
+            assert dist < 1.75 * float(np.max(spec_obj.size)), (obj.object_id, t, dist)  # √3: a box corner
             checked += 1
     assert checked > 0
     feats = geometry_features(depth, rec.camera.K, rec.camera.c2w, scale=2.0)
