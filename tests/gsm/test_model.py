@@ -285,3 +285,37 @@ def test_beam_search_and_several_returns_with_several_videos_per_sample(tok: Any
         torch.testing.assert_close(both.sequences_scores[rows], single.sequences_scores, atol=1e-5, rtol=1e-5)
     # ... and the scores do tell videos apart (sample 1's videos, same question, score differently)
     assert not torch.allclose(both.sequences_scores[:num_return], both.sequences_scores[num_return:])
+
+
+@pytest.mark.parametrize("strategy", ["gsm", "addition"])
+def test_precomputed_geometry_features_replace_the_encoder(tok: Any, strategy: str) -> None:
+    """``gsm_feature_source="precomputed"``: no π³ encoder; per-frame, per-patch features passed as
+    ``geometry_features`` feed the merger (training and generate), and they matter."""
+    torch.manual_seed(0)
+    k = K if strategy == "gsm" else 0
+    model = GSMQwen2_5_VLForConditionalGeneration(tiny_gsm_config(strategy, num_queries=K, pi3_config=None,
+                                                                  gsm_feature_source="precomputed",
+                                                                  gsm_feature_dim=6))
+    assert not hasattr(model.model, "geometry_encoder") and model.model.geometry_merger.fc1.in_features == 48
+    batch = make_batch(tok, [1, 2], k=k)
+    frames_patches = int((batch["video_grid_thw"][:, 0] * 2 * batch["video_grid_thw"][:, 1:].prod(-1)).sum())
+    features = torch.randn(frames_patches, 6)
+    out = model(**batch, geometry_features=features)
+    out.loss.backward()
+    assert model.model.geometry_merger.fc1.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        again = model(**batch, geometry_features=features).logits
+        moved = model(**batch, geometry_features=features + 1.0).logits
+    torch.testing.assert_close(again, out.logits.detach())
+    assert not torch.allclose(again, moved)
+    with pytest.raises(GSMInputError, match="geometry_features"):
+        model(**batch)
+    with pytest.raises(GSMInputError, match="do not match"):
+        model(**batch, geometry_features=features[:-1])
+    gen = make_batch(tok, [2], k=k, answer=None)
+    gen.pop("labels")
+    n = int((gen["video_grid_thw"][:, 0] * 2 * gen["video_grid_thw"][:, 1:].prod(-1)).sum())
+    with torch.no_grad():
+        seq = model.generate(**gen, geometry_features=torch.randn(n, 6), max_new_tokens=2, min_new_tokens=2,
+                             do_sample=False, pad_token_id=tok.pad_token_id)
+    assert seq.shape[1] == gen["input_ids"].shape[1] + 2

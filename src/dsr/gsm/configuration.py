@@ -11,6 +11,7 @@ from dsr.errors import DsrError
 
 STRATEGIES_WITH_GEOMETRY = ("addition", "gsm")
 GSM_TEXTS = ("question", "prompt")
+FEATURE_SOURCES = ("encoder", "precomputed")
 
 #: Model-config fields that reproduce the official code (``qwen_vl_spatial.py``) where it differs from our
 #: defaults: one RMSNorm for queries and keys, ``torch.randn`` queries (std 1), tokens_per_second hard-coded
@@ -43,6 +44,10 @@ class GSMQwen2_5_VLConfig(Qwen2_5_VLConfig):
         "prompt" (official code: system prompt, role words and question).
     gsm_official_clip_mean: un-normalise Qwen's patches for π³ with the official code's CLIP mean, whose green
         entry 0.4576275 is a typo of 0.4578275 (the mean Qwen normalised with); parity for the released weights.
+    gsm_feature_source: "encoder" (π³'s encoder run on Qwen's own patches, as DSR) or "precomputed" (per-patch
+        geometry features passed in as ``geometry_features``: cached π³ features, or ground-truth geometry in the
+        miniature Table 5; no encoder is built).
+    gsm_feature_dim: width of precomputed per-patch features (``gsm_feature_source="precomputed"`` only).
     pi3_config: ``Dinov2WithRegistersConfig`` kwargs of the π³ encoder.
     """
 
@@ -55,6 +60,7 @@ class GSMQwen2_5_VLConfig(Qwen2_5_VLConfig):
     gsm_shared_norm: bool = False
     gsm_tokens_per_second: float | None = None
     gsm_feature_source: str = "encoder"
+    gsm_feature_dim: int | None = None
     gsm_query_init_std: float = 0.02
     gsm_text: str = "question"
     gsm_official_clip_mean: bool = False
@@ -63,10 +69,14 @@ class GSMQwen2_5_VLConfig(Qwen2_5_VLConfig):
     def check_gsm(self) -> None:
         if self.gsm_strategy not in ("none", *STRATEGIES_WITH_GEOMETRY):
             raise GSMInputError(f"gsm_strategy must be none, addition or gsm, not {self.gsm_strategy!r}")
-        if self.gsm_feature_source != "encoder":
-            raise GSMInputError("gsm_feature_source: only 'encoder' (π³ encoder features, as DSR) is implemented")
-        if self.gsm_strategy in STRATEGIES_WITH_GEOMETRY and not self.pi3_config:
+        if self.gsm_feature_source not in FEATURE_SOURCES:
+            raise GSMInputError(f"gsm_feature_source must be one of {', '.join(FEATURE_SOURCES)}, "
+                                f"not {self.gsm_feature_source!r}")
+        geometry = self.gsm_strategy in STRATEGIES_WITH_GEOMETRY
+        if geometry and self.gsm_feature_source == "encoder" and not self.pi3_config:
             raise GSMInputError(f"gsm_strategy={self.gsm_strategy!r} needs pi3_config")
+        if geometry and self.gsm_feature_source == "precomputed" and not (self.gsm_feature_dim or 0) > 0:
+            raise GSMInputError("gsm_feature_source='precomputed' needs gsm_feature_dim (the per-patch feature width)")
         if self.gsm_text not in GSM_TEXTS:
             raise GSMInputError(f"gsm_text must be 'question' or 'prompt', not {self.gsm_text!r}")
 

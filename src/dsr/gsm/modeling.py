@@ -97,12 +97,16 @@ class GSMQwen2_5_VLModel(Qwen2_5_VLModel):
         self.rope_deltas = None
         vision = config.vision_config
         if config.gsm_strategy in STRATEGIES_WITH_GEOMETRY:
-            self.geometry_encoder = build_pi3_encoder(config.pi3_config)
-            if int(self.geometry_encoder.config.patch_size) != int(vision.patch_size):
-                raise GSMInputError(f"π³ patch size {self.geometry_encoder.config.patch_size} must equal Qwen's "
-                                    f"{vision.patch_size}: one π³ patch per Qwen patch")
+            if config.gsm_feature_source == "encoder":
+                self.geometry_encoder = build_pi3_encoder(config.pi3_config)
+                if int(self.geometry_encoder.config.patch_size) != int(vision.patch_size):
+                    raise GSMInputError(f"π³ patch size {self.geometry_encoder.config.patch_size} must equal Qwen's "
+                                        f"{vision.patch_size}: one π³ patch per Qwen patch")
+                feature_dim = int(self.geometry_encoder.config.hidden_size)
+            else:
+                feature_dim = int(config.gsm_feature_dim)
             self.geometry_merger = GeometryMerger(
-                int(self.geometry_encoder.config.hidden_size), config.text_config.hidden_size,
+                feature_dim, config.text_config.hidden_size,
                 temporal_patch_size=int(vision.temporal_patch_size), merge_size=int(vision.spatial_merge_size),
                 eps=config.text_config.rms_norm_eps)
         if config.gsm_strategy == "gsm":
@@ -130,9 +134,22 @@ class GSMQwen2_5_VLModel(Qwen2_5_VLModel):
 
     # --- geometry ---
 
-    def geometry_tokens(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        """Per video, the merged π³ features (t·h/2·w/2, LLM width), one per merged vision token."""
+    def geometry_tokens(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor,
+                        geometry_features: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per video, the merged geometry features (t·h/2·w/2, LLM width), one per merged vision token: from π³'s
+        encoder, or from ``geometry_features`` (Σ t·tp·h·w, C): per frame, per patch in row-major order, videos
+        in order (``gsm_feature_source="precomputed"``)."""
         vision = self.config.vision_config
+        if self.config.gsm_feature_source == "precomputed":
+            tp = int(vision.temporal_patch_size)
+            sizes = [int(t * tp * h * w) for t, h, w in video_grid_thw.tolist()]
+            if geometry_features is None:
+                raise GSMInputError("this model reads precomputed geometry: pass geometry_features")
+            if geometry_features.shape[0] != sum(sizes) or geometry_features.shape[-1] != self.config.gsm_feature_dim:
+                raise GSMInputError(f"geometry_features {tuple(geometry_features.shape)} do not match the videos "
+                                    f"({sum(sizes)} frame patches × {self.config.gsm_feature_dim} features)")
+            return [self.geometry_merger(f.reshape(int(t) * tp, int(h * w), -1), (int(t), int(h), int(w)))
+                    for f, (t, h, w) in zip(geometry_features.split(sizes), video_grid_thw.tolist(), strict=True)]
         frames = frames_from_qwen_patches(pixel_values_videos, video_grid_thw, patch_size=int(vision.patch_size),
                                           temporal_patch_size=int(vision.temporal_patch_size),
                                           merge_size=int(vision.spatial_merge_size),
@@ -176,6 +193,7 @@ class GSMQwen2_5_VLModel(Qwen2_5_VLModel):
     def get_video_features(self, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor | None = None,
                            gsm_text_ids: torch.Tensor | None = None, gsm_text_mask: torch.Tensor | None = None,
                            second_per_grid_ts: torch.Tensor | None = None,
+                           geometry_features: torch.Tensor | None = None,
                            **kwargs: Any) -> BaseModelOutputWithPooling:
         """Per-video features ``[vision_i ; geo_i]`` (gsm), ``vision_i + geo_i`` (addition) or ``vision_i``."""
         kwargs.pop("return_dict", None)
@@ -183,7 +201,7 @@ class GSMQwen2_5_VLModel(Qwen2_5_VLModel):
         strategy = self.config.gsm_strategy
         if strategy == "none":
             return out
-        geometry = self.geometry_tokens(pixel_values_videos, video_grid_thw)
+        geometry = self.geometry_tokens(pixel_values_videos, video_grid_thw, geometry_features)
         vision_tokens = out.pooler_output
         if strategy == "addition":
             out.pooler_output = tuple(vt + g.to(vt.dtype) for vt, g in zip(vision_tokens, geometry, strict=True))
@@ -202,14 +220,15 @@ class GSMQwen2_5_VLModel(Qwen2_5_VLModel):
                 image_grid_thw: torch.Tensor | None = None, video_grid_thw: torch.Tensor | None = None,
                 mm_token_type_ids: torch.Tensor | None = None, second_per_grid_ts: torch.Tensor | None = None,
                 mm_encoder_outputs: dict | None = None, gsm_text_ids: torch.Tensor | None = None,
-                gsm_text_mask: torch.Tensor | None = None, **kwargs: Any) -> Any:
+                gsm_text_mask: torch.Tensor | None = None, geometry_features: torch.Tensor | None = None,
+                **kwargs: Any) -> Any:
         mm_encoder_outputs = dict(mm_encoder_outputs or {})
         if pixel_values_videos is not None:
             if mm_encoder_outputs.get("video") is not None:
                 raise ValueError("pass either pixel_values_videos or mm_encoder_outputs['video'], not both")
             mm_encoder_outputs["video"] = self.get_video_features(
                 pixel_values_videos, video_grid_thw, gsm_text_ids=gsm_text_ids, gsm_text_mask=gsm_text_mask,
-                second_per_grid_ts=second_per_grid_ts)
+                second_per_grid_ts=second_per_grid_ts, geometry_features=geometry_features)
         if pixel_values is not None:
             mm_encoder_outputs["image"] = self.get_image_features(pixel_values, image_grid_thw, return_dict=True)
         if mm_token_type_ids is None and input_ids is not None:
@@ -251,17 +270,19 @@ class GSMQwen2_5_VLForConditionalGeneration(Qwen2_5_VLForConditionalGeneration):
         mm_encoder_outputs: dict | None = None,
         gsm_text_ids: torch.LongTensor | None = None,
         gsm_text_mask: torch.Tensor | None = None,
+        geometry_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
         """Qwen2.5-VL's forward plus ``gsm_text_ids (V, Lq)`` / ``gsm_text_mask (V, Lq)``: the question's
-        token ids, one row per video (see ``docs/gsm.md`` for the batch contract)."""
+        token ids, one row per video, and, for a model with precomputed geometry, ``geometry_features``
+        (Σ t·tp·h·w, C) (see ``docs/gsm.md`` for the batch contract)."""
         outputs = self.model(
             input_ids=input_ids, pixel_values=pixel_values, pixel_values_videos=pixel_values_videos,
             image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw, second_per_grid_ts=second_per_grid_ts,
             mm_token_type_ids=mm_token_type_ids, position_ids=position_ids, attention_mask=attention_mask,
             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
             mm_encoder_outputs=mm_encoder_outputs, gsm_text_ids=gsm_text_ids, gsm_text_mask=gsm_text_mask,
-            **kwargs)
+            geometry_features=geometry_features, **kwargs)
         hidden = outputs[0]
         slice_ = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = self.lm_head(hidden[:, slice_, :])

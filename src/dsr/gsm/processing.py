@@ -199,7 +199,7 @@ def collate(samples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.T
     for i, r in enumerate(text_rows):
         gsm_text_ids[i, : len(r)] = torch.tensor(r)
         gsm_text_mask[i, : len(r)] = True
-    return {
+    batch = {
         "input_ids": input_ids,
         "attention_mask": attention,
         "labels": labels,
@@ -211,6 +211,9 @@ def collate(samples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.T
         "gsm_text_ids": gsm_text_ids,
         "gsm_text_mask": gsm_text_mask,
     }
+    if any("geometry_features" in s for s in samples):  # precomputed per-patch geometry, one tensor per video
+        batch["geometry_features"] = torch.cat([f for s in samples for f in s["geometry_features"]])
+    return batch
 
 
 def prepare_sample(tokenizer: Any, videos: Sequence[tuple[np.ndarray, float]], human_value: str,

@@ -40,6 +40,42 @@ def tiny_tokenizer() -> Any:
                                                                                 "<|endoftext|>")])
 
 
+def _word_pre_tokenizer() -> Any:
+    from tokenizers import pre_tokenizers
+
+    # words and punctuation apart, every digit its own token: numbers of any size stay in a closed vocabulary
+    return pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
+
+
+def word_tokenizer(texts: Any) -> Any:
+    """A word-level ``PreTrainedTokenizerFast`` whose vocabulary covers ``texts``: the Qwen special tokens, the
+    digits 0–9, the letters A–Z and every word and punctuation mark of the texts (digits split one by one).
+
+    Unlike :func:`tiny_tokenizer` (a fixed vocabulary), nothing in ``texts`` becomes ``<unk>`` — check with
+    :func:`unknown_tokens`."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    pre = _word_pre_tokenizer()
+    tokens = list(QWEN_SPECIAL_TOKENS) + [str(d) for d in range(10)] + [chr(c) for c in range(65, 91)]
+    seen = dict.fromkeys(tokens)
+    for text in texts:
+        for word, _ in pre.pre_tokenize_str(text):
+            seen.setdefault(word)
+    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(seen)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=[t for t in QWEN_SPECIAL_TOKENS if t not in ("<unk>", "<|im_end|>",
+                                                                                "<|endoftext|>")])
+
+
+def unknown_tokens(tokenizer: Any, texts: Any) -> int:
+    """How many ``<unk>`` tokens ``tokenizer`` makes of ``texts`` in all."""
+    unk = tokenizer.unk_token_id
+    return sum(tokenizer.encode(t, add_special_tokens=False).count(unk) for t in texts)
+
+
 def tiny_qwen_config_dict(vocab_size: int | None = None) -> dict:
     """Kwargs of a ~0.1 M-parameter Qwen2.5-VL with merge 2 (so 2×2 merging and regrouping are exercised)."""
     vocab = vocab_size or len(tiny_vocab())

@@ -227,7 +227,7 @@ def load_model(path: str, strategy: str, *, dtype: Any = None) -> Any:
     require_files(path, "model")
     config = load_gsm_config(path)
     model_strategy = MODEL_STRATEGY[strategy]
-    if model_strategy != "none" and not config.pi3_config:
+    if model_strategy != "none" and config.gsm_feature_source == "encoder" and not config.pi3_config:
         raise TrainConfigError(f"{path}: strategy {strategy!r} needs a checkpoint with π³ weights "
                                "(build one with `dsr model assemble`)")
     config.gsm_strategy = model_strategy
@@ -304,7 +304,7 @@ def training_arguments(cfg: TrainConfig) -> Any:
         if importlib.util.find_spec("deepspeed") is None:
             raise TrainConfigError(f"{cfg.deepspeed}: a DeepSpeed config needs the deepspeed package "
                                    "(install it on the GPU machine) or drop the deepspeed key")
-    return TrainingArguments(
+    kwargs: dict[str, Any] = dict(
         output_dir=cfg.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler_type,
@@ -312,8 +312,9 @@ def training_arguments(cfg: TrainConfig) -> Any:
         logging_steps=cfg.logging_steps, save_strategy="steps", save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, seed=cfg.seed, bf16=cfg.bf16, use_cpu=cfg.use_cpu,
         deepspeed=cfg.deepspeed, activation_checkpointing=cfg.gradient_checkpointing, report_to=[],
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
-        **cfg.extra_training_args)
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False)
+    kwargs.update(cfg.extra_training_args)  # any TrainingArguments field, ours included, may be overridden
+    return TrainingArguments(**kwargs)
 
 
 def build_trainer(cfg: TrainConfig, args: Any, model: Any, dataset: Any, collator: Any,
