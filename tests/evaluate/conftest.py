@@ -138,9 +138,11 @@ def build_scene_record() -> Any:
 @pytest.fixture(scope="session")
 def qa_scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """(folder, record): ``scene.npz``, its ``video.mp4`` (grey; the red channel is 10 × the frame number)
-    and ``qas.jsonl``, 24 template QAs of our own generator."""
+    and ``qas.jsonl``, 24 template QAs of our own generator with the paper's procedure, whose options leak the
+    answer: the report's red flag for a text-only control needs a leak to show."""
     from dsr.qa.export import write_qas
     from dsr.qa.generate import generate_record_qas
+    from dsr.qa.rules import make_config
     from dsr.scene.io import write_record
 
     d = tmp_path_factory.mktemp("qa_scene")
@@ -148,5 +150,6 @@ def qa_scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     write_record(d / "scene.npz", record)
     write_video(d / "video.mp4", [np.full((SCENE_H, SCENE_W, 3), (10 * t, 128, 128), np.uint8)
                                   for t in range(SCENE_N)], SCENE_FPS)
-    write_qas(d / "qas.jsonl", list(generate_record_qas(record, per_video=24, seed=3, record_path="scene.npz")))
+    write_qas(d / "qas.jsonl", list(generate_record_qas(record, make_config("paper"), per_video=24, seed=3,
+                                                        record_path="scene.npz")))
     return d, record

@@ -166,7 +166,11 @@ def test_given_boxes_on_a_tiny_world_keep_ids_classes_and_agent_flags(tiny_world
     assert [o.object_id for o in rec.objects] == list(init)
     for obj in rec.objects:
         given = init[obj.object_id]
-        assert obj.class_phrase == given.class_phrase and obj.is_agent == given.is_agent
+        assert obj.class_phrase == given.class_phrase
+        # an agent needs the user's word and a measured heading: on 2.4 s at 160x120 the calibrated heading noise
+        # (dsr.extract.uncertainty) may leave a walker's heading unmeasured, and then it is no agent (no guessed
+        # orientation questions); an object the user did not call an agent never becomes one
+        assert obj.is_agent <= given.is_agent
         assert (obj.orientation is not None) == obj.is_agent
         assert obj.track_source.name == "grounding/given+tracking/ncc"
         np.testing.assert_allclose(obj.boxes_xyxy[0], np.clip(given.box_xyxy, 0, [159, 119, 159, 119]))
