@@ -9,6 +9,8 @@ from typing import Any
 import typer
 
 FORMAT_HELP = "Question file format: auto, dsr_parquet, qa_jsonl, plain or vlm4d."
+PROTOCOL_HELP = ("Evaluation protocol: paper, dsr-official, vlmevalkit-dsrbench[-64frame|-30frame|-1fps] or vlm4d "
+                 "(frames, prompt and answer parser of a published setup; recorded in the manifest).")
 
 eval_app = typer.Typer(
     help="Evaluate vision-language models on DSR-Bench-style multiple-choice questions.",
@@ -55,11 +57,15 @@ def run_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; an existing one is resumed)."),
     videos: Path | None = typer.Option(None, "--videos", help="Folder holding the videos."),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    frames: int = typer.Option(32, "--frames", help="Uniformly sampled frames (paper protocol: 32)."),
+    protocol: str = typer.Option("paper", "--protocol", help=PROTOCOL_HELP),
+    frames: int | None = typer.Option(None, "--frames", show_default=False,
+                                      help="Uniformly sampled frames (default: the protocol's; paper: 32)."),
     fps: float | None = typer.Option(None, "--fps", help="Sample at this rate instead of --frames."),
-    timestamps: bool = typer.Option(True, "--timestamps/--no-timestamps", help="State frame times in the prompt."),
-    serve_full_video: bool = typer.Option(False, "--serve-full-video",
-                                          help="Show the final second of *_dir_pred items (official harness)."),
+    timestamps: bool | None = typer.Option(None, "--timestamps/--no-timestamps", show_default=False,
+                                           help="State frame times in the prompt (default: the protocol's)."),
+    serve_full_video: bool | None = typer.Option(
+        None, "--serve-full-video/--hide-final-second", show_default=False,
+        help="Show or hide the final second of *_dir_pred items (default: the protocol's; official harness: show)."),
     max_side: int = typer.Option(768, "--max-side", help="Downscale frames to this longest side (0 = keep)."),
     arm: str = typer.Option("main", "--arm", help="main, blind, single-frame, shuffled-frames, reversed-frames."),
     circular: bool = typer.Option(False, "--circular", help="Ask every option rotation (circular evaluation)."),
@@ -108,8 +114,8 @@ def run_cmd(
     run was stopped before any reply (the circuit breaker's line names the cause)."""
     from dsr.evaluate.datasets import load_dataset
     from dsr.evaluate.models import create_model
+    from dsr.evaluate.protocols import get_protocol, protocol_policy
     from dsr.evaluate.run import RunConfig, run_eval
-    from dsr.evaluate.sampling import FramePolicy
     from dsr.evaluate.store import SUMMARY
 
     ds = load_dataset(dataset, videos_dir=videos, format=format)
@@ -122,9 +128,11 @@ def run_cmd(
                "temperature": temperature, "image_detail": image_detail, "video_mode": video_mode,
                "timeout_s": timeout, "max_retries": max_retries}
     m = create_model(model, items=ds.items, seed=seed, concurrency=concurrency, table=_cli_models(), **options)
-    policy = FramePolicy(num_frames=frames, fps=fps, timestamps_in_prompt=timestamps, max_side=max_side,
-                         serve_full_video=serve_full_video)
-    config = RunConfig(policy=policy, arm=arm, concurrency=concurrency, seed=seed, circular=circular, limit=limit,
+    chosen = get_protocol(protocol)
+    policy = protocol_policy(chosen, num_frames=frames, fps=fps, timestamps_in_prompt=timestamps,
+                             max_side=max_side, serve_full_video=serve_full_video)
+    config = RunConfig(policy=policy, arm=arm, prompt_style=chosen.prompt_style, protocol=chosen.name,
+                       concurrency=concurrency, seed=seed, circular=circular, limit=limit,
                        max_consecutive_failures=max_consecutive_failures)
     judge_obj = None
     if judge:
@@ -145,6 +153,8 @@ def run_cmd(
     acc = _accuracy_text(overall)
     typer.echo(f"{out}: {outcome.n_scored}/{outcome.n_total} scored, accuracy {acc}; "
                f"new {outcome.n_new}, resumed {outcome.n_resumed}; failures: {fails}")
+    if chosen.parser != "dsr":
+        _echo_protocol_rescore(out, chosen.name)
     from dsr.cli.outcome import finish
 
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("failures", {}).items()))
@@ -161,15 +171,25 @@ def score_cmd(
                                                                 "thumbnails; none are decoded to score)."),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     name: str | None = typer.Option(None, "--name", help="Model name shown in reports."),
+    protocol: str | None = typer.Option(None, "--protocol", show_default=False,
+                                        help="Also re-read the replies with this protocol's answer parser and "
+                                             "count the items it reads differently from ours "
+                                             "(writes protocol-<name>.json). " + PROTOCOL_HELP),
 ) -> None:
     """Score replies offline with the one parser: re-parse a run, or score predictions made elsewhere."""
     from dsr.errors import DsrError
 
+    if protocol is not None:
+        from dsr.evaluate.protocols import get_protocol
+
+        get_protocol(protocol)  # an unknown name fails before any work
     if source.is_dir():
         from dsr.evaluate.score import rescore_run
 
         stats = rescore_run(source)
         typer.echo(f"{source}: re-parsed {stats['rows']} rows, {stats['changed']} changed letter")
+        if protocol is not None:
+            _echo_protocol_rescore(source, protocol)
         return
     if dataset is None or out is None:
         raise DsrError("scoring a predictions file needs --dataset and --out")
@@ -188,6 +208,20 @@ def score_cmd(
                f"{100 * summary.get('invalid_rate', 0):.1f}%; {outcome.missing} items without a prediction, "
                f"{len(outcome.unknown_ids)} unknown ids; {len(outcome.differences)} items where our parse "
                f"differs from the file's (see differences.json)")
+    if protocol is not None:
+        _echo_protocol_rescore(out, protocol)
+
+
+def _echo_protocol_rescore(run_dir: Path, protocol: str) -> None:
+    from dsr.evaluate.protocols import protocol_rescore
+
+    result, path = protocol_rescore(run_dir, protocol)
+    if not result.n:
+        typer.echo(f"{run_dir}: no replies to re-read with protocol {protocol}")
+        return
+    typer.echo(f"{run_dir}: protocol {protocol} ({result.parser} parser): accuracy "
+               f"{100 * result.correct_theirs / result.n:.1f}% vs ours {100 * result.correct_ours / result.n:.1f}%; "
+               f"{result.differ} of {result.n} items parse differently (see {path.name})")
 
 
 @eval_app.command("report")

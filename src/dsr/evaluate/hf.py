@@ -242,7 +242,7 @@ class QwenVLModel:
         tokens_per_patch = int(grids[0][1] * grids[0][2]) // (merge * merge)
         # the arms reorder pixels only: the k-th patch keeps the k-th time of the main arm
         stamps = sorted(request.timestamps_s) if request.timestamps_s else [float(k) for k in range(len(images))]
-        question = text_without_frames(request.item)
+        question = text_without_frames(request.item, request.prompt.style)
         inputs: dict[str, Any] = {"pixel_values_videos": torch.from_numpy(pixels).to(model.device, model.dtype),
                                   "video_grid_thw": grid}
         if self.family == "qwen2_5_vl":

@@ -356,7 +356,7 @@ class OpenAIChatModel:
             raise ModelError("clip_error", f"cannot encode the clip: {exc}") from None
         url = "data:video/mp4;base64," + base64.b64encode(clip).decode()
         content = [{"type": "video_url", "video_url": {"url": url}},
-                   {"type": "text", "text": text_without_frames(request.item)}]
+                   {"type": "text", "text": text_without_frames(request.item, request.prompt.style)}]
         body = self.payload(Prompt(parts=(), images=()))
         body["messages"] = [{"role": "user", "content": content}]
         return body
@@ -450,7 +450,7 @@ class VideoBackendModel:
         from dsr.evaluate.prompt import text_without_frames
         from dsr.evaluate.sampling import median_spacing_s
 
-        text = text_without_frames(request.item)
+        text = text_without_frames(request.item, request.prompt.style)
         interval = median_spacing_s(request.timestamps_s)
         start = time.perf_counter()
         with self._lock:

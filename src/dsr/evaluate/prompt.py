@@ -29,13 +29,16 @@ from dsr.errors import DsrError
 from dsr.evaluate.datasets import Item
 
 ARMS: tuple[str, ...] = ("main", "blind", "single-frame", "shuffled-frames", "reversed-frames")
-PROMPT_STYLES: tuple[str, ...] = ("dsr",)
+PROMPT_STYLES: tuple[str, ...] = ("dsr", "vlm4d")
 
 DSR_INSTRUCTION = (
     "These are the frames of a video. Select the best answer to the following multiple-choice question "
     "based on the video. Respond with only the letter ({letters}) of the correct option."
 )
 QUESTION_TEMPLATE = "Question: {question}\n{options}\nAnswer: "
+# VLM4D's prompt (dsr-paper.md §11), the option list on one line
+VLM4D_TEMPLATE = ("{question}. Choose the closest answer from the following {n} candidates and only output your "
+                  "choice as one of {letters}: {options}")
 TIME_LABEL = "<{t:.1f} s>"
 
 
@@ -45,6 +48,7 @@ class Prompt:
 
     parts: tuple[tuple[str, str | int], ...]
     images: tuple[bytes, ...]
+    style: str = "dsr"
 
     @property
     def text(self) -> str:
@@ -66,15 +70,22 @@ def question_text(item: Item) -> str:
     return QUESTION_TEMPLATE.format(question=item.question, options=options)
 
 
-def text_without_frames(item: Item) -> str:
+def text_without_frames(item: Item, style: str = "dsr") -> str:
     """The prompt's text alone (instruction, question, options), for inputs that carry time themselves
-    (a native video, a video file): what follows the frames in the ``dsr`` style, without time labels."""
+    (a native video, a video file): what follows the frames in ``style``, without time labels."""
+    if style == "vlm4d":
+        return VLM4D_TEMPLATE.format(question=item.question.rstrip(), n=len(item.options),
+                                     letters=",".join(item.letters),
+                                     options="; ".join(f"{k}: {v}" for k, v in item.options.items()))
+    if style not in PROMPT_STYLES:
+        raise DsrError(f"unknown prompt style {style!r}")
     return DSR_INSTRUCTION.format(letters=letters_phrase(item.letters)) + "\n" + question_text(item)
 
 
 def prompt_hash(style: str = "dsr", timestamps: bool = True) -> str:
     """Identity of the prompt template (changes whenever the wording or layout changes)."""
-    blob = "|".join([style, DSR_INSTRUCTION, QUESTION_TEMPLATE, TIME_LABEL if timestamps else "", "v1"])
+    template = VLM4D_TEMPLATE if style == "vlm4d" else DSR_INSTRUCTION + "|" + QUESTION_TEMPLATE
+    blob = "|".join([style, template, TIME_LABEL if timestamps else "", "v1"])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -112,8 +123,7 @@ def build_prompt(item: Item, jpegs: tuple[bytes, ...], timestamps_s: tuple[float
             parts.append(("text", TIME_LABEL.format(t=labels[slot]) + "\n"))
         parts.append(("image", len(images)))
         images.append(jpegs[src])
-    parts.append(("text", DSR_INSTRUCTION.format(letters=letters_phrase(item.letters)) + "\n"))
-    parts.append(("text", question_text(item)))
+    parts.append(("text", text_without_frames(item, style)))
     # merge adjacent text parts so the text payload is stable and compact
     merged: list[tuple[str, str | int]] = []
     for kind, value in parts:
@@ -121,4 +131,4 @@ def build_prompt(item: Item, jpegs: tuple[bytes, ...], timestamps_s: tuple[float
             merged[-1] = ("text", str(merged[-1][1]) + str(value))
         else:
             merged.append((kind, value))
-    return Prompt(parts=tuple(merged), images=tuple(images))
+    return Prompt(parts=tuple(merged), images=tuple(images), style=style)

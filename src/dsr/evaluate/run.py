@@ -38,6 +38,7 @@ from dsr.evaluate.datasets import Dataset, Item, base_id, rotate_options
 from dsr.evaluate.judge import Judge
 from dsr.evaluate.parse import PARSER_VERSION, parse_letter
 from dsr.evaluate.prompt import ARMS, arm_order, build_prompt, prompt_hash
+from dsr.evaluate.protocols import protocol_record
 from dsr.evaluate.sampling import FrameError, FramePolicy, serve_frames
 from dsr.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Summary, summarize
 from dsr.evaluate.store import (
@@ -67,6 +68,8 @@ class RunConfig:
     policy: FramePolicy = dataclasses.field(default_factory=FramePolicy)
     arm: str = "main"
     prompt_style: str = "dsr"
+    # the named protocol (dsr.evaluate.protocols) the policy and prompt start from; recorded with any overrides
+    protocol: str = "paper"
     concurrency: int = 8
     seed: int = 0
     circular: bool = False
@@ -107,6 +110,7 @@ def build_manifest(dataset: Dataset, model: Model, config: RunConfig, judge: Jud
         "circular": config.circular,
         "prompt": {"style": config.prompt_style,
                    "hash": prompt_hash(config.prompt_style, config.policy.timestamps_in_prompt)},
+        "protocol": protocol_record(config.protocol, config.policy, config.prompt_style),
         "model": model.identity(),
         "judge": judge.identity() if judge else "rules only",
         "parser_version": PARSER_VERSION,
