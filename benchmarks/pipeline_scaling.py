@@ -53,6 +53,7 @@ def main() -> None:
                                  root / f"w{seed}", progress=False)
             shutil.copy(world.video_path, videos / f"world{seed}.mp4")
             minutes += args.duration / 60.0
+        print(f"load average before the runs: {os.getloadavg()}")
         print(f"rendered {args.videos} worlds of {args.duration:g} s in {time.perf_counter() - start:.1f} s")
         config = PipelineConfig(curate=CurateConfig(min_duration_s=0.0))
         runs: dict[str, tuple[float, dict]] = {}
@@ -69,9 +70,10 @@ def main() -> None:
             print(f"{name:>8}: {runs[name][0]:7.1f} s  ({report.extracted}/{report.videos} extracted, {report.qas} QAs)")
         one, many = runs["ray-1"][0], runs[f"ray-{args.cpus}"][0]
         same = len({json.dumps(sorted(_records(root / n).items()), default=str) for n in runs}) == 1
+        same_qas = len({(root / n / "qas.jsonl").read_bytes() for n in runs}) == 1
         print(f"speedup of {args.cpus} Ray workers over one: {one / many:.2f}x")
         print(f"per video: {one / args.videos:.1f} s on one worker; {one / minutes:.1f} s per video minute")
-        print(f"records identical across runs: {same}")
+        print(f"records identical across runs: {same}; questions identical: {same_qas}")
         print(f"load average after: {os.getloadavg()}")
 
 

@@ -90,3 +90,18 @@ def test_qa_exit_codes_and_lock(record_file: Path, tmp_path: Path, capsys: pytes
     code, output = _dsr(["qa", str(record_file), str(record_file), "--out", str(tmp_path / "dup.jsonl"),
                          "--per-video", "3"], capsys)  # the same record twice (helper qa's item 5)
     assert code == 1 and "error: 1 of 2 records failed (duplicate_record: 1)" in output, output
+
+
+def test_pipeline_refuses_a_folder_in_use_and_fails_on_unreadable_videos(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("cv2")
+    videos = _unreadable_videos(tmp_path / "videos", 2)
+    out = tmp_path / "run"
+    with lock_folder(out):
+        code, output = _dsr(["pipeline", "run", str(videos), "--out", str(out), "--min-duration", "0"], capsys)
+    assert code == 2 and f"error: {out} is in use by another dsr process" in output
+    assert not (out / "report.json").exists()
+    # unlocked: every video is unreadable, so nothing succeeded (exit 2) and the line names the reason
+    code, output = _dsr(["pipeline", "run", str(videos), "--out", str(out), "--min-duration", "0"], capsys)
+    assert (out / "report.json").is_file() and not (out / ".dsr.lock").exists()
+    assert code == 2 and "error: nothing succeeded: 2 of 2 videos failed (curate: unreadable: 2)" in output

@@ -46,6 +46,15 @@ def _serial(videos: Path, out: Path) -> None:
     main(["qa", *sorted(str(p) for p in (out / "records").glob("*.npz")), "--out", str(out / "qas.jsonl")])
 
 
+def _pipeline(args: list[str]) -> int:
+    """``dsr pipeline run ARGS``'s exit code (the fixture folder's broken video makes a good run exit 1)."""
+    try:
+        main(["pipeline", "run", *args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def _outputs(folder: Path) -> dict[str, bytes]:
     keep = {}
     for p in sorted(folder.rglob("*")):
@@ -64,9 +73,9 @@ def _untimed(marker: dict) -> dict:
 def test_pipeline_equals_the_three_commands_locally_and_on_ray(video_folder: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     _serial(video_folder, tmp_path / "serial")
-    main(["pipeline", "run", str(video_folder), "--out", str(tmp_path / "local"), "--min-duration", "0"])
-    main(["pipeline", "run", str(video_folder), "--out", str(tmp_path / "ray"), "--min-duration", "0",
-          "--executor", "ray", "--num-cpus", "2"])
+    assert _pipeline([str(video_folder), "--out", str(tmp_path / "local"), "--min-duration", "0"]) == 1
+    assert _pipeline([str(video_folder), "--out", str(tmp_path / "ray"), "--min-duration", "0",
+                      "--executor", "ray", "--num-cpus", "2"]) == 1
     serial = _outputs(tmp_path / "serial")
     assert any(k.endswith(".npz") for k in serial) and "qas.jsonl" in serial and "curation.csv" in serial
     for run in ("local", "ray"):
@@ -107,8 +116,8 @@ def test_kill_9_mid_run_then_resume_loses_and_repeats_nothing(video_folder: Path
     subprocess.run(["pkill", "-9", "-f", f"{out}"], check=False)  # stray workers of the killed run, if any
     finished_before = len(journal.read_text().splitlines()) - 1
     assert 1 <= finished_before < 3
-    main(["pipeline", "run", str(video_folder), "--out", str(out), "--min-duration", "0", "--executor", "ray",
-          "--num-cpus", "1"])
+    assert _pipeline([str(video_folder), "--out", str(out), "--min-duration", "0", "--executor", "ray",
+                      "--num-cpus", "1"]) == 1
     entries = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
     assert sorted(e["video"] for e in entries) == sorted(str(p) for p in video_folder.glob("*.mp4"))
     report = json.loads((out / "report.json").read_text())

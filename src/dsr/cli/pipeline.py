@@ -28,6 +28,7 @@ def run_cmd(
     = "qas.jsonl",
 ) -> None:
     """Curate → extract per video (chains of tasks, locally or on Ray), then questions over all records."""
+    from collections import Counter
     from dataclasses import replace
 
     from rich.progress import Progress
@@ -40,9 +41,13 @@ def run_cmd(
     config = PipelineConfig(curate=replace(CurateConfig(), min_duration_s=min_duration, max_duration_s=max_duration),
                             per_video=per_video, seed=seed, qa_out=qa_out)
     total = len(find_videos(inputs))
+    from dsr.cli.outcome import finish
+    from dsr.locking import lock_folder
+
+    out.mkdir(parents=True, exist_ok=True)
     runner = create_executor(executor, address=address, num_cpus=num_cpus)
     try:
-        with Progress() as bar:
+        with lock_folder(out), Progress() as bar:  # one process per output folder
             task = bar.add_task(f"videos ({runner.name})", total=total)
 
             def tick(video: str, entry: dict, resumed: bool) -> None:
@@ -59,6 +64,13 @@ def run_cmd(
     failures = "; ".join(f"{k}: {v}" for k, v in report.by_stage_reason.most_common()) or "none"
     typer.echo(f"{report.videos} videos: {report.kept} kept, {report.extracted} extracted, {report.qas} QAs "
                f"({report.resumed} done before); failures: {failures}; report: {out / 'report.json'}")
+    # rejected by curation (too short, ...) or skipped by extraction (no objects, untrusted camera) are decisions,
+    # not failures; an unreadable video, a failed extraction and a record the questions cannot use are
+    failing = ("curate: unreadable", "extract failed", "qa:")
+    errors = Counter({k: v for k, v in report.by_stage_reason.items() if k.startswith(failing)})
+    failed = sum(errors.values())
+    finish(max(report.videos - failed, 0), failed, what="videos",
+           detail=", ".join(f"{k}: {v}" for k, v in errors.most_common()))
 
 
 def register(app: typer.Typer) -> None:
