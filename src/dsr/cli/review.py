@@ -44,7 +44,7 @@ def import_cmd(
 def serve_cmd(
     db: str = typer.Option("review.db", "--db", help=DB_OPTION_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
-    port: int = typer.Option(8765, "--port"),
+    port: int = typer.Option(8765, "--port", help="Port to listen on."),
     login_as: str | None = typer.Option(None, "--login-as", help="Print a one-time login link for this user."),
     open_browser: bool = typer.Option(False, "--open", help="Open the (login) page in a browser."),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log every request."),
