@@ -122,19 +122,34 @@ def test_rescore_counts_items_that_parse_differently() -> None:
     assert result.examples[0]["item_id"] == "q0" and result.examples[0]["theirs"] == "B"
 
 
-def test_run_records_the_protocol_and_serves_its_frames(toy_dataset: Path, chat_server, tmp_path: Path) -> None:
-    """A 1-fps protocol run on 3-s clips serves 3 frames per item and the manifest names the protocol."""
-    url = chat_server()
+# frames served for a 3-s, 10-fps clip (30 frames) that is not a prediction item
+SERVED = {"paper": 30, "dsr-official": 6, "vlmevalkit-dsrbench": 30, "vlmevalkit-dsrbench-64frame": 30,
+          "vlmevalkit-dsrbench-30frame": 30, "vlmevalkit-dsrbench-1fps": 3, "vlm4d": 30}
+
+
+def test_every_protocol_is_covered_here() -> None:
+    assert set(SERVED) == set(PROTOCOLS)
+
+
+@pytest.mark.parametrize("name", sorted(SERVED))
+def test_run_records_the_protocol_and_serves_its_frames_and_prompt(name: str, toy_dataset: Path, chat_server,
+                                                                   tmp_path: Path) -> None:
+    """Each protocol's run names it in the manifest, serves its frames and sends its prompt."""
+    dump = tmp_path / "bodies"
+    url = chat_server(dump=dump)
     ds = load_dataset(toy_dataset)
-    proto = get_protocol("vlmevalkit-dsrbench-1fps")
+    proto = get_protocol(name)
     model = OpenAIChatModel(model="fake-vlm", base_url=url, backoff_s=0.01, max_retries=1)
     run_eval(ds, model, tmp_path / "r", RunConfig(policy=proto.policy, prompt_style=proto.prompt_style,
-                                                  protocol=proto.name, limit=4), progress=False)
+                                                  protocol=proto.name, limit=2, concurrency=1), progress=False)
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    assert manifest["protocol"]["name"] == "vlmevalkit-dsrbench-1fps"
-    assert manifest["protocol"]["parser"] == "spatial-bench" and manifest["protocol"]["overrides"] == {}
+    assert manifest["protocol"]["name"] == name and manifest["protocol"]["parser"] == proto.parser
+    assert manifest["protocol"]["overrides"] == {} and manifest["prompt"]["style"] == proto.prompt_style
     rows = [json.loads(x) for x in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
-    assert all(len(r["frames"]["indices"]) == 3 for r in rows if not r["error"])
+    assert len(rows) == 2 and all(len(r["frames"]["indices"]) == SERVED[name] for r in rows)
+    texts = [json.dumps(json.loads(p.read_text())) for p in sorted(dump.glob("*.json"))]
+    assert texts and all(("Choose the closest answer" in t) == (proto.prompt_style == "vlm4d") for t in texts)
+    assert all(("<0.0 s>" in t) == proto.policy.timestamps_in_prompt for t in texts)
 
 
 def test_cli_score_reports_parse_differences(toy_dataset: Path, tmp_path: Path) -> None:
