@@ -74,6 +74,9 @@ def main() -> None:
         print(f"speedup of {args.cpus} Ray workers over one: {one / many:.2f}x")
         print(f"per video: {one / args.videos:.1f} s on one worker; {one / minutes:.1f} s per video minute")
         print(f"records identical across runs: {same}; questions identical: {same_qas}")
+        sizes = [len(b) for b in _records(root / f"ray-{args.cpus}").values()]
+        if sizes:
+            print(f"record size: mean {sum(sizes) / len(sizes) / 1e3:.0f} kB, largest {max(sizes) / 1e3:.0f} kB")
         print(f"load average after: {os.getloadavg()}")
 
 
