@@ -44,7 +44,9 @@ def per_type(busy: SceneRecord) -> dict[str, list[QA]]:
 def test_table_keys_labels_and_order() -> None:
     assert tuple(TYPES) == QUESTION_TYPES and len(TYPES) == 12
     assert QUESTION_TYPES[:6] == tuple(f"abs_{b}" for b in ("dis", "dir", "ori", "spd", "spd_comp", "dir_pred"))
-    assert len(set(TYPE_LABELS.values())) == len(TYPE_LABELS) == 13 and TYPE_LABELS[NON_TEMPLATE] == "NonTemp"
+    # 12 template types, the free-form key and the 5 numeric types (issue 16), each with its own label
+    assert len(set(TYPE_LABELS.values())) == len(TYPE_LABELS) == 18 and TYPE_LABELS[NON_TEMPLATE] == "NonTemp"
+    assert TYPE_LABELS["num_turn"] == "NumTurn"
     assert TYPE_LABELS["rel_spd_comp"] == "RelSpdC" and TYPE_LABELS["abs_dir_pred"] == "AbsDirP"
     with pytest.raises(UnknownTypeError, match="unknown question type 'sideways'"):
         question_type("sideways")

@@ -150,7 +150,7 @@ def run_cmd(
     summary = json.loads((out / SUMMARY).read_text())
     overall = summary.get("overall") or {}
     fails = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.failures.items())) or "none"
-    acc = _accuracy_text(overall)
+    acc = _accuracy_text(overall) + _formats_text(summary)
     typer.echo(f"{out}: {outcome.n_scored}/{outcome.n_total} scored, accuracy {acc}; "
                f"new {outcome.n_new}, resumed {outcome.n_resumed}; failures: {fails}")
     if chosen.parser != "dsr":
@@ -313,6 +313,15 @@ def _cli_models() -> dict[str, str]:
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to ``app``."""
     app.add_typer(eval_app, name="eval")
+
+
+def _formats_text(summary: dict) -> str:
+    """'; numeric MRA 62.5%, open exact match 40.0%' for a run with numeric or open items, else ''."""
+    from dsr.evaluate.formats import SCORE_NAMES
+
+    parts = [f"{fmt} {SCORE_NAMES[fmt]} {100 * s['score']['value']:.1f}%" for fmt, s in
+             (summary.get("formats") or {}).items()]
+    return ("; " + ", ".join(parts)) if parts else ""
 
 
 def _accuracy_text(overall: dict) -> str:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from dsr.qa.rules import QAConfig
 
 # Help texts state QAConfig's defaults without importing it (numpy) when the CLI starts;
 # tests/qa/test_export_cli.py checks them against QAConfig.
@@ -38,6 +42,44 @@ def _config(preset_flag: str | None, config_file: Path | None, **overrides: obje
     if unknown:
         raise DsrError(f"unknown config field(s): {', '.join(sorted(unknown))}")
     return make_config(preset, **fields)
+
+
+def _free_answers(records: list[Path], out: Path, answer_format: str, config: QAConfig, *, per_video: int,
+                  seed: int) -> None:
+    """``dsr qa --answer-format numeric|open``: one file, a summary line, the exit-code policy."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from dsr.atomic import atomic_write_text
+    from dsr.cli.outcome import finish
+    from dsr.errors import DsrError
+    from dsr.locking import lock_file
+    from dsr.qa.free_answer import ANSWER_FORMATS, generate_free_files
+
+    if answer_format not in ANSWER_FORMATS:
+        raise DsrError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}")
+    if not str(out).endswith((".jsonl", ".parquet")):
+        raise DsrError(f"{out}: numeric and open QAs are written as .jsonl or .parquet")
+    err = Console(stderr=True, highlight=False)
+    failed: list[str] = []
+    with lock_file(out), Progress(console=err, transient=True) as progress:
+        task = progress.add_task("records", total=len(records))
+
+        def on_record(path: str, error: str | None) -> None:
+            if error:
+                failed.append(path)
+                err.print(f"[red]error[/red] {error}", soft_wrap=True)
+            progress.advance(task)
+
+        report = generate_free_files([str(r) for r in records], out, answer_format, config, per_video=per_video,
+                                     seed=seed, on_record=on_record)
+    summary = report.to_json()
+    atomic_write_text(Path(f"{out}.report.json"), json.dumps(summary, indent=1) + "\n")
+    per_type = ", ".join(f"{k}: {v}" for k, v in sorted(summary["per_type"].items())) or "none"
+    Console(highlight=False).print(f"{out}: {summary['qas']} {answer_format} QAs from {summary['records']} records "
+                                   f"({per_type}); scale: {summary['scale_kinds'] or 'none'}; report: {out}.report.json")
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(summary["records_failed"].items()))
+    finish(len(records) - len(failed), len(failed), what="records", detail=detail)
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +120,11 @@ def register(app: typer.Typer) -> None:
                                              help="Model name sent to the endpoint (required with --llm-base-url)."),
         llm_key_env: str = typer.Option("OPENAI_API_KEY", "--llm-api-key-env",
                                         help="Name of the environment variable holding the API key."),
+        answer_format: str = typer.Option(
+            "mcq", "--answer-format",
+            help="mcq (four options), numeric (metres, m/s, degrees on metric records; scale-free ratios "
+                 "otherwise) or open (the template questions without options; the answer is the state "
+                 "sequence). numeric and open write .jsonl or .parquet."),
     ) -> None:
         """Generate template (and free-form) QAs from scene records, with a report by failure reason."""
         from rich.console import Console
@@ -97,6 +144,9 @@ def register(app: typer.Typer) -> None:
         config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
                          frame_policy=frame_policy, direction_eps=direction_eps,
                          distractor_pool_prob=distractor_pool)
+        if answer_format != "mcq":
+            _free_answers(records, out, answer_format, config, per_video=per_video, seed=seed)
+            return
         qtypes = parse_types(types)
         console, err = Console(highlight=False), Console(stderr=True, highlight=False)
         freeform = None

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -49,7 +50,8 @@ from dsr.qa.question_types import TYPE_LABELS as TYPE_LABELS  # re-exported for 
 # Table 4's column order (dsr-paper.md §13), from the question-type table of dsr.qa; other types
 # (e.g. VLM4D's) follow, sorted.
 TYPE_ORDER: tuple[str, ...] = (*QUESTION_TYPES, NON_TEMPLATE)
-FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "plain", "vlm4d", "vsibench", "stibench", "vlmevalkit_tsv")
+FORMATS = ("auto", "dsr_parquet", "qa_jsonl", "qa_free", "plain", "vlm4d", "vsibench", "stibench", "vlmevalkit_tsv")
+FREE_FORMATS = frozenset({"numeric", "open"})
 # columns that identify the external benchmarks whatever their container (parquet, JSON, JSON Lines)
 _VSIBENCH_COLUMNS = frozenset({"scene_name", "question_type", "ground_truth"})
 _STIBENCH_COLUMNS = frozenset({"Video", "Question", "Candidates", "Answer"})
@@ -61,9 +63,12 @@ class DatasetError(DsrError):
 
 @dataclass(frozen=True)
 class Item:
-    """One multiple-choice question on one video.
+    """One question on one video: multiple choice (``answer_format`` "mcq", the default), or a number or a
+    state sequence with no options (issue 16: "numeric", "open").
 
-    options: letter → option text (no letter prefix), in letter order.
+    options: letter → option text (no letter prefix), in letter order; empty for numeric and open items,
+    whose ``answer`` is the reference answer's text. answer_value, unit: a numeric item's number and unit
+    ("m", "m/s", "deg", "ratio"); rule: an open item's answer rule (which states its sequence has).
     visible_until_s: a model may see only frames with timestamp < this; None = whole video.
     video_path: a local file, or None when the dataset only names a URL (the run records a failure).
     """
@@ -79,16 +84,28 @@ class Item:
     query: dict[str, Any] | None = None
     record_path: str | None = None
     qa_config: dict[str, Any] | None = None  # the generator's QAConfig (our QA exports), for the oracle
+    answer_format: str = "mcq"
+    answer_value: float | None = None
+    unit: str | None = None
+    rule: str | None = None
 
     @property
     def letters(self) -> tuple[str, ...]:
         return tuple(self.options)
 
+    @property
+    def is_mcq(self) -> bool:
+        return self.answer_format == "mcq"
+
     def to_json(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "video_id": self.video_id, "video_path": self.video_path,
-                "question": self.question, "options": dict(self.options), "answer": self.answer,
-                "type": self.type, "visible_until_s": self.visible_until_s, "query": self.query,
-                "record_path": self.record_path, "qa_config": self.qa_config}
+        out = {"item_id": self.item_id, "video_id": self.video_id, "video_path": self.video_path,
+               "question": self.question, "options": dict(self.options), "answer": self.answer,
+               "type": self.type, "visible_until_s": self.visible_until_s, "query": self.query,
+               "record_path": self.record_path, "qa_config": self.qa_config}
+        if not self.is_mcq:
+            out.update(answer_format=self.answer_format, answer_value=self.answer_value, unit=self.unit,
+                       rule=self.rule)
+        return out
 
 
 @dataclass(frozen=True)
@@ -291,6 +308,33 @@ def _load_rows(path: Path, rows: list[dict[str, Any]], videos_dir: Path | None,
     return items
 
 
+def _load_free(path: Path, videos_dir: Path | None, findings: list[Finding]) -> list[Item]:
+    """Numeric and open QAs (``dsr qa --answer-format numeric|open``, JSONL or parquet): no options."""
+    items = []
+    for n, row in enumerate(_read_table_rows(path), 1):
+        fmt = row.get("answer_format")
+        qid = str(row.get("qa_id") or f"row{n}")
+        value = row.get("answer_value")
+        if fmt not in FREE_FORMATS or not row.get("question") or not row.get("answer_text", row.get("answer")):
+            findings.append(Finding("error", "malformed_row", "needs answer_format, question and answer_text", qid))
+            continue
+        if fmt == "numeric" and (value is None or not math.isfinite(float(value))):
+            findings.append(Finding("error", "malformed_row", "a numeric item needs a finite answer_value", qid))
+            continue
+        query = row.get("query")
+        generator = row.get("generator")
+        generator = json.loads(generator) if isinstance(generator, str) else generator or {}
+        items.append(Item(
+            item_id=qid, video_id=str(row.get("video_id") or row.get("videoID")),
+            video_path=_resolve_video(row.get("video_path"), path.parent, videos_dir),
+            question=str(row["question"]), options={}, answer=str(row.get("answer_text", row.get("answer"))),
+            type=str(row.get("type") or "unknown"), visible_until_s=row.get("visible_until_s"),
+            query=json.loads(query) if isinstance(query, str) else query, record_path=row.get("record_path"),
+            qa_config=generator.get("config"), answer_format=str(fmt), answer_value=None if value is None else float(value), unit=row.get("unit"),
+            rule=row.get("rule")))
+    return items
+
+
 def _load_dsr_parquet(path: Path, videos_dir: Path | None, findings: list[Finding]) -> list[Item]:
     import pyarrow.parquet as pq
 
@@ -429,8 +473,13 @@ def detect_format(path: Path) -> str:
             cols = set(pq.read_schema(path).names)
         except Exception:  # not parquet after all: the loader reports it
             return "dsr_parquet"
+        if "answer_format" in cols and "answer_value" in cols and _read_table_rows(path)[:1] and \
+                _read_table_rows(path)[0].get("answer_format") in FREE_FORMATS:
+            return "qa_free"
         return "vsibench" if cols >= _VSIBENCH_COLUMNS else "stibench" if cols >= _STIBENCH_COLUMNS else "dsr_parquet"
     rows = _read_records(path)[:5]
+    if rows and all(r.get("answer_format") in FREE_FORMATS for r in rows):
+        return "qa_free"
     if rows and all(set(r) >= _VSIBENCH_COLUMNS for r in rows):
         return "vsibench"
     if rows and all(set(r) >= _STIBENCH_COLUMNS for r in rows):
@@ -465,6 +514,8 @@ def load_dataset(path: str | Path, *, videos_dir: str | Path | None = None, form
         items = _load_stibench(p, vdir, findings)
     elif fmt == "vlmevalkit_tsv":
         items = _load_vlmevalkit_tsv(p, vdir, findings)
+    elif fmt == "qa_free":
+        items = _load_free(p, vdir, findings)
     else:
         items = _load_rows(p, _read_records(p), vdir, findings)
     if not items:
@@ -502,6 +553,8 @@ def lint(items: Iterable[Item], *, check_videos: bool = True) -> list[Finding]:
     items = list(items)
     out: list[Finding] = []
     for it in items:
+        if not it.is_mcq:  # numeric and open items have no options to check
+            continue
         texts = Counter(v.strip().lower() for v in it.options.values())
         dup = [t for t, c in texts.items() if c > 1]
         if dup:
@@ -515,7 +568,7 @@ def lint(items: Iterable[Item], *, check_videos: bool = True) -> list[Finding]:
                                f"letters {''.join(it.options)} are not A, B, C, … in order", it.item_id))
         if it.answer not in it.options:
             out.append(Finding("error", "answer_not_in_options", f"answer {it.answer!r}", it.item_id))
-    counts = Counter(len(it.options) for it in items)
+    counts = Counter(len(it.options) for it in items if it.is_mcq)
     out.append(Finding("info", "option_counts",
                        ", ".join(f"{n} options: {c} items" for n, c in sorted(counts.items()))))
     per_video = Counter(it.video_id for it in items)

@@ -237,11 +237,69 @@ class OracleModel:
 
         try:
             config = QAConfig(**item.qa_config) if item.qa_config else QAConfig()
+            if item.answer_format == "numeric":  # the number recomputed from the record's geometry
+                from dsr.qa.free_answer import recompute_value
+                from dsr.scene.io import read_record
+
+                value = recompute_value(read_record(item.record_path, masks=False), item.query, config)
+                return Reply(text=f"{value!r} {item.unit or ''}".strip())
             result = answer(self._geometry(item.record_path, config), Query.from_json(item.query), config)
         except DsrError as exc:
             raise ModelError("oracle_failed", str(exc)) from None
         letter = next((k for k, v in item.options.items() if v == result.text), None)
         return Reply(text=letter or result.text)
+
+
+@dataclass
+class TypePriorModel:
+    """The blind baseline of the non-multiple-choice formats: per question type, the mean number (numeric)
+    or the most frequent state sequence (open) of ``fit_items``.
+
+    Fitted on the evaluated set itself by default, leaving each item's own video out, or on another question
+    file (``type-prior:<file>``, e.g. a training split). Multiple-choice items fail (``not_applicable``).
+    """
+
+    fit_items: Sequence[Item] = ()
+    leave_video_out: bool = True
+    name: str = "type-prior"
+    uses_frames: bool = False
+    values: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    texts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for it in self.fit_items:
+            if it.answer_format == "numeric" and it.answer_value is not None:
+                self.values.setdefault(it.type, []).append((it.video_id, float(it.answer_value)))
+            elif it.answer_format == "open":
+                self.texts.setdefault(it.type, []).append((it.video_id, it.answer))
+
+    @classmethod
+    def from_spec(cls, arg: str, *, context: ModelContext) -> TypePriorModel:
+        """``type-prior``: leave-one-video-out on the evaluated set; ``type-prior:<file>``: fitted on that file."""
+        if not arg:
+            return cls(fit_items=list(context.items))
+        from dsr.evaluate.datasets import load_dataset
+
+        return cls(fit_items=load_dataset(arg, check_videos=False).items, leave_video_out=False)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "baseline", "name": self.name, "fit_items": len(self.fit_items),
+                "leave_video_out": self.leave_video_out}
+
+    def generate(self, request: Request) -> Reply:
+        item = request.item
+        if item.answer_format == "numeric":
+            pool = [v for vid, v in self.values.get(item.type, []) if not (self.leave_video_out and vid == item.video_id)]
+            if not pool:
+                raise ModelError("no_prior", f"no other {item.type} item to average")
+            return Reply(text=f"{sum(pool) / len(pool)!r} {item.unit or ''}".strip())
+        if item.answer_format == "open":
+            counts = Counter(t for vid, t in self.texts.get(item.type, [])
+                             if not (self.leave_video_out and vid == item.video_id))
+            if not counts:
+                raise ModelError("no_prior", f"no other {item.type} item to count")
+            return Reply(text=min(counts, key=lambda t: (-counts[t], t)))
+        raise ModelError("not_applicable", "type-prior answers numeric and open items only")
 
 
 # ---------------------------------------------------------------------------------------------- OpenAI API
@@ -468,11 +526,12 @@ MODELS: dict[str, str] = {
     "answer-prior": "dsr.evaluate.models:AnswerPriorModel",
     "text-prior": "dsr.evaluate.models:TextPriorModel",
     "oracle": "dsr.evaluate.models:OracleModel",
+    "type-prior": "dsr.evaluate.models:TypePriorModel",
     "openai": "dsr.evaluate.models:OpenAIChatModel",
     "hf-qwen": "dsr.evaluate.hf:QwenVLModel",
 }
 MODEL_SPECS = ("openai:<model>", "hf-qwen:<dir>", "random", "always:<letter>", "answer-prior",
-               "text-prior[:<file>]", "oracle")
+               "text-prior[:<file>]", "type-prior[:<file>]", "oracle")
 
 
 def model_factory(kind: str, table: Mapping[str, str] = MODELS) -> Callable[..., Model]:

@@ -40,6 +40,16 @@ QUESTION_TEMPLATE = "Question: {question}\n{options}\nAnswer: "
 VLM4D_TEMPLATE = ("{question}. Choose the closest answer from the following {n} candidates and only output your "
                   "choice as one of {letters}: {options}")
 TIME_LABEL = "<{t:.1f} s>"
+# numeric and open items (issue 16): the same frames, then one of these instead of the option list
+FREE_INSTRUCTION = {
+    "numeric": ("These are the frames of a video. Answer the following question based on the video. Respond with "
+                "only the number and its unit ({unit})."),
+    "open": ("These are the frames of a video. Answer the following question based on the video. Respond with only "
+             "the sequence of states in time order, numbered like \"(1) Become larger. (2) Keep nearly "
+             "constant.\""),
+}
+FREE_TEMPLATE = "Question: {question}\nAnswer: "
+_UNIT_WORDS = {"m": "metres", "m/s": "metres per second", "deg": "degrees", "ratio": "a plain ratio"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,9 @@ def question_text(item: Item) -> str:
 def text_without_frames(item: Item, style: str = "dsr") -> str:
     """The prompt's text alone (instruction, question, options), for inputs that carry time themselves
     (a native video, a video file): what follows the frames in ``style``, without time labels."""
+    if not item.is_mcq:
+        instruction = FREE_INSTRUCTION[item.answer_format].format(unit=_UNIT_WORDS.get(item.unit or "", item.unit))
+        return instruction + "\n" + FREE_TEMPLATE.format(question=item.question)
     if style == "vlm4d":
         return VLM4D_TEMPLATE.format(question=item.question.rstrip(), n=len(item.options),
                                      letters=",".join(item.letters),
@@ -80,6 +93,12 @@ def text_without_frames(item: Item, style: str = "dsr") -> str:
     if style not in PROMPT_STYLES:
         raise DsrError(f"unknown prompt style {style!r}")
     return DSR_INSTRUCTION.format(letters=letters_phrase(item.letters)) + "\n" + question_text(item)
+
+
+def free_prompt_hash() -> str:
+    """Identity of the numeric and open prompts (recorded in a run's manifest when it holds such items)."""
+    blob = "|".join([*FREE_INSTRUCTION.values(), FREE_TEMPLATE, *_UNIT_WORDS.values(), "v1"])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def prompt_hash(style: str = "dsr", timestamps: bool = True) -> str:

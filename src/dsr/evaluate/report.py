@@ -28,7 +28,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from dsr.evaluate.stats import (
     paired,
 )
 from dsr.evaluate.store import RunError
-from dsr.qa.question_types import NON_TEMPLATE, TYPE_LABELS, TYPES
+from dsr.qa.question_types import NON_TEMPLATE, NUMERIC_TYPES, TYPE_LABELS, TYPES
 
 # A blind control this many points above chance means the questions leak their answer without the video.
 RED_FLAG_POINTS = 10.0
@@ -63,8 +63,9 @@ class LoadedRun:
     label: str
     path: Path
     manifest: dict[str, Any]
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # multiple-choice rows (every section but "Numeric and open answers")
     summary: Summary | None
+    free_rows: list[dict[str, Any]] = field(default_factory=list)  # numeric and open rows (issue 16)
 
     @property
     def scored(self) -> list[dict[str, Any]]:
@@ -110,7 +111,9 @@ def load_runs(run_dirs: list[str | Path], *, resamples: int = DEFAULT_RESAMPLES)
         labels[label] += 1
         if labels[label] > 1:
             label = f"{label} #{labels[label]}"
-        runs.append(LoadedRun(label, path, manifest, rows, summarize_rows(rows, resamples=resamples)))
+        mcq = [r for r in rows if r.get("answer_format", "mcq") == "mcq"]
+        free = [r for r in rows if r.get("answer_format", "mcq") != "mcq"]
+        runs.append(LoadedRun(label, path, manifest, mcq, summarize_rows(mcq, resamples=resamples), free))
     return runs
 
 
@@ -128,6 +131,8 @@ def type_title(key: str) -> str:
         return TYPES[key].title
     if key == NON_TEMPLATE:
         return "free-form question written by an LLM (no template rule)"
+    if key in NUMERIC_TYPES:
+        return NUMERIC_TYPES[key].title
     return "type of the question file (not a DSR template)"
 
 
@@ -527,20 +532,23 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, worst: int 
     label_checks: optional :class:`dsr.evaluate.agreement.LabelCheck` rows (ground-truth QAs asked again
     of extracted records), shown as a section with agreement per type.
     """
-    runs = load_runs(run_dirs, resamples=resamples)
+    loaded = load_runs(run_dirs, resamples=resamples)
+    runs = [r for r in loaded if r.rows]  # the multiple-choice sections read runs with such rows
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     page = _Page(out)
     page.md.extend(["# DSR evaluation report", ""])
     page.html.append("<h1>DSR evaluation report</h1>")
-    _section_headline(page, runs)
+    if runs or not any(r.free_rows for r in loaded):
+        _section_headline(page, runs)
     _section_accuracy(page, runs, resamples)
     _section_legend(page, runs)
     _section_controls(page, runs)
     if label_checks is not None:
         _section_agreement(page, label_checks)
     _section_blind_probes(page, runs)
-    _section_runs(page, runs)
+    _section_formats(page, loaded)
+    _section_runs(page, loaded)
     _section_failures(page, runs)
     _section_letter_bias(page, runs)
     _section_tiers_and_cost(page, runs)
@@ -610,6 +618,43 @@ def _section_accuracy(page: _Page, runs: list[LoadedRun], resamples: int) -> Non
     page.table(header, rows, css)
     if any(r.summary for r in runs):
         page.image("per_type.png", chart_per_type(runs, types), "accuracy per type")
+
+
+def _section_formats(page: _Page, runs: list[LoadedRun]) -> None:
+    """Numeric and open answers (issue 16): every run's score per format and type, baselines beside models."""
+    from dsr.evaluate.formats import SCORE_NAMES
+    from dsr.evaluate.run import format_summaries
+
+    per_run = [(run, format_summaries(run.free_rows)) for run in runs if run.free_rows]
+    if not per_run:
+        return
+    page.heading("Numeric and open answers", anchor="formats")
+    page.para("Questions without options. Numeric: the reply's number in the asked unit, scored by mean relative "
+              "accuracy (MRA, VSI-Bench: the share of tolerances 5%, 10%, … 50% the relative error is within). "
+              "Open: the reply read as a state sequence, scored by exact match (and normalised edit similarity). "
+              "type-prior is the blind baseline (per type, the mean number or the most frequent sequence of the "
+              "other videos); the oracle re-derives each answer from the scene record. 95% intervals resample "
+              "videos.")
+    for fmt in ("numeric", "open"):
+        rows_f = [(run, s[fmt]) for run, s in per_run if fmt in s]
+        if not rows_f:
+            continue
+        types = sorted({t for _, s in rows_f for t in s["per_type"]})
+        extra = ["Edit sim. %"] if fmt == "open" else []
+        header = ["Run", f"{SCORE_NAMES[fmt]} % [95% CI]", *extra, "Invalid %", "n",
+                  *[type_label(t) for t in types]]
+        table = []
+        for run, s in rows_f:
+            sc = s["score"]
+            ci = f"[{100 * sc['lo']:.1f}, {100 * sc['hi']:.1f}]" if sc["n_videos"] > 1 else "[n/a]"
+            cells = [run.label, f"{100 * sc['value']:.1f} {ci}"]
+            if fmt == "open":
+                cells.append(f"{100 * s['edit_similarity']:.1f}")
+            cells += [f"{100 * s['invalid_rate']:.1f}", str(sc["n"])]
+            cells += [f"{100 * s['per_type'][t]['value']:.1f}" if t in s["per_type"] else "–" for t in types]
+            table.append(cells)
+        page.heading(f"{fmt.capitalize()} answers ({SCORE_NAMES[fmt]})", level=3)
+        page.table(header, table)
 
 
 def _section_legend(page: _Page, runs: list[LoadedRun]) -> None:

@@ -30,17 +30,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import dsr
 from dsr.atomic import atomic_write_text
 from dsr.errors import DsrError
 from dsr.evaluate.base import TRANSIENT_REASONS, Model, ModelError, Request
 from dsr.evaluate.datasets import Dataset, Item, base_id, rotate_options
+from dsr.evaluate.formats import score_reply
 from dsr.evaluate.judge import Judge
-from dsr.evaluate.parse import PARSER_VERSION, parse_letter
-from dsr.evaluate.prompt import ARMS, arm_order, build_prompt, prompt_hash
+from dsr.evaluate.parse import PARSER_VERSION
+from dsr.evaluate.prompt import ARMS, arm_order, build_prompt, free_prompt_hash, prompt_hash
 from dsr.evaluate.protocols import protocol_record
 from dsr.evaluate.sampling import FrameError, FramePolicy, serve_frames
-from dsr.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Summary, summarize
+from dsr.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Summary, cluster_bootstrap, summarize
 from dsr.evaluate.store import (
     SUMMARY,
     ResultWriter,
@@ -111,6 +114,8 @@ def build_manifest(dataset: Dataset, model: Model, config: RunConfig, judge: Jud
         "prompt": {"style": config.prompt_style,
                    "hash": prompt_hash(config.prompt_style, config.policy.timestamps_in_prompt)},
         "protocol": protocol_record(config.protocol, config.policy, config.prompt_style),
+        **({"free_prompt": free_prompt_hash(), "answer_formats": sorted({it.answer_format for it in items})}
+           if any(not it.is_mcq for it in items) else {}),
         "model": model.identity(),
         "judge": judge.identity() if judge else "rules only",
         "parser_version": PARSER_VERSION,
@@ -121,9 +126,7 @@ def build_manifest(dataset: Dataset, model: Model, config: RunConfig, judge: Jud
 
 
 def _score_row(item: Item, response: str | None) -> dict[str, Any]:
-    parsed = parse_letter(response, item.options)
-    return {"letter": parsed.letter, "tier": parsed.tier, "invalid": parsed.letter is None,
-            "correct": parsed.letter == item.answer}
+    return score_reply(item, response)
 
 
 def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path | None,
@@ -136,7 +139,10 @@ def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path 
                            "response": None, "letter": None, "tier": None, "invalid": None, "correct": None,
                            "usage": {}, "latency_s": None, "error": None, "frames": None,
                            # what the report needs to show the question's interval and named objects
-                           "query": item.query, "record_path": item.record_path}
+                           "query": item.query, "record_path": item.record_path,
+                           "answer_format": item.answer_format}
+    if not item.is_mcq:
+        row.update(answer_value=item.answer_value, unit=item.unit, rule=item.rule)
     try:
         jpegs: tuple[bytes, ...] = ()
         stamps: tuple[float, ...] = ()
@@ -170,7 +176,7 @@ def _evaluate_item(item: Item, model: Model, config: RunConfig, cache_dir: Path 
     row["usage"] = dict(reply.usage)
     row["latency_s"] = round(reply.latency_s, 4)
     row.update(_score_row(item, reply.text))
-    if judge is not None and row["invalid"]:
+    if judge is not None and row["invalid"] and item.is_mcq:
         try:
             letter, raw, cached = judge.decide(item, reply.text)
         except ModelError as exc:  # the judge failing leaves the rule verdict (INVALID) standing
@@ -332,7 +338,9 @@ def rescore_rows(rows: list[dict[str, Any]], items: dict[str, Item] | None = Non
                     out.append(row)
                     continue
                 item = Item(item_id=row["item_id"], video_id=row["video_id"], video_path=None, question="",
-                            options=options, answer=row["gold"], type=row["type"])
+                            options=options, answer=row["gold"], type=row["type"],
+                            answer_format=row.get("answer_format", "mcq"), answer_value=row.get("answer_value"),
+                            unit=row.get("unit"), rule=row.get("rule"))
             row.update(_score_row(item, row["response"]))
             judged = (row.get("judge") or {}).get("letter")
             if row["invalid"] and judged:  # a cached judge verdict still stands for a reply the rules miss
@@ -344,8 +352,9 @@ def rescore_rows(rows: list[dict[str, Any]], items: dict[str, Item] | None = Non
 
 def summarize_rows(rows: list[dict[str, Any]], *, resamples: int = DEFAULT_RESAMPLES,
                    seed: int = DEFAULT_SEED) -> Summary | None:
-    """Statistics over the rows that got a reply (failed rows are reported, not scored)."""
-    scored = [r for r in rows if not r.get("error")]
+    """Statistics over the multiple-choice rows that got a reply (failed rows are reported, not scored;
+    numeric and open rows are summarised by :func:`format_summaries`)."""
+    scored = [r for r in rows if not r.get("error") and r.get("answer_format", "mcq") == "mcq"]
     if not scored:
         return None
     return summarize(correct=[bool(r["correct"]) for r in scored], video_ids=[r["video_id"] for r in scored],
@@ -353,6 +362,34 @@ def summarize_rows(rows: list[dict[str, Any]], *, resamples: int = DEFAULT_RESAM
                      gold=[r["gold"] for r in scored], pred=[r["letter"] for r in scored],
                      tiers=[r["tier"] for r in scored], resamples=resamples, seed=seed,
                      base_ids=[r.get("base_id", r["item_id"]) for r in scored])
+
+
+def format_summaries(rows: list[dict[str, Any]], *, resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
+    """Per non-multiple-choice format: the mean score (MRA, exact match) with its 95% CI over videos, per type,
+    the invalid rate, and for open answers the mean edit similarity."""
+    out: dict[str, dict[str, Any]] = {}
+    for fmt in ("numeric", "open"):
+        scored = [r for r in rows if not r.get("error") and r.get("answer_format") == fmt]
+        if not scored:
+            continue
+        scores = np.array([float(r["score"]) for r in scored])
+        videos = [r["video_id"] for r in scored]
+        types = [r["type"] for r in scored]
+        micro, _per, _macro = cluster_bootstrap(scores, videos, types, resamples=resamples, seed=seed)
+        lo, hi = np.percentile(micro, [2.5, 97.5]) if len(set(videos)) > 1 else (float("nan"), float("nan"))
+        per_type = {}
+        for name in sorted(set(types)):
+            mask = np.array([t == name for t in types])
+            per_type[name] = {"value": float(scores[mask].mean()), "n": int(mask.sum())}
+        entry: dict[str, Any] = {"score": {"value": float(scores.mean()), "lo": float(lo), "hi": float(hi),
+                                           "n": len(scored), "n_videos": len(set(videos))},
+                                 "per_type": per_type,
+                                 "invalid_rate": float(np.mean([bool(r["invalid"]) for r in scored]))}
+        if fmt == "open":
+            entry["edit_similarity"] = float(np.mean([float(r.get("edit_similarity") or 0.0) for r in scored]))
+        out[fmt] = entry
+    return out
 
 
 def summary_json(summary: Summary | None, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -364,6 +401,9 @@ def summary_json(summary: Summary | None, rows: list[dict[str, Any]]) -> dict[st
                            "failures": dict(failures), "usage_total": dict(usage)}
     if summary is not None:
         out.update(dataclasses.asdict(summary))
+    formats = format_summaries(rows)
+    if formats:
+        out["formats"] = formats
     return out
 
 

@@ -61,7 +61,9 @@ def bench_row(qa: QA) -> dict[str, Any]:
     native = qa.to_json()
     row: dict[str, Any] = {"videoID": qa.video_id, "question": qa.question,
                            "options": [f"{x}. {text}" for x, text in zip(LETTERS, qa.options, strict=True)],
-                           "answer": qa.answer, "type": qa.type}
+                           "answer": qa.answer, "type": qa.type,
+                           # issue 16: the columns numeric and open exports fill (dsr.qa.free_answer)
+                           "answer_format": "mcq", "answer_value": None, "unit": None}
     for name in (*NATIVE_FIELDS, *EXTRA_FIELDS):
         if name in _BENCH_COLUMNS:
             continue
@@ -74,7 +76,8 @@ def _bench_schema() -> Any:
     import pyarrow as pa
 
     fields = [("videoID", pa.string()), ("question", pa.string()), ("options", pa.list_(pa.string())),
-              ("answer", pa.string()), ("type", pa.string())]
+              ("answer", pa.string()), ("type", pa.string()), ("answer_format", pa.string()),
+              ("answer_value", pa.float64()), ("unit", pa.string())]
     for name in (*NATIVE_FIELDS, *EXTRA_FIELDS):
         if name in _BENCH_COLUMNS:
             continue

@@ -123,7 +123,36 @@ def _build() -> dict[str, QuestionType]:
 TYPES: dict[str, QuestionType] = _build()
 QUESTION_TYPES: tuple[str, ...] = tuple(TYPES)
 BASE_TYPES: tuple[str, ...] = tuple(_BASES)
-TYPE_LABELS: dict[str, str] = {**{k: t.label for k, t in TYPES.items()}, NON_TEMPLATE: NON_TEMPLATE_LABEL}
+
+
+@dataclass(frozen=True)
+class NumericType:
+    """A question answered by a number (issue 16, :mod:`dsr.qa.free_answer`): its unit, report label, title
+    and question template."""
+
+    key: str
+    unit: str
+    label: str
+    title: str
+    template: str
+
+
+NUMERIC_TYPES: dict[str, NumericType] = {t.key: t for t in (
+    NumericType("num_dis", "m", "NumDis", "distance at a time (m)",
+                "How far apart are {obj1} and {obj2} at {t}s? Answer in metres."),
+    NumericType("num_disp", "m", "NumDisp", "displacement over an interval (m)",
+                "How far is {obj1} at {te}s from where it was at {ts}s (straight-line distance)? Answer in metres."),
+    NumericType("num_spd", "m/s", "NumSpd", "mean speed over an interval (m/s)",
+                "What is the mean speed of {obj1} between {ts}s and {te}s? Answer in metres per second."),
+    NumericType("num_turn", "deg", "NumTurn", "heading change in the observer's frame (degrees)",
+                "Between {ts}s and {te}s, following the perspective of {objv}, by how many degrees does the heading "
+                "of {obj1} change? Answer in degrees, positive for a turn to the left, negative to the right."),
+    NumericType("num_dis_ratio", "ratio", "NumDisR", "distance ratio end / start",
+                "How many times larger is the distance between {obj1} and {obj2} at {te}s than at {ts}s? Answer "
+                "with the ratio (below 1 if it shrank)."),
+)}
+TYPE_LABELS: dict[str, str] = {**{k: t.label for k, t in TYPES.items()}, NON_TEMPLATE: NON_TEMPLATE_LABEL,
+                               **{k: t.label for k, t in NUMERIC_TYPES.items()}}
 
 
 class UnknownTypeError(DsrError):
