@@ -80,6 +80,15 @@ def run_demo(out_dir: str | Path, *, per_video: int = 40, console: Console | Non
         summary.outputs["QAs (ground truth)"] = gt_qas
         summary.outputs["QA report"] = gt_qas.with_name(gt_qas.name + ".report.json")
 
+    # 2a. the same records asked for numbers and for open state sequences (no options)
+    free_qas = []
+    for fmt in ("numeric", "open"):
+        path = out / "qa" / f"ground_truth_{fmt}.jsonl"
+        if _step(summary, console, f"{fmt} questions from ground truth",
+                 lambda f=fmt, p=path: _free_questions(records, p, f, per_video, console)) is not None:
+            free_qas.append(path)
+            summary.outputs[f"QAs ({fmt})"] = path
+
     # 2b. a review database of those questions (the summary prints the command that opens it)
     if gt_qas.exists() and (command := _step(summary, console, "review database",
                                              lambda: _review(gt_qas, out / "review.db", console))):
@@ -109,7 +118,7 @@ def run_demo(out_dir: str | Path, *, per_video: int = 40, console: Console | Non
     # 4. evaluation of the offline baselines and the oracle, with a report
     if gt_qas.exists():
         report = _step(summary, console, "evaluate baselines and the oracle",
-                       lambda: _evaluate(gt_qas, out / "eval", checks))
+                       lambda: _evaluate(gt_qas, out / "eval", checks, free_qas))
         if report:
             summary.outputs["eval report (markdown)"], summary.outputs["eval report (html)"] = report
     _print_summary(summary, console, out)
@@ -139,6 +148,16 @@ def _questions(records: list[Path], out: Path, per_video: int, console: Console)
     summary = generate_files(records, out, per_video=per_video, seed=0).to_json()
     print_report(console, summary, out, report_path(out))  # per type, per letter (χ²), failures by reason
     console.print(f"chart: {write_report_png(summary, str(out) + '.report.png')}")
+    return out
+
+
+def _free_questions(records: list[Path], out: Path, answer_format: str, per_video: int, console: Console) -> Path:
+    from dsr.qa.free_answer import generate_free_files
+
+    report = generate_free_files([str(r) for r in records], out, answer_format, per_video=per_video // 2, seed=0)
+    made = report.to_json()
+    console.print(f"{made['qas']} {answer_format} QAs: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(made["per_type"].items())))
     return out
 
 
@@ -179,10 +198,11 @@ def _compare_labels(gt_qas: Path, extracted: list[Path], out: Path, console: Con
     return checks
 
 
-def _evaluate(qas: Path, out: Path, checks: list[Any] | None = None) -> tuple[Path, Path]:
+def _evaluate(qas: Path, out: Path, checks: list[Any] | None = None,
+              free_qas: list[Path] | None = None) -> tuple[Path, Path]:
     from dsr.evaluate.demo import run_demo_eval
 
-    return run_demo_eval(qas, out, label_checks=checks)
+    return run_demo_eval(qas, out, label_checks=checks, free_qas=free_qas or [])
 
 
 def _print_summary(summary: DemoSummary, console: Console, out: Path) -> None:

@@ -84,8 +84,18 @@ def test_demo_eval_report_has_table_plots_and_thumbnails(tmp_path: Path) -> None
     if not qas:
         pytest.skip("the QA generator produced no questions for this record")
     qa_export.write_qas(tmp_path / "qas.jsonl", qas)
-    md, html = run_demo_eval(tmp_path / "qas.jsonl", tmp_path / "eval", progress=False)
+    from dsr.qa.free_answer import generate_free_files
+
+    free = []
+    for fmt in ("numeric", "open"):  # the demo shows all three answer formats (issue 16)
+        generate_free_files([str(tmp_path / "scene.npz")], tmp_path / f"{fmt}.jsonl", fmt, per_video=6, seed=2)
+        free.append(tmp_path / f"{fmt}.jsonl")
+    md, html = run_demo_eval(tmp_path / "qas.jsonl", tmp_path / "eval", progress=False, free_qas=free)
     page = html.read_text()
     assert "oracle" in page and "answer-prior" in page and "Chance (analytic)" in page
     assert page.count("data:image/png;base64,") == 2 and "data:image/jpeg;base64," in page
-    assert "| oracle | " in md.read_text()
+    text = md.read_text()
+    assert "| oracle | " in text
+    assert "### Numeric answers (MRA)" in text and "### Open answers (exact match)" in text
+    formats = text.split("## Numeric and open answers", 1)[1].split("\n## ", 1)[0]
+    assert formats.count("| oracle | 100.0") == 2  # the oracle scores 1.0 on the numeric and the open questions

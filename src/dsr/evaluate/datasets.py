@@ -569,8 +569,12 @@ def lint(items: Iterable[Item], *, check_videos: bool = True) -> list[Finding]:
         if it.answer not in it.options:
             out.append(Finding("error", "answer_not_in_options", f"answer {it.answer!r}", it.item_id))
     counts = Counter(len(it.options) for it in items if it.is_mcq)
-    out.append(Finding("info", "option_counts",
-                       ", ".join(f"{n} options: {c} items" for n, c in sorted(counts.items()))))
+    if counts:
+        out.append(Finding("info", "option_counts",
+                           ", ".join(f"{n} options: {c} items" for n, c in sorted(counts.items()))))
+    formats = Counter(it.answer_format for it in items if not it.is_mcq)
+    if formats:
+        out.append(Finding("info", "answer_formats", ", ".join(f"{k}: {v} items" for k, v in sorted(formats.items()))))
     per_video = Counter(it.video_id for it in items)
     vals = sorted(per_video.values())
     out.append(Finding("info", "questions_per_video",

@@ -647,7 +647,10 @@ def _section_formats(page: _Page, runs: list[LoadedRun]) -> None:
         for run, s in rows_f:
             sc = s["score"]
             ci = f"[{100 * sc['lo']:.1f}, {100 * sc['hi']:.1f}]" if sc["n_videos"] > 1 else "[n/a]"
-            cells = [run.label, f"{100 * sc['value']:.1f} {ci}"]
+            # within one format each run is one model on one file: its name alone reads better than "oracle #3"
+            name = run.label.rsplit(" #", 1)[0] if sum(r.model_name == run.model_name for r, _ in rows_f) == 1 \
+                else run.label
+            cells = [name, f"{100 * sc['value']:.1f} {ci}"]
             if fmt == "open":
                 cells.append(f"{100 * s['edit_similarity']:.1f}")
             cells += [f"{100 * s['invalid_rate']:.1f}", str(sc["n"])]
