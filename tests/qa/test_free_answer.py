@@ -220,3 +220,29 @@ def test_parquet_round_trip_and_bad_format(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["qa", str(folder / "record.npz"), "--out", str(tmp_path / "x.jsonl"),
                               "--answer-format", "essay"])
     assert bad.exit_code != 0 and "answer-format" in str(bad.exception)
+
+
+def test_train_json_carries_numeric_and_open_answers(tmp_path: Path) -> None:
+    folder = _write(tmp_path)
+    runner = CliRunner()
+    for fmt in ("numeric", "open"):
+        jsonl, train = tmp_path / f"{fmt}.jsonl", tmp_path / f"{fmt}.json"
+        for out in (jsonl, train):
+            result = runner.invoke(app, ["qa", str(folder / "record.npz"), "--out", str(out), "--answer-format", fmt,
+                                         "--per-video", "6"])
+            assert result.exit_code == 0, result.output
+        native = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        entries = json.loads(train.read_text())  # one JSON list, not lines
+        assert len(entries) == len(native) > 0
+        for qa, entry in zip(native, entries, strict=True):
+            human, gpt = entry["conversations"]
+            assert entry["id"] == qa["qa_id"] and entry["answer_format"] == fmt
+            assert human == {"from": "human", "value": "<video>\n" + qa["question"]} and "Options" not in human["value"]
+            assert gpt == {"from": "gpt", "value": qa["answer_text"]}
+            assert entry["answer_value"] == qa["answer_value"] and entry["unit"] == qa["unit"]
+            if fmt == "numeric":  # the text is the value rounded (1 decimal for degrees, else 2)
+                half_step = 0.05 if qa["unit"] == "deg" else 0.005
+                assert abs(float(gpt["value"].split()[0]) - entry["answer_value"]) <= half_step + 1e-9
+    bad = runner.invoke(app, ["qa", str(folder / "record.npz"), "--out", str(tmp_path / "x.csv"),
+                              "--answer-format", "open"])
+    assert bad.exit_code != 0 and ".json (DSR-Train)" in str(bad.exception)

@@ -58,8 +58,8 @@ def _free_answers(records: list[Path], out: Path, answer_format: str, config: QA
 
     if answer_format not in ANSWER_FORMATS:
         raise DsrError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}")
-    if not str(out).endswith((".jsonl", ".parquet")):
-        raise DsrError(f"{out}: numeric and open QAs are written as .jsonl or .parquet")
+    if not str(out).endswith((".jsonl", ".parquet", ".json")):
+        raise DsrError(f"{out}: numeric and open QAs are written as .jsonl, .parquet or .json (DSR-Train)")
     err = Console(stderr=True, highlight=False)
     failed: list[str] = []
     with lock_file(out), Progress(console=err, transient=True) as progress:

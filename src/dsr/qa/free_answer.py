@@ -381,9 +381,25 @@ def free_bench_row(qa: FreeQA) -> dict[str, Any]:
     return row
 
 
+def free_train_entry(qa: FreeQA) -> dict[str, Any]:
+    """One DSR-Train conversation (the shape of :func:`dsr.qa.export.train_entry`): the question with no
+    options, and the reference answer as the model should write it ("3.42 m", the state sequence)."""
+    return {"id": qa.qa_id, "video": qa.video_path,
+            "conversations": [{"from": "human", "value": "<video>\n" + qa.question},
+                              {"from": "gpt", "value": qa.answer_text}],
+            "visible_until_s": qa.visible_until_s, "answer_format": qa.answer_format,
+            "answer_value": qa.answer_value, "unit": qa.unit}
+
+
 def write_free_qas(path: str | os.PathLike[str], qas: Iterable[FreeQA]) -> int:
-    """JSONL (one native object per line) or, for ``.parquet``, the DSR-Bench-like table; atomic."""
+    """JSONL (one native object per line), for ``.parquet`` the DSR-Bench-like table, for ``.json`` the
+    DSR-Train conversations; atomic."""
     items = list(qas)
+    if str(path).endswith(".json"):
+        with atomic_open(path, "w") as fh:
+            json.dump([free_train_entry(q) for q in items], fh, ensure_ascii=False, allow_nan=False, indent=0)
+            fh.write("\n")
+        return len(items)
     if str(path).endswith(".parquet"):
         import pyarrow as pa
         import pyarrow.parquet as pq
