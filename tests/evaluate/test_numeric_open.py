@@ -27,6 +27,8 @@ MRA_CASES = [
     (-30.0, -30.0, 1.0),  # negative targets compare by |y|
     (30.0, -30.0, 0.0),  # wrong sign: error 2
     (1e300, 1.0, 0.0),  # huge
+    (1.04e6, 1e6, 1.0),  # a huge target: the error is relative, 0.04
+    (1.2e9, 1e9, 0.6),  # 0.2: passes 0.50 … 0.25 (6 tolerances), not 0.20 (strict)
     (float("inf"), 1.0, 0.0),
     (float("nan"), 1.0, 0.0),
     (None, 2.0, 0.0),  # no number in the reply
@@ -49,6 +51,18 @@ def test_mra_with_a_reply_in_centimetres() -> None:
     assert parsed.value == pytest.approx(2.5) and parsed.unit_seen == "cm"
     assert mean_relative_accuracy(parsed.value, 2.5) == 1.0
     assert mean_relative_accuracy(parse_number("250", "m").value, 2.5) == 0.0  # bare 250 read as metres
+
+
+@pytest.mark.parametrize(("reply", "unit", "target", "expected"), [
+    ("2500 mm", "m", 2.5, 1.0),
+    ("about 0.0025 km", "m", 2.5, 1.0),
+    ("3 km", "m", 2.5, 0.0),  # 1199 times too far
+    ("9 km/h", "m/s", 2.5, 1.0),
+    ("10 km/h", "m/s", 2.5, 0.8),  # 2.78 m/s: error 0.111 passes 0.50 … 0.15 (8), not 0.10 or 0.05
+    ("0.5 rad", "deg", 28.6479, 1.0),
+])
+def test_mra_with_replies_in_other_units(reply: str, unit: str, target: float, expected: float) -> None:
+    assert mean_relative_accuracy(parse_number(reply, unit).value, target) == pytest.approx(expected)
 
 
 @given(st.floats(0.01, 1e4), st.floats(0.01, 1e4))
