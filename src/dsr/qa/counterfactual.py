@@ -152,19 +152,19 @@ def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, li
     start = usable.index(seed.frames[0])
     full, bad = _track(ctx, seed)
     starts = [s for s in range(len(usable) - length + 1) if s != start and bad[s + length] == bad[s]]
-    out = []
     n_values = length - int(qt.per_step)
-    for s in rng.sample(starts, min(limit, len(starts))):
-        query = Query(type=seed.type, observer=seed.observer, targets=seed.targets,
-                      frames=tuple(usable[s:s + length]), t_v=seed.t_v)
-        if query not in ctx.answers:
-            values = full[s:s + n_values]
-            try:
-                states = states_for(qt.rule, values, ctx.config)
-            except DsrError:
-                ctx.answers[query] = None
-            else:
-                ctx.answers[query] = _alternative(ctx, "other_window", query, values, states)
+    picked = rng.sample(starts, min(limit, len(starts)))
+    queries = [Query(type=seed.type, observer=seed.observer, targets=seed.targets,
+                     frames=tuple(usable[s:s + length]), t_v=seed.t_v) for s in picked]
+    new = [(s, q) for s, q in zip(picked, queries, strict=True) if q not in ctx.answers]
+    if new:  # the rules of all new windows at once (one vectorised call for directions and comparisons)
+        values = np.stack([full[s:s + n_values] for s, _ in new])
+        cfg = ctx.config
+        for (_, query), v, states in zip(new, values, states_batch(qt.rule, values, cfg), strict=True):
+            ctx.answers[query] = None if states is None or len(states) > cfg.max_segments else Alternative(
+                kind="other_window", states=states, meaning=meaning(states, qt.rule), query=query, values=v)
+    out = []
+    for query in queries:
         alt = ctx.answers[query]
         if alt is not None:
             out.append(_with_kind(alt, "other_window"))
@@ -221,7 +221,9 @@ def _variant_specs(ctx: RecordContext, seed: Query) -> list[tuple[str, str, tupl
 
 
 def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> list[Alternative]:
-    """The answers of same-frame alternatives, one quantity computation per (observer, t_v)."""
+    """The answers of same-frame alternatives: one quantity computation per observer (an absolute
+    type's observer poses at each t_v broadcast over the frames), listed per (observer, t_v) group
+    in the order the groups first appear."""
     groups: dict[tuple[str, int | None], list[tuple[str, Query]]] = {}
     out: list[Alternative] = []
     for kind, query in variants:
@@ -231,12 +233,16 @@ def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> lis
                 out.append(_with_kind(known, kind))
         else:
             groups.setdefault((query.observer, query.t_v), []).append((kind, query))
+    by_observer: dict[str, list[tuple[str, Query]]] = {}
+    for (observer, _), members in groups.items():
+        by_observer.setdefault(observer, []).extend(members)
     geom, cfg = ctx.geom, ctx.config
-    for (observer, t_v), members in groups.items():
+    made: dict[tuple[str, Query], Alternative | None] = {}
+    for observer, members in by_observer.items():
         qt = members[0][1].qtype
         f = np.asarray(members[0][1].frames)
         track = geom.inverse_poses[observer]
-        obs = track[t_v] if qt.is_absolute else track[f]
+        obs = track[[q.t_v for _, q in members]][:, None] if qt.is_absolute else track[f]
         positions = tuple(np.stack([geom.positions[q.targets[slot]][f] for _, q in members])
                           for slot in range(qt.num_targets))
         forward = (np.stack([geom.forwards[q.targets[0]][f] for _, q in members])
@@ -247,8 +253,9 @@ def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> lis
             alt = None
             if states is not None and len(states) <= cfg.max_segments:
                 alt = Alternative(kind=kind, states=states, meaning=meaning(states, qt.rule), query=query, values=v)
-                out.append(alt)
-            ctx.answers[query] = alt
+            made[(kind, query)] = ctx.answers[query] = alt
+    for members in groups.values():
+        out.extend(alt for alt in (made[m] for m in members) if alt is not None)
     return out
 
 
