@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -161,6 +161,8 @@ class Geometry:
     poses: dict[str, np.ndarray]
     forwards: dict[str, np.ndarray]
     inverse_poses: dict[str, np.ndarray]
+    # memo of entity_sigmas per entity (the stability score reads them for every QA)
+    sigmas: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @staticmethod
     def from_record(record: SceneRecord, config: QAConfig = QAConfig()) -> Geometry:
@@ -395,13 +397,14 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
         return 1.0
     qt = type_row(query.type)
     moved_observer = not qt.observer_invariant
-    frame_rows = set(query.frames)
-    if moved_observer and qt.is_absolute:
+    frames = query.frames
+    if moved_observer and qt.is_absolute and query.t_v not in frames:
         assert query.t_v is not None
-        frame_rows.add(query.t_v)
-    rows = sorted(frame_rows)
-    local = {t: i for i, t in enumerate(rows)}
-    fi = np.array([local[t] for t in query.frames])
+        rows = sorted({*frames, query.t_v})
+        local = {t: i for i, t in enumerate(rows)}
+        fi: np.ndarray | slice = np.array([local[t] for t in frames])
+    else:  # the usual case: the rows read are the query's own (increasing) frames
+        rows, local, fi = list(frames), {t: i for i, t in enumerate(frames)}, slice(None)
     rows_a = np.array(rows)
     n = len(rows)
     entities = list(dict.fromkeys([*query.targets, *([query.observer] if moved_observer else [])]))
@@ -410,16 +413,20 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
         rotated.add(query.targets[0])
     pos: dict[str, np.ndarray] = {}
     rot: dict[str, np.ndarray] = {}
+    floor_p = config.stability_position_floor * geom.scale
     for w in entities:  # all k draws at once: arrays gain a leading (k,) axis
-        ps, rs = entity_sigmas(geom.record, w)
-        sigma_p = np.maximum(ps[rows_a], config.stability_position_floor * geom.scale)
-        pos[w] = geom.positions[w][rows_a][None] + rng.standard_normal((k, n, 3)) * sigma_p[None, :, None]
+        sig = geom.sigmas.get(w)
+        if sig is None:
+            sig = geom.sigmas[w] = entity_sigmas(geom.record, w)
+        ps, rs = sig
+        sigma_p = np.maximum(ps[rows_a], floor_p)
+        pos[w] = geom.positions[w][rows_a] + rng.standard_normal((k, n, 3)) * sigma_p[:, None]
         if w in rotated:
             sigma_r = np.radians(np.maximum(rs[rows_a], config.stability_rotation_floor_deg))
             rot[w] = _small_rotations(np.tile(sigma_r, k), rng).reshape(k, n, 3, 3)
     if moved_observer:
         sel = fi if not qt.is_absolute else np.array([local[query.t_v]])  # type: ignore[index]
-        world_from_obs_rot = rot[query.observer][:, sel] @ geom.poses[query.observer][rows_a[sel], :3, :3][None]
+        world_from_obs_rot = rot[query.observer][:, sel] @ geom.poses[query.observer][rows_a[sel], :3, :3]
         rot_t = np.swapaxes(world_from_obs_rot, -1, -2)
         obs = make_pose(rot_t, -np.einsum("...ij,...j->...i", rot_t, pos[query.observer][:, sel]))
     else:

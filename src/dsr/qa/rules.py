@@ -269,12 +269,16 @@ def magnitude_states(values: np.ndarray | Sequence[float], config: QAConfig = QA
         raise DsrError(f"a distance/speed answer needs at least 2 values, got {n}")
     if not signed and any(not (x >= 0.0) or x == math.inf for x in d):
         raise DsrError("distance/speed values must be finite and >= 0")
-    low, high, floor, inf = config.constant_low, config.constant_high, config.floor, math.inf
+    return _segment(d, config.constant_low, config.constant_high, config.floor, n if max_merged is None else max_merged)
+
+
+def _segment(d: list[float], low: float, high: float, floor: float, limit: int) -> list[str]:
+    """The greedy segmentation of :func:`magnitude_states` on checked values (n >= 2)."""
+    n, inf = len(d), math.inf
     # ratios are written inline (x / y if y else ...) for speed: y = 0 gives +inf for x > 0, else 1
     states: list[str] = []
     s = 0
     merged = 0
-    limit = n if max_merged is None else max_merged
     while s < n - 1 and merged <= limit:
         if states and (len(states) == 1 or states[-1] != states[-2]):
             merged += 1  # the state appended last iteration started a new merged state
@@ -487,13 +491,13 @@ def states_batch(kind: RuleKind, values: np.ndarray, config: QAConfig = QAConfig
         rows = _merged_rows(comparison_code_array(v[..., 0], v[..., 1], config), _COMPARISON_BY_CODE)
         return [r if good else None for r, good in zip(rows, ok.tolist(), strict=True)]
     if kind == "magnitude":
-        out: list[tuple[str, ...] | None] = []
-        for row in v.tolist():
-            try:
-                out.append(tuple(magnitude_answer(row, config)))
-            except DsrError:
-                out.append(None)
-        return out
+        # the checks of magnitude_states for all rows at once, then its segmentation row by row
+        if v.shape[-1] < 2:
+            return [None] * len(v)
+        ok = (np.isfinite(v) & (v >= 0.0)).all(axis=-1).tolist()
+        low, high, floor, n = config.constant_low, config.constant_high, config.floor, v.shape[-1]
+        return [tuple(merge_states(_segment(row, low, high, floor, n))) if good else None
+                for row, good in zip(v.tolist(), ok, strict=True)]
     raise DsrError(f"unknown rule kind {kind!r}")
 
 

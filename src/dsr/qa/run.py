@@ -246,7 +246,8 @@ def generate_files(record_paths: Sequence[str | os.PathLike[str]], out: str | os
         header = _read_header(part)
         done.update(zip(header["records"], zip(header["record_ids"], header["errors"], strict=True), strict=True))
     todo = [i for i in range(len(paths)) if i not in done]
-    size = max(1, min(flush_records, -(-len(todo) // (4 * max(1, workers)))))  # ≥ 4 runs per worker
+    # ≥ 16 runs per worker: the last run of a worker is short, so workers end within ~1/16 of each other
+    size = max(1, min(flush_records, -(-len(todo) // (16 * max(1, workers)))))
     jobs = [_Job(tuple(run), tuple(str(paths[i]) for i in run), str(parts / f"{run[0]:06d}-{run[-1]:06d}.jsonl"),
                  str(out_p.parent), config, per_video, seed, tuple(types), freeform) for run in _chunks(todo, size)]
 
