@@ -1,8 +1,9 @@
 """The paper's Table 5 in miniature on CPU: baseline / sft / addition / gsm × seeds, with controls.
 
 Renders MuJoCo worlds, caches their frames and ground-truth geometry (the π³ stand-in), draws geometry-dependent
-template questions (answer-pool distractors) and appearance-only questions, trains every arm from the same
-starting weights with the same recipe, and scores held-out worlds by letter log-likelihood. See
+template questions (the default debiased generator: counterfactual options) and appearance-only questions,
+trains every arm from the same starting weights with the same recipe, and scores held-out worlds by the
+log-likelihood of each option (``answer_format``: the option's text by default, or its letter). See
 ``dsr.gsm.table5`` for the design and ``docs/bench-gsm.md`` for results.
 
 Usage::
