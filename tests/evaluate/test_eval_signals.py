@@ -146,6 +146,18 @@ def test_partial_failure_exits_1_with_a_summary_line(toy_dataset: Path, chat_ser
     assert _error_lines(res.stderr) == ["error: 2 of 14 items failed (corrupt_video: 1, missing_video: 1)"]
 
 
+@pytest.mark.parametrize(("status", "reason"), [(500, "server_error"), (429, "rate_limited")])
+def test_an_endpoint_failing_every_item_exits_2(tmp_path: Path, chat_server, status: int, reason: str) -> None:
+    """Issue 15 item 1: HTTP 500 or 429 on all 5 items used to exit 0 with 0/5 scored."""
+    data = _dataset(tmp_path, 5)
+    url = chat_server(rules=[{"match": "", "status": status, "retry_after": 0.01}])
+    res = _dsr("eval", "run", str(data), "-m", "openai:fake-vlm", "--base-url", url, "--arm", "blind",
+               "-o", str(tmp_path / "run"), "--max-retries", "0", "--timeout", "5", "--no-progress")
+    assert res.returncode == 2, res.stderr
+    lines = _error_lines(res.stderr)
+    assert len(lines) == 1 and reason in lines[0], res.stderr
+
+
 def test_two_concurrent_runs_on_one_folder(tmp_path: Path, chat_server) -> None:
     """Done-when: the second run refuses at once, and the server sees exactly one request per item."""
     data = _dataset(tmp_path, 24)

@@ -246,3 +246,18 @@ def test_train_json_carries_numeric_and_open_answers(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["qa", str(folder / "record.npz"), "--out", str(tmp_path / "x.csv"),
                               "--answer-format", "open"])
     assert bad.exit_code != 0 and ".json (DSR-Train)" in str(bad.exception)
+
+
+def test_numeric_answers_of_a_rendered_world_equal_its_raw_ground_truth(tmp_path: Path) -> None:
+    """The same check on a record that ``dsr world`` wrote (MuJoCo ground truth, metric), not a hand-built one."""
+    pytest.importorskip("mujoco")
+    from dsr.scene.io import read_record
+    from dsr.world import WorldConfig, render_world
+
+    render_world(WorldConfig(seed=5, camera_motion="orbit", duration_s=3.0, fps=8.0, width=160, height=120,
+                             num_objects=3), tmp_path, progress=False)
+    record = read_record(tmp_path / "record.npz")
+    qas = [qa for qa in numeric_qas(record, per_video=40, seed=4) if qa.query.get("observer", "camera") == "camera"]
+    assert len({qa.type for qa in qas}) >= 3 and all(qa.scale_kind == "metric" for qa in qas)
+    for qa in qas:
+        assert qa.answer_value == pytest.approx(_raw_value(record, qa), rel=1e-5, abs=1e-5), (qa.type, qa.query)
