@@ -98,6 +98,16 @@ def _alternative(ctx: RecordContext, kind: str, query: Query, values: np.ndarray
                        values=values)
 
 
+def _batched(ctx: RecordContext, kind: str, query: Query, states: tuple[str, ...] | None,
+             values: np.ndarray) -> Alternative | None:
+    """An answer from :func:`states_batch` as an alternative, or None when the rule gave none (a zero
+    vector) or it has too many segments."""
+    if states is None or len(states) > ctx.config.max_segments:
+        return None
+    return Alternative(kind=kind, states=states, meaning=meaning(states, query.qtype.rule), query=query,
+                       values=values)
+
+
 def _with_kind(alt: Alternative, kind: str) -> Alternative:
     """A memoised alternative under the kind it has for this seed."""
     if alt.kind == kind:
@@ -159,10 +169,8 @@ def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, li
     new = [(s, q) for s, q in zip(picked, queries, strict=True) if q not in ctx.answers]
     if new:  # the rules of all new windows at once (one vectorised call for directions and comparisons)
         values = np.stack([full[s:s + n_values] for s, _ in new])
-        cfg = ctx.config
-        for (_, query), v, states in zip(new, values, states_batch(qt.rule, values, cfg), strict=True):
-            ctx.answers[query] = None if states is None or len(states) > cfg.max_segments else Alternative(
-                kind="other_window", states=states, meaning=meaning(states, qt.rule), query=query, values=v)
+        for (_, query), v, states in zip(new, values, states_batch(qt.rule, values, ctx.config), strict=True):
+            ctx.answers[query] = _batched(ctx, "other_window", query, states, v)
     out = []
     for query in queries:
         alt = ctx.answers[query]
@@ -250,10 +258,7 @@ def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> lis
         values = quantity(qt.quantity, QueryArrays(obs_from_world=obs, target_positions=positions,
                                                    target_forward=forward), geom.scale)
         for (kind, query), v, states in zip(members, values, states_batch(qt.rule, values, cfg), strict=True):
-            alt = None
-            if states is not None and len(states) <= cfg.max_segments:
-                alt = Alternative(kind=kind, states=states, meaning=meaning(states, qt.rule), query=query, values=v)
-            made[(kind, query)] = ctx.answers[query] = alt
+            made[(kind, query)] = ctx.answers[query] = _batched(ctx, kind, query, states, v)
     for members in groups.values():
         out.extend(alt for alt in (made[m] for m in members) if alt is not None)
     return out
