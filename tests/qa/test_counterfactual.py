@@ -186,3 +186,55 @@ def test_count_matching_counts_the_rows_with_those_states(kind: str, rows: int, 
     batch = states_batch(kind, values, CFG)  # type: ignore[arg-type]
     for target in {s for s in batch if s is not None}:
         assert count_matching(kind, values, target, CFG) == sum(s == target for s in batch)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["magnitude", "direction", "comparison"]), groups=st.integers(1, 4),
+       rows=st.integers(1, 5), frames=st.integers(2, 8), seed=st.integers(0, 10_000))
+def test_count_matching_many_counts_each_group_over_its_own_frames(kind: str, groups: int, rows: int, frames: int,
+                                                                    seed: int) -> None:
+    from dsr.qa.rules import count_matching, count_matching_many
+
+    rng = np.random.default_rng(seed)
+    tail = {"magnitude": (), "direction": (3,), "comparison": (2,)}[kind]
+    values = rng.choice([0.0, 0.05, 0.5, 0.6, 1.0, 2.0], size=(groups, rows, frames, *tail))
+    if kind == "direction":
+        values *= rng.choice([1.0, -1.0], size=values.shape)
+    lengths = rng.integers(1, frames + 1, size=groups).tolist()  # the rest of each group is padding
+    wanted = []
+    for g, n in enumerate(lengths):
+        batch = [s for s in states_batch(kind, values[g, :, :n], CFG) if s is not None]  # type: ignore[arg-type]
+        wanted.append(batch[int(rng.integers(len(batch)))] if batch else ("Front",))
+    got = count_matching_many(kind, values, wanted, CFG, lengths)  # type: ignore[arg-type]
+    assert got == [count_matching(kind, values[g, :, :n], wanted[g], CFG)  # type: ignore[arg-type]
+                   for g, n in enumerate(lengths)]
+
+
+def test_batched_stability_equals_one_query_at_a_time(lively_record: SceneRecord, qas: list[QA]) -> None:
+    """Queries of every type and many lengths scored together get the scores of one call each, with
+    the draws taken in the same order."""
+    from dsr.qa.query import Geometry, stability, stability_many
+
+    cfg = QAConfig(stability_k=12)
+    geom = Geometry.from_record(lively_record, cfg)
+    items = [(qa.query, answer(lively_record, qa.query).states) for qa in qas[:150]]
+    assert len({len(q.frames) for q, _ in items}) > 5 and len({q.type for q, _ in items}) == len(TYPES)
+    batched = stability_many(geom, items, cfg, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    single = [stability(geom, q, s, cfg, rng) for q, s in items]
+    assert batched == single
+    assert len(set(single)) > 3  # the scores vary (equal constants could not catch a wrong batch)
+
+
+def test_generated_stability_is_the_score_of_each_asked_query(lively_record: SceneRecord) -> None:
+    """The sampler scores its QAs in batches; each score equals stability() of the asked query with the
+    record's draws taken in QA order (the draws are the only use of the array generator here)."""
+    from dsr.qa.generate import stable_hash
+    from dsr.qa.query import Geometry, stability
+
+    cfg = QAConfig(stability_k=8)
+    made = list(generate_record_qas(lively_record, cfg, per_video=150, seed=3))
+    geom = Geometry.from_record(lively_record, cfg)
+    rng = np.random.default_rng([3, stable_hash(lively_record.record_id)])
+    assert [qa.stability for qa in made] == [stability(geom, qa.query, answer(lively_record, qa.query).states, cfg,
+                                                       rng) for qa in made]

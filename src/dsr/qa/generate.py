@@ -30,7 +30,7 @@ import numpy as np
 
 from dsr import __version__
 from dsr.errors import DsrError
-from dsr.qa.query import Geometry, QAError, Query, derive, gather, stability, type_row
+from dsr.qa.query import Geometry, QAError, Query, derive, gather, stability, stability_many, type_row
 from dsr.qa.question_types import BASE_TYPES, QUESTION_TYPES, TYPES, QuestionType
 from dsr.qa.rules import QAConfig, format_answer
 from dsr.qa.schema import LETTERS, QA, Distractor, FrameRefs, Generator, Quantity
@@ -245,6 +245,7 @@ class RecordContext:
     seed: int
     config_json: dict[str, Any]
     usable_list: list[int]
+    usable_index: dict[int, int]  # record frame → its position in usable_list
     box_cache: dict[tuple[str, int], str]  # memo of box strings, filled as questions are written
     answer_pools: dict[str, list[list[str]]] = dataclasses.field(default_factory=dict)  # per type, lazily
     # counterfactual design: answers asked so far on this record, per (type, meaning), for balancing
@@ -267,7 +268,8 @@ class RecordContext:
             objects=tuple(o.object_id for o in record.objects), valid_cam=record.camera.valid.copy(),
             valid_obj=valid_obj, valid_ori=valid_ori, record_path=record_path,
             video_path=video_path if video_path is not None else record.video.path, seed=seed,
-            config_json=_config_json(config), usable_list=plan.usable.tolist(), box_cache={})
+            config_json=_config_json(config), usable_list=plan.usable.tolist(),
+            usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={})
 
 
 @functools.lru_cache(maxsize=16)
@@ -632,6 +634,10 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
     # stationary scene's speeds), or whose distinct questions are all asked, is given up after
     # GIVE_UP_AFTER such failures in a row, and counted
     hopeless = dict.fromkeys(types, 0)
+    # counterfactual design with no stability threshold: the stability draws are the only use of ``rng``,
+    # so QAs are scored in batches (same draws, same scores as one at a time) and held until then
+    deferred: list[tuple[Query, tuple[str, ...]]] | None = [] if counterfactual else None
+    held: list[QA] = []
     for _ in range(per_video * config.attempts_per_qa):
         if made >= per_video or not counts:
             break
@@ -640,7 +646,7 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
         try:
             if counterfactual:
                 letter = letter_plan(seed, record_id, qtype, counts[qtype]) if config.balance_letters else None
-                qa, truncated = counterfactual_attempt(ctx, qtype, rng, py_rng, seen, letter)
+                qa, truncated = counterfactual_attempt(ctx, qtype, rng, py_rng, seen, letter, deferred)
             else:
                 qa, truncated = attempt(ctx, qtype, rng, py_rng, seen)
         except QAError as exc:
@@ -657,7 +663,27 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
         made += 1
         report.add(qa)
         report.truncated += int(truncated)
-        yield qa
+        if not deferred:
+            yield qa
+            continue
+        held.append(qa)
+        if len(held) >= STABILITY_BATCH:
+            yield from _scored(ctx, held, deferred, rng)
+    if deferred:
+        yield from _scored(ctx, held, deferred, rng)
+
+
+STABILITY_BATCH = 1000  # QAs held for one batched stability computation
+
+
+def _scored(ctx: RecordContext, held: list[QA], deferred: list[tuple[Query, tuple[str, ...]]],
+            rng: np.random.Generator) -> Iterator[QA]:
+    """The held QAs with their stability (then both lists emptied)."""
+    scores = stability_many(ctx.geom, deferred, ctx.config, rng)
+    out = [dataclasses.replace(qa, stability=s) for qa, s in zip(held, scores, strict=True)]
+    held.clear()
+    deferred.clear()
+    yield from out
 
 
 def describe_failure_rate(report: GenerationReport) -> str:

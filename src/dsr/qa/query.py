@@ -40,7 +40,7 @@ import numpy as np
 from dsr.errors import DsrError
 from dsr.qa.question_types import QUESTION_TYPES as QUESTION_TYPES  # re-exported (older imports)
 from dsr.qa.question_types import TYPES, QuestionType, RuleKind, Viewpoint
-from dsr.qa.rules import QAConfig, count_matching, format_answer, states_for
+from dsr.qa.rules import QAConfig, count_matching_many, format_answer, states_for
 from dsr.scene.frames import (
     CAMERA,
     forward_world,
@@ -161,8 +161,8 @@ class Geometry:
     poses: dict[str, np.ndarray]
     forwards: dict[str, np.ndarray]
     inverse_poses: dict[str, np.ndarray]
-    # memo of entity_sigmas per entity (the stability score reads them for every QA)
-    sigmas: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # memo of entity_sigmas with the stability floors per (entity, floors): read for every QA
+    sigmas: dict[tuple[str, tuple[float, float]], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @staticmethod
     def from_record(record: SceneRecord, config: QAConfig = QAConfig()) -> Geometry:
@@ -358,17 +358,24 @@ def answer(record: SceneRecord | Geometry, query: Query, config: QAConfig = QACo
 # stability under perturbation
 
 
-def _small_rotations(sigma_rad: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3, 3) random rotations with axis-angle vector ~ N(0, sigma²·I) (Rodrigues)."""
-    w = rng.standard_normal((len(sigma_rad), 3)) * sigma_rad[:, None]
-    theta = np.linalg.norm(w, axis=1)
-    safe = np.where(theta > 0, theta, 1.0)
-    k = w / safe[:, None]
-    kx = np.zeros((len(w), 3, 3))
-    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 0] = -k[:, 2], k[:, 1], k[:, 2]
-    kx[:, 1, 2], kx[:, 2, 0], kx[:, 2, 1] = -k[:, 0], -k[:, 1], k[:, 0]
-    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
-    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
+def _rotations(w: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations of axis-angle vectors (..., 3) (Rodrigues:
+    R = cos θ·I + sin θ·[k]× + (1 − cos θ)·k kᵀ, with k the unit axis)."""
+    theta = np.sqrt((w * w).sum(axis=-1))
+    k = w / np.where(theta > 0, theta, 1.0)[..., None]
+    s, c = np.sin(theta), np.cos(theta)
+    kx, ky, kz = k[..., 0] * s, k[..., 1] * s, k[..., 2] * s
+    out = (1 - c)[..., None, None] * (k[..., :, None] * k[..., None, :])
+    out[..., 0, 0] += c
+    out[..., 1, 1] += c
+    out[..., 2, 2] += c
+    out[..., 0, 1] -= kz
+    out[..., 0, 2] += ky
+    out[..., 1, 0] += kz
+    out[..., 1, 2] -= kx
+    out[..., 2, 0] -= ky
+    out[..., 2, 1] += kx
+    return out
 
 
 def entity_sigmas(record: SceneRecord, who: str) -> tuple[np.ndarray, np.ndarray]:
@@ -387,24 +394,52 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
 
     Each entity (camera, objects, agents) gets per-frame position noise N(0, σ_p²) per axis and,
     where its axes are read (the observer's frame, an orientation target's forward axis), a random
-    rotation of its axes with angle ~ σ_r, where σ_p = max(stated sigma, floor · scale) and
-    σ_r = max(stated sigma, rotation floor); the same draw moves an entity everywhere it appears.
-    The observer of a type whose answer does not depend on it (distances, speeds in a frozen frame)
-    is not perturbed: nothing it could change.
+    rotation of its axes with axis-angle vector ~ N(0, σ_r²·I), where σ_p = max(stated sigma,
+    floor · scale) and σ_r = max(stated sigma, rotation floor); the same draw moves an entity
+    everywhere it appears. The observer of a type whose answer does not depend on it (distances,
+    speeds in a frozen frame) is not perturbed: nothing it could change.
     """
-    k = config.stability_k if k is None else k
-    if k <= 0:
-        return 1.0
+    return stability_many(geom, [(query, states)], config, rng, k)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class _Draws:
+    """One query's k perturbed inputs (see :func:`stability`), before they are combined.
+
+    group: queries with equal groups stack into one computation (one type, similar frame counts; shorter
+        frame axes are padded).
+    """
+
+    group: tuple[Any, ...]
+    states: tuple[str, ...]
+    targets: tuple[np.ndarray, ...]  # per target (k, F, 3) positions at the query frames
+    obs_fixed: np.ndarray | None  # an unmoved observer's inverse pose(s): (4, 4) or (F, 4, 4)
+    obs_rotvec: np.ndarray | None  # a moved observer: (k, S, 3) axis-angle draws at its rows S
+    obs_rotation: np.ndarray | None  # (S, 3, 3) its world_from_obs rotation there
+    obs_position: np.ndarray | None  # (k, S, 3) its perturbed position there
+    forward_rotvec: np.ndarray | None  # an orientation target: (k, F, 3) axis-angle draws
+    forward: np.ndarray | None  # (F, 3) its forward axis
+
+
+def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig, rng: np.random.Generator,
+          k: int) -> _Draws:
+    """The random draws of one query, taken from ``rng`` in a fixed order (per entity: positions, then
+    the rotation of its axes where they are read), so that a query's stability does not depend on
+    which other queries are computed with it."""
     qt = type_row(query.type)
     moved_observer = not qt.observer_invariant
     frames = query.frames
+    t_v_row = 0
     if moved_observer and qt.is_absolute and query.t_v not in frames:
         assert query.t_v is not None
         rows = sorted({*frames, query.t_v})
         local = {t: i for i, t in enumerate(rows)}
         fi: np.ndarray | slice = np.array([local[t] for t in frames])
+        t_v_row = local[query.t_v]
     else:  # the usual case: the rows read are the query's own (increasing) frames
-        rows, local, fi = list(frames), {t: i for i, t in enumerate(frames)}, slice(None)
+        rows, fi = frames, slice(None)
+        if moved_observer and qt.is_absolute:
+            t_v_row = frames.index(query.t_v)  # type: ignore[arg-type]
     rows_a = np.array(rows)
     n = len(rows)
     entities = list(dict.fromkeys([*query.targets, *([query.observer] if moved_observer else [])]))
@@ -412,32 +447,91 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
     if qt.quantity == "orientation":
         rotated.add(query.targets[0])
     pos: dict[str, np.ndarray] = {}
-    rot: dict[str, np.ndarray] = {}
-    floor_p = config.stability_position_floor * geom.scale
+    rotvec: dict[str, np.ndarray] = {}
+    floors = (config.stability_position_floor * geom.scale, config.stability_rotation_floor_deg)
     for w in entities:  # all k draws at once: arrays gain a leading (k,) axis
-        sig = geom.sigmas.get(w)
-        if sig is None:
-            sig = geom.sigmas[w] = entity_sigmas(geom.record, w)
-        ps, rs = sig
-        sigma_p = np.maximum(ps[rows_a], floor_p)
-        pos[w] = geom.positions[w][rows_a] + rng.standard_normal((k, n, 3)) * sigma_p[:, None]
+        sig = geom.sigmas.get((w, floors))
+        if sig is None:  # (T, 1) position sigma and rotation sigma (radians), floors applied
+            ps, rs = entity_sigmas(geom.record, w)
+            sig = geom.sigmas[(w, floors)] = (np.maximum(ps, floors[0])[:, None],
+                                              np.radians(np.maximum(rs, floors[1]))[:, None])
+        pos[w] = geom.positions[w][rows_a] + rng.standard_normal((k, n, 3)) * sig[0][rows_a]
         if w in rotated:
-            sigma_r = np.radians(np.maximum(rs[rows_a], config.stability_rotation_floor_deg))
-            rot[w] = _small_rotations(np.tile(sigma_r, k), rng).reshape(k, n, 3, 3)
+            rotvec[w] = rng.standard_normal((k, n, 3)) * sig[1][rows_a]
+    obs_fixed = obs_rotvec = obs_rotation = obs_position = forward_rotvec = forward = None
     if moved_observer:
-        sel = fi if not qt.is_absolute else np.array([local[query.t_v]])  # type: ignore[index]
-        world_from_obs_rot = rot[query.observer][:, sel] @ geom.poses[query.observer][rows_a[sel], :3, :3]
-        rot_t = np.swapaxes(world_from_obs_rot, -1, -2)
-        obs = make_pose(rot_t, -np.einsum("...ij,...j->...i", rot_t, pos[query.observer][:, sel]))
+        sel = fi if not qt.is_absolute else np.array([t_v_row])
+        obs_rotvec = rotvec[query.observer][:, sel]
+        obs_rotation = geom.poses[query.observer][rows_a[sel], :3, :3]
+        obs_position = pos[query.observer][:, sel]
     else:
         inverse = geom.inverse_poses[query.observer]
-        obs = inverse[query.t_v] if qt.is_absolute else inverse[np.asarray(query.frames)]
-    forward = None
+        obs_fixed = inverse[query.t_v] if qt.is_absolute else inverse[np.asarray(frames)]
     if qt.quantity == "orientation":
         who = query.targets[0]
-        forward = np.einsum("knij,nj->kni", rot[who], geom.forwards[who][rows_a])[:, fi]
-    arrays = QueryArrays(obs_from_world=obs, target_positions=tuple(pos[w][:, fi] for w in query.targets),
-                         target_forward=forward)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = quantity(qt.quantity, arrays, geom.scale)
-    return count_matching(qt.rule, values, states, config) / k
+        forward_rotvec = rotvec[who][:, fi]
+        forward = geom.forwards[who][rows_a][fi]
+    targets = tuple(pos[w][:, fi] for w in query.targets)
+    group = (query.type, (len(frames) + 3) // 4)  # frame counts within 4 of each other: little padding
+    return _Draws(group=group, states=tuple(states), targets=targets, obs_fixed=obs_fixed, obs_rotvec=obs_rotvec,
+                  obs_rotation=obs_rotation, obs_position=obs_position, forward_rotvec=forward_rotvec,
+                  forward=forward)
+
+
+def stability_many(geom: Geometry, items: Sequence[tuple[Query, Sequence[str]]], config: QAConfig,
+                   rng: np.random.Generator, k: int | None = None) -> list[float]:
+    """:func:`stability` of each (query, answer states), in order, with the same draws as one call per
+    item in that order; queries of one type and length are computed together (numpy's per-call cost,
+    not arithmetic, dominates one query's k small arrays)."""
+    k = config.stability_k if k is None else k
+    if k <= 0:
+        return [1.0] * len(items)
+    draws = [_draw(geom, query, states, config, rng, k) for query, states in items]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, d in enumerate(draws):
+        groups.setdefault(d.group, []).append(i)
+    out = [0.0] * len(items)
+    for members in groups.values():
+        ds = [draws[i] for i in members]
+        qt = type_row(ds[0].group[0])
+        lengths = [d.targets[0].shape[1] - int(qt.per_step) for d in ds]  # values each query reads
+        if ds[0].obs_rotvec is not None:  # the observer's perturbed frames: (Q, k, S, 4, 4)
+            world_from_obs_rot = _rotations(_stacked([d.obs_rotvec for d in ds], 1)) @ _stacked(
+                [d.obs_rotation for d in ds], 0)[:, None]
+            rot_t = np.swapaxes(world_from_obs_rot, -1, -2)
+            obs = make_pose(rot_t, -np.einsum("...ij,...j->...i", rot_t, _stacked([d.obs_position for d in ds], 1)))
+        else:  # (Q, 1, F or 1, 4, 4): the same frames in every draw
+            fixed = _stacked([d.obs_fixed for d in ds], 0)
+            obs = fixed[:, None] if fixed.ndim == 4 else fixed[:, None, None]
+        forward = None
+        if qt.quantity == "orientation":
+            forward = np.einsum("qknij,qnj->qkni", _rotations(_stacked([d.forward_rotvec for d in ds], 1)),
+                                _stacked([d.forward for d in ds], 0))
+        arrays = QueryArrays(obs_from_world=obs, target_forward=forward,
+                             target_positions=tuple(_stacked([d.targets[j] for d in ds], 1)
+                                                    for j in range(qt.num_targets)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = quantity(qt.quantity, arrays, geom.scale)
+        counts = count_matching_many(qt.rule, values, [d.states for d in ds], config, lengths)
+        for i, c in zip(members, counts, strict=True):
+            out[i] = c / k
+    return out
+
+
+def _stacked(arrays: list[np.ndarray], axis: int) -> np.ndarray:
+    """The arrays stacked on a new first axis; where their frame ``axis`` differs in length, shorter
+    ones are padded by repeating their last frame (what the padding computes is never read)."""
+    first = arrays[0]
+    longest = max(a.shape[axis] for a in arrays)
+    if all(a.shape == first.shape for a in arrays):
+        return np.stack(arrays)
+    shape = list(first.shape)
+    shape[axis] = longest
+    out = np.empty((len(arrays), *shape))
+    for i, a in enumerate(arrays):
+        n = a.shape[axis]
+        head = (i, *([slice(None)] * axis), slice(0, n))
+        tail = (i, *([slice(None)] * axis), slice(n, None))
+        out[head] = a
+        out[tail] = np.take(a, [n - 1], axis=axis)
+    return out

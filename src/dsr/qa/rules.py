@@ -269,10 +269,10 @@ def magnitude_states(values: np.ndarray | Sequence[float], config: QAConfig = QA
         raise DsrError(f"a distance/speed answer needs at least 2 values, got {n}")
     if not signed and any(not (x >= 0.0) or x == math.inf for x in d):
         raise DsrError("distance/speed values must be finite and >= 0")
-    return _segment(d, config.constant_low, config.constant_high, config.floor, n if max_merged is None else max_merged)
+    return segment_runs(d, config.constant_low, config.constant_high, config.floor, n if max_merged is None else max_merged)
 
 
-def _segment(d: list[float], low: float, high: float, floor: float, limit: int) -> list[str]:
+def segment_runs(d: list[float], low: float, high: float, floor: float, limit: int) -> list[str]:
     """The greedy segmentation of :func:`magnitude_states` on checked values (n >= 2)."""
     n, inf = len(d), math.inf
     # ratios are written inline (x / y if y else ...) for speed: y = 0 gives +inf for x > 0, else 1
@@ -454,7 +454,7 @@ def direction_code_array(vectors: np.ndarray, eps: float = DIRECTION_EPS_PAPER) 
     return np.where((norm > 0.0) & (norm < math.inf), codes, -1)
 
 
-_COMPARISON_BY_CODE = (FORMER, SAME, LATTER)
+COMPARISON_BY_CODE = (FORMER, SAME, LATTER)
 
 
 def comparison_code_array(v1: np.ndarray, v2: np.ndarray, config: QAConfig = QAConfig()) -> np.ndarray:
@@ -488,7 +488,7 @@ def states_batch(kind: RuleKind, values: np.ndarray, config: QAConfig = QAConfig
         return _merged_rows(direction_code_array(v, config.direction_eps), DIRECTION_LABELS)
     if kind == "comparison":
         ok = np.isfinite(v).all(axis=(1, 2)) & (v >= 0.0).all(axis=(1, 2))
-        rows = _merged_rows(comparison_code_array(v[..., 0], v[..., 1], config), _COMPARISON_BY_CODE)
+        rows = _merged_rows(comparison_code_array(v[..., 0], v[..., 1], config), COMPARISON_BY_CODE)
         return [r if good else None for r, good in zip(rows, ok.tolist(), strict=True)]
     if kind == "magnitude":
         # the checks of magnitude_states for all rows at once, then its segmentation row by row
@@ -496,37 +496,74 @@ def states_batch(kind: RuleKind, values: np.ndarray, config: QAConfig = QAConfig
             return [None] * len(v)
         ok = (np.isfinite(v) & (v >= 0.0)).all(axis=-1).tolist()
         low, high, floor, n = config.constant_low, config.constant_high, config.floor, v.shape[-1]
-        return [tuple(merge_states(_segment(row, low, high, floor, n))) if good else None
+        return [tuple(merge_states(segment_runs(row, low, high, floor, n))) if good else None
                 for row, good in zip(v.tolist(), ok, strict=True)]
     raise DsrError(f"unknown rule kind {kind!r}")
 
 
 def count_matching(kind: RuleKind, values: np.ndarray, states: Sequence[str], config: QAConfig = QAConfig()) -> int:
-    """How many of R quantities (as for :func:`states_batch`) have exactly the merged ``states``.
+    """How many of R quantities (as for :func:`states_batch`) have exactly the merged ``states``."""
+    return count_matching_many(kind, np.asarray(values, dtype=np.float64)[None], [states], config)[0]
 
+
+def count_matching_many(kind: RuleKind, values: np.ndarray, states: Sequence[Sequence[str]],
+                        config: QAConfig = QAConfig(), lengths: Sequence[int] | None = None) -> list[int]:
+    """Per group q, how many of the R quantities ``values[q]`` have exactly the merged ``states[q]``.
+
+    values: (Q, R, F) distances or speeds, (Q, R, F, 3) vectors or (Q, R, F, 2) speed pairs;
+    lengths: per group, the F' <= F leading values that count (the rest is padding), default all.
     Directions and comparisons compare their per-frame codes at once: a row matches when its runs of
-    equal codes are as many as the states and carry their codes in order."""
+    equal codes are as many as its states and carry their codes in order."""
     v = np.asarray(values, dtype=np.float64)
+    frames = v.shape[2]
+    lengths = [frames] * len(v) if lengths is None else list(lengths)
     if kind == "magnitude":
-        want = tuple(states)
-        return sum(got == want for got in states_batch(kind, v, config))
+        low, high, floor = config.constant_low, config.constant_high, config.floor
+        out = []
+        for group, n, want in zip(v, lengths, states, strict=True):
+            if n < 2:
+                out.append(0)
+                continue
+            group = group[:, :n]
+            rows, good_rows = group.tolist(), (np.isfinite(group) & (group >= 0.0)).all(axis=-1).tolist()
+            want = tuple(want)
+            # a row's segmentation stops once it has more merged states than the answer: it cannot match
+            out.append(sum(good and tuple(merge_states(segment_runs(row, low, high, floor, len(want)))) == want
+                           for row, good in zip(rows, good_rows, strict=True)))
+        return out
     if kind == "direction":
         codes = direction_code_array(v, config.direction_eps)
-        index = {label: c for c, label in enumerate(DIRECTION_LABELS)}
+        index = _DIRECTION_CODE
     elif kind == "comparison":
         codes = comparison_code_array(v[..., 0], v[..., 1], config)
         codes = np.where(np.isfinite(v).all(axis=-1) & (v >= 0.0).all(axis=-1), codes, -1)
-        index = {label: c for c, label in enumerate(_COMPARISON_BY_CODE)}
+        index = _COMPARISON_CODE
     else:
         raise DsrError(f"unknown rule kind {kind!r}")
-    ref = np.array([index[s] for s in states])
+    q, r, f = codes.shape
+    if any(n != f for n in lengths):  # padding repeats each group's last code: it adds no run
+        last = np.asarray(lengths)[:, None, None] - 1
+        codes = np.where(np.arange(f) <= last, codes, np.take_along_axis(codes, np.broadcast_to(last, (q, r, 1)),
+                                                                          axis=-1))
+    longest = max(len(s) for s in states)
+    # each row's run codes, left-aligned and padded with −2 (no code); a row matches its group's padded
+    # reference when it also has exactly as many runs
     start = np.ones(codes.shape, dtype=bool)
-    start[:, 1:] = codes[:, 1:] != codes[:, :-1]
-    rows = (start.sum(axis=1) == len(ref)) & (codes != -1).all(axis=1)
-    if not rows.any():
-        return 0
-    firsts = codes[rows][start[rows]].reshape(-1, len(ref))
-    return int((firsts == ref).all(axis=1).sum())
+    np.not_equal(codes[..., 1:], codes[..., :-1], out=start[..., 1:])
+    runs = start.sum(axis=-1)
+    firsts = np.full((q, r, max(f, longest)), -2, dtype=np.int64)
+    qi, ri, fi = np.nonzero(start)
+    firsts[qi, ri, np.cumsum(start, axis=-1)[qi, ri, fi] - 1] = codes[qi, ri, fi]
+    ref = np.full((q, 1, longest), -2, dtype=np.int64)
+    for j, want in enumerate(states):
+        ref[j, 0, :len(want)] = [index[s] for s in want]
+    lengths = np.array([len(s) for s in states])[:, None]
+    match = (runs == lengths) & (codes >= 0).all(axis=-1) & (firsts[..., :longest] == ref).all(axis=-1)
+    return match.sum(axis=-1).tolist()
+
+
+_DIRECTION_CODE = {label: c for c, label in enumerate(DIRECTION_LABELS)}
+_COMPARISON_CODE = {label: c for c, label in enumerate(COMPARISON_BY_CODE)}
 
 
 # --------------------------------------------------------------------------------------------------
