@@ -74,7 +74,7 @@ from dsr.scene.frames import CAMERA
 TRANSFORMS = ("reversed", "mirrored", "edited")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)  # not frozen: built ~30 times per QA, and frozen init costs 3x; never mutated
 class Alternative:
     """One candidate option: a real query's answer (``query`` set) or a transform of one (``source``).
 
@@ -109,8 +109,9 @@ def _batched(ctx: RecordContext, kind: str, query: Query, states: tuple[str, ...
     vector) or it has too many segments."""
     if states is None or len(states) > ctx.config.max_segments:
         return None
-    return Alternative(kind=kind, states=states, meaning=meaning(states, query.qtype.rule), query=query,
-                       values=values)
+    rule = query.qtype.rule  # only magnitudes have two words for one meaning; the states are merged
+    return Alternative(kind=kind, states=states, meaning=meaning(states, rule) if rule == "magnitude" else states,
+                       query=query, values=values)
 
 
 def _with_kind(alt: Alternative, kind: str) -> Alternative:
@@ -159,16 +160,19 @@ class _Track:
     bad_frames: list[int]
 
 
+# observer-invariant absolute types that still read the observer at t_v (speeds in a frozen frame): they
+# have no other-time alternatives, so a track is one row at the query's own t_v (a distance reads none)
+_FROZEN_T_V = frozenset(k for k, t in TYPES.items() if t.is_absolute and t.observer_invariant
+                        and t.quantity != "distance")
+
+
 def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...], t_v: int | None) -> _Track:
     """The track of (type, observer, targets) that a query at ``t_v`` reads."""
-    per_t_v = qt.is_absolute and not qt.observer_invariant
-    # an observer-invariant absolute type (speeds in a frozen frame) has no other-time alternatives: one
-    # row at the query's own t_v; a distance reads no observer at all
-    frozen = t_v if qt.is_absolute and not per_t_v and qt.quantity != "distance" else None
-    key = (qt.key, observer, targets, frozen)
+    key = (qt.key, observer, targets, t_v if qt.key in _FROZEN_T_V else None)
     hit = ctx.tracks.get(key)
     if hit is not None:
         return hit
+    per_t_v = qt.is_absolute and not qt.observer_invariant
     geom, cfg = ctx.geom, ctx.config
     usable = np.asarray(ctx.usable_list)
     track = geom.inverse_poses[observer]
@@ -182,7 +186,7 @@ def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[s
         if forward is not None:
             forward = np.ascontiguousarray(np.broadcast_to(forward, (u, u, 3)))
     else:
-        obs = track[usable] if not qt.is_absolute else track[frozen if frozen is not None else usable[0]]
+        obs = track[usable] if not qt.is_absolute else track[key[3] if key[3] is not None else usable[0]]
     with np.errstate(invalid="ignore"):
         values = quantity(qt.quantity, QueryArrays(obs_from_world=obs, target_positions=positions,
                                                    target_forward=forward), geom.scale)
@@ -208,7 +212,7 @@ def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[s
 def _sliced(ctx: RecordContext, kind: str, query: Query, start: int) -> Alternative | None:
     """The answer of a query whose frames are the usable frames from ``start`` on, read off its track
     (the same values and states as :func:`states_batch` gives for them)."""
-    qt = query.qtype
+    qt = TYPES[query.type]
     tr = _track(ctx, qt, query.observer, query.targets, query.t_v)
     row = ctx.usable_index[query.t_v] if tr.per_t_v else 0  # type: ignore[index]
     n = len(query.frames) - int(qt.per_step)
@@ -223,7 +227,12 @@ def _sliced(ctx: RecordContext, kind: str, query: Query, start: int) -> Alternat
         if -1 in codes:
             return None
         labels = DIRECTION_LABELS if qt.rule == "direction" else COMPARISON_BY_CODE
-        states = tuple(labels[c] for i, c in enumerate(codes) if i == 0 or c != codes[i - 1])
+        merged, prev = [], -1
+        for c in codes:
+            if c != prev:
+                merged.append(labels[c])
+                prev = c
+        states = tuple(merged)
     return _batched(ctx, kind, query, states, tr.values[row, start:start + n])
 
 
@@ -246,9 +255,19 @@ def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, li
     return out
 
 
-def _readable(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str, ...], t_v: int | None) -> bool:
+def _run_start(ctx: RecordContext, query: Query) -> int:
+    """Where the query's frames start in the usable frames, if they are a run of them (else −1)."""
+    start = ctx.usable_index.get(query.frames[0], -1)
+    if start < 0 or tuple(ctx.usable_list[start:start + len(query.frames)]) != query.frames:
+        return -1
+    return start
+
+
+def _readable(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str, ...], t_v: int | None,
+              start: int = -1) -> bool:
     """Whether (observer, targets, t_v) can be read over all of the seed's frames (no truncation):
-    the checks of ``usable_frames``, vectorised over the frames."""
+    the checks of ``usable_frames``, vectorised over the frames (read off the track where the seed's
+    frames are the run of usable frames from ``start``)."""
     qt = seed.qtype
     if qt.is_prediction:  # two frames, and the observer-overlap rule: the sampler's own check
         try:
@@ -259,6 +278,9 @@ def _readable(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str
     if t_v is not None and not (ctx.valid_cam[t_v] and (observer == CAMERA or (
             ctx.valid_obj[observer][t_v] and ctx.valid_ori[observer][t_v]))):
         return False
+    if start >= 0 and not qt.is_prediction:
+        bad = _track(ctx, qt, observer, targets, t_v).bad_frames
+        return bad[start + len(seed.frames)] == bad[start]
     return bool(_valid_mask(ctx, qt, observer, targets, np.asarray(seed.frames)).all())
 
 
@@ -310,8 +332,8 @@ def _answers_batch(ctx: RecordContext, variants: list[tuple[str, Query]]) -> lis
     made: dict[tuple[str, Query], Alternative | None] = {}
     if groups:
         first = next(iter(groups.values()))[0][1]
-        start = ctx.usable_index.get(first.frames[0], -1)
-        if start >= 0 and not first.qtype.is_prediction and tuple(ctx.usable_list[start:start + len(first.frames)]) == first.frames:
+        start = _run_start(ctx, first)
+        if start >= 0 and not first.qtype.is_prediction:
             # the usual case: the frames are a run of usable frames, so each answer is a slice of its track
             for members in groups.values():
                 for kind, query in members:
@@ -356,10 +378,11 @@ def alternatives(ctx: RecordContext, seed: Query, seed_values: np.ndarray, seed_
     specs = _variant_specs(ctx, seed)
     rng.shuffle(specs)
     variants: list[tuple[str, Query]] = []
+    start = _run_start(ctx, seed)
     for kind, observer, targets, t_v in specs:  # checked lazily: only as many as the budget takes
         if len(variants) >= budget - len(windows):
             break
-        if _readable(ctx, seed, observer, targets, t_v):
+        if _readable(ctx, seed, observer, targets, t_v, start):
             variants.append((kind, Query(type=seed.type, observer=observer, targets=targets, frames=seed.frames,
                                          t_v=t_v)))
     out.extend(_answers_batch(ctx, variants))
@@ -450,6 +473,34 @@ def _weighted_order(keys: list[tuple[str, ...]], weights: list[float], rng: rand
     return [i for _, i in sorted(scored, reverse=True)]
 
 
+def _nameable(ctx: RecordContext, query: Query) -> bool:
+    """Whether :func:`name_entities` can name the query's entities (memoised per record on what it reads:
+    the entities, the first frame and, for absolute types, t_v)."""
+    qt = query.qtype
+    key = (query.observer, query.targets, query.frames[0], query.t_v if qt.is_absolute else None, qt.is_prediction)
+    ok = ctx.nameable.get(key)
+    if ok is None:
+        try:
+            name_entities(ctx.record, query, ctx.config, ctx.box_cache)
+            ok = True
+        except QAError:
+            ok = False
+        ctx.nameable[key] = ok
+    return ok
+
+
+def _seed_answer(ctx: RecordContext, seed: Query) -> tuple[np.ndarray, list[str]]:
+    """(values, states) of the drawn query: read off its track when its frames are a run of usable
+    frames (the usual case), else :func:`answer_states` (which also names why there is no answer)."""
+    start = -1 if seed.qtype.is_prediction else _run_start(ctx, seed)
+    if start >= 0:
+        alt = _sliced(ctx, "seed", seed, start)
+        if alt is not None:
+            assert alt.values is not None
+            return alt.values, list(alt.states)
+    return answer_states(ctx, seed)
+
+
 def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
                            seen: set[str] | None = None, letter: str | None = None,
                            deferred: list[tuple[Query, tuple[str, ...]]] | None = None) -> tuple[QA, bool]:
@@ -461,7 +512,7 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
     cfg, rec = ctx.config, ctx.record
     qt = TYPES[qtype]
     seed, truncated = draw_query(ctx, qt, py_rng)
-    seed_values, seed_states = answer_states(ctx, seed)
+    seed_values, seed_states = _seed_answer(ctx, seed)
     alts = alternatives(ctx, seed, seed_values, seed_states, py_rng)
     by_meaning: dict[tuple[str, ...], list[Alternative]] = {}
     for alt in alts:
@@ -479,9 +530,7 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
             qa_id = f"{rec.record_id}/{qtype}/{query_hash(alt.query)}"
             if seen is not None and qa_id in seen:
                 continue
-            try:
-                name_entities(rec, alt.query, cfg, ctx.box_cache)  # any of the four could be asked
-            except QAError:
+            if not _nameable(ctx, alt.query):  # any of the four could be asked
                 continue
             chosen.append((alt, qa_id))
             break

@@ -253,6 +253,7 @@ class RecordContext:
     # counterfactual design: pure functions of the record and config, memoised across attempts
     tracks: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # quantity over usable frames
     answers: dict[Query, Any] = dataclasses.field(default_factory=dict)  # query → its Alternative (or None)
+    nameable: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)  # can its entities be named
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
