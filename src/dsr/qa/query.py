@@ -87,7 +87,9 @@ class Query:
 
     @property
     def qtype(self) -> QuestionType:
-        return type_row(self.type)
+        # the common case without type_row's call: read for every alternative
+        row = TYPES.get(self.type) if isinstance(self.type, str) else None
+        return row if row is not None else type_row(self.type)
 
     @property
     def viewpoint(self) -> str:
