@@ -29,6 +29,7 @@ observer at t_v, names a viewer can find), so any of the four could be the quest
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -166,6 +167,19 @@ _FROZEN_T_V = frozenset(k for k, t in TYPES.items() if t.is_absolute and t.obser
                         and t.quantity != "distance")
 
 
+def _on_usable(ctx: RecordContext, what: str, who: str) -> np.ndarray:
+    """A geometry array of one entity at the usable frames ("frames": their indices), memoised per record."""
+    key = (what, who)
+    hit = ctx.on_usable.get(key)
+    if hit is None:
+        usable = ctx.on_usable.get(("frames", ""))
+        if usable is None:
+            usable = ctx.on_usable[("frames", "")] = np.asarray(ctx.usable_list)
+        hit = usable if what == "frames" else getattr(ctx.geom, what)[who][usable]
+        ctx.on_usable[key] = hit
+    return hit
+
+
 def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...], t_v: int | None) -> _Track:
     """The track of (type, observer, targets) that a query at ``t_v`` reads."""
     key = (qt.key, observer, targets, t_v if qt.key in _FROZEN_T_V else None)
@@ -174,19 +188,20 @@ def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[s
         return hit
     per_t_v = qt.is_absolute and not qt.observer_invariant
     geom, cfg = ctx.geom, ctx.config
-    usable = np.asarray(ctx.usable_list)
+    usable = _on_usable(ctx, "frames", "")
     track = geom.inverse_poses[observer]
-    positions = tuple(geom.positions[w][usable] for w in targets)
-    forward = geom.forwards[targets[0]][usable] if qt.quantity == "orientation" else None
+    positions = tuple(_on_usable(ctx, "positions", w) for w in targets)
+    forward = _on_usable(ctx, "forwards", targets[0]) if qt.quantity == "orientation" else None
     if per_t_v:
         # every (t_v, frame) pair; broadcast copies made contiguous, where einsum is 2.5× faster (same sums)
         u = len(usable)
-        obs = np.ascontiguousarray(np.broadcast_to(track[usable][:, None], (u, u, 4, 4)))
+        obs = np.ascontiguousarray(np.broadcast_to(_on_usable(ctx, "inverse_poses", observer)[:, None], (u, u, 4, 4)))
         positions = tuple(np.ascontiguousarray(np.broadcast_to(p, (u, u, 3))) for p in positions)
         if forward is not None:
             forward = np.ascontiguousarray(np.broadcast_to(forward, (u, u, 3)))
     else:
-        obs = track[usable] if not qt.is_absolute else track[key[3] if key[3] is not None else usable[0]]
+        obs = (_on_usable(ctx, "inverse_poses", observer) if not qt.is_absolute
+               else track[key[3] if key[3] is not None else usable[0]])
     with np.errstate(invalid="ignore"):
         values = quantity(qt.quantity, QueryArrays(obs_from_world=obs, target_positions=positions,
                                                    target_forward=forward), geom.scale)
@@ -200,12 +215,20 @@ def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[s
         rows = np.where(ok, comparison_code_array(values[..., 0], values[..., 1], cfg), -1).tolist()
     else:
         rows = values.tolist()
-        refused = ~(np.isfinite(values) & (values >= 0.0))
-        bad_values = np.concatenate([np.zeros((len(values), 1), dtype=np.int64), np.cumsum(refused, axis=-1)],
-                                    axis=-1).tolist()
-    mask = _valid_mask(ctx, qt, observer, targets, usable)
+        bad_values = []
+        for row in rows:  # a handful of short rows: plain Python beats numpy's per-call cost
+            cum = [0]
+            for x in row:
+                cum.append(cum[-1] + (not 0.0 <= x < math.inf))
+            bad_values.append(cum)
+    # which usable frames (observer, targets) can be read at depends only on what the type checks
+    checks = (observer, targets, qt.quantity == "orientation", qt.is_absolute)
+    bad_frames = ctx.on_usable.get(checks)
+    if bad_frames is None:
+        mask = _valid_mask(ctx, qt, observer, targets, usable)
+        bad_frames = ctx.on_usable[checks] = np.concatenate([[0], np.cumsum(~mask)]).tolist()
     hit = ctx.tracks[key] = _Track(per_t_v=per_t_v, values=values, rows=rows, bad_values=bad_values,
-                                   bad_frames=np.concatenate([[0], np.cumsum(~mask)]).tolist())
+                                   bad_frames=bad_frames)
     return hit
 
 
@@ -214,11 +237,11 @@ def _sliced(ctx: RecordContext, kind: str, query: Query, start: int) -> Alternat
     (the same values and states as :func:`states_batch` gives for them)."""
     qt = TYPES[query.type]
     tr = _track(ctx, qt, query.observer, query.targets, query.t_v)
-    row = ctx.usable_index[query.t_v] if tr.per_t_v else 0  # type: ignore[index]
+    row = ctx.usable_index[query.t_v] if tr.per_t_v else 0
     n = len(query.frames) - int(qt.per_step)
     codes = tr.rows[row][start:start + n]
     if qt.rule == "magnitude":
-        cum = tr.bad_values[row]  # type: ignore[index]
+        cum = tr.bad_values[row]
         if n < 2 or cum[start + n] != cum[start]:
             return None
         cfg = ctx.config

@@ -254,6 +254,8 @@ class RecordContext:
     tracks: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # quantity over usable frames
     answers: dict[Query, Any] = dataclasses.field(default_factory=dict)  # query → its Alternative (or None)
     nameable: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)  # can its entities be named
+    # arrays at the usable frames, and cumulative unreadable-frame counts per (observer, targets, checks)
+    on_usable: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
