@@ -180,6 +180,17 @@ def _on_usable(ctx: RecordContext, what: str, who: str) -> np.ndarray:
     return hit
 
 
+def _bad_frames(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...]) -> list[int]:
+    """The cumulative count of usable frames (observer, targets) cannot be read at, memoised per record on
+    what the type's checks depend on."""
+    checks = (observer, targets, qt.quantity == "orientation", qt.is_absolute)
+    hit = ctx.on_usable.get(checks)
+    if hit is None:
+        mask = _valid_mask(ctx, qt, observer, targets, _on_usable(ctx, "frames", ""))
+        hit = ctx.on_usable[checks] = np.concatenate([[0], np.cumsum(~mask)]).tolist()
+    return hit
+
+
 def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[str, ...], t_v: int | None) -> _Track:
     """The track of (type, observer, targets) that a query at ``t_v`` reads."""
     key = (qt.key, observer, targets, t_v if qt.key in _FROZEN_T_V else None)
@@ -221,12 +232,7 @@ def _track(ctx: RecordContext, qt: QuestionType, observer: str, targets: tuple[s
             for x in row:
                 cum.append(cum[-1] + (not 0.0 <= x < math.inf))
             bad_values.append(cum)
-    # which usable frames (observer, targets) can be read at depends only on what the type checks
-    checks = (observer, targets, qt.quantity == "orientation", qt.is_absolute)
-    bad_frames = ctx.on_usable.get(checks)
-    if bad_frames is None:
-        mask = _valid_mask(ctx, qt, observer, targets, usable)
-        bad_frames = ctx.on_usable[checks] = np.concatenate([[0], np.cumsum(~mask)]).tolist()
+    bad_frames = _bad_frames(ctx, qt, observer, targets)
     hit = ctx.tracks[key] = _Track(per_t_v=per_t_v, values=values, rows=rows, bad_values=bad_values,
                                    bad_frames=bad_frames)
     return hit
@@ -302,7 +308,7 @@ def _readable(ctx: RecordContext, seed: Query, observer: str, targets: tuple[str
             ctx.valid_obj[observer][t_v] and ctx.valid_ori[observer][t_v]))):
         return False
     if start >= 0 and not qt.is_prediction:
-        bad = _track(ctx, qt, observer, targets, t_v).bad_frames
+        bad = _bad_frames(ctx, qt, observer, targets)
         return bad[start + len(seed.frames)] == bad[start]
     return bool(_valid_mask(ctx, qt, observer, targets, np.asarray(seed.frames)).all())
 
