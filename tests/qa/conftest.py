@@ -24,13 +24,15 @@ def yaw_axes(yaw_rad: np.ndarray) -> np.ndarray:
     return np.stack([fwd, left, up], axis=2)
 
 
-def boxes_for(centers_world: np.ndarray, c2w: np.ndarray, half_size: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Projected boxes (T, 4) and visibility (T,) of a sphere-ish object of radius ``half_size``."""
+def boxes_for(centers_world: np.ndarray, c2w: np.ndarray, half_size: float = 0.3,
+              near: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Projected boxes (T, 4) and visibility (T,) of a sphere-ish object of radius ``half_size``, seen in
+    front of the ``near`` plane (a rescaled record passes both rescaled)."""
     cam = transform_points(invert_pose(c2w), centers_world)
     uv = project_points(cam, K)
-    r = 400.0 * half_size / np.maximum(cam[:, 2], 1e-6)
+    r = 400.0 * half_size / np.maximum(cam[:, 2], 1e-5 * near)
     boxes = np.stack([uv[:, 0] - r, uv[:, 1] - r, uv[:, 0] + r, uv[:, 1] + r], axis=1)
-    visible = (cam[:, 2] > 0.1) & (uv[:, 0] > 0) & (uv[:, 0] < WIDTH) & (uv[:, 1] > 0) & (uv[:, 1] < HEIGHT)
+    visible = (cam[:, 2] > near) & (uv[:, 0] > 0) & (uv[:, 0] < WIDTH) & (uv[:, 1] > 0) & (uv[:, 1] < HEIGHT)
     boxes = np.clip(boxes, [0, 0, 0, 0], [WIDTH - 1, HEIGHT - 1, WIDTH - 1, HEIGHT - 1])
     return boxes, visible
 
@@ -61,7 +63,7 @@ def make_record(
     tracks = []
     for oid, spec in (objects or {}).items():
         centers = np.asarray(spec["centers"], dtype=np.float64) * scale
-        boxes, visible = boxes_for(centers, c2w, 0.3 * scale)
+        boxes, visible = boxes_for(centers, c2w, 0.3 * scale, 0.1 * scale)
         if "boxes" in spec:
             boxes = np.asarray(spec["boxes"], dtype=np.float64)
         if force_visible:

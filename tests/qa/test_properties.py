@@ -136,7 +136,9 @@ def test_static_scene_keeps_everything_nearly_constant(positions: list[tuple[flo
 
 
 @FAST
-@given(seed=st.integers(0, 10_000), scale=st.sampled_from([0.01, 0.5, 3.0, 1000.0]))
+# powers of two rescale exactly in floating point; other factors round, and a value that lands on a
+# rule's threshold can then tip (seed 473 at scale 0.01 did), which says nothing about the rules
+@given(seed=st.integers(0, 10_000), scale=st.sampled_from([2.0**-7, 0.5, 4.0, 1024.0]))
 def test_uniform_rescaling_does_not_change_answers(seed: int, scale: float) -> None:
     cfg = QAConfig(stability_k=0)
     base = list(generate_record_qas(_walker_record(seed), cfg, per_video=12, seed=seed))
