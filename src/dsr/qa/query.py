@@ -423,18 +423,16 @@ class _Draws:
     forward: np.ndarray | None  # (F, 3) its forward axis
 
 
-def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig, rng: np.random.Generator,
-          k: int) -> _Draws:
-    """The random draws of one query, taken from ``rng`` in a fixed order (per entity: positions, then
-    the rotation of its axes where they are read), so that a query's stability does not depend on
-    which other queries are computed with it."""
-    qt = type_row(query.type)
+def _entities(qt: QuestionType, query: Query) -> tuple[list[str], set[str], list[int] | tuple[int, ...],
+                                                       np.ndarray | slice, int]:
+    """What one query's draws perturb: (entities in draw order, those whose axes are also rotated, the
+    record rows read, the query frames among them, the row of t_v)."""
     moved_observer = not qt.observer_invariant
     frames = query.frames
     t_v_row = 0
     if moved_observer and qt.is_absolute and query.t_v not in frames:
         assert query.t_v is not None
-        rows = sorted({*frames, query.t_v})
+        rows: list[int] | tuple[int, ...] = sorted({*frames, query.t_v})
         local = {t: i for i, t in enumerate(rows)}
         fi: np.ndarray | slice = np.array([local[t] for t in frames])
         t_v_row = local[query.t_v]
@@ -442,24 +440,40 @@ def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig,
         rows, fi = frames, slice(None)
         if moved_observer and qt.is_absolute:
             t_v_row = frames.index(query.t_v)  # type: ignore[arg-type]
-    rows_a = np.array(rows)
-    n = len(rows)
     entities = list(dict.fromkeys([*query.targets, *([query.observer] if moved_observer else [])]))
     rotated = {query.observer} if moved_observer else set()
     if qt.quantity == "orientation":
         rotated.add(query.targets[0])
+    return entities, rotated, rows, fi, t_v_row
+
+
+def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig, normals: np.ndarray,
+          k: int) -> _Draws:
+    """One query's perturbed inputs from its standard normals, used in a fixed order (per entity:
+    positions, then the rotation of its axes where they are read), so that a query's stability does not
+    depend on which other queries are computed with it."""
+    qt = type_row(query.type)
+    moved_observer = not qt.observer_invariant
+    frames = query.frames
+    entities, rotated, rows, fi, t_v_row = _entities(qt, query)
+    rows_a = np.array(rows)
+    n = len(rows)
     pos: dict[str, np.ndarray] = {}
     rotvec: dict[str, np.ndarray] = {}
     floors = (config.stability_position_floor * geom.scale, config.stability_rotation_floor_deg)
+    used = 0
+    size = k * n * 3
     for w in entities:  # all k draws at once: arrays gain a leading (k,) axis
         sig = geom.sigmas.get((w, floors))
         if sig is None:  # (T, 1) position sigma and rotation sigma (radians), floors applied
             ps, rs = entity_sigmas(geom.record, w)
             sig = geom.sigmas[(w, floors)] = (np.maximum(ps, floors[0])[:, None],
                                               np.radians(np.maximum(rs, floors[1]))[:, None])
-        pos[w] = geom.positions[w][rows_a] + rng.standard_normal((k, n, 3)) * sig[0][rows_a]
+        pos[w] = geom.positions[w][rows_a] + normals[used:used + size].reshape(k, n, 3) * sig[0][rows_a]
+        used += size
         if w in rotated:
-            rotvec[w] = rng.standard_normal((k, n, 3)) * sig[1][rows_a]
+            rotvec[w] = normals[used:used + size].reshape(k, n, 3) * sig[1][rows_a]
+            used += size
     obs_fixed = obs_rotvec = obs_rotation = obs_position = forward_rotvec = forward = None
     if moved_observer:
         sel = fi if not qt.is_absolute else np.array([t_v_row])
@@ -488,7 +502,15 @@ def stability_many(geom: Geometry, items: Sequence[tuple[Query, Sequence[str]]],
     k = config.stability_k if k is None else k
     if k <= 0:
         return [1.0] * len(items)
-    draws = [_draw(geom, query, states, config, rng, k) for query, states in items]
+    # one draw for all items, split in item order: the same numbers as one draw per item and entity
+    sizes = []
+    for query, _ in items:
+        entities, rotated, rows, _, _ = _entities(type_row(query.type), query)
+        sizes.append(k * len(rows) * 3 * (len(entities) + len(rotated)))
+    normals = rng.standard_normal(sum(sizes))
+    ends = np.cumsum(sizes).tolist()
+    draws = [_draw(geom, query, states, config, normals[end - size:end], k)
+             for (query, states), size, end in zip(items, sizes, ends, strict=True)]
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, d in enumerate(draws):
         groups.setdefault(d.group, []).append(i)
