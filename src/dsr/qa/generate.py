@@ -676,7 +676,7 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
         yield from _scored(ctx, held, deferred, rng)
 
 
-STABILITY_BATCH = 1000  # QAs held for one batched stability computation
+STABILITY_BATCH = 256  # QAs held for one batched stability computation
 
 
 def _scored(ctx: RecordContext, held: list[QA], deferred: list[tuple[Query, tuple[str, ...]]],
