@@ -105,12 +105,12 @@ def _alternative(ctx: RecordContext, kind: str, query: Query, values: np.ndarray
 
 
 def _batched(ctx: RecordContext, kind: str, query: Query, states: tuple[str, ...] | None,
-             values: np.ndarray) -> Alternative | None:
+             values: np.ndarray, rule: str | None = None) -> Alternative | None:
     """An answer from :func:`states_batch` as an alternative, or None when the rule gave none (a zero
     vector) or it has too many segments."""
     if states is None or len(states) > ctx.config.max_segments:
         return None
-    rule = query.qtype.rule  # only magnitudes have two words for one meaning; the states are merged
+    rule = rule or query.qtype.rule  # only magnitudes have two words for one meaning; the states are merged
     return Alternative(kind=kind, states=states, meaning=meaning(states, rule) if rule == "magnitude" else states,
                        query=query, values=values)
 
@@ -262,7 +262,7 @@ def _sliced(ctx: RecordContext, kind: str, query: Query, start: int) -> Alternat
                 merged.append(labels[c])
                 prev = c
         states = tuple(merged)
-    return _batched(ctx, kind, query, states, tr.values[row, start:start + n])
+    return _batched(ctx, kind, query, states, tr.values[row, start:start + n], qt.rule)
 
 
 def _window_alternatives(ctx: RecordContext, seed: Query, rng: random.Random, limit: int) -> list[Alternative]:

@@ -546,6 +546,8 @@ def _stacked(arrays: list[np.ndarray], axis: int) -> np.ndarray:
     """The arrays stacked on a new first axis; where their frame ``axis`` differs in length, shorter
     ones are padded by repeating their last frame (what the padding computes is never read)."""
     first = arrays[0]
+    if len(arrays) == 1:
+        return first[None]
     longest = max(a.shape[axis] for a in arrays)
     if all(a.shape == first.shape for a in arrays):
         return np.stack(arrays)

@@ -541,6 +541,14 @@ def count_matching_many(kind: RuleKind, values: np.ndarray, states: Sequence[Seq
     else:
         raise DsrError(f"unknown rule kind {kind!r}")
     q, r, f = codes.shape
+    if q == 1 and lengths[0] == f:  # one group, no padding (a single query's score): the runs directly
+        ref = np.array([index[s] for s in states[0]])
+        start = np.ones((r, f), dtype=bool)
+        np.not_equal(codes[0, :, 1:], codes[0, :, :-1], out=start[:, 1:])
+        rows = (start.sum(axis=1) == len(ref)) & (codes[0] >= 0).all(axis=1)
+        if not rows.any():
+            return [0]
+        return [int((codes[0][rows][start[rows]].reshape(-1, len(ref)) == ref).all(axis=1).sum())]
     if any(n != f for n in lengths):  # padding repeats each group's last code: it adds no run
         last = np.asarray(lengths)[:, None, None] - 1
         codes = np.where(np.arange(f) <= last, codes, np.take_along_axis(codes, np.broadcast_to(last, (q, r, 1)),
