@@ -322,8 +322,22 @@ def _merge(parts: Path, out_p: Path, fmt: str, config: QAConfig, seed: int) -> G
 
     if fmt == "jsonl":  # copy the lines; only moved QAs are parsed and rewritten
         with atomic_open(out_p, "w") as fh:
-            for i, text in lines():
-                fh.write(qa_line(moved(i, text)) if i in moves else text)
+            i = 0
+            for header, (_, _, part) in zip(headers, finished, strict=True):
+                n = sum(header["line_counts"])
+                if all(keep[i:i + n]) and not any(j in moves for j in range(i, i + n)):
+                    fh.flush()  # a part kept whole and unchanged: its bytes after the header line
+                    with open(part, "rb") as src:
+                        src.readline()
+                        shutil.copyfileobj(src, fh.buffer)
+                    fh.buffer.flush()
+                else:
+                    for text in _read_part(part)[1]:
+                        if keep[i]:
+                            fh.write(qa_line(moved(i, text)) if i in moves else text)
+                        i += 1
+                    continue
+                i += n
     else:
         write_qas(out_p, (moved(i, text) for i, text in lines()), fmt)
     result = total.to_json()
