@@ -256,6 +256,8 @@ class RecordContext:
     nameable: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)  # can its entities be named
     # arrays at the usable frames, and cumulative unreadable-frame counts per (observer, targets, checks)
     on_usable: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)
+    # the record states a nonzero sigma somewhere (extracted records; ground truth has none): abstention applies
+    states_uncertainty: bool = False
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -272,7 +274,19 @@ class RecordContext:
             valid_obj=valid_obj, valid_ori=valid_ori, record_path=record_path,
             video_path=video_path if video_path is not None else record.video.path, seed=seed,
             config_json=_config_json(config), usable_list=plan.usable.tolist(),
-            usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={})
+            usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={},
+            states_uncertainty=_states_uncertainty(record))
+
+
+def _states_uncertainty(record: SceneRecord) -> bool:
+    """Whether any sigma of the record is nonzero (camera, object centres, headings)."""
+    cam = record.camera
+    arrays = [cam.position_sigma, cam.rotation_sigma_deg]
+    for o in record.objects:
+        arrays += [o.center_sigma_along, o.center_sigma_across]
+        if o.orientation is not None:
+            arrays.append(o.orientation.sigma_deg)
+    return any(bool(np.any(a > 0)) for a in arrays)
 
 
 @functools.lru_cache(maxsize=16)
