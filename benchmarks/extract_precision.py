@@ -296,6 +296,7 @@ def main() -> None:
 
     from dsr.extract.pipeline import ExtractConfig
     from dsr.qa.generate import generate_record_qas
+    from dsr.qa.rules import QAConfig
     from dsr.scene.io import read_record
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -320,6 +321,8 @@ def main() -> None:
     all_rows: list[dict] = []
     calib: dict[str, list[dict]] = defaultdict(list)
     per_clip, by_motion = [], defaultdict(list)
+    rows_off: list[dict] = []
+    by_motion_off: dict[str, list[dict]] = defaultdict(list)
     videos = 0
     for motion in args.motions:
         for seed in args.seeds:
@@ -341,6 +344,13 @@ def main() -> None:
                 qas = [qa if isinstance(qa, dict) else qa.to_json() for qa in
                        generate_record_qas(ext, per_video=args.per_video, seed=seed)]
                 rows = judge(qas, ext, gt, id_map)
+                # the same record without issue 11's abstention: what the thresholds buy, on the same worlds
+                off_cfg = QAConfig(min_track_confidence=0.0, min_stability_uncertain=0.0)
+                off = judge([qa.to_json() for qa in generate_record_qas(ext, off_cfg, per_video=args.per_video,
+                                                                         seed=seed)], ext, gt, id_map)
+                rows_off.extend(off)
+                by_motion_off[motion].extend(off)
+                clip["without_abstention"] = precision(off, 1)
                 draws = perturbed_records(ext, args.stability_k, np.random.default_rng(seed))
                 for row, qa in zip(rows, qas, strict=True):
                     row["own_stability"] = own_stability(draws, qa)
@@ -363,6 +373,8 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "overall": precision(all_rows, n_videos),
         "per_motion": {m: precision(r, len(args.seeds)) for m, r in by_motion.items()},
+        "without_abstention": {"overall": precision(rows_off, n_videos),
+                               "per_motion": {m: precision(r, len(args.seeds)) for m, r in by_motion_off.items()}},
         "per_type": {t: precision([r for r in all_rows if r["type"] == t], n_videos)
                      for t in sorted({r["type"] for r in all_rows})},
         "abstention_sweep": sweep,

@@ -530,6 +530,36 @@ def _seed_answer(ctx: RecordContext, seed: Query) -> tuple[np.ndarray, list[str]
     return answer_states(ctx, seed)
 
 
+def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.random.Generator,
+            defer: bool) -> float | None:
+    """Issue 11's abstention for the asked query: its stability (None: left to the deferred batch) or
+    QAError("low_track_confidence" / "unstable").
+
+    Only a record that states uncertainty can fail the two extra checks (ground truth has confidence 1
+    and zero sigmas), and only then is stability scored here instead of in the batch, so ground-truth
+    output is unchanged. ``min_stability`` still applies to every record, as before."""
+    cfg, rec = ctx.config, ctx.record
+    threshold = cfg.min_stability
+    if ctx.states_uncertainty:
+        if cfg.min_track_confidence > 0:
+            frames = list(query.frames) + ([query.t_v] if query.t_v is not None else [])
+            for who in dict.fromkeys((query.observer, *query.targets)):
+                if who == CAMERA:
+                    continue
+                conf = float(np.min(rec.object(who).confidence[frames]))
+                # a wrong track (a chimera, a false detection) makes every answer about it wrong
+                if conf < cfg.min_track_confidence:
+                    raise QAError(f"{who} tracked with confidence {conf:.2f} < {cfg.min_track_confidence}",
+                                  "low_track_confidence")
+        threshold = max(threshold, cfg.min_stability_uncertain)
+    if cfg.stability_k <= 0 or (defer and threshold <= 0):
+        return None
+    stab = stability(ctx.geom, query, states, cfg, rng)
+    if stab < threshold:
+        raise QAError(f"stability {stab:.2f} < {threshold}", "unstable")
+    return stab
+
+
 def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
                            seen: set[str] | None = None, letter: str | None = None,
                            deferred: list[tuple[Query, tuple[str, ...]]] | None = None) -> tuple[QA, bool]:
@@ -571,11 +601,7 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
     asked, qa_id = chosen[asked_index]
     assert asked.query is not None
     question = render_question(rec, asked.query, cfg, ctx.box_cache)
-    stab = None
-    if cfg.stability_k > 0 and (deferred is None or cfg.min_stability > 0):
-        stab = stability(ctx.geom, asked.query, asked.states, cfg, rng)
-        if stab < cfg.min_stability:
-            raise QAError(f"stability {stab:.2f} < {cfg.min_stability}", "unstable")
+    stab = abstain(ctx, asked.query, asked.states, rng, deferred is not None)
 
     options: list[Alternative] = [alt for alt, _ in chosen]
     if len(options) < 4:  # fill with transforms of real answers, never asked

@@ -256,6 +256,8 @@ class RecordContext:
     nameable: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)  # can its entities be named
     # arrays at the usable frames, and cumulative unreadable-frame counts per (observer, targets, checks)
     on_usable: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)
+    # the record states a nonzero sigma somewhere (extracted records; ground truth has none): abstention applies
+    states_uncertainty: bool = False
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -265,19 +267,41 @@ class RecordContext:
         valid_ori = {o.object_id: o.orientation.known & (o.orientation.confidence >= config.orientation_min_confidence)
                      for o in record.objects if o.orientation is not None}
         plan = frame_plan(record, config)
+        uncertain = _states_uncertainty(record)
         return RecordContext(
             record=record, geom=Geometry.from_record(record, config), plan=plan, config=config,
             agents=agents, agent_classes=tuple(sorted({record.object(a).class_phrase for a in agents})),
             objects=tuple(o.object_id for o in record.objects), valid_cam=record.camera.valid.copy(),
             valid_obj=valid_obj, valid_ori=valid_ori, record_path=record_path,
             video_path=video_path if video_path is not None else record.video.path, seed=seed,
-            config_json=_config_json(config), usable_list=plan.usable.tolist(),
-            usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={})
+            config_json=_config_json(config, uncertain), usable_list=plan.usable.tolist(),
+            usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={},
+            states_uncertainty=uncertain)
+
+
+def _states_uncertainty(record: SceneRecord) -> bool:
+    """Whether any sigma of the record is nonzero (camera, object centres, headings)."""
+    cam = record.camera
+    arrays = [cam.position_sigma, cam.rotation_sigma_deg]
+    for o in record.objects:
+        arrays += [o.center_sigma_along, o.center_sigma_across]
+        if o.orientation is not None:
+            arrays.append(o.orientation.sigma_deg)
+    return any(bool(np.any(a > 0)) for a in arrays)
+
+
+# abstention keys (issue 11) act only where a record states uncertainty; elsewhere they are left out of the
+# provenance so that ground-truth QAs stay byte-identical to before abstention existed
+_ABSTENTION_KEYS = ("min_track_confidence", "min_stability_uncertain")
 
 
 @functools.lru_cache(maxsize=16)
-def _config_json(config: QAConfig) -> dict[str, Any]:
-    return config.to_json()
+def _config_json(config: QAConfig, uncertain: bool = True) -> dict[str, Any]:
+    out = config.to_json()
+    if not uncertain:
+        for key in _ABSTENTION_KEYS:
+            out.pop(key, None)
+    return out
 
 
 def _pick(rng: random.Random, items: Sequence[Any]) -> Any:

@@ -93,6 +93,10 @@ class QAConfig:
     stability_position_floor: float = 0.01  # normalised units; sigma = max(record sigma / scale, floor)
     stability_rotation_floor_deg: float = 1.0
     min_stability: float = 0.0
+    # abstention (issue 11; our addition). Both act only on records that state uncertainty (extracted ones):
+    # ground truth has confidence 1 and zero sigmas, so its QAs are unchanged.
+    min_track_confidence: float = 0.5  # drop a QA naming an object tracked below this at any of its frames
+    min_stability_uncertain: float = 0.8  # min_stability where the record states a nonzero sigma
 
     def __post_init__(self) -> None:
         if not 0.0 < self.direction_eps < 1.0 / math.sqrt(3.0):
@@ -114,6 +118,8 @@ class QAConfig:
             raise DsrError("need min_gap >= 1, min_frames >= 2, max_segments >= 1, num_frames >= 4")
         if not 0.0 <= self.min_stability <= 1.0:
             raise DsrError(f"min_stability must be in [0, 1], got {self.min_stability}")
+        if not 0.0 <= self.min_track_confidence <= 1.0 or not 0.0 <= self.min_stability_uncertain <= 1.0:
+            raise DsrError("min_track_confidence and min_stability_uncertain must be in [0, 1]")
         if self.stability_k < 0:
             raise DsrError("stability_k must be >= 0")
         if self.preset not in PRESETS:
