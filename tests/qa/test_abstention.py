@@ -89,11 +89,3 @@ def test_ground_truth_records_are_unaffected(lively_record: SceneRecord, seed: i
     off = emitted(QAConfig(stability_k=4, min_track_confidence=0.0, min_stability_uncertain=0.0))
     on = emitted(QAConfig(stability_k=4, min_track_confidence=1.0, min_stability_uncertain=1.0))
     assert off == on and len(off) == 60
-
-
-def test_ground_truth_qa_lines_leave_out_the_abstention_keys(lively_record: SceneRecord) -> None:
-    # byte-identical to before abstention existed: the keys cannot act on a record with zero sigmas
-    from dsr.qa.export import qa_line
-
-    lines = [qa_line(qa) for qa in generate_record_qas(lively_record, QAConfig(stability_k=4), per_video=5, seed=0)]
-    assert lines and not any("min_track_confidence" in s or "min_stability_uncertain" in s for s in lines)

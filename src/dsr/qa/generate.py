@@ -274,7 +274,7 @@ class RecordContext:
             objects=tuple(o.object_id for o in record.objects), valid_cam=record.camera.valid.copy(),
             valid_obj=valid_obj, valid_ori=valid_ori, record_path=record_path,
             video_path=video_path if video_path is not None else record.video.path, seed=seed,
-            config_json=_config_json(config, uncertain), usable_list=plan.usable.tolist(),
+            config_json=_config_json(config), usable_list=plan.usable.tolist(),
             usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={},
             states_uncertainty=uncertain)
 
@@ -290,18 +290,9 @@ def _states_uncertainty(record: SceneRecord) -> bool:
     return any(bool(np.any(a > 0)) for a in arrays)
 
 
-# abstention keys (issue 11) act only where a record states uncertainty; elsewhere they are left out of the
-# provenance so that ground-truth QAs stay byte-identical to before abstention existed
-_ABSTENTION_KEYS = ("min_track_confidence", "min_stability_uncertain")
-
-
 @functools.lru_cache(maxsize=16)
-def _config_json(config: QAConfig, uncertain: bool = True) -> dict[str, Any]:
-    out = config.to_json()
-    if not uncertain:
-        for key in _ABSTENTION_KEYS:
-            out.pop(key, None)
-    return out
+def _config_json(config: QAConfig) -> dict[str, Any]:
+    return config.to_json()
 
 
 def _pick(rng: random.Random, items: Sequence[Any]) -> Any:
