@@ -134,7 +134,9 @@ class QAConfig:
 
 
 # the paper's question design: random-sequence distractors, any box, random letters (§7.3, §7.6)
-_PAPER_DESIGN: dict[str, Any] = {"distractors": "random", "min_box_side": 0.0, "balance_letters": False}
+# the paper's question design; it has no abstention (its sampler never reads track confidence)
+_PAPER_DESIGN: dict[str, Any] = {"distractors": "random", "min_box_side": 0.0, "balance_letters": False,
+                                 "min_track_confidence": 0.0, "min_stability_uncertain": 0.0}
 
 
 def paper_config(**overrides: Any) -> QAConfig:
