@@ -133,7 +133,8 @@ def test_kill_9_mid_run_then_resume_loses_and_repeats_nothing(video_folder: Path
     markers = sorted((out / "records").glob("*.done.json"))
     assert len(markers) == 8 and report["extracted"] == len(list((out / "records").glob("*.npz")))  # one per kept
     qa_ids = [json.loads(line)["qa_id"] for line in (out / "qas.jsonl").open()]
-    assert len(qa_ids) == len(set(qa_ids)) > 0
+    # no QA repeated; issue 11's abstention (QAConfig defaults) may leave these tiny extracted clips with none
+    assert len(qa_ids) == len(set(qa_ids))
 
 
 def test_changed_settings_refuse_to_resume(video_folder: Path, tmp_path: Path) -> None:
