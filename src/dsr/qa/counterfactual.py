@@ -184,10 +184,10 @@ def _bad_frames(ctx: RecordContext, qt: QuestionType, observer: str, targets: tu
     """The cumulative count of usable frames (observer, targets) cannot be read at, memoised per record on
     what the type's checks depend on."""
     checks = (observer, targets, qt.quantity == "orientation", qt.is_absolute)
-    hit = ctx.on_usable.get(checks)
+    hit = ctx.unreadable.get(checks)
     if hit is None:
         mask = _valid_mask(ctx, qt, observer, targets, _on_usable(ctx, "frames", ""))
-        hit = ctx.on_usable[checks] = np.concatenate([[0], np.cumsum(~mask)]).tolist()
+        hit = ctx.unreadable[checks] = np.concatenate([[0], np.cumsum(~mask)]).tolist()
     return hit
 
 

@@ -254,8 +254,9 @@ class RecordContext:
     tracks: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # quantity over usable frames
     answers: dict[Query, Any] = dataclasses.field(default_factory=dict)  # query → its Alternative (or None)
     nameable: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)  # can its entities be named
-    # arrays at the usable frames, and cumulative unreadable-frame counts per (observer, targets, checks)
-    on_usable: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)
+    on_usable: dict[tuple[str, str], np.ndarray] = dataclasses.field(default_factory=dict)  # arrays at usable frames
+    # cumulative unreadable-frame counts per (observer, targets, orientation?, absolute?)
+    unreadable: dict[tuple[Any, ...], list[int]] = dataclasses.field(default_factory=dict)
     # the record states a nonzero sigma somewhere (extracted records; ground truth has none): abstention applies
     states_uncertainty: bool = False
 

@@ -448,14 +448,14 @@ def _entities(qt: QuestionType, query: Query) -> tuple[list[str], set[str], list
 
 
 def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig, normals: np.ndarray,
-          k: int) -> _Draws:
-    """One query's perturbed inputs from its standard normals, used in a fixed order (per entity:
-    positions, then the rotation of its axes where they are read), so that a query's stability does not
-    depend on which other queries are computed with it."""
+          k: int, plan: tuple[Any, ...]) -> _Draws:
+    """One query's perturbed inputs from its standard normals (``plan``: its :func:`_entities`), used in a
+    fixed order (per entity: positions, then the rotation of its axes where they are read), so that a
+    query's stability does not depend on which other queries are computed with it."""
     qt = type_row(query.type)
     moved_observer = not qt.observer_invariant
     frames = query.frames
-    entities, rotated, rows, fi, t_v_row = _entities(qt, query)
+    entities, rotated, rows, fi, t_v_row = plan
     rows_a = np.array(rows)
     n = len(rows)
     pos: dict[str, np.ndarray] = {}
@@ -503,14 +503,12 @@ def stability_many(geom: Geometry, items: Sequence[tuple[Query, Sequence[str]]],
     if k <= 0:
         return [1.0] * len(items)
     # one draw for all items, split in item order: the same numbers as one draw per item and entity
-    sizes = []
-    for query, _ in items:
-        entities, rotated, rows, _, _ = _entities(type_row(query.type), query)
-        sizes.append(k * len(rows) * 3 * (len(entities) + len(rotated)))
+    plans = [_entities(type_row(query.type), query) for query, _ in items]
+    sizes = [k * len(rows) * 3 * (len(entities) + len(rotated)) for entities, rotated, rows, _, _ in plans]
     normals = rng.standard_normal(sum(sizes))
     ends = np.cumsum(sizes).tolist()
-    draws = [_draw(geom, query, states, config, normals[end - size:end], k)
-             for (query, states), size, end in zip(items, sizes, ends, strict=True)]
+    draws = [_draw(geom, query, states, config, normals[end - size:end], k, plan)
+             for (query, states), size, end, plan in zip(items, sizes, ends, plans, strict=True)]
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, d in enumerate(draws):
         groups.setdefault(d.group, []).append(i)
