@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import time
 from collections import Counter
@@ -206,7 +207,7 @@ class RunOutcome:
 
 
 class _Breaker:
-    """Counts items that failed at the model in a row (in completion order); a reply resets the count."""
+    """Counts items that failed at the model in a row (in completion order, ties in dataset order); a reply resets the count."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.streak, self.last = limit, 0, ""
@@ -253,13 +254,24 @@ def _run_locked(dataset: Dataset, model: Model, out: Path, config: RunConfig, *,
     with (ResultWriter(out) as writer, _progress(progress, len(items), len(items) - len(todo), label) as advance,
           ThreadPoolExecutor(max_workers=config.concurrency) as pool):
         pending: set[Future[dict[str, Any]]] = set()
+        # submission order: items that finish together are counted in dataset order, so the breaker's streak
+        # does not depend on how a set happens to iterate
+        order: dict[Future[dict[str, Any]], int] = {}
+        serial = itertools.count()
         queue = iter(todo)
+
+        def submit(batch: list[Item]) -> None:
+            for it in batch:
+                fut = pool.submit(_evaluate_item, it, model, config, cache, mhash, judge)
+                order[fut] = next(serial)
+                pending.add(fut)
+
         # keep a bounded window of submitted items so a huge dataset does not pile up futures
-        for it in _take(queue, 2 * config.concurrency):
-            pending.add(pool.submit(_evaluate_item, it, model, config, cache, mhash, judge))
+        submit(_take(queue, 2 * config.concurrency))
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
+            for fut in sorted(finished, key=order.__getitem__):
+                order.pop(fut)
                 if fut.cancelled():
                     continue
                 row = fut.result()
@@ -275,8 +287,7 @@ def _run_locked(dataset: Dataset, model: Model, out: Path, config: RunConfig, *,
                     for other in pending:  # items not started yet stay unrun (no line): the resume does them
                         other.cancel()
             if stopped is None:
-                for it in _take(queue, len(finished)):
-                    pending.add(pool.submit(_evaluate_item, it, model, config, cache, mhash, judge))
+                submit(_take(queue, len(finished)))
     close = getattr(model, "close", None)
     if callable(close):
         close()
