@@ -89,3 +89,37 @@ def test_ground_truth_records_are_unaffected(lively_record: SceneRecord, seed: i
     off = emitted(QAConfig(stability_k=4, min_track_confidence=0.0, min_stability_uncertain=0.0))
     on = emitted(QAConfig(stability_k=4, min_track_confidence=1.0, min_stability_uncertain=1.0))
     assert off == on and len(off) == 60
+
+
+def test_cli_flags_set_and_turn_off_abstention(lively_record: SceneRecord, tmp_path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from dsr.cli import main
+    from dsr.qa.export import read_jsonl
+    from dsr.scene.io import write_record
+
+    rec_file = tmp_path / "extracted.npz"
+    write_record(rec_file, _uncertain(lively_record))
+
+    def run(name: str, *flags: str) -> tuple[dict, list]:
+        out = tmp_path / f"{name}.jsonl"
+        main(["qa", str(rec_file), "--out", str(out), "--per-video", "60", "--stability-k", "4", "--seed", "3",
+              *flags])
+        return json.loads((tmp_path / f"{name}.jsonl.report.json").read_text()), list(read_jsonl(out))
+
+    default, _ = run("default")
+    assert default["failures"].get("low_track_confidence", 0) > 0
+    off, off_qas = run("off", "--min-track-confidence", "0", "--min-stability-uncertain", "0")
+    assert "low_track_confidence" not in off["failures"] and "unstable" not in off["failures"]
+    assert len(off_qas) == 60 and all(qa.generator.config["min_track_confidence"] == 0.0 for qa in off_qas)
+    strict, strict_qas = run("strict", "--min-track-confidence", "1", "--min-stability-uncertain", "1")
+    # no track is ever fully certain (0.9 at best): only questions about the camera alone are left
+    assert len(strict_qas) < len(off_qas) and strict["failures"]["low_track_confidence"] > 0
+    assert all({qa.query.observer, *qa.query.targets} == {"camera"} for qa in strict_qas)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["qa", str(rec_file), "--out", str(tmp_path / "bad.jsonl"), "--min-track-confidence", "1.5"])
+    assert exc.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "min_track_confidence" in err[0] and "[0, 1]" in err[0]

@@ -213,6 +213,8 @@ def test_help_states_every_option_and_the_config_defaults() -> None:
     defaults = QAConfig()
     assert defaults.min_stability == qa_cli._MIN_STABILITY_DEFAULT
     assert defaults.stability_k == qa_cli._STABILITY_K_DEFAULT
+    assert defaults.min_track_confidence == qa_cli._MIN_TRACK_CONFIDENCE_DEFAULT
+    assert defaults.min_stability_uncertain == qa_cli._MIN_STABILITY_UNCERTAIN_DEFAULT
     assert defaults.preset == qa_cli._PRESET_DEFAULT
     group = typer.main.get_command(app)  # typer's own click: compare by duck type
     for name in ("qa", "answer"):
@@ -223,7 +225,7 @@ def test_help_states_every_option_and_the_config_defaults() -> None:
 
 
 def test_preset_precedence_flag_then_config_file(tmp_path: Path) -> None:
-    from dsr.cli.qa import _config
+    from dsr.cli.qa import qa_config as _config
 
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({"preset": "official_code", "stability_k": 3}))

@@ -26,6 +26,12 @@ def run_cmd(
     seed: Annotated[int, typer.Option(help="Seed of question sampling.")] = 0,
     qa_out: Annotated[str, typer.Option(help="Question file name inside --out (.jsonl, .parquet or .json).")]
     = "qas.jsonl",
+    preset: Annotated[str | None, typer.Option("--preset", show_default=False,
+                                               help="QA preset: debiased (default), paper or official_code.")] = None,
+    qa_config_file: Annotated[Path | None, typer.Option(
+        "--qa-config", help="JSON file of QAConfig fields, as for `dsr qa --config` (e.g. "
+                            '{"min_track_confidence": 0, "min_stability_uncertain": 0} turns abstention off).')]
+    = None,
 ) -> None:
     """Curate → extract per video (chains of tasks, locally or on Ray), then questions over all records."""
     from collections import Counter
@@ -33,13 +39,14 @@ def run_cmd(
 
     from rich.progress import Progress
 
+    from dsr.cli.qa import qa_config
     from dsr.extract.curate import CurateConfig
     from dsr.extract.pipeline import find_videos
     from dsr.pipeline.executors import create_executor
     from dsr.pipeline.run import PipelineConfig, run_pipeline
 
     config = PipelineConfig(curate=replace(CurateConfig(), min_duration_s=min_duration, max_duration_s=max_duration),
-                            per_video=per_video, seed=seed, qa_out=qa_out)
+                            qa=qa_config(preset, qa_config_file), per_video=per_video, seed=seed, qa_out=qa_out)
     total = len(find_videos(inputs))
     from dsr.cli.outcome import finish
     from dsr.locking import lock_folder

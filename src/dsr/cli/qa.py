@@ -15,13 +15,15 @@ if TYPE_CHECKING:
 # tests/qa/test_export_cli.py checks them against QAConfig.
 _MIN_STABILITY_DEFAULT = 0.0
 _STABILITY_K_DEFAULT = 20
+_MIN_TRACK_CONFIDENCE_DEFAULT = 0.5
+_MIN_STABILITY_UNCERTAIN_DEFAULT = 0.8
 _PRESET_DEFAULT = "debiased"
 _PRESET_HELP = ("debiased (counterfactual options that text alone cannot tell apart, docs/qa.md), paper (DSR's "
                 "procedure: random-sequence distractors) or official_code (the released code's behaviour, for "
                 f"parity); default: the --config file's preset, else {_PRESET_DEFAULT}.")
 
 
-def _config(preset_flag: str | None, config_file: Path | None, **overrides: object):
+def qa_config(preset_flag: str | None, config_file: Path | None, **overrides: object) -> QAConfig:
     """QAConfig from the preset (flag, else the config file's, else the default), the file's fields and
     the flags' overrides."""
     from dsr.errors import DsrError
@@ -101,6 +103,15 @@ def register(app: typer.Typer) -> None:
         stability_k: int | None = typer.Option(
             None, "--stability-k", show_default=False,
             help=f"Perturbed re-derivations per QA; 0 turns scoring off (default: {_STABILITY_K_DEFAULT})."),
+        min_track_confidence: float | None = typer.Option(
+            None, "--min-track-confidence", show_default=False,
+            help="Abstention on extracted records: drop a QA naming an object tracked below this confidence at "
+                 f"any of its frames, 0 to 1 (default: {_MIN_TRACK_CONFIDENCE_DEFAULT:g}; 0 turns it off). "
+                 "Records with no stated uncertainty (ground truth) are unaffected."),
+        min_stability_uncertain: float | None = typer.Option(
+            None, "--min-stability-uncertain", show_default=False,
+            help="Abstention on extracted records: the least stability under the record's own uncertainty, 0 to 1 "
+                 f"(default: {_MIN_STABILITY_UNCERTAIN_DEFAULT:g}; 0 turns it off)."),
         frame_policy: str | None = typer.Option(None, "--frame-policy", help="uniform32, fps1 or official_code."),
         direction_eps: float | None = typer.Option(None, "--direction-eps",
                                                    help="Direction threshold (default cos 70° = 0.342; code: 0.3)."),
@@ -141,9 +152,11 @@ def register(app: typer.Typer) -> None:
             write_report_png,
         )
 
-        config = _config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
-                         frame_policy=frame_policy, direction_eps=direction_eps,
-                         distractor_pool_prob=distractor_pool)
+        config = qa_config(preset, config_file, min_stability=min_stability, stability_k=stability_k,
+                           min_track_confidence=min_track_confidence,
+                           min_stability_uncertain=min_stability_uncertain,
+                           frame_policy=frame_policy, direction_eps=direction_eps,
+                           distractor_pool_prob=distractor_pool)
         if answer_format != "mcq":
             _free_answers(records, out, answer_format, config, per_video=per_video, seed=seed)
             return
@@ -207,7 +220,7 @@ def register(app: typer.Typer) -> None:
         from dsr.qa.query import answer as answer_query
         from dsr.scene.io import read_record
 
-        config = _config(preset, config_file)
+        config = qa_config(preset, config_file)
         rec = read_record(record)
         try:
             start_s, end_s = interval.split(":")
