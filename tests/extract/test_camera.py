@@ -130,6 +130,22 @@ def test_normalize_scale_hand_example() -> None:
     np.testing.assert_allclose(c2w[1, :3, 3], [1.0, 0.0, 0.0])  # input untouched
 
 
+def test_camera_extent_flags_collapsed_reconstructions() -> None:
+    from dsr.extract.camera.colmap import camera_extent
+    from dsr.extract.camera.common import CameraConfig
+
+    # points at depth 4 seen by cameras 1 apart: normalised, the cameras span 0.25 depths (a healthy scene)
+    c2w = np.stack([make_pose(np.eye(3), [0.0, 0.0, 0.0]), make_pose(np.eye(3), [1.0, 0.0, 0.0]),
+                    make_pose(np.eye(3), [0.5, -2.0, 0.0])])
+    assert camera_extent(c2w, np.array([True, True, False])) == pytest.approx(1.0)  # the unknown frame ignored
+    assert camera_extent(c2w, np.ones(3, bool)) == pytest.approx(2.0)  # the largest axis (y)
+    assert camera_extent(c2w, np.zeros(3, bool)) == 0.0
+    # an orbit world's collapsed model: points 1e-6 from the cameras, which then span 7.5e6 depths
+    collapsed = c2w.copy()
+    collapsed[:, :3, 3] *= 3.75e6
+    assert camera_extent(collapsed, np.ones(3, bool)) > CameraConfig().max_camera_extent_depths
+
+
 def test_focal_from_exact_homographies() -> None:
     from scipy.spatial.transform import Rotation
 

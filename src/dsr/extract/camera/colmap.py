@@ -74,6 +74,12 @@ def normalize_scale(c2w: np.ndarray, points: SparsePoints | None) -> tuple[np.nd
 
 
 
+def camera_extent(c2w: np.ndarray, known: np.ndarray) -> float:
+    """Largest axis-aligned extent of the known camera centres (in the units of ``c2w``: median scene depths
+    once :func:`normalize_scale` ran)."""
+    return float(np.ptp(c2w[known, :3, 3], axis=0).max()) if known.any() else 0.0
+
+
 class PycolmapCamera(CameraEstimator):
     """Incremental SfM (COLMAP via pycolmap) on the dense frames, poses read at the sampled frames."""
 
@@ -256,6 +262,10 @@ class PycolmapCamera(CameraEstimator):
         points = SparsePoints(points_world=points_world, observations=tuple(observations))
         c2w, points, factor = normalize_scale(c2w, points)
         stats["scale_factor"] = factor
+        extent = camera_extent(c2w, known)
+        stats["camera_extent_depths"] = extent
+        if extent > cfg.max_camera_extent_depths:
+            problems.append(f"the camera spans {extent:.3g}x the median scene depth (a collapsed reconstruction)")
         track = camera_track_from_w2c(invert_pose(c2w), K, self.source, valid=known,
                                       confidence=np.where(known, 0.9, 0.0),
                                       rotation_sigma_deg=np.where(known, 0.2, 10.0))

@@ -22,6 +22,10 @@ class CameraConfig:
     min_registered_ratio: float = 0.8  # of dense frames, for SfM to be trusted
     focal_range: tuple[float, float] = (0.3, 3.0)  # × max(W, H) (extraction.md §3.4 rule 2)
     max_radial_k: float = 0.5
+    # a camera that travels farther than this many median scene depths within one clip is a collapsed SfM
+    # reconstruction (points squeezed onto the cameras), not a scene: orbit worlds gave 1e4-1e8, healthy
+    # reconstructions 0.3-2.3 (docs/bench-extract.md §10.2); a long drive stays far below 100
+    max_camera_extent_depths: float = 100.0
     sift_max_features: int = 4096
     sift_peak_threshold: float = 0.004
     sift_first_octave: int = -1  # COLMAP's default: SIFT starts on the image upsampled 2x (0: at its own size)
