@@ -11,6 +11,7 @@ from extract_synth import SynthClip
 from dsr.extract.camera import CameraConfig
 from dsr.extract.camera.auto import AutoCamera
 from dsr.extract.camera.colmap import PycolmapCamera, normalize_scale
+from dsr.extract.camera.features import mutual_ratio_matches
 from dsr.extract.camera.rotation import RotationOnlyCamera
 from dsr.extract.camera.vo import EssentialVOCamera
 from dsr.extract.clip import clip_from_arrays
@@ -253,3 +254,26 @@ def test_sfm_takes_every_dense_frame_when_the_image_moves_fast() -> None:
     assert auto.sfm_config(fast).sfm_fps is None
     assert auto.sfm_config(slow).sfm_fps == 3.0
     assert auto.sfm_config([]).sfm_fps == 3.0  # no rotation check ran: the grid
+
+
+def test_mutual_ratio_matches_hand_example() -> None:
+    # i0 (0,0): nearest j0 at 1, second j2 at 5.66 -> passes; j0's nearest i is i0 -> mutual
+    # i1 (10,0): nearest j1 at 1, second j2 at 8.49 -> passes; j1's nearest i is i1
+    # i2 (0,10): nearest j2 at 5.66, second j0 at 10.05 (ratio 0.56) -> passes; j2's nearest i is i2 (5.66 < 7.21)
+    di = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
+    dj = np.array([[1.0, 0.0], [10.0, 1.0], [4.0, 6.0]], np.float32)
+    qi, tj = mutual_ratio_matches(di, dj, 0.8)
+    assert qi.tolist() == [0, 1, 2] and tj.tolist() == [0, 1, 2]
+
+
+def test_mutual_ratio_matches_applies_the_ratio_test_and_mutual_check() -> None:
+    # nearest 3, second 4: ratio 0.75 passes at 0.8 and fails at 0.7
+    di = np.array([[0.0, 0.0]], np.float32)
+    dj = np.array([[3.0, 0.0], [0.0, 4.0]], np.float32)
+    assert mutual_ratio_matches(di, dj, 0.8)[1].tolist() == [0]
+    assert mutual_ratio_matches(di, dj, 0.7)[0].tolist() == []
+    # i0's nearest is j0 (1.1; second 10), but j0's nearest is i1 (0.1): only (i1, j0) is mutual
+    di = np.array([[0.0, 0.0], [1.0, 0.0]], np.float32)
+    dj = np.array([[1.1, 0.0], [10.0, 0.0]], np.float32)
+    qi, tj = mutual_ratio_matches(di, dj, 0.8)
+    assert qi.tolist() == [1] and tj.tolist() == [0]
