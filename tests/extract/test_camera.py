@@ -277,3 +277,15 @@ def test_mutual_ratio_matches_applies_the_ratio_test_and_mutual_check() -> None:
     dj = np.array([[1.1, 0.0], [10.0, 0.0]], np.float32)
     qi, tj = mutual_ratio_matches(di, dj, 0.8)
     assert qi.tolist() == [1] and tj.tolist() == [0]
+
+
+def test_auto_camera_default_takes_vo_before_sfm(truck_clip: SynthClip) -> None:
+    # a translating camera: the rotation check fails, VO is trusted, and SfM (tens of seconds) is never run
+    from dsr.cli.extract import CAMERA_CHOICES
+    from dsr.extract.camera.auto import DEFAULT_METHODS
+
+    assert DEFAULT_METHODS == ("rotation", "vo", "pycolmap") == CAMERA_CHOICES["auto"]
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    est = AutoCamera().estimate(clip)
+    assert est.trusted and est.method == "vo"
+    assert [(a.method, a.ok) for a in est.attempts] == [("rotation", False), ("vo", True)]
