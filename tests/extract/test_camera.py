@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,21 @@ def test_auto_camera_default_takes_vo_before_sfm(truck_clip: SynthClip) -> None:
     est = AutoCamera().estimate(clip)
     assert est.trusted and est.method == "vo"
     assert [(a.method, a.ok) for a in est.attempts] == [("rotation", False), ("vo", True)]
+
+
+def test_vo_falls_back_to_every_dense_frame_when_the_grid_chain_fails(truck_clip: SynthClip, monkeypatch) -> None:
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)  # 30 dense frames at 10 fps
+    seen: list[int] = []
+    chain = EssentialVOCamera._chain
+
+    def spy(self, clip, grid, start):  # the grid chain "fails" (a broken chain on fast motion), the rerun runs
+        seen.append(len(grid))
+        est = chain(self, clip, grid, start)
+        return est if len(seen) > 1 else replace(est, trusted=False)
+
+    monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
+    est = EssentialVOCamera().estimate(clip)
+    # the 6 fps grid over frames 0-29 at 10 fps: ticks k/6 s (k = 0..17) -> frame ceil(10k/6) = 0, 2, 4, 5, 7, ...,
+    # 27, 29 (the last frame among them): 18 frames; then all 30
+    assert seen == [18, 30]
+    assert est.trusted and est.attempts[0].stats["grid_fallback"] == 1.0

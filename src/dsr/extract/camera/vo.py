@@ -33,14 +33,25 @@ class EssentialVOCamera(OpenCVCamera):
     name = "camera/vo"
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
-        import cv2
-
         start = time.perf_counter()
-        cfg = self.config
-        K = self.dense_intrinsics(clip)
         # the chain runs on the dense frames of a vo_fps grid; the others (on short clips mostly the sampled
         # frames, which make the dense set ~16 fps) are interpolated between the grid frames around them
-        grid = grid_positions(clip.dense_indices, clip.fps, cfg.vo_fps)
+        grid = grid_positions(clip.dense_indices, clip.fps, self.config.vo_fps)
+        est = self._chain(clip, grid, start)
+        every = np.arange(len(clip.dense_indices))
+        if not est.trusted and len(grid) < len(every):
+            # fast motion can break the chain between grid frames (DAVIS motocross-jump): every dense frame
+            est = self._chain(clip, every, start)
+            est.attempts[0].stats["grid_fallback"] = 1.0
+        return est
+
+    def _chain(self, clip: VideoClip, grid: np.ndarray, start: float) -> CameraEstimate:
+        """VO over the dense frames at positions ``grid`` (sorted, first and last included), the other dense
+        frames interpolated; the attempt's time counts from ``start``."""
+        import cv2
+
+        cfg = self.config
+        K = self.dense_intrinsics(clip)
         grays = [gray(clip.dense_rgb[p]) for p in grid]
         n = len(grays)
         c2w = np.tile(np.eye(4), (n, 1, 1))
