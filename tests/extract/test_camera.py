@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from extract_synth import SynthClip
 from dsr.extract.camera import CameraConfig
 from dsr.extract.camera.auto import AutoCamera
 from dsr.extract.camera.colmap import PycolmapCamera, normalize_scale
+from dsr.extract.camera.features import mutual_ratio_matches
 from dsr.extract.camera.rotation import RotationOnlyCamera
 from dsr.extract.camera.vo import EssentialVOCamera
 from dsr.extract.clip import clip_from_arrays
@@ -269,3 +271,56 @@ def test_sfm_takes_every_dense_frame_when_the_image_moves_fast() -> None:
     assert auto.sfm_config(fast).sfm_fps is None
     assert auto.sfm_config(slow).sfm_fps == 3.0
     assert auto.sfm_config([]).sfm_fps == 3.0  # no rotation check ran: the grid
+
+
+def test_mutual_ratio_matches_hand_example() -> None:
+    # i0 (0,0): nearest j0 at 1, second j2 at 5.66 -> passes; j0's nearest i is i0 -> mutual
+    # i1 (10,0): nearest j1 at 1, second j2 at 8.49 -> passes; j1's nearest i is i1
+    # i2 (0,10): nearest j2 at 5.66, second j0 at 10.05 (ratio 0.56) -> passes; j2's nearest i is i2 (5.66 < 7.21)
+    di = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
+    dj = np.array([[1.0, 0.0], [10.0, 1.0], [4.0, 6.0]], np.float32)
+    qi, tj = mutual_ratio_matches(di, dj, 0.8)
+    assert qi.tolist() == [0, 1, 2] and tj.tolist() == [0, 1, 2]
+
+
+def test_mutual_ratio_matches_applies_the_ratio_test_and_mutual_check() -> None:
+    # nearest 3, second 4: ratio 0.75 passes at 0.8 and fails at 0.7
+    di = np.array([[0.0, 0.0]], np.float32)
+    dj = np.array([[3.0, 0.0], [0.0, 4.0]], np.float32)
+    assert mutual_ratio_matches(di, dj, 0.8)[1].tolist() == [0]
+    assert mutual_ratio_matches(di, dj, 0.7)[0].tolist() == []
+    # i0's nearest is j0 (1.1; second 10), but j0's nearest is i1 (0.1): only (i1, j0) is mutual
+    di = np.array([[0.0, 0.0], [1.0, 0.0]], np.float32)
+    dj = np.array([[1.1, 0.0], [10.0, 0.0]], np.float32)
+    qi, tj = mutual_ratio_matches(di, dj, 0.8)
+    assert qi.tolist() == [1] and tj.tolist() == [0]
+
+
+def test_auto_camera_default_takes_vo_before_sfm(truck_clip: SynthClip) -> None:
+    # a translating camera: the rotation check fails, VO is trusted, and SfM (tens of seconds) is never run
+    from dsr.cli.extract import CAMERA_CHOICES
+    from dsr.extract.camera.auto import DEFAULT_METHODS
+
+    assert DEFAULT_METHODS == ("rotation", "vo", "pycolmap") == CAMERA_CHOICES["auto"]
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    est = AutoCamera().estimate(clip)
+    assert est.trusted and est.method == "vo"
+    assert [(a.method, a.ok) for a in est.attempts] == [("rotation", False), ("vo", True)]
+
+
+def test_vo_falls_back_to_every_dense_frame_when_the_grid_chain_fails(truck_clip: SynthClip, monkeypatch) -> None:
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)  # 30 dense frames at 10 fps
+    seen: list[int] = []
+    chain = EssentialVOCamera._chain
+
+    def spy(self, clip, grid, start):  # the grid chain "fails" (a broken chain on fast motion), the rerun runs
+        seen.append(len(grid))
+        est = chain(self, clip, grid, start)
+        return est if len(seen) > 1 else replace(est, trusted=False)
+
+    monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
+    est = EssentialVOCamera().estimate(clip)
+    # the 6 fps grid over frames 0-29 at 10 fps: ticks k/6 s (k = 0..17) -> frame ceil(10k/6) = 0, 2, 4, 5, 7, ...,
+    # 27, 29 (the last frame among them): 18 frames; then all 30
+    assert seen == [18, 30]
+    assert est.trusted and est.attempts[0].stats["grid_fallback"] == 1.0

@@ -9,7 +9,7 @@ from extract_synth import SynthClip
 from dsr.extract.adapters import box_iou
 from dsr.extract.base import SparsePoints
 from dsr.extract.lift import LiftConfig, fit_ground_plane, lift_centers, normalize_object_depths
-from dsr.extract.motion import detect_movers, residual_flow
+from dsr.extract.motion import detect_movers, nanmedian_first_axis, residual_flow
 from dsr.extract.orient import velocity_heading
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.frames import look_at_c2w, project_points
@@ -285,3 +285,22 @@ def test_size_prior_takes_the_given_pixel_heights() -> None:
     assert plain.centers_cam[0, 2] == pytest.approx(500 * 1.7 / 101)
     assert given.centers_cam[0, 2] == pytest.approx(500 * 1.7 / 202)
     assert given.centers_cam[1, 2] == pytest.approx(plain.centers_cam[1, 2])
+
+
+def test_nanmedian_first_axis_hand_example_and_numpy() -> None:
+    nan = np.nan
+    # per pixel: {1, 5, 3} -> 3; {2, 4} (one NaN) -> 3.0; {7} -> 7; all NaN -> NaN; {4, 1, 2, 8} sorted 1 2 4 8 -> 3
+    stack = np.array([[1.0, 2.0, nan, nan, 4.0],
+                      [5.0, nan, 7.0, nan, 1.0],
+                      [3.0, 4.0, nan, nan, 2.0],
+                      [nan, nan, nan, nan, 8.0]], np.float32)
+    got = nanmedian_first_axis(stack)
+    np.testing.assert_array_equal(got, np.array([3.0, 3.0, 7.0, nan, 3.0], np.float32))
+    assert got.dtype == np.float32
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 5, 4, 3)).astype(np.float32)
+    x[rng.random(x.shape) < 0.4] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):  # numpy warns on the all-NaN pixels
+        x[:, 0, 0] = np.nan
+        expected = np.nanmedian(x, axis=0)
+    np.testing.assert_array_equal(nanmedian_first_axis(x), expected)

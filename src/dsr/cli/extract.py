@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 CAMERA_CHOICES = {
-    "auto": ("rotation", "pycolmap", "vo"),
+    "auto": ("rotation", "vo", "pycolmap"),  # dsr.extract.camera.auto.DEFAULT_METHODS (kept light to import)
+    "sfm": ("rotation", "pycolmap", "vo"),  # SfM before VO: more accurate on rich rigid scenes, slower
     "pycolmap": ("pycolmap",),
     "vo": ("vo",),
     "rotation": ("rotation",),

@@ -9,7 +9,6 @@ The same residual statistic drives the offline motion filter of ``dsr curate``.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,6 +214,19 @@ def camera_is_static(c2w: np.ndarray, valid: np.ndarray, config: BackgroundConfi
     return bool(len(pos)) and float(np.max(np.linalg.norm(pos - pos.mean(axis=0), axis=1))) <= config.max_translation
 
 
+def nanmedian_first_axis(stack: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(stack, axis=0)`` (NaN where every value is NaN), by one sort: NaNs sort last, so the
+    median of the n finite values sits at rows (n-1)//2 and n//2. numpy's nanmedian goes through masked arrays
+    on small axes and was 3 of the 4.4 s of the background movers on a 3.5-s DAVIS clip."""
+    ordered = np.sort(stack, axis=0)
+    n = np.isfinite(stack).sum(axis=0)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[None], axis=0)[0]
+    hi = np.take_along_axis(ordered, (n // 2)[None], axis=0)[0]
+    out = (lo + hi) / 2
+    out[n == 0] = np.nan
+    return out
+
+
 def detect_by_background(frames_rgb: np.ndarray, c2w: np.ndarray, K: np.ndarray, valid: np.ndarray,
                          motion: MotionConfig = MotionConfig(), config: BackgroundConfig = BackgroundConfig()
                          ) -> list[list[Detection]]:
@@ -253,9 +265,7 @@ def detect_by_background(frames_rgb: np.ndarray, c2w: np.ndarray, K: np.ndarray,
                                          borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1))
             stack[i] = np.where(warped < 0, np.nan, warped)
         covered = np.isfinite(stack[..., 0]).sum(axis=0) >= 3
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # pixels no neighbour covers: all-NaN, masked below
-            background = np.nanmedian(stack, axis=0)
+        background = nanmedian_first_axis(stack)  # NaN where no neighbour covers the pixel (masked below)
         diff = np.where(covered, np.abs(small[t] - np.nan_to_num(background)).max(axis=2), 0.0)
         thr = max(config.min_diff, config.diff_k * float(np.median(diff[covered]))) if covered.any() else np.inf
         mask = (diff > thr).astype(np.uint8)

@@ -84,6 +84,28 @@ def pairs(tracks: np.ndarray, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     return tracks[both, i].astype(np.float64), tracks[both, j].astype(np.float64)
 
 
+def mutual_ratio_matches(di: np.ndarray, dj: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (qi, tj) of descriptor pairs (rows of ``di`` (N, D), ``dj`` (M, D), M >= 2) that pass Lowe's ratio
+    test (nearest < ``ratio`` x second nearest, Euclidean) and are mutual nearest neighbours; sorted by qi.
+
+    One distance matrix (a BLAS product) serves both directions: OpenCV's brute-force matcher called twice
+    (knnMatch i->j, match j->i) was 10 of the 19 s of VO on a 2-s DAVIS clip, this is several times cheaper.
+    """
+    a = np.asarray(di, np.float32)
+    b = np.asarray(dj, np.float32)
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    np.maximum(d2, 0.0, out=d2)
+    back = d2.argmin(axis=0)  # j -> its nearest i
+    rows = np.arange(len(a))
+    best = d2.argmin(axis=1)
+    first = d2[rows, best].copy()
+    d2[rows, best] = np.inf
+    second = d2.min(axis=1)
+    # squared distances: d1 < r * d2  <=>  d1^2 < r^2 * d2^2 (both >= 0)
+    keep = (first < ratio * ratio * second) & (back[best] == rows)
+    return rows[keep], best[keep]
+
+
 class FeatureMatcher:
     """SIFT keypoints per dense frame (computed once) and ratio-test matches between two frames.
 
@@ -98,7 +120,6 @@ class FeatureMatcher:
         self._sift = cv2.SIFT_create(nfeatures=max_features)
         self._grays = grays
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-        self._matcher = cv2.BFMatcher(cv2.NORM_L2)
         self.ratio = ratio
 
     def features(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -119,11 +140,5 @@ class FeatureMatcher:
         pj, dj = self.features(j)
         if di is None or dj is None or len(di) < 2 or len(dj) < 2:
             return np.zeros((0, 2)), np.zeros((0, 2))
-        fwd = self._matcher.knnMatch(di, dj, k=2)
-        back = {m.queryIdx: m.trainIdx for m in self._matcher.match(dj, di)}
-        pairs = [(m.queryIdx, m.trainIdx) for m, n in (x for x in fwd if len(x) == 2)
-                 if m.distance < self.ratio * n.distance and back.get(m.trainIdx) == m.queryIdx]
-        if not pairs:
-            return np.zeros((0, 2)), np.zeros((0, 2))
-        qi, tj = np.array(pairs).T
+        qi, tj = mutual_ratio_matches(di, dj, self.ratio)
         return pi[qi], pj[tj]

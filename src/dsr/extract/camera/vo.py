@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
+from dsr.extract.camera.colmap import grid_positions
 from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, sampled_track
 from dsr.extract.camera.features import FeatureMatcher, gray
 from dsr.scene.frames import invert_pose, make_pose
-from dsr.scene.poses import fill_poses, project_to_so3, rotation_angle_deg
+from dsr.scene.poses import fill_poses, interpolate_poses, project_to_so3, rotation_angle_deg
 
 
 class EssentialVOCamera(OpenCVCamera):
@@ -32,12 +33,26 @@ class EssentialVOCamera(OpenCVCamera):
     name = "camera/vo"
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
+        start = time.perf_counter()
+        # the chain runs on the dense frames of a vo_fps grid; the others (on short clips mostly the sampled
+        # frames, which make the dense set ~16 fps) are interpolated between the grid frames around them
+        grid = grid_positions(clip.dense_indices, clip.fps, self.config.vo_fps)
+        est = self._chain(clip, grid, start)
+        every = np.arange(len(clip.dense_indices))
+        if not est.trusted and len(grid) < len(every):
+            # fast motion can break the chain between grid frames (DAVIS motocross-jump): every dense frame
+            est = self._chain(clip, every, start)
+            est.attempts[0].stats["grid_fallback"] = 1.0
+        return est
+
+    def _chain(self, clip: VideoClip, grid: np.ndarray, start: float) -> CameraEstimate:
+        """VO over the dense frames at positions ``grid`` (sorted, first and last included), the other dense
+        frames interpolated; the attempt's time counts from ``start``."""
         import cv2
 
-        start = time.perf_counter()
         cfg = self.config
         K = self.dense_intrinsics(clip)
-        grays = [gray(f) for f in clip.dense_rgb]
+        grays = [gray(clip.dense_rgb[p]) for p in grid]
         n = len(grays)
         c2w = np.tile(np.eye(4), (n, 1, 1))
         known = np.zeros(n, bool)
@@ -54,28 +69,28 @@ class EssentialVOCamera(OpenCVCamera):
         # frames in between then move along that baseline in proportion to time. Stepping keyframe by keyframe
         # on every dense frame made a slow dolly stand still for seconds and then jump (translation only
         # where one step happened to exceed the parallax threshold).
-        times = clip.dense_indices.astype(np.float64)
+        times = clip.dense_indices[grid].astype(np.float64)
         pending: list[int] = []
         j, failures = 1, 0
         while j < n:
             step = None
             p0, p1 = matcher.match(anchor, j)
             if len(p0) < cfg.min_track_points:
-                reasons.append(f"frames {anchor}->{j}: {len(p0)} tracks")
+                reasons.append(f"dense frames {grid[anchor]}->{grid[j]}: {len(p0)} tracks")
             else:
                 step = self._step(p0, p1, K, cv2)
                 if step is None or step[2] < cfg.min_cheirality_ratio:
-                    reasons.append(f"frames {anchor}->{j}: no reliable essential matrix")
+                    reasons.append(f"dense frames {grid[anchor]}->{grid[j]}: no reliable essential matrix")
                     step = None
                 elif rotation_angle_deg(step[0]) > cfg.max_step_rotation_deg:
                     flips += 1
-                    reasons.append(f"frames {anchor}->{j}: rotation {rotation_angle_deg(step[0]):.0f}° rejected "
+                    reasons.append(f"dense frames {grid[anchor]}->{grid[j]}: rotation {rotation_angle_deg(step[0]):.0f}° rejected "
                                    "(flip guard)")
                     step = None
             if step is None:  # blur, a flip, no model: bridge over up to max_skip frames, else stop
                 failures += 1
                 if failures > cfg.max_skip:
-                    reasons.append(f"chain broken after dense frame {anchor}")
+                    reasons.append(f"chain broken after dense frame {grid[anchor]}")
                     break
                 j += 1
                 continue
@@ -110,12 +125,14 @@ class EssentialVOCamera(OpenCVCamera):
         positive = [d for d in depth_medians if d > 0]
         if positive:
             c2w[:, :3, 3] /= float(np.median(positive))
+        grid_known_ratio = float(known.mean())
+        c2w, known, _ = interpolate_poses(clip.dense_indices, clip.dense_indices[grid], c2w, known)
         c2w = fill_poses(c2w, known)
         track, valid = sampled_track(clip, c2w, known, full_intrinsics(clip, K), self.source, 0.6, 1.0)
         trusted = bool(valid.mean() >= cfg.min_valid_ratio)
         reason = "ok" if trusted else f"{(~valid).sum()}/{len(valid)} sampled frames without a pose" + (
             f" ({reasons[-1]})" if reasons else "")
-        stats = {"known_dense_ratio": float(known.mean()), "flips_rejected": float(flips),
+        stats = {"known_dense_ratio": grid_known_ratio, "flips_rejected": float(flips),
                  "sampled_valid_ratio": float(valid.mean())}
         attempt = Attempt("vo", trusted, reason, time.perf_counter() - start, stats)
         return CameraEstimate(track, trusted, reason, "normalized", (attempt,), method="vo")
