@@ -296,14 +296,15 @@ def test_mutual_ratio_matches_applies_the_ratio_test_and_mutual_check() -> None:
     assert qi.tolist() == [1] and tj.tolist() == [0]
 
 
-def test_auto_camera_default_takes_vo_before_sfm(truck_clip: SynthClip) -> None:
+def test_vo_first_chain_never_runs_sfm_when_vo_holds(truck_clip: SynthClip) -> None:
     # a translating camera: the rotation check fails, VO is trusted, and SfM (tens of seconds) is never run
     from dsr.cli.extract import CAMERA_CHOICES
-    from dsr.extract.camera.auto import DEFAULT_METHODS
+    from dsr.extract.camera.auto import DEFAULT_METHODS, VO_FIRST_METHODS
 
-    assert DEFAULT_METHODS == ("rotation", "vo", "pycolmap") == CAMERA_CHOICES["auto"]
+    assert DEFAULT_METHODS == ("rotation", "pycolmap", "vo") == CAMERA_CHOICES["auto"]  # labels first: SfM first
+    assert VO_FIRST_METHODS == ("rotation", "vo", "pycolmap") == CAMERA_CHOICES["vo-first"]
     clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
-    est = AutoCamera().estimate(clip)
+    est = AutoCamera(methods=VO_FIRST_METHODS).estimate(clip)
     assert est.trusted and est.method == "vo"
     assert [(a.method, a.ok) for a in est.attempts] == [("rotation", False), ("vo", True)]
 
@@ -319,7 +320,8 @@ def test_vo_falls_back_to_every_dense_frame_when_the_grid_chain_fails(truck_clip
         return est if len(seen) > 1 else replace(est, trusted=False)
 
     monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
-    est = EssentialVOCamera().estimate(clip)
+    assert CameraConfig().vo_fps is None  # the default chains every dense frame; the grid is opt-in
+    est = EssentialVOCamera(replace(CameraConfig(), vo_fps=6.0)).estimate(clip)
     # the 6 fps grid over frames 0-29 at 10 fps: ticks k/6 s (k = 0..17) -> frame ceil(10k/6) = 0, 2, 4, 5, 7, ...,
     # 27, 29 (the last frame among them): 18 frames; then all 30
     assert seen == [18, 30]

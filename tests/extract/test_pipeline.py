@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsr.extract.camera.auto import SFM_FIRST_METHODS
 from dsr.extract.clip import ClipConfig
 from dsr.extract.pipeline import ExtractConfig, extract_video, record_id_for, run_extract
 from dsr.scene.io import read_record
@@ -170,16 +169,14 @@ def test_movers_without_a_class_are_not_agents(videos: dict[str, Path]) -> None:
 
 
 def test_extraction_is_deterministic_byte_for_byte(videos: dict[str, Path], tmp_path: Path) -> None:
-    """The SfM-first camera chain (the default tries VO first, which the second half covers), twice in this
-    process and once in another: identical record files.
+    """Default camera chain (SfM included), twice in this process and once in another: identical record files.
 
     pycolmap with 2 threads took pycolmap in one run and VO in the next; OpenCV's SIFT hands its keypoints
     over in thread order, which changed VO's camera in one process of three under load."""
     import subprocess
     import sys
 
-    config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0),
-                     camera_methods=SFM_FIRST_METHODS)
+    config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0))
     first = run_extract([videos["truck"]], tmp_path / "one", config)
     second = run_extract([videos["truck"]], tmp_path / "two", config)
     assert first["by_status"] == second["by_status"] == {"ok": 1}

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 CAMERA_CHOICES = {
-    "auto": ("rotation", "vo", "pycolmap"),  # dsr.extract.camera.auto.DEFAULT_METHODS (kept light to import)
-    "sfm": ("rotation", "pycolmap", "vo"),  # SfM before VO: more accurate on rich rigid scenes, slower
+    "auto": ("rotation", "pycolmap", "vo"),  # dsr.extract.camera.auto.DEFAULT_METHODS (kept light to import)
+    # VO before SfM: several times faster where SfM fails, but VO drifts on long orbits (docs/bench-extract.md
+    # §10.3); pair it with a VO grid (CameraConfig.vo_fps) for the fastest camera
+    "vo-first": ("rotation", "vo", "pycolmap"),
     "pycolmap": ("pycolmap",),
     "vo": ("vo",),
     "rotation": ("rotation",),
@@ -26,6 +28,9 @@ def extract(
              "of the points under each mask (the paper's rule). Grounding and tracking are the CPU ones in "
              "both.")] = "cpu",
     camera: Annotated[str, typer.Option(help=f"Camera methods to try: {', '.join(CAMERA_CHOICES)}.")] = "auto",
+    vo_fps: Annotated[float | None, typer.Option(
+        help="VO chains the dense frames of this time grid and interpolates the rest (default: every dense "
+             "frame). 6 with --camera vo-first is the fastest camera; it drifts more on long orbits.")] = None,
     num_samples: Annotated[int, typer.Option(help="Frames sampled per video for the record (DSR: 32).")] = 32,
     dense_fps: Annotated[float, typer.Option(help="Frames per second fed to SfM / VO.")] = 6.0,
     keep_empty: Annotated[bool, typer.Option(help="Write records for clips with no detected movers.")] = False,
@@ -62,9 +67,11 @@ def extract(
         methods = ("pi3",)  # pragma: no cover - needs weights
     if focal_px is not None and not focal_px > 0:
         raise DsrError(f"--focal-px must be a positive number of pixels, got {focal_px}")
+    if vo_fps is not None and not vo_fps > 0:
+        raise DsrError(f"--vo-fps must be a positive rate, got {vo_fps}")
     base = ExtractConfig()
     config = replace(base, clip=ClipConfig(num_samples=num_samples, dense_fps=dense_fps),
-                     camera=replace(base.camera, focal_px=focal_px),
+                     camera=replace(base.camera, focal_px=focal_px, vo_fps=vo_fps),
                      camera_methods=methods, keep_empty=keep_empty, reject_cuts=not allow_cuts)
     videos = find_videos(inputs)
     if not videos:

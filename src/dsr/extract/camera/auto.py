@@ -9,21 +9,21 @@ import numpy as np
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
 from dsr.extract.camera.common import CameraConfig, CameraEstimator
 
-# VO before SfM: on 2-4 s DAVIS clips SfM failed after 2-129 s in 7 of 10 clips that moved, and VO (a few
-# seconds) was then used anyway; on the MuJoCo worlds VO-first had the lower ATE (docs/bench-extract.md §5.2)
-DEFAULT_METHODS: tuple[str, ...] = ("rotation", "vo", "pycolmap")
-# the accuracy-first chain (SfM before VO): better on richly textured rigid scenes (synthetic truck ATE
-# 0.4-0.7% vs VO's 1.1-3.0%), several times slower where SfM fails
-SFM_FIRST_METHODS: tuple[str, ...] = ("rotation", "pycolmap", "vo")
+# SfM before VO: labels first. VO first was several times faster on short DAVIS clips (SfM failed there after
+# 2-129 s, docs/bench-extract.md §5.2), but on 24-s worlds its rotation drifted 19-29° on orbits and 5-7° on
+# hand-helds (SfM: 1° and 0.3-0.5°), and precision fell (§10.3). VO_FIRST_METHODS is the fast opt-in.
+DEFAULT_METHODS: tuple[str, ...] = ("rotation", "pycolmap", "vo")
+VO_FIRST_METHODS: tuple[str, ...] = ("rotation", "vo", "pycolmap")
 
 
 class AutoCamera(CameraEstimator):
-    """The CPU default: rotation-only check → VO → SfM (pycolmap) (``methods``: registry names without "camera/").
+    """The CPU default: rotation-only check → SfM (pycolmap) → VO (``methods``: registry names without "camera/").
 
     The rotation-only model goes first because it is cheap (about a second) and, when it explains every
     step, the camera is static or only rotating — exactly the case where SfM has no parallax and fails
-    after minutes of work. VO comes before SfM because it costs seconds where SfM costs tens of seconds
-    (and often fails on short clips); SfM is the fallback where VO's chain breaks. The first trusted result wins; every attempt (with its reason and time) is
+    after minutes of work. SfM comes before VO because it is the more accurate where it succeeds; VO is the
+    fallback (``VO_FIRST_METHODS`` swaps them for speed). The first trusted result wins; every attempt (with
+    its reason and time) is
     kept. If none is trusted the estimate is untrusted and the pipeline writes no record. Each method is
     built through the registry (:func:`~dsr.extract.registry.create_estimator`); one that cannot run here
     becomes a failed attempt with the registry's reason.

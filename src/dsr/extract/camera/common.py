@@ -50,9 +50,10 @@ class CameraConfig:
     # a known focal length (full-resolution pixels, e.g. from a calibration or EXIF): every method uses it
     # and SfM keeps it fixed. Self-calibration is weak on orbits and short clips (docs/bench-extract.md §6)
     focal_px: float | None = None
-    # VO chains the dense frames of this time grid (None: every dense frame) and interpolates the rest: SIFT
-    # per frame was most of VO's time, and on a 2-s clip the 32 sampled frames made the dense set ~16 fps
-    vo_fps: float | None = 6.0
+    # VO chains the dense frames of this time grid (None, the default: every dense frame) and interpolates the
+    # rest. 6 fps made VO 2-3x cheaper on 2-s clips (the 32 sampled frames make the dense set ~16 fps) but
+    # tripled its rotation drift on 24-s orbit worlds (docs/bench-extract.md §10.3)
+    vo_fps: float | None = None
     max_step_rotation_deg: float = 30.0  # VO flip guard: per dense step (extraction.md §3.4)
     min_cheirality_ratio: float = 0.5
     min_track_points: int = 30
