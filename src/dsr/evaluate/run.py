@@ -207,7 +207,8 @@ class RunOutcome:
 
 
 class _Breaker:
-    """Counts items that failed at the model in a row (in completion order, ties in dataset order); a reply resets the count."""
+    """Counts items that failed at the model in a row (in completion order; items that finish together in
+    dataset order); a reply resets the count."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.streak, self.last = limit, 0, ""

@@ -23,10 +23,9 @@ class AutoCamera(CameraEstimator):
     step, the camera is static or only rotating — exactly the case where SfM has no parallax and fails
     after minutes of work. SfM comes before VO because it is the more accurate where it succeeds; VO is the
     fallback (``VO_FIRST_METHODS`` swaps them for speed). The first trusted result wins; every attempt (with
-    its reason and time) is
-    kept. If none is trusted the estimate is untrusted and the pipeline writes no record. Each method is
-    built through the registry (:func:`~dsr.extract.registry.create_estimator`); one that cannot run here
-    becomes a failed attempt with the registry's reason.
+    its reason and time) is kept. If none is trusted the estimate is untrusted and the pipeline writes no
+    record. Each method is built through the registry (:func:`~dsr.extract.registry.create_estimator`); one
+    that cannot run here becomes a failed attempt with the registry's reason.
     """
 
     name = "camera/auto"
