@@ -13,7 +13,11 @@ Panning clips (the camera follows the subject) are reported separately: the naiv
 image motion there. Labels: "right"/"left"; "towards the camera"/"coming closer" vs
 "away from the camera"/"away"/"going further away".
 
-    .venv/bin/python benchmarks/extract_davis.py [--camera vo rotation]
+    .venv/bin/python benchmarks/extract_davis.py [--camera vo rotation] [--product-defaults]
+
+``--product-defaults`` measures the camera as ``dsr extract`` ships it: the default clip settings (32 sampled
+frames, dense frames at 6 fps) and the default chain (rotation → SfM → VO) instead of 16 samples at 8 fps and
+``--camera``.
 """
 
 from __future__ import annotations
@@ -65,13 +69,14 @@ def naive(masks: np.ndarray) -> dict[str, str]:
     return {"lr": "right" if dx > 0 else "left", "tz": "towards" if growth > 1 else "away"}
 
 
-def extracted(seq: str, masks: np.ndarray, methods: tuple[str, ...]) -> tuple[dict[str, str], dict]:
+def extracted(seq: str, masks: np.ndarray, methods: tuple[str, ...], clip_config: object = None
+              ) -> tuple[dict[str, str], dict]:
     from dsr.extract.camera.auto import AutoCamera
     from dsr.extract.clip import ClipConfig, load_clip
 
     video = SHARED / "davis2016_val" / "mp4" / f"{seq}.mp4"
     start = time.perf_counter()
-    clip, _meta = load_clip(video, ClipConfig(num_samples=16, dense_fps=8.0))
+    clip, _meta = load_clip(video, clip_config or ClipConfig(num_samples=16, dense_fps=8.0))
     cam = AutoCamera(methods=methods).estimate(clip)
     info = {"camera": cam.method or "none", "trusted": cam.trusted, "seconds": time.perf_counter() - start,
             "reason": cam.reason}
@@ -110,7 +115,15 @@ def extracted(seq: str, masks: np.ndarray, methods: tuple[str, ...]) -> tuple[di
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--camera", nargs="+", default=["vo", "rotation"])
+    ap.add_argument("--product-defaults", action="store_true",
+                    help="dsr extract's default clip settings and camera chain (overrides --camera)")
     args = ap.parse_args()
+    from dsr.extract.camera.auto import DEFAULT_METHODS
+    from dsr.extract.clip import ClipConfig
+
+    methods, clip_config = tuple(args.camera), None
+    if args.product_defaults:
+        methods, clip_config = DEFAULT_METHODS, ClipConfig()
     qs = questions()
     by_seq: dict[str, list[dict]] = {}
     for q in qs:
@@ -119,7 +132,7 @@ def main() -> None:
     for seq, items in sorted(by_seq.items()):
         masks = load_masks(seq)
         nv = naive(masks)
-        ex, info = extracted(seq, masks, tuple(args.camera))
+        ex, info = extracted(seq, masks, methods, clip_config)
         for q in items:
             row = {"seq": seq, "panning": seq in PANNING, "axis": q["axis"], "label": q["label"],
                    "naive": nv[q["axis"]], "extracted": ex.get(q["axis"], "none"), **info}
