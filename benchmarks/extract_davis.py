@@ -27,8 +27,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dsr.extract.clip import ClipConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "realdata"
@@ -69,7 +73,7 @@ def naive(masks: np.ndarray) -> dict[str, str]:
     return {"lr": "right" if dx > 0 else "left", "tz": "towards" if growth > 1 else "away"}
 
 
-def extracted(seq: str, masks: np.ndarray, methods: tuple[str, ...], clip_config: object = None
+def extracted(seq: str, masks: np.ndarray, methods: tuple[str, ...], clip_config: ClipConfig | None = None
               ) -> tuple[dict[str, str], dict]:
     from dsr.extract.camera.auto import AutoCamera
     from dsr.extract.clip import ClipConfig, load_clip

@@ -229,7 +229,7 @@ def test_vo_keyframes_let_a_slow_dolly_translate_smoothly(tmp_path: Path) -> Non
 
 
 def test_sfm_grid_keeps_the_ends_and_thins_to_the_rate() -> None:
-    from dsr.extract.camera.colmap import grid_positions
+    from dsr.extract.camera.common import grid_positions
 
     dense = np.arange(0, 61, 2)  # video frames 0, 2, …, 60 at 10 fps: a dense frame every 0.2 s
     pos = grid_positions(dense, 10.0, 3.0)

@@ -15,23 +15,10 @@ import numpy as np
 
 from dsr.extract.adapters import camera_track_from_w2c, intrinsics_matrix
 from dsr.extract.base import Attempt, CameraEstimate, SparsePoints, VideoClip
-from dsr.extract.camera.common import CameraEstimator
+from dsr.extract.camera.common import CameraEstimator, grid_positions
 from dsr.scene.frames import invert_pose, make_pose
 from dsr.scene.poses import fill_poses, interpolate_poses
 from dsr.scene.record import Source
-
-
-def grid_positions(dense_indices: np.ndarray, fps: float, rate: float | None) -> np.ndarray:
-    """Positions in ``dense_indices`` of the first dense frame at or after each tick of a ``rate`` (per second)
-    time grid, plus the first and last (None: all positions)."""
-    if rate is None:
-        return np.arange(len(dense_indices))
-    times = (dense_indices - dense_indices[0]) / fps
-    grid = np.arange(0.0, times[-1] + 1e-9, 1.0 / rate)
-    pos = np.clip(np.searchsorted(times, grid - 1e-6), 0, len(times) - 1)
-    return np.unique(np.concatenate([pos, [0, len(times) - 1]])).astype(np.int64)
-
-
 
 
 def reproject_observations(points_world: np.ndarray, point_rows: np.ndarray, c2w: np.ndarray, K: np.ndarray,
@@ -44,8 +31,6 @@ def reproject_observations(points_world: np.ndarray, point_rows: np.ndarray, c2w
     uv = cam[front, :2] / cam[front, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
     inside = (uv[:, 0] >= 0) & (uv[:, 0] <= width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= height - 1)
     return np.column_stack([uv[inside], point_rows[front][inside]])
-
-
 
 
 def normalize_scale(c2w: np.ndarray, points: SparsePoints | None) -> tuple[np.ndarray, SparsePoints | None, float]:
@@ -70,8 +55,6 @@ def normalize_scale(c2w: np.ndarray, points: SparsePoints | None) -> tuple[np.nd
     scaled = c2w.copy()
     scaled[:, :3, 3] *= factor
     return scaled, replace(points, points_world=points.points_world * factor), factor
-
-
 
 
 def camera_extent(c2w: np.ndarray, known: np.ndarray) -> float:

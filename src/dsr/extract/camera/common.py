@@ -129,3 +129,14 @@ class OpenCVCamera(CameraEstimator):
         import cv2
 
         return Source(name=self.name, version=f"opencv-{cv2.__version__}")
+
+
+def grid_positions(dense_indices: np.ndarray, fps: float, rate: float | None) -> np.ndarray:
+    """Positions in ``dense_indices`` of the first dense frame at or after each tick of a ``rate`` (per second)
+    time grid, plus the first and last (None: all positions)."""
+    if rate is None:
+        return np.arange(len(dense_indices))
+    times = (dense_indices - dense_indices[0]) / fps
+    grid = np.arange(0.0, times[-1] + 1e-9, 1.0 / rate)
+    pos = np.clip(np.searchsorted(times, grid - 1e-6), 0, len(times) - 1)
+    return np.unique(np.concatenate([pos, [0, len(times) - 1]])).astype(np.int64)

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
-from dsr.extract.camera.colmap import grid_positions
-from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, sampled_track
+from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, grid_positions, sampled_track
 from dsr.extract.camera.features import FeatureMatcher, gray
 from dsr.scene.frames import invert_pose, make_pose
 from dsr.scene.poses import fill_poses, interpolate_poses, project_to_so3, rotation_angle_deg
