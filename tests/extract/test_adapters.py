@@ -152,4 +152,11 @@ def test_orient_inverse_of_dsr_convention(az: float, polar: float) -> None:
     forward_cam = agent_from_cam_orient_anything(az, polar, 0.0)[0]
     az2, pol2 = orient_angles_from_forward(forward_cam)
     assert min(abs(az2 - az), 360 - abs(az2 - az)) < 1e-6
-    assert pol2 == pytest.approx(polar, abs=1e-6)
+    if abs(np.cos(np.radians(az))) > 1e-9:  # facing sideways, the forward axis does not show the polar angle
+        assert pol2 == pytest.approx(polar, abs=1e-6)
+
+
+def test_orient_sideways_forward_reports_polar_zero() -> None:
+    # az = 90: forward (−1, cos 90·sin 30, −cos 90·cos 30) ≈ (−1, 0, 0) for any polar, so polar is reported as 0
+    az2, pol2 = orient_angles_from_forward(agent_from_cam_orient_anything(90.0, 30.0, 0.0)[0])
+    assert az2 == pytest.approx(90.0) and pol2 == 0.0
