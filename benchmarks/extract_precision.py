@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extract_worlds import subsample_record
 
 Z90 = 1.6448536269514722
+# part of the camera cache's key: bumped when an estimator's output changes (2: VO returns its scene points)
+CAMERA_OUTPUT_VERSION = 2
 
 
 def render(cache: Path, motion: str, seed: int, duration: float | None) -> Path:
@@ -73,8 +75,8 @@ def extract(cache: Path, world: Path, config: Any) -> tuple[Any, dict]:
     t0 = time.perf_counter()
     clip, meta = load_clip(video, config.clip)
     decode_s = time.perf_counter() - t0
-    key = hashlib.sha256(json.dumps([asdict(config.clip), asdict(config.camera), list(config.camera_methods)],
-                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([asdict(config.clip), asdict(config.camera), list(config.camera_methods),
+                                     CAMERA_OUTPUT_VERSION], sort_keys=True, default=str).encode()).hexdigest()[:12]
     cam_file = cache / "cameras" / f"{world.name}-{key}.pkl"
     if cam_file.exists():
         camera, camera_s = pickle.loads(cam_file.read_bytes())
@@ -130,6 +132,7 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
     """Errors against the truth with the record's stated sigmas, per component (the input of coverage and of
     ``benchmarks/extract_calibrate.py``). Lengths are in GT units (the record's times the alignment scale)."""
     from dsr.extract.adapters import box_iou
+    from dsr.extract.lift import has_class_height
     from dsr.scene.record import CENTER_METHODS
 
     out: dict[str, list[dict]] = defaultdict(list)
@@ -155,6 +158,7 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
             e2 = np.cross(ray, e1)
             out["center"].append({
                 "clip": clip, "object": e.object_id, "t": int(t), "method": CENTER_METHODS[e.center_method[t]],
+                "camera": ext.camera.source.name, "class_known": has_class_height(e.class_phrase),
                 "depth": float(np.linalg.norm(c)), "along": along, "across": [float(perp @ e1), float(perp @ e2)],
                 "sigma_along": s * float(e.center_sigma_along[t]), "sigma_across": s * float(e.center_sigma_across[t]),
                 "sigma_shared": s * float(e.center_sigma_shared[t])})

@@ -304,3 +304,28 @@ def test_nanmedian_first_axis_hand_example_and_numpy() -> None:
         x[:, 0, 0] = np.nan
         expected = np.nanmedian(x, axis=0)
     np.testing.assert_array_equal(nanmedian_first_axis(x), expected)
+
+
+def test_floor_scale_reads_the_floor_beside_the_feet_and_skips_the_object() -> None:
+    from dsr.extract.lift import FloorScaleConfig, floor_scale
+
+    K = np.tile(np.array([[100.0, 0.0, 50.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]]), (6, 1, 1))
+    c2w = np.tile(np.eye(4), (6, 1, 1))
+    # the floor 1 unit below the camera (+y is down): a row of points at depth 4 (the object's) lands on row
+    # 50 + 100·1/4 = 75, the box's bottom edge; a far row at depth 20 lands on row 55, outside the band
+    floor = [[x, 1.0, z] for z in (4.0, 20.0) for x in np.linspace(-2.0, 2.0, 41)]
+    # 30 points on the object itself (depth 1, rows 71-74 inside its box, in the band): never read as floor
+    own = [[0.0025 * (i - 15), 0.21 + 0.001 * i, 1.0] for i in range(30)]
+    points = np.array(floor + own)
+    boxes = np.tile([45.0, 35.0, 55.0, 75.0], (6, 1))
+    prior_depth = np.full(6, 2.0)  # the size prior says 2: the floor says 4, so 2 prior units = 4 camera units
+    cfg = FloorScaleConfig(above_frac=0.1, below_frac=0.1, min_points=3, min_readings=5)
+    assert floor_scale([boxes], [prior_depth], K, c2w, np.ones(6, bool), points, cfg) == pytest.approx(2.0)
+    # fewer readings than min_readings (4 valid frames), no points at all: no scale
+    valid = np.array([True] * 4 + [False] * 2)
+    assert floor_scale([boxes], [prior_depth], K, c2w, valid, points, cfg) is None
+    assert floor_scale([boxes], [prior_depth], K, c2w, np.ones(6, bool), np.zeros((0, 3)), cfg) is None
+    # a frame where the object has no depth gives no reading
+    no_depth = prior_depth.copy()
+    no_depth[:2] = np.nan
+    assert floor_scale([boxes], [no_depth], K, c2w, np.ones(6, bool), points, cfg) is None

@@ -210,6 +210,7 @@ def test_extract_help_shows_the_box_format() -> None:
 
 
 def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
+    from dsr.extract.lift import has_class_height
     from dsr.extract.uncertainty import center_sigmas
 
     out = extract_video(videos["static"], FAST)
@@ -220,7 +221,8 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
         k = obj.center_known
         assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)
         assert np.all(obj.center_sigma_shared <= obj.center_sigma_along)
-        along, across, shared = center_sigmas(obj.centers_cam, obj.center_method, FAST.uncertainty)
+        along, across, shared = center_sigmas(obj.centers_cam, obj.center_method, FAST.uncertainty,
+                                              rec.camera.source.name, has_class_height(obj.class_phrase))
         np.testing.assert_allclose(obj.center_sigma_along, along)
         np.testing.assert_allclose(obj.center_sigma_across, across)
         np.testing.assert_allclose(obj.center_sigma_shared, shared)

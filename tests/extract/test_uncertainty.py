@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dsr.extract.lift import has_class_height
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
     camera_sigmas,
     center_sigmas,
     heading_sigma,
+    sigma_keys,
     track_confidence,
 )
 from dsr.scene.record import CENTER_METHODS
@@ -24,6 +26,31 @@ def test_center_sigmas_scale_with_depth_and_method() -> None:
     np.testing.assert_allclose(along, [1.0, 0.5, 0.0])  # 0.5·2 (default), 0.1·5 (sfm, |c| = 5), unknown
     np.testing.assert_allclose(across, [0.1, 0.25, 0.0])
     np.testing.assert_allclose(shared, [0.8, 0.4, 0.0])  # √0.64 of along
+
+
+def test_center_sigmas_take_the_most_specific_key_of_method_camera_and_class() -> None:
+    config = UncertaintyConfig(along_rel={"default": 0.5, "size_prior": 1.0, "size_prior/vo": 2.0,
+                                          "size_prior/vo/unknown": 3.0},
+                               shared_frac={"default": 0.0, "size_prior/vo/unknown": 1.0},
+                               across_rel={"default": 0.1, "size_prior/rotation/class": 0.01})
+    centers = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]])
+    method = np.array([CENTER_METHODS.index("size_prior"), CENTER_METHODS.index("interpolated")], np.uint8)
+    along, across, shared = center_sigmas(centers, method, config, "camera/vo", class_known=False)
+    np.testing.assert_allclose(along, [6.0, 1.0])  # size_prior/vo/unknown 3·2; interpolated → default 0.5·2
+    np.testing.assert_allclose(shared, [6.0, 0.0])
+    along, _, _ = center_sigmas(centers, method, config, "camera/vo", class_known=True)
+    np.testing.assert_allclose(along, [4.0, 1.0])  # no size_prior/vo/class: size_prior/vo
+    along, across, _ = center_sigmas(centers, method, config, "camera/rotation", class_known=True)
+    np.testing.assert_allclose(along, [2.0, 1.0])  # no size_prior/rotation entry: size_prior
+    np.testing.assert_allclose(across, [0.02, 0.2])
+    assert sigma_keys("size_prior", "camera/pycolmap", False) == (
+        "size_prior/pycolmap/unknown", "size_prior/pycolmap", "size_prior", "default")
+
+
+def test_only_classes_with_a_height_count_as_known() -> None:
+    assert has_class_height("person") and has_class_height("car")
+    assert not has_class_height("moving object")  # the generic height of an unknown class
+    assert not has_class_height("cyclist")  # a user's phrase the size prior has no height for
 
 
 def test_track_confidence_is_the_fitted_logistic_model() -> None:

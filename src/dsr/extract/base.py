@@ -102,6 +102,10 @@ class CameraEstimate:
     # dense per-pixel geometry at the sampled frames (π³ after DSR's post-processing): an object's centre is
     # then the mean of the points under its mask (``dense_points``), not the weight-free chain
     dense: DensePoints | None = None
+    # (P, 3) world points (record units) the method triangulated without keeping where they were seen (VO):
+    # not for lifting, but they tie the size prior's depths to the camera's translation scale
+    # (:func:`dsr.extract.lift.floor_scale`)
+    scene_points: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,6 +25,12 @@ from dsr.scene.frames import invert_pose, transform_points
 from dsr.scene.record import CENTER_METHODS
 
 CLASS_HEIGHT_M: dict[str, float] = {"person": 1.7, "car": 1.5, "dog": 0.6, "moving object": 1.0}
+GENERIC_PHRASE = "moving object"  # the height an object of unknown class is given
+
+
+def has_class_height(class_phrase: str) -> bool:
+    """Whether the size prior knows this class's height (else it assumes the generic one)."""
+    return class_phrase in CLASS_HEIGHT_M and class_phrase != GENERIC_PHRASE
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ def lift_centers(masks: list[np.ndarray | None], boxes_xyxy: np.ndarray, K: np.n
     if solved.any():
         height_units = float(np.median(centers[solved, 2] * box_h[solved] / K[solved, 1, 1]))
     elif config.allow_unscaled_size_prior:
-        height_units = CLASS_HEIGHT_M.get(class_phrase, CLASS_HEIGHT_M["moving object"])
+        height_units = CLASS_HEIGHT_M.get(class_phrase, CLASS_HEIGHT_M[GENERIC_PHRASE])
     else:
         height_units = None
     if height_units is not None:
@@ -200,13 +206,63 @@ def ground_height_line(boxes_xyxy: np.ndarray, min_boxes: int = 12, min_row_span
     return a, -c / a
 
 
+def scale_lifted(results: list[LiftResult], factor: float) -> list[LiftResult]:
+    """Every centre (and its sigma) times ``factor``: a change of the record's length unit."""
+    return [LiftResult(r.centers_cam * factor, r.method, r.sigma * factor) for r in results]
+
+
 def normalize_object_depths(results: list[LiftResult]) -> tuple[list[LiftResult], float]:
     """Rescale centres so the median object depth over the clip is 1 (for cameras without translation)."""
     depths = np.concatenate([r.centers_cam[:, 2][np.isfinite(r.centers_cam[:, 2])] for r in results] or [np.zeros(0)])
     if len(depths) == 0:
         return results, 1.0
     factor = 1.0 / float(np.median(depths))
-    return [LiftResult(r.centers_cam * factor, r.method, r.sigma * factor) for r in results], factor
+    return scale_lifted(results, factor), factor
+
+
+@dataclass(frozen=True)
+class FloorScaleConfig:
+    """Where the floor beside an object's feet is read (fractions of its box) and how much evidence counts."""
+
+    side_frac: float = 0.5  # the band reaches this many box widths left and right of the box
+    above_frac: float = 0.1  # from this many box heights above the box's bottom edge …
+    below_frac: float = 0.2  # … to this many below it
+    min_points: int = 3  # scene points in one band for a reading
+    min_readings: int = 5  # object frames with a reading for a scale
+
+
+def floor_scale(boxes: list[np.ndarray], depths: list[np.ndarray], K: np.ndarray, c2w: np.ndarray,
+                valid: np.ndarray, points_world: np.ndarray, config: FloorScaleConfig = FloorScaleConfig()
+                ) -> float | None:
+    """The factor that turns size-prior depths into the camera's units, from the floor beside the objects' feet.
+
+    Objects stand on the ground: the static points the camera triangulated next to an object's feet (a band
+    around the bottom edge of its box, outside the box) lie about as deep as the object itself. Per object
+    (boxes (T, 4), size-prior centre depths (T,)) and valid frame, the ratio median(point depth in the band) /
+    object depth is one reading; the factor is the median reading, or None with fewer than ``min_readings``
+    (then nothing ties the two scales). K (T, 3, 3) and c2w (T, 4, 4) are the sampled frames' cameras.
+    """
+    if len(points_world) == 0:
+        return None
+    w2c = invert_pose(c2w)
+    readings: list[float] = []
+    for t in np.flatnonzero(valid):
+        pc = transform_points(w2c[t], points_world)
+        front = pc[:, 2] > 1e-9
+        pc = pc[front]
+        uv = (pc @ K[t].T)[:, :2] / pc[:, 2:3]
+        for b, z in zip(boxes, depths, strict=True):
+            if not (np.isfinite(b[t]).all() and np.isfinite(z[t]) and z[t] > 0):
+                continue
+            x1, y1, x2, y2 = b[t]
+            w, h = x2 - x1, y2 - y1
+            in_band = ((uv[:, 0] >= x1 - config.side_frac * w) & (uv[:, 0] <= x2 + config.side_frac * w)
+                       & (uv[:, 1] >= y2 - config.above_frac * h) & (uv[:, 1] <= y2 + config.below_frac * h))
+            in_box = (uv[:, 0] >= x1) & (uv[:, 0] <= x2) & (uv[:, 1] <= y2)
+            sel = in_band & ~in_box
+            if sel.sum() >= config.min_points:
+                readings.append(float(np.median(pc[sel, 2])) / float(z[t]))
+    return float(np.median(readings)) if len(readings) >= config.min_readings else None
 
 
 class ChainLifter(Estimator):

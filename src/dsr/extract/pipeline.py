@@ -36,14 +36,19 @@ from dsr.extract.curate import CurateConfig, detect_shot_cuts
 from dsr.extract.detected import DetectGroundingConfig, detect_and_track, sampled_objects, unexplained_movers
 from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
 from dsr.extract.lift import (
+    GENERIC_PHRASE,
+    FloorScaleConfig,
     LiftConfig,
     LiftResult,
     dense_centers,
     fit_ground_plane,
+    floor_scale,
     ground_height_line,
+    has_class_height,
     interpolate_gaps,
     lift_centers,
     normalize_object_depths,
+    scale_lifted,
     smooth_centers,
     smoothed_track_noise,
 )
@@ -82,7 +87,7 @@ from dsr.scene.rle import encode_mask_frames
 from dsr.video import VideoError, VideoMeta
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-MOVER_PHRASE = "moving object"
+MOVER_PHRASE = GENERIC_PHRASE
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class ExtractConfig:
     background: BackgroundConfig | None = field(default_factory=BackgroundConfig)  # None: flow movers only
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lift: LiftConfig = field(default_factory=LiftConfig)
+    floor: FloorScaleConfig = field(default_factory=FloorScaleConfig)  # VO: size-prior depths in camera units
     heading: HeadingConfig = field(default_factory=HeadingConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
     given: GivenTrackConfig = field(default_factory=GivenTrackConfig)
@@ -320,8 +326,9 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
     if camera.points is not None:
         plane = fit_ground_plane(camera.points.points_world, track.c2w[track.valid], config.lift)
     # without SfM points there is no geometry to calibrate object sizes against: the size prior runs with
-    # class heights and object depths are normalised to median 1, the same convention as the camera's
-    # (VO: median triangulated depth = 1; rotation-only: no translation) — approximate, see docs/extract.md
+    # class heights. Under VO the floor beside the objects' feet then puts those depths in the camera's units
+    # (floor_scale); otherwise (rotation-only: no translation; VO without readings) object depths are
+    # normalised to median 1, a unit nothing ties to the camera's path (docs/extract.md)
     no_points = camera.points is None
     lift_cfg = LiftConfig(**{**asdict(config.lift), "allow_unscaled_size_prior": no_points,
                              "use_sfm_points": False})
@@ -332,7 +339,12 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         lifted_all = [lift_centers(obj.masks, np.nan_to_num(obj.boxes_xyxy), track.K, track.c2w, camera.points,
                                    obj.class_phrase, lift_cfg, plane, heights.get(id(obj))) for obj in tracked]
         if no_points:
-            lifted_all, _ = normalize_object_depths(lifted_all)
+            factor = None
+            if camera.scene_points is not None:  # VO: put the class heights' metres in the camera's units
+                factor = floor_scale([obj.boxes_xyxy for obj in tracked], [r.centers_cam[:, 2] for r in lifted_all],
+                                     track.K, track.c2w, track.valid, camera.scene_points, config.floor)
+            lifted_all = scale_lifted(lifted_all, factor) if factor is not None else \
+                normalize_object_depths(lifted_all)[0]
     up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
     center_source = Source(name="lifting/dense-mean" if camera.dense is not None else "lifting/chain", version="1")
     objects = []
@@ -355,7 +367,8 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
                  else lifted.sigma)
         if not np.isfinite(centers_world).all(axis=1).any():
             continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
-        along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty)
+        along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty,
+                                              track.source.name, has_class_height(obj.class_phrase))
         # a heading is a difference of two centres: their frame-to-frame (not shared) error bounds its noise. A
         # track's own scatter about its smoothed curve vanishes on short tracks (3 frames fit a line exactly),
         # and such headings passed the 0.6 gate 30-130° off on the worlds

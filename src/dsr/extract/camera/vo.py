@@ -1,7 +1,9 @@
 """Two-view visual odometry: SIFT matches → essential matrix → recoverPose, chained over keyframes.
 
 World frame: the first dense frame's camera. Scale: the median depth of the points triangulated along the
-chain is 1 (``scale_kind="normalized"``).
+chain is 1 (``scale_kind="normalized"``). The triangulated points come back as ``scene_points`` (world, record
+units): the object stage reads the floor's depth beside each object from them to put the size prior's depths
+in the camera's units.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class EssentialVOCamera(OpenCVCamera):
         flips = 0
         matcher = FeatureMatcher(grays)
         depth_medians: list[float] = []
+        world_points: list[np.ndarray] = []
         anchor = 0
         # Keyframe VO: a frame too close to the keyframe to triangulate (parallax < min_parallax_px) is placed
         # by its rotation alone and the keyframe is kept, so the baseline grows until it can be measured; the
@@ -94,7 +97,7 @@ class EssentialVOCamera(OpenCVCamera):
                 j += 1
                 continue
             failures = 0
-            rot, t_unit, _, parallax, depths_a, depths_j = step
+            rot, t_unit, _, parallax, depths_a, depths_j, points_a = step
             if parallax < cfg.min_parallax_px:
                 c2w[j] = c2w[anchor] @ invert_pose(make_pose(rot, np.zeros(3)))
                 known[j] = True
@@ -113,6 +116,8 @@ class EssentialVOCamera(OpenCVCamera):
             prev_depths = {k: z * scale for k, z in depths_j.items()}
             if prev_depths:
                 depth_medians.append(float(np.median(list(prev_depths.values()))))
+            if len(points_a):  # the step's points in the anchor camera, at this step's scale
+                world_points.append(points_a * scale @ c2w[anchor, :3, :3].T + c2w[anchor, :3, 3])
             # j_from_anchor = [rot | t]  →  world_from_j = world_from_anchor @ inv(j_from_anchor)
             c2w[j] = c2w[anchor] @ invert_pose(make_pose(rot, t))
             known[j] = True
@@ -122,8 +127,10 @@ class EssentialVOCamera(OpenCVCamera):
             pending, anchor, j = [], j, j + 1
         # scale normalisation (extraction.md §4.4): median triangulated depth = 1
         positive = [d for d in depth_medians if d > 0]
+        points = np.concatenate(world_points) if world_points else np.zeros((0, 3))
         if positive:
             c2w[:, :3, 3] /= float(np.median(positive))
+            points = points / float(np.median(positive))
         grid_known_ratio = float(known.mean())
         c2w, known, _ = interpolate_poses(clip.dense_indices, clip.dense_indices[grid], c2w, known)
         c2w = fill_poses(c2w, known)
@@ -134,14 +141,16 @@ class EssentialVOCamera(OpenCVCamera):
         stats = {"known_dense_ratio": grid_known_ratio, "flips_rejected": float(flips),
                  "sampled_valid_ratio": float(valid.mean())}
         attempt = Attempt("vo", trusted, reason, time.perf_counter() - start, stats)
-        return CameraEstimate(track, trusted, reason, "normalized", (attempt,), method="vo")
+        return CameraEstimate(track, trusted, reason, "normalized", (attempt,), method="vo",
+                              scene_points=points if len(points) else None)
 
     @staticmethod
     def _key(p: np.ndarray) -> int:
         return round(float(p[0]) * 4) * 10_000_000 + round(float(p[1]) * 4)
 
     def _step(self, p0: np.ndarray, p1: np.ndarray, K: np.ndarray, cv2: Any) -> tuple | None:
-        """One VO step → (rot, t_unit, cheirality ratio, parallax px, depths_i, depths_next) or None.
+        """One VO step → (rot, t_unit, cheirality ratio, parallax px, depths_i, depths_next, points_i) or None;
+        points_i (N, 3): the triangulated points in camera i (unit baseline).
 
         A step that a pure rotation explains (rotation-only residual below ``min_parallax_px``) takes its
         rotation from the homography: the essential matrix is ill-posed without parallax.
@@ -155,7 +164,7 @@ class EssentialVOCamera(OpenCVCamera):
             pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot_h @ K_inv).reshape(-1, 2)
             res_h = float(np.median(np.linalg.norm(pred - p1, axis=1)))
             if res_h < self.config.min_parallax_px:
-                return rot_h, np.zeros(3), 1.0, 0.0, {}, {}
+                return rot_h, np.zeros(3), 1.0, 0.0, {}, {}, np.zeros((0, 3))
         E, inl = cv2.findEssentialMat(p0, p1, K, method=cv2.USAC_MAGSAC, prob=0.999, threshold=1.0)
         if E is None or E.shape != (3, 3) or inl is None or inl.sum() < 8:
             return None
@@ -167,13 +176,14 @@ class EssentialVOCamera(OpenCVCamera):
         bad = inlier_ratio < self.config.min_cheirality_ratio or rotation_angle_deg(rot) > self.config.max_step_rotation_deg
         if bad and low_parallax and rot_h is not None:
             # too little parallax for a reliable essential matrix: keep the homography's rotation only
-            return rot_h, np.zeros(3), 1.0, 0.0, {}, {}
+            return rot_h, np.zeros(3), 1.0, 0.0, {}, {}, np.zeros((0, 3))
         # parallax: how far points move beyond what the rotation alone explains
         pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot @ K_inv).reshape(-1, 2)
         parallax = float(np.median(np.linalg.norm(pred - p1, axis=1)))
         t = t.ravel()
         depths_i: dict[int, float] = {}
         depths_next: dict[int, float] = {}
+        points_i = np.zeros((0, 3))
         sel = np.flatnonzero(mask.ravel() > 0)
         if len(sel) and parallax >= self.config.min_parallax_px:
             P0 = K @ np.hstack([np.eye(3), np.zeros((3, 1))])
@@ -183,4 +193,5 @@ class EssentialVOCamera(OpenCVCamera):
             z1 = (X @ rot.T + t)[:, 2]
             depths_i = {self._key(p): float(z) for p, z in zip(p0[sel], X[:, 2], strict=True)}
             depths_next = {self._key(p): float(z) for p, z in zip(p1[sel], z1, strict=True)}
-        return rot, t, inlier_ratio, parallax, depths_i, depths_next
+            points_i = X[(X[:, 2] > 0) & (z1 > 0)]  # in front of both cameras
+        return rot, t, inlier_ratio, parallax, depths_i, depths_next, points_i
