@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from dsr.extract.uncertainty import lookup, sigma_keys
+
 Z90 = 1.6448536269514722
 
 
@@ -33,8 +35,6 @@ def q90(values: list[float] | np.ndarray, quantile: float = 0.9) -> float:
 
 def center_keys(r: dict) -> tuple[str, ...]:
     """A centre sample's sigma keys, most specific first (as the extractor looks them up)."""
-    from dsr.extract.uncertainty import sigma_keys
-
     return sigma_keys(r["method"], r["camera"], r["class_known"])
 
 
@@ -53,10 +53,6 @@ def per_key(rows: list[dict], keys_of: Callable[[dict], tuple[str, ...]], value:
             groups[k].extend(vals)
     return {k: round(q90(vals, quantile) / Z90, 4) for k, vals in sorted(groups.items())
             if len(vals) >= min_samples or k == "default"}
-
-
-def lookup(table: dict[str, float], keys: tuple[str, ...]) -> float:
-    return next((table[k] for k in keys if k in table), 0.0)
 
 
 def loco_coverage(rows: list[dict], keys_of: Callable[[dict], tuple[str, ...]], value: Callable[[dict], Any],

@@ -12,8 +12,8 @@ inside the stated 90% interval (±1.645 σ) about 90% of the time; coverage is r
   ``across = c_m·Z`` per perpendicular axis. The tables are keyed by ``method/camera/kind`` (see
   :func:`sigma_keys`), falling back to ``method/camera``, ``method`` and ``default``: a size prior's depth is
   only as good as the height it assumes (the class's, or a generic 1 m for an object of unknown class), and
-  under a camera with its own translation scale (VO: median background depth 1) the objects' depths and the
-  camera's path are in units that nothing ties together, so the same method errs far more there;
+  under VO its depths reach the camera's units only through the floor beside the object's feet
+  (:func:`dsr.extract.lift.floor_scale`), so the same method errs more there;
 * **heading**: the velocity heading's own sigma (from the track's measured noise) times ``heading_factor``;
 * **camera**: ``position_sigma = p_k`` record units (scene depth normalised to ~1) and
   ``rotation_sigma_deg = r_k`` per camera method k, on valid frames;
