@@ -29,7 +29,7 @@ from dsr.extract.uncertainty import lookup, sigma_keys
 Z90 = 1.6448536269514722
 
 
-def q90(values: list[float] | np.ndarray, quantile: float = 0.9) -> float:
+def abs_quantile(values: list[float] | np.ndarray, quantile: float = 0.9) -> float:
     return float(np.quantile(np.abs(np.asarray(values, dtype=np.float64)), quantile))
 
 
@@ -51,7 +51,7 @@ def per_key(rows: list[dict], keys_of: Callable[[dict], tuple[str, ...]], value:
         vals = np.atleast_1d(value(r)).tolist()
         for k in keys_of(r):
             groups[k].extend(vals)
-    return {k: round(q90(vals, quantile) / Z90, 4) for k, vals in sorted(groups.items())
+    return {k: round(abs_quantile(vals, quantile) / Z90, 4) for k, vals in sorted(groups.items())
             if len(vals) >= min_samples or k == "default"}
 
 
@@ -152,7 +152,7 @@ def main() -> None:
     heading = samples["heading"]
     ratios = [h["error_deg"] / h["sigma_deg"] for h in heading if h["sigma_deg"] > 0]
     q_heading = args.quantile or 0.93
-    fit["heading_factor"] = round(q90(ratios, q_heading) / Z90, 3) if len(ratios) >= args.min_samples else 1.0
+    fit["heading_factor"] = round(abs_quantile(ratios, q_heading) / Z90, 3) if len(ratios) >= args.min_samples else 1.0
     counts = {k: len(v) for k, v in samples.items()}
     print(json.dumps({"samples": counts}))
     for name, table in fit.items():

@@ -247,21 +247,21 @@ def floor_scale(boxes: list[np.ndarray], depths: list[np.ndarray], K: np.ndarray
     w2c = invert_pose(c2w)
     readings: list[float] = []
     for t in np.flatnonzero(valid):
+        seen = [(b[t], z[t]) for b, z in zip(boxes, depths, strict=True)
+                if np.isfinite(b[t]).all() and np.isfinite(z[t]) and z[t] > 0]
+        if not seen:  # no object to read at this frame: skip projecting every point
+            continue
         pc = transform_points(w2c[t], points_world)
-        front = pc[:, 2] > 1e-9
-        pc = pc[front]
+        pc = pc[pc[:, 2] > 1e-9]
         uv = (pc @ K[t].T)[:, :2] / pc[:, 2:3]
-        for b, z in zip(boxes, depths, strict=True):
-            if not (np.isfinite(b[t]).all() and np.isfinite(z[t]) and z[t] > 0):
-                continue
-            x1, y1, x2, y2 = b[t]
+        for (x1, y1, x2, y2), depth in seen:
             w, h = x2 - x1, y2 - y1
             in_band = ((uv[:, 0] >= x1 - config.side_frac * w) & (uv[:, 0] <= x2 + config.side_frac * w)
                        & (uv[:, 1] >= y2 - config.above_frac * h) & (uv[:, 1] <= y2 + config.below_frac * h))
             in_box = (uv[:, 0] >= x1) & (uv[:, 0] <= x2) & (uv[:, 1] <= y2)
             sel = in_band & ~in_box
             if sel.sum() >= config.min_points:
-                readings.append(float(np.median(pc[sel, 2])) / float(z[t]))
+                readings.append(float(np.median(pc[sel, 2])) / float(depth))
     return float(np.median(readings)) if len(readings) >= config.min_readings else None
 
 

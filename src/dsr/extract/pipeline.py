@@ -87,7 +87,6 @@ from dsr.scene.rle import encode_mask_frames
 from dsr.video import VideoError, VideoMeta
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-MOVER_PHRASE = GENERIC_PHRASE
 
 
 @dataclass(frozen=True)
@@ -258,7 +257,7 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
     kept = [m for m, k in zip(movers, keep, strict=True) if k]
     mover_source = Source(name=f"{grounding}+tracking/iou", version="1")
     for k, (boxes, masks, scores) in enumerate(kept):
-        detected.append(TrackedObject(f"mover_{k}", MOVER_PHRASE, has_front(MOVER_PHRASE), boxes, masks, scores,
+        detected.append(TrackedObject(f"mover_{k}", GENERIC_PHRASE, has_front(GENERIC_PHRASE), boxes, masks, scores,
                                       mover_source))
     return lift_objects(clip, camera, detected, config, mover_source)
 

@@ -129,8 +129,9 @@ class EssentialVOCamera(OpenCVCamera):
         positive = [d for d in depth_medians if d > 0]
         points = np.concatenate(world_points) if world_points else np.zeros((0, 3))
         if positive:
-            c2w[:, :3, 3] /= float(np.median(positive))
-            points = points / float(np.median(positive))
+            unit = float(np.median(positive))
+            c2w[:, :3, 3] /= unit
+            points = points / unit
         grid_known_ratio = float(known.mean())
         c2w, known, _ = interpolate_poses(clip.dense_indices, clip.dense_indices[grid], c2w, known)
         c2w = fill_poses(c2w, known)
