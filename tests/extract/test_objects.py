@@ -133,6 +133,30 @@ def test_velocity_heading_straight_walk() -> None:
     # no noise estimate at all (too short a track to measure it): no confidence to give
     _, conf_nan, _ = velocity_heading(centers, np.full(12, np.nan), t, np.array([0, 0, 1.0]))
     assert (conf_nan == 0).all()
+
+
+def test_velocity_heading_counts_the_shared_depth_error_of_a_moving_camera() -> None:
+    """A depth scale error ε moves every centre by ε × the camera's displacement (the other way): a camera
+    travelling 0.5 m per step along y with ε's σ = 0.1 adds 0.1 × 2 m = 0.2 m of noise to the 0.8 m walk over
+    ±2 steps; a still camera adds none; with σ = 0.2 the walk is no longer told from the camera's own motion."""
+    t = np.arange(12) * 0.5
+    centers = np.column_stack([0.4 * t, np.zeros(12), np.full(12, 0.5)])
+    up = np.array([0, 0, 1.0])
+    sigma = np.full(12, 0.15)
+    moving = np.column_stack([np.zeros(12), 1.0 * t, np.full(12, 1.5)])
+    still = np.tile([0.0, -3.0, 1.5], (12, 1))
+    mid = slice(2, 10)
+    _, conf_ref, sig_ref = velocity_heading(centers, sigma, t, up)
+    _, _, sig_still = velocity_heading(centers, sigma, t, up, scale_sigma=np.full(12, 0.1),
+                                         camera_centers=still)
+    np.testing.assert_allclose(sig_still, sig_ref)
+    _, conf_move, sig_move = velocity_heading(centers, sigma, t, up, scale_sigma=np.full(12, 0.1),
+                                              camera_centers=moving)
+    noise = np.hypot(np.sqrt(2) * 0.15, 0.1 * 2.0)  # 0.1 × |Δcam| = 0.1 × (4 steps × 0.5 m)
+    np.testing.assert_allclose(sig_move[mid], np.degrees(np.arctan2(noise, 0.8)), rtol=1e-9)
+    assert (conf_move[mid] < 0.6).all() and (conf_ref[mid] >= 0.6).all()  # no longer past DSR's gate
+    rot, conf, _ = velocity_heading(centers, sigma, t, up, scale_sigma=np.full(12, 0.2), camera_centers=moving)
+    assert not np.isfinite(rot[mid]).any() and (conf[mid] == 0).all()  # ratio 0.8 / 0.46 < 2: unknown
     # noisier still (ratio 1.6 < 2): no heading at all rather than a guess
     _, conf_bad, _ = velocity_heading(centers, np.full(12, 0.35), t, np.array([0, 0, 1.0]))
     assert (conf_bad == 0).all()

@@ -372,7 +372,10 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         # track's own scatter about its smoothed curve vanishes on short tracks (3 frames fit a line exactly),
         # and such headings passed the 0.6 gate 30-130° off on the worlds
         noise = np.maximum(noise, frame_to_frame_sigma(along, across, shared))
-        rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading)
+        depth = np.linalg.norm(np.nan_to_num(lifted.centers_cam), axis=1)
+        scale_rel = np.divide(shared, depth, out=np.zeros_like(shared), where=depth > 0)
+        rot, oconf, osig = velocity_heading(centers_world, noise, clip.timestamps_s, up_world, config.heading,
+                                            scale_rel, track.c2w[:, :3, 3])
         orient_source = "orientation/velocity"
         if obj.torso_forward_cam is not None and np.isfinite(obj.torso_forward_cam).any():
             # the torso's facing (people), front/back resolved by the walking direction, where trusted frames
