@@ -325,9 +325,9 @@ def test_vo_falls_back_to_every_dense_frame_when_the_grid_chain_fails(truck_clip
     seen: list[int] = []
     chain = EssentialVOCamera._chain
 
-    def spy(self, clip, grid, start):  # the grid chain "fails" (a broken chain on fast motion), the rerun runs
+    def spy(self, clip, grid, start, max_side):  # the grid chain "fails" (a broken chain on fast motion); rerun
         seen.append(len(grid))
-        est = chain(self, clip, grid, start)
+        est = chain(self, clip, grid, start, max_side)
         return est if len(seen) > 1 else replace(est, trusted=False)
 
     monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
@@ -337,3 +337,55 @@ def test_vo_falls_back_to_every_dense_frame_when_the_grid_chain_fails(truck_clip
     # 27, 29 (the last frame among them): 18 frames; then all 30
     assert seen == [18, 30]
     assert est.trusted and est.attempts[0].stats["grid_fallback"] == 1.0
+
+
+def test_vo_retries_on_full_size_frames_when_the_downscaled_chain_fails(truck_clip: SynthClip, monkeypatch) -> None:
+    frames = np.stack([cv2_resize(f, 2.0) for f in truck_clip.frames])  # 640-px frames: above vo_max_side
+    clip = clip_from_arrays(frames, truck_clip.fps, num_samples=16)
+    sides: list[int | None] = []
+    chain = EssentialVOCamera._chain
+
+    def spy(self, clip, grid, start, max_side):  # the downscaled chains "fail"; the full-size one runs
+        sides.append(max_side)
+        est = chain(self, clip, grid, start, max_side)
+        return est if max_side is None else replace(est, trusted=False)
+
+    monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
+    est = EssentialVOCamera(CameraConfig()).estimate(clip)
+    assert sides == [320, None]  # every dense frame already: no grid fallback between
+    assert est.trusted and est.attempts[0].stats["full_size_fallback"] == 1.0
+
+
+def cv2_resize(frame: np.ndarray, factor: float) -> np.ndarray:
+    import cv2
+
+    h, w = frame.shape[:2]
+    return cv2.resize(frame, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_LINEAR)
+
+
+def test_auto_camera_tries_vo_before_sfm_only_on_short_clips() -> None:
+    frames = np.zeros((12, 24, 32, 3), np.uint8)
+    short = clip_from_arrays(frames, fps=10.0)  # 1.1 s
+    long = clip_from_arrays(frames, fps=1.0)  # 11 s
+    auto = AutoCamera()
+    assert auto.order(short) == ("rotation", "vo", "pycolmap")
+    assert auto.order(long) == ("rotation", "pycolmap", "vo")
+    never = AutoCamera(CameraConfig(vo_first_below_s=None))
+    assert never.order(short) == ("rotation", "pycolmap", "vo")
+    # a chain without SfM has nothing to reorder
+    assert AutoCamera(methods=("rotation", "vo")).order(short) == ("rotation", "vo")
+
+
+def test_vo_features_on_a_downscaled_frame_come_back_in_full_pixels() -> None:
+    import cv2
+
+    from dsr.extract.camera.features import FeatureMatcher
+
+    rng = np.random.default_rng(5)
+    tex = cv2.GaussianBlur((rng.random((400, 700)) * 255).astype(np.uint8), (0, 0), 2.0)
+    a, b = tex[20:380, 20:660], tex[20:380, 32:672]  # 640×360; the content moves 12 px left
+    for side in (None, 320):
+        p0, p1 = FeatureMatcher([a, b], max_side=side).match(0, 1)
+        assert len(p0) > 50
+        np.testing.assert_allclose(np.median(p1 - p0, axis=0), [-12.0, 0.0], atol=0.5)
+        assert p0[:, 0].max() > 400  # full-resolution coordinates, not the 320-px frame's

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsr.extract.camera import CameraConfig
 from dsr.extract.clip import ClipConfig
 from dsr.extract.pipeline import ExtractConfig, extract_video, record_id_for, run_extract
 from dsr.scene.io import read_record
@@ -176,15 +177,18 @@ def test_extraction_is_deterministic_byte_for_byte(videos: dict[str, Path], tmp_
     import subprocess
     import sys
 
-    config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0))
+    # SfM before VO even on this short clip: SfM is the path under test
+    config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0),
+                     camera=CameraConfig(vo_first_below_s=None))
     first = run_extract([videos["truck"]], tmp_path / "one", config)
     second = run_extract([videos["truck"]], tmp_path / "two", config)
     assert first["by_status"] == second["by_status"] == {"ok": 1}
     assert first["items"][0]["camera_attempts"][-1]["method"] == "pycolmap"  # the path that varied
     code = ("import sys; from dataclasses import replace; from dsr.extract.clip import ClipConfig; "
-            "from dsr.extract.pipeline import ExtractConfig, run_extract; "
+            "from dsr.extract.camera import CameraConfig; from dsr.extract.pipeline import ExtractConfig, run_extract; "
             "run_extract([sys.argv[1]], sys.argv[2], replace(ExtractConfig(), clip=ClipConfig(num_samples=12, "
-            "dense_fps=10.0), camera_methods=tuple(sys.argv[3].split(','))))")
+            "dense_fps=10.0), camera=CameraConfig(vo_first_below_s=None), "
+            "camera_methods=tuple(sys.argv[3].split(','))))")
     name = f"{record_id_for(videos['truck'])}.npz"
     subprocess.run([sys.executable, "-c", code, str(videos["truck"]), str(tmp_path / "three"),
                     ",".join(config.camera_methods)], check=True, timeout=300)

@@ -62,19 +62,31 @@ def interpolate_poses(query: np.ndarray, frames: np.ndarray, c2w: np.ndarray, kn
     rotations, lerp of the centres by frame number); no extrapolation. Returns (c2w (Q, 4, 4), valid (Q,),
     position of the nearest known frame (Q,), -1 where invalid; a tie goes to the earlier frame).
     """
-    from scipy.spatial.transform import Rotation, Slerp
+    from scipy.spatial.transform import Rotation
 
+    query = np.asarray(query)
+    frames = np.asarray(frames)
     out = np.tile(np.eye(4), (len(query), 1, 1))
     valid = np.zeros(len(query), bool)
     nearest = np.full(len(query), -1, np.int64)
-    for q, frame in enumerate(query):
-        j = int(np.searchsorted(frames, frame))
-        if j < len(frames) and frames[j] == frame:
-            if known[j]:
-                out[q], valid[q], nearest[q] = c2w[j], True, j
-        elif 0 < j < len(frames) and known[j - 1] and known[j]:
-            w = (frame - frames[j - 1]) / (frames[j] - frames[j - 1])
-            out[q, :3, :3] = Slerp([0.0, 1.0], Rotation.from_matrix(c2w[[j - 1, j], :3, :3]))([w]).as_matrix()[0]
-            out[q, :3, 3] = (1 - w) * c2w[j - 1, :3, 3] + w * c2w[j, :3, 3]
-            valid[q], nearest[q] = True, (j - 1 if w <= 0.5 else j)
+    if len(frames) == 0 or len(query) == 0:
+        return out, valid, nearest
+    j = np.searchsorted(frames, query)
+    jc = np.minimum(j, len(frames) - 1)
+    exact = (frames[jc] == query) & known[jc]
+    out[exact], valid[exact], nearest[exact] = c2w[jc[exact]], True, jc[exact]
+    between = (frames[jc] != query) & (j > 0) & (j < len(frames))
+    between[between] = known[j[between] - 1] & known[j[between]]
+    if between.any():
+        lo, hi = j[between] - 1, j[between]
+        w = (query[between] - frames[lo]) / (frames[hi] - frames[lo])
+        # slerp, all pairs at once: R = R_lo · exp(w · log(R_loᵀ R_hi))
+        r_lo = Rotation.from_matrix(c2w[lo, :3, :3])
+        step = (r_lo.inv() * Rotation.from_matrix(c2w[hi, :3, :3])).as_rotvec()
+        rot = (r_lo * Rotation.from_rotvec(step * w[:, None])).as_matrix()
+        idx = np.flatnonzero(between)
+        out[idx, :3, :3] = rot
+        out[idx, :3, 3] = (1 - w)[:, None] * c2w[lo, :3, 3] + w[:, None] * c2w[hi, :3, 3]
+        valid[idx] = True
+        nearest[idx] = np.where(w <= 0.5, lo, hi)
     return out, valid, nearest

@@ -9,15 +9,17 @@ import numpy as np
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
 from dsr.extract.camera.common import CameraConfig, CameraEstimator
 
-# SfM before VO: labels first. VO first was several times faster on short DAVIS clips (SfM failed there after
-# 2-129 s, docs/bench-extract.md §5.2), but on 24-s worlds its rotation drifted 19-29° on orbits and 5-7° on
-# hand-helds (SfM: 1° and 0.3-0.5°), and precision fell (§10.3). VO_FIRST_METHODS is the fast opt-in.
+# SfM before VO on long clips: labels first. On 24-s worlds VO's rotation drifted 19-29° on orbits and 5-7° on
+# hand-helds (SfM: 1° and 0.3-0.5°), and precision fell (docs/bench-extract.md §10.3). VO's drift grows with
+# the path, and on clips shorter than CameraConfig.vo_first_below_s VO goes first: SfM failed on short DAVIS
+# clips after 2-129 s (§5.2), and took 6-17 s where it held (§11). VO_FIRST_METHODS puts VO first always.
 DEFAULT_METHODS: tuple[str, ...] = ("rotation", "pycolmap", "vo")
 VO_FIRST_METHODS: tuple[str, ...] = ("rotation", "vo", "pycolmap")
 
 
 class AutoCamera(CameraEstimator):
-    """The CPU default: rotation-only check → SfM (pycolmap) → VO (``methods``: registry names without "camera/").
+    """The CPU default: rotation-only check → SfM (pycolmap) → VO (``methods``: registry names without "camera/"),
+    VO before SfM on short clips (:meth:`order`).
 
     The rotation-only model goes first because it is cheap (about a second) and, when it explains every
     step, the camera is static or only rotating — exactly the case where SfM has no parallax and fails
@@ -46,12 +48,25 @@ class AutoCamera(CameraEstimator):
             return replace(self.config, sfm_fps=None)
         return self.config
 
+    def order(self, clip: VideoClip) -> tuple[str, ...]:
+        """The methods in the order to try them: VO before SfM on clips shorter than ``vo_first_below_s``."""
+        threshold = self.config.vo_first_below_s
+        if threshold is None or "vo" not in self.methods or "pycolmap" not in self.methods:
+            return self.methods
+        vo, sfm = self.methods.index("vo"), self.methods.index("pycolmap")
+        duration = float(clip.dense_indices[-1] - clip.dense_indices[0]) / clip.fps if clip.fps > 0 else 0.0
+        if vo < sfm or duration >= threshold:
+            return self.methods
+        out = list(self.methods)
+        out[vo], out[sfm] = out[sfm], out[vo]
+        return tuple(out)
+
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         from dsr.extract.registry import create_estimator, estimator_class
 
         attempts: list[Attempt] = []
         focal = self.focal_px
-        for method in self.methods:
+        for method in self.order(clip):
             name = f"camera/{method}"
             ok, why = estimator_class(name).available()
             if not ok:

@@ -54,6 +54,13 @@ class CameraConfig:
     # rest. 6 fps made VO 2-3x cheaper on 2-s clips (the 32 sampled frames make the dense set ~16 fps) but
     # tripled its rotation drift on 24-s orbit worlds (docs/bench-extract.md §10.3)
     vo_fps: float | None = None
+    # VO finds its SIFT features on the dense frames downscaled to this long side (None: as they are). 320 px is
+    # the rendered worlds' frame size, where VO's error model was calibrated; on 640-px DAVIS frames it made VO
+    # 4-5x cheaper (docs/bench-extract.md §11)
+    vo_max_side: int | None = 320
+    # camera/auto tries VO before SfM on clips shorter than this (s; None: never): VO's drift grows with the
+    # path and stayed small on short clips, where SfM cost 6-17 s per DAVIS clip (docs/bench-extract.md §11)
+    vo_first_below_s: float | None = 10.0
     max_step_rotation_deg: float = 30.0  # VO flip guard: per dense step (extraction.md §3.4)
     min_cheirality_ratio: float = 0.5
     min_track_points: int = 30

@@ -12,6 +12,18 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+def work_gray(frame_rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The frame in grey with its long side at most ``max_side`` px, and the scale (work px per frame px)."""
+    import cv2
+
+    h, w = frame_rgb.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    g = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+    if s < 1.0:
+        g = cv2.resize(g, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return g, s
+
+
 # LK settings for dense frames (long side <= 640 px): a 31 px window on 4 pyramid levels follows steps of
 # ~120 px; 6 levels added nothing (the top levels of a 320 px frame are a few pixels). A 21 px window was
 # 2x cheaper but let edge points of a texture-less room pass the rotation check of a translating camera.
@@ -114,18 +126,27 @@ class FeatureMatcher:
     joins, which is what VO's scale propagation keys on.
     """
 
-    def __init__(self, grays: list[np.ndarray], max_features: int = 2000, ratio: float = 0.8) -> None:
+    def __init__(self, grays: list[np.ndarray], max_features: int = 2000, ratio: float = 0.8,
+                 max_side: int | None = None) -> None:
         import cv2
 
         self._sift = cv2.SIFT_create(nfeatures=max_features)
         self._grays = grays
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         self.ratio = ratio
+        self.max_side = max_side  # SIFT runs on the frame downscaled to this long side; points come back at full
 
     def features(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._cache:
-            kps, desc = self._sift.detectAndCompute(self._grays[i], None)
-            pts = np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2)
+            import cv2
+
+            img = self._grays[i]
+            h, w = img.shape[:2]
+            s = 1.0 if self.max_side is None else min(1.0, self.max_side / max(h, w))
+            if s < 1.0:
+                img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+            kps, desc = self._sift.detectAndCompute(img, None)
+            pts = np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2) / s
             # OpenCV's SIFT gathers keypoints from its worker threads in whatever order they finish, and that
             # order reaches the matcher's ties and RANSAC's samples: under load one process in three got
             # another camera. A canonical order (strongest first, then position) makes the result the same.

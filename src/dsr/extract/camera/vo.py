@@ -38,17 +38,23 @@ class EssentialVOCamera(OpenCVCamera):
         # the chain runs on the dense frames of a vo_fps grid; the others (on short clips mostly the sampled
         # frames, which make the dense set ~16 fps) are interpolated between the grid frames around them
         grid = grid_positions(clip.dense_indices, clip.fps, self.config.vo_fps)
-        est = self._chain(clip, grid, start)
+        side = self.config.vo_max_side
+        est = self._chain(clip, grid, start, side)
         every = np.arange(len(clip.dense_indices))
         if not est.trusted and len(grid) < len(every):
             # fast motion can break the chain between grid frames (DAVIS motocross-jump): every dense frame
-            est = self._chain(clip, every, start)
+            est = self._chain(clip, every, start, side)
             est.attempts[0].stats["grid_fallback"] = 1.0
+        if not est.trusted and side is not None and max(clip.dense_rgb.shape[1:3]) > side:
+            # … and features on the downscaled frames (motocross-jump again): the dense frames as they are
+            est = self._chain(clip, every, start, None)
+            est.attempts[0].stats["full_size_fallback"] = 1.0
         return est
 
-    def _chain(self, clip: VideoClip, grid: np.ndarray, start: float) -> CameraEstimate:
+    def _chain(self, clip: VideoClip, grid: np.ndarray, start: float, max_side: int | None) -> CameraEstimate:
         """VO over the dense frames at positions ``grid`` (sorted, first and last included), the other dense
-        frames interpolated; the attempt's time counts from ``start``."""
+        frames interpolated, with SIFT on the frames downscaled to ``max_side``; the attempt's time counts from
+        ``start``."""
         import cv2
 
         cfg = self.config
@@ -62,7 +68,7 @@ class EssentialVOCamera(OpenCVCamera):
         prev_depths: dict[int, float] = {}  # depth in the anchor camera (record units) keyed by pixel position
         reasons: list[str] = []
         flips = 0
-        matcher = FeatureMatcher(grays)
+        matcher = FeatureMatcher(grays, max_side=max_side)
         depth_medians: list[float] = []
         world_points: list[np.ndarray] = []
         anchor = 0
