@@ -3,10 +3,12 @@
 Per clip and variant: YOLO + the dense tracker (``detect_and_track``) and the objects read at the sampled frames
 (``sampled_objects``); the GT box of each sampled frame is the bounding box of its DAVIS mask. ``main_iou``: the
 object whose boxes overlap the GT best, mean IoU over the sampled frames with a GT mask (one identity over the
-clip); ``any_iou``: per frame the best object, averaged. Variants: ``every`` (default: every frame up to 12 s,
-416 px input), ``10fps`` (10 fps + the sampled frames), ``320`` (320 px input), ``10fps320`` (both).
+clip); ``any_iou``: per frame the best object, averaged. Variants: ``default`` (every frame tracked up to 12 s,
+YOLO at ``detect_fps`` and median flow between), ``every`` (YOLO on every tracking frame, 416 px input),
+``10fps`` (10 fps + the sampled frames), ``320`` (320 px input), ``10fps320`` (both); the last three detect
+on every tracking frame.
 
-    python benchmarks/extract_tracking_cadence.py every,10fps,320,10fps320 ../shared/realdata/davis2016_val/mp4/*.mp4
+    python benchmarks/extract_tracking_cadence.py default,every ../shared/realdata/davis2016_val/mp4/*.mp4
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def main() -> None:
     from dsr.extract.detected import DetectGroundingConfig, detect_and_track, sampled_objects
 
     base = DetectGroundingConfig()
-    ten = replace(base, tracking=replace(base.tracking, every_frame_s=0.0))
+    every = replace(base, tracking=replace(base.tracking, detect_fps=None))
+    ten = replace(every, tracking=replace(every.tracking, every_frame_s=0.0))
     small = replace(base.detector, input_size=320)
-    variants = {"every": base, "10fps": ten, "320": replace(base, detector=small),
+    variants = {"default": base, "every": every, "10fps": ten, "320": replace(every, detector=small),
                 "10fps320": replace(ten, detector=small)}
     names = sys.argv[1].split(",")
     for path in sys.argv[2:]:

@@ -209,3 +209,104 @@ def test_reappearance_beside_a_stranger_is_not_joined_on_clothes_alone() -> None
     online, _ = _run(frames)
     assert len(online) == 3
     assert all(len(t.parts) == 0 for t in reidentify(online))
+
+
+# --------------------------------------------------------------------------------------------------
+# detection cadence: the detector at detect_fps, median flow on the frames between
+
+
+def _textured_scene(n: int, step_px: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """n RGB frames (240×320): a static blurred-noise background and a 40×60 patch of another texture moving
+    ``step_px`` to the right per frame; and the patch's true box per frame."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    bg = cv2.GaussianBlur((rng.random((240, 320)) * 255).astype(np.uint8), (0, 0), 1.5)
+    patch = cv2.GaussianBlur((rng.random((60, 40)) * 255).astype(np.uint8), (0, 0), 1.0)
+    frames, boxes = [], []
+    for k in range(n):
+        x = 60 + step_px * k
+        xi = round(x)
+        img = bg.copy()
+        img[90:150, xi:xi + 40] = patch
+        frames.append(np.repeat(img[:, :, None], 3, axis=2))
+        boxes.append(np.array([xi, 90, xi + 40, 150], np.float64))
+    return frames, boxes
+
+
+def test_median_flow_moves_a_box_with_its_texture() -> None:
+    from dsr.extract.camera.features import work_gray
+    from dsr.extract.dense_track import median_flow_box
+
+    frames, boxes = _textured_scene(2, 4.0)
+    (a, s), (b, _) = work_gray(frames[0], 320), work_gray(frames[1], 320)
+    moved = median_flow_box(a, b, s, boxes[0])
+    assert moved is not None
+    np.testing.assert_allclose(moved, boxes[1], atol=0.5)  # 4 px right, same size
+    # a flat box has no corners to follow: unsure, no box
+    flat = np.zeros_like(a)
+    assert median_flow_box(flat, flat, s, boxes[0]) is None
+
+
+class _CountingDetector:
+    """The patch's true box as a 'person' detection, on the frames it is asked about; ``skip`` frames
+    (by detector call number) return nothing (a detector miss)."""
+
+    def __init__(self, frames: list[np.ndarray], boxes: list[np.ndarray], skip: set[int] = frozenset()) -> None:
+        self.by_id = {id(f): b for f, b in zip(frames, boxes, strict=True)}
+        self.calls = 0
+        self.skip = skip
+
+    def __call__(self, frame: np.ndarray) -> list:
+        from dsr.extract.detect import ObjectDetection
+
+        self.calls += 1
+        if self.calls - 1 in self.skip:
+            return []
+        return [ObjectDetection(self.by_id[id(frame)], 0.9, "person")]
+
+
+def test_detector_runs_at_detect_fps_and_flow_fills_every_frame_between() -> None:
+    from dsr.extract.dense_track import track_frames
+
+    frames, boxes = _textured_scene(24, 3.0)
+    det = _CountingDetector(frames, boxes)
+    config = DenseTrackConfig(detect_fps=2.5)  # frames at 10 fps: the detector every 4th frame
+    result = track_frames(((k, k / FPS, f) for k, f in enumerate(frames)), det, config, compensate_camera=False)
+    assert det.calls == 6 and result.num_detected == 6  # frames 0, 4, 8, 12, 16, 20
+    assert len(result.tracks) == 1
+    track = result.tracks[0]
+    # every frame up to the last detection carries a box; the flow's tail after it is dropped
+    assert track.frame_indices.tolist() == list(range(21))
+    err = np.abs(track.boxes_xyxy - np.array(boxes[:21])).max()
+    assert err < 1.0
+
+
+def test_a_missed_detection_is_bridged_by_the_flow_not_a_new_identity() -> None:
+    from dsr.extract.dense_track import track_frames
+
+    frames, boxes = _textured_scene(30, 3.0)
+    # detector calls 3 and 4 (frames 12, 16) miss: 1.2 s without a detection, beyond max_coast_s (0.6 s)
+    det = _CountingDetector(frames, boxes, skip={3, 4})
+    config = DenseTrackConfig(detect_fps=2.5)
+    result = track_frames(((k, k / FPS, f) for k, f in enumerate(frames)), det, config, compensate_camera=False)
+    assert len(result.tracks) == 1 and result.tracks[0].frame_indices.tolist() == list(range(29))
+    assert result.tracks[0].parts == ()  # one online track, no re-identification needed
+    # when the flow may not carry it, the same misses end the track by coasting: two online tracks (joined
+    # afterwards by re-identification), and no box between frames 8 and 20
+    stop = DenseTrackConfig(detect_fps=2.5, max_flow_coast_s=0.6)
+    det = _CountingDetector(frames, boxes, skip={3, 4})
+    result = track_frames(((k, k / FPS, f) for k, f in enumerate(frames)), det, stop, compensate_camera=False)
+    assert len(result.tracks) == 1 and result.tracks[0].parts == (0, 1)
+    assert result.tracks[0].frame_indices.tolist() == list(range(9)) + list(range(20, 29))
+
+
+def test_flow_drift_is_spread_back_over_the_propagated_boxes() -> None:
+    from dsr.extract.dense_track import _Live, _remove_drift
+
+    tr = _Live(0, "person", frames=[0, 1, 2, 3], times=[0.0, 0.1, 0.2, 0.3],
+               boxes=[np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(4)], detected=[True, False, False, False],
+               last_detected=0.0)
+    # at t = 0.4 the detection lies 4 px right of where the flow put the box: the flow erred 1 px per step
+    _remove_drift(tr, 0.4, np.array([4.0, 0, 4.0, 0]))
+    np.testing.assert_allclose([b[0] for b in tr.boxes], [0.0, 1.0, 2.0, 3.0])

@@ -52,6 +52,34 @@ def test_in_memory_clip_tracks_its_dense_frames_at_full_resolution() -> None:
             assert t == pytest.approx(index / 10.0)
 
 
+def test_file_frames_before_decoding_include_the_sampled_frames_and_stop_on_request(videos: dict[str, Path]) -> None:
+    """The pipeline starts the detector before the clip is decoded: the file, its probe and the sampled indices
+    are enough; a set stop event ends the frames at the next one."""
+    import threading
+
+    from dsr.extract.clip import ClipConfig, sampled_indices
+    from dsr.video import probe
+
+    meta = probe(videos["static"])  # 24 frames at 10 fps: short, so every frame is a tracking frame
+    sampled = sampled_indices(meta, ClipConfig(num_samples=5))
+    got = [i for i, _, _ in tracking_frames(None, videos["static"], meta.timestamps_s, DenseTrackConfig(),
+                                            sampled=sampled)]
+    assert got == list(range(meta.num_frames)) and set(sampled.tolist()) <= set(got)
+    long_rate = DenseTrackConfig(every_frame_s=0.0, track_fps=2.0)  # a 2-fps grid: 0, 5, 10, 15, 20 + sampled
+    got = [i for i, _, _ in tracking_frames(None, videos["static"], meta.timestamps_s, long_rate, sampled=sampled)]
+    assert got == sorted(set(range(0, meta.num_frames, 5)) | set(sampled.tolist()))
+    stop = threading.Event()
+    seen = []
+    for i, _, _ in tracking_frames(None, videos["static"], meta.timestamps_s, DenseTrackConfig(), sampled=sampled,
+                                   stop=stop):
+        seen.append(i)
+        if i == 3:
+            stop.set()
+    assert seen == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="need a video file or a decoded clip"):
+        list(tracking_frames(None, None, None, DenseTrackConfig()))
+
+
 @pytest.mark.shared
 def test_davis_parkour_gets_one_person_with_a_torso_facing(shared_dir: Path) -> None:
     """DAVIS parkour (real, 2 s, handheld camera): the record names a COCO person, one identity over the clip,

@@ -41,15 +41,22 @@ def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig()) -> tuple[VideoClip, VideoMeta]:
-    """Decode ``path`` once: the sampled frames at full size and the dense frames downscaled.
+def sampled_indices(meta: VideoMeta, config: ClipConfig = ClipConfig()) -> np.ndarray:
+    """The record's frames: ``num_samples`` video frame indices spread uniformly over the video."""
+    return uniform_indices(meta.num_frames, min(config.num_samples, meta.num_frames))
+
+
+def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), meta: VideoMeta | None = None
+              ) -> tuple[VideoClip, VideoMeta]:
+    """Decode ``path`` once: the sampled frames at full size and the dense frames downscaled (``meta``: the
+    video's :func:`~dsr.video.probe` if already read).
 
     Raises VideoError (one line) for unreadable, truncated-to-nothing or too-short videos.
     """
-    meta = probe(path)
+    meta = meta or probe(path)
     if meta.num_frames < config.min_frames:
         raise VideoError(f"{path}: only {meta.num_frames} decodable frames (need {config.min_frames})")
-    sampled = uniform_indices(meta.num_frames, min(config.num_samples, meta.num_frames))
+    sampled = sampled_indices(meta, config)
     dense = dense_indices(meta, sampled, config.dense_fps)
     scale = min(1.0, config.dense_max_side / max(meta.width, meta.height))
     want_full = set(sampled.tolist())

@@ -5,8 +5,14 @@ anyone: an association across that gap chains different people into one track, a
 that "object" is wrong. So objects are tracked through the whole clip at ``track_fps`` (every frame for clips
 up to ``every_frame_s``), and the record's sampled frames read their boxes off these dense tracks.
 
+The detector runs on the tracking frames nearest a ``detect_fps`` grid; on the frames between, every live
+track's box follows the median optical flow of the corners inside it (:func:`median_flow_box`, Kalal et al.'s
+median-flow idea with its forward-backward check). At the next detection the flow's accumulated drift is
+spread back over those frames. The flow never starts a track or teaches the appearance model; a track's boxes
+after its last detection are dropped.
+
 Identity safety comes first (:class:`DenseTracker`): an identity switch poisons every answer about an
-object, a fragmented track only loses some. Per tracking frame:
+object, a fragmented track only loses some. Per detection frame:
 
 1. Each live track predicts its box: constant velocity in the image, moved by the camera's image motion
    between the two frames (a similarity fitted to LK-tracked corners, :func:`camera_image_motion`).
@@ -19,8 +25,9 @@ object, a fragmented track only loses some. Per tracking frame:
    detection's second-best gated track of the same stage, costs less than ``ambiguity_margin`` more than the
    assigned pair (two people side by side at a crossing), the track ends there and the detection starts a new
    id. Two boxes never continue one identity when the evidence cannot tell them apart.
-4. Unmatched tracks coast (predicted, not emitted) for ``max_coast_s``, then end. A hard cut (the frame's
-   HSV histogram jumps, as in :func:`dsr.extract.curate.detect_shot_cuts`) ends every track.
+4. Unmatched tracks coast for ``max_coast_s`` after their last detection (``max_flow_coast_s`` while the flow
+   follows them), then end. A hard cut (the frame's HSV histogram jumps, as in
+   :func:`dsr.extract.curate.detect_shot_cuts`) ends every track.
 
 Afterwards :func:`reidentify` joins a track that ended to one that starts later (occlusion, a missed
 crossing) only when it is unambiguous: same class, starts within ``reid_window_s``, the start lies within the
@@ -31,6 +38,7 @@ the mutual best by a margin — otherwise the new id stays.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +47,7 @@ import numpy as np
 
 from dsr.extract.adapters import box_iou
 from dsr.extract.base import Estimator
+from dsr.extract.camera.features import work_gray
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,18 @@ class DenseTrackConfig:
     cut_ratio: float = 4.0
     # box interpolation for the sampled frames between two observations of one track
     max_interp_s: float = 1.0  # the identity is the same at both ends; a walker moves on a line over 1 s
+    # the detector runs on the tracking frames nearest a grid at this rate (None: on every tracking frame); on
+    # the frames between, each live track's box follows the median optical flow of the corners inside it
+    # (forward-backward checked). YOLO was 2x real time on its own at every 24-fps frame on 2 cores
+    # (docs/bench-extract.md §11)
+    detect_fps: float | None = 12.0
+    flow_max_points: int = 40  # corners followed inside a box
+    flow_min_points: int = 6  # fewer surviving the forward-backward check: the box is not propagated
+    flow_fb_max_px: float = 1.0  # forward-backward disagreement (work pixels) above which a corner is dropped
+    # a track the flow follows frame to frame coasts this long without a detection (YOLO-tiny missed a
+    # twirling dancer at 4 detection ticks in a row, 0.7 s)
+    max_flow_coast_s: float = 1.5
+    flow_max_scale_step: float = 1.15  # a box that grows or shrinks more than this in one frame is not followed
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,10 +141,17 @@ class _Live:
     recent: list[np.ndarray] = field(default_factory=list)
     recent_times: list[float] = field(default_factory=list)
     predicted: np.ndarray | None = None  # box at the current frame
+    detected: list[bool] = field(default_factory=list)  # per observation: a detection (else flow-propagated)
+    last_detected: float = float("nan")  # time of the last detection joined to the track …
+    detected_box: np.ndarray | None = None  # … and its box
 
     @property
     def last_time(self) -> float:
         return self.times[-1]
+
+    @property
+    def hits(self) -> int:
+        return sum(self.detected)
 
     def velocity(self) -> np.ndarray:
         """px / s of the box centre over the recent (camera-compensated) observations."""
@@ -192,12 +220,15 @@ class DenseTracker:
         self.live: list[_Live] = []
         self.done: list[DenseTrack] = []
         self._next_id = 0
+        self._last_frame = -1  # the previous tracking frame (a track observed there can be flow-propagated)
 
     def _end(self, tr: _Live, reason: str) -> None:
-        if len(tr.frames) >= self.config.min_hits:
+        if tr.hits >= self.config.min_hits:
             assert tr.appearance is not None
-            self.done.append(DenseTrack(tr.track_id, tr.class_name, np.array(tr.frames, np.int64),
-                                        np.array(tr.times), np.array(tr.boxes), np.array(tr.scores),
+            # the flow-propagated tail after the last detection ends the track: nothing confirmed it
+            n = max(i for i, d in enumerate(tr.detected) if d) + 1
+            self.done.append(DenseTrack(tr.track_id, tr.class_name, np.array(tr.frames[:n], np.int64),
+                                        np.array(tr.times[:n]), np.array(tr.boxes[:n]), np.array(tr.scores[:n]),
                                         tr.appearance.copy(), reason))
 
     def _start(self, frame: int, t: float, det: FrameDetection) -> None:
@@ -206,36 +237,73 @@ class DenseTracker:
         self._observe(tr, frame, t, det)
         self.live.append(tr)
 
-    def _observe(self, tr: _Live, frame: int, t: float, det: FrameDetection) -> None:
+    def _observe(self, tr: _Live, frame: int, t: float, det: FrameDetection, detected: bool = True) -> None:
         box = np.asarray(det.box_xyxy, np.float64)
         tr.frames.append(frame)
         tr.times.append(t)
         tr.boxes.append(box)
         tr.scores.append(float(det.score))
-        app = np.asarray(det.appearance, np.float64)
-        tr.appearance = app.copy() if tr.appearance is None else 0.8 * tr.appearance + 0.2 * app
+        tr.detected.append(detected)
+        if detected:  # the appearance model learns from detections only (a drifting flow box would teach it)
+            tr.last_detected, tr.detected_box = t, box
+            app = np.asarray(det.appearance, np.float64)
+            tr.appearance = app.copy() if tr.appearance is None else 0.8 * tr.appearance + 0.2 * app
         tr.recent = [*tr.recent, box][-(self.config.velocity_frames + 1):]
         tr.recent_times = [*tr.recent_times, t][-(self.config.velocity_frames + 1):]
         tr.predicted = box
 
-    def update(self, frame: int, t: float, detections: list[FrameDetection], camera_motion: np.ndarray | None = None,
-               cut: bool = False) -> None:
-        """Associate one tracking frame's detections. ``camera_motion``: 2×3 map from the previous tracking frame's
-        pixels to this one's (None: no camera compensation); ``cut``: a hard cut precedes this frame."""
-        cfg = self.config
+    def _advance(self, t: float, camera_motion: np.ndarray | None, cut: bool) -> None:
+        """Move to a new tracking frame: a cut ends every track, tracks undetected for ``max_coast_s`` end, and
+        the recent boxes follow the camera's image motion (``camera_motion``: previous frame → this one)."""
         if cut:
             for tr in self.live:
                 self._end(tr, "cut")
             self.live = []
-            camera_motion = None
         for tr in list(self.live):
-            if t - tr.last_time > cfg.max_coast_s:
+            # the flow following a track unbroken since its last detection carries it for longer
+            followed = tr.frames[-1] == self._last_frame
+            limit = self.config.max_flow_coast_s if followed else self.config.max_coast_s
+            if t - tr.last_detected > limit:
                 self._end(tr, "coast")
                 self.live.remove(tr)
-        # predict: the camera's image motion moves the recent boxes, the track's own velocity shifts the last
-        for tr in self.live:
-            if camera_motion is not None:
+        if camera_motion is not None and not cut:
+            for tr in self.live:
                 tr.recent = [apply_similarity(b, camera_motion) for b in tr.recent]
+
+    def propagate(self, frame: int, t: float, flow: Callable[[np.ndarray], np.ndarray | None],
+                  camera_motion: np.ndarray | None = None, cut: bool = False) -> None:
+        """A frame without detections: each track observed at the previous tracking frame follows ``flow(box)``
+        (its box moved by the image's own motion there, None where the flow is unsure; then the track only
+        coasts until the next detection)."""
+        self._advance(t, camera_motion, cut)
+        for tr in self.live:
+            moved = flow(tr.boxes[-1]) if tr.frames[-1] == self._last_frame else None
+            if moved is not None:
+                assert tr.appearance is not None
+                self._observe(tr, frame, t, FrameDetection(moved, tr.scores[-1], tr.class_name, tr.appearance),
+                              detected=False)
+        self._last_frame = frame
+
+    def update(self, frame: int, t: float, detections: list[FrameDetection], camera_motion: np.ndarray | None = None,
+               cut: bool = False, flow: Callable[[np.ndarray], np.ndarray | None] | None = None) -> None:
+        """Associate one tracking frame's detections. ``camera_motion``: 2×3 map from the previous tracking frame's
+        pixels to this one's (None: no camera compensation); ``cut``: a hard cut precedes this frame. ``flow``
+        (as in :meth:`propagate`) for the tracks observed at the previous tracking frame: where such a track
+        joins a detection after flow-propagated frames, the flow's box here against the detection is the drift,
+        taken out of those frames' boxes (:func:`_remove_drift`); where none joins it, the flow's box carries it
+        on (it may coast ``max_flow_coast_s``)."""
+        cfg = self.config
+        self._advance(t, camera_motion, cut)
+        flowed: dict[int, np.ndarray] = {}  # the flow's box here for the tracks it followed to the last frame
+        if flow is not None:
+            for tr in self.live:
+                if tr.frames[-1] == self._last_frame:
+                    moved = flow(tr.boxes[-1])
+                    if moved is not None:
+                        flowed[tr.track_id] = moved
+        self._last_frame = frame
+        # predict: the recent boxes (in this frame's pixels) and the track's own velocity shift the last
+        for tr in self.live:
             shift = tr.velocity() * (t - tr.last_time)
             tr.predicted = tr.recent[-1] + np.array([shift[0], shift[1], shift[0], shift[1]])
         n_t, n_d = len(self.live), len(detections)
@@ -253,8 +321,10 @@ class DenseTracker:
                         _diag(tr.predicted), 1.0)
                     if iou[i, j] < cfg.min_iou and not near:
                         continue
-                    ratio = _area(dets[j]) / _area(tr.boxes[-1])
-                    bound = cfg.max_size_ratio ** max(1.0, (t - tr.last_time) / 0.1)
+                    # against the last detected box: a flow-propagated box keeps its size, detections measure it
+                    assert tr.detected_box is not None
+                    ratio = _area(dets[j]) / _area(tr.detected_box)
+                    bound = cfg.max_size_ratio ** max(1.0, (t - tr.last_detected) / 0.1)
                     if not 1.0 / bound <= ratio <= bound:
                         continue
                     app = bhattacharyya(tr.appearance, d.appearance)
@@ -267,7 +337,7 @@ class DenseTracker:
         # matching cascade: established tracks (≥ min_hits observations) first, among themselves; then the
         # detections left over against the tentative ones (a tentative track competing with an established one
         # for a box is usually a duplicate of it, not a second identity)
-        confirmed = np.array([len(tr.frames) >= cfg.min_hits for tr in self.live], bool)
+        confirmed = np.array([tr.hits >= cfg.min_hits for tr in self.live], bool)
         for group in (np.flatnonzero(confirmed), np.flatnonzero(~confirmed)):
             free = np.array([j for j in range(n_d) if j not in matched_d], np.int64)
             if not len(group) or not len(free):
@@ -288,10 +358,19 @@ class DenseTracker:
                     continue
                 matched_t.add(i)
                 matched_d.add(j)
-                self._observe(self.live[i], frame, t, detections[j])
+                tr = self.live[i]
+                if tr.track_id in flowed and not tr.detected[-1]:
+                    _remove_drift(tr, t, np.asarray(detections[j].box_xyxy, np.float64) - flowed[tr.track_id])
+                self._observe(tr, frame, t, detections[j])
         for i in sorted(ended, reverse=True):
             self._end(self.live[i], "ambiguous")
             del self.live[i]
+        # a track the detector missed here goes on with the flow's box (it coasts on it, see _advance)
+        for tr in self.live:
+            if tr.frames[-1] != frame and tr.track_id in flowed:
+                assert tr.appearance is not None
+                self._observe(tr, frame, t, FrameDetection(flowed[tr.track_id], tr.scores[-1], tr.class_name,
+                                                           tr.appearance), detected=False)
         for j, d in enumerate(detections):
             if j not in matched_d:
                 self._start(frame, t, d)
@@ -302,6 +381,17 @@ class DenseTracker:
             self._end(tr, "end")
         self.live = []
         return sorted(self.done, key=lambda d: (d.start_s, d.track_id))
+
+
+def _remove_drift(tr: _Live, t: float, residual: np.ndarray) -> None:
+    """Spread ``residual`` (detection − flow box at time ``t``) over the track's flow-propagated boxes since its
+    last detection, in proportion to the time since it: the flow's error grows step by step from zero there."""
+    k = len(tr.detected)
+    while k > 0 and not tr.detected[k - 1]:
+        k -= 1
+    for i in range(k, len(tr.detected)):
+        w = (tr.times[i] - tr.last_detected) / max(t - tr.last_detected, 1e-9)
+        tr.boxes[i] = tr.boxes[i] + w * residual
 
 
 def _extrapolate(track: DenseTrack, t: float, velocity_frames: int) -> np.ndarray:
@@ -450,13 +540,12 @@ class CameraMotionTracker:
     def step(self, frame_rgb: np.ndarray) -> np.ndarray | None:
         """2×3 map from the previous frame's pixels to this frame's (full resolution), None for the first frame
         or when too few corners agree."""
+        return self.step_gray(*work_gray(frame_rgb, self.work_side))
+
+    def step_gray(self, gray: np.ndarray, s: float) -> np.ndarray | None:
+        """:meth:`step` on the frame's grey already at work size (``s``: work px per full-resolution px)."""
         import cv2
 
-        h, w = frame_rgb.shape[:2]
-        s = min(1.0, self.work_side / max(h, w))
-        gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
-        if s < 1.0:
-            gray = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
         prev, self._prev, self._scale = self._prev, gray, s
         if prev is None or prev.shape != gray.shape:
             return None
@@ -475,6 +564,49 @@ class CameraMotionTracker:
         m = m.astype(np.float64)
         m[:, 2] /= s
         return m
+
+
+def median_flow_box(prev: np.ndarray, cur: np.ndarray, scale: float, box_xyxy: np.ndarray,
+                    config: DenseTrackConfig = DenseTrackConfig()) -> np.ndarray | None:
+    """The box (full-resolution px) moved from grey ``prev`` to ``cur`` (both at work size, ``scale`` work px per
+    full px) by the median displacement of the corners inside it. None when fewer than ``flow_min_points``
+    corners pass LK's forward-backward check or their spread (median ratio of pairwise distances) changes by more
+    than ``flow_max_scale_step`` in the step (occlusion, or the flow left the object)."""
+    import cv2
+
+    h, w = prev.shape
+    x1, y1, x2, y2 = np.asarray(box_xyxy, np.float64) * scale
+    # the inner part of the box: its edges are mostly background, whose flow is the camera's, not the object's
+    bw, bh = x2 - x1, y2 - y1
+    ix1, ix2 = int(max(0, x1 + 0.15 * bw)), int(min(w, x2 - 0.15 * bw + 1))
+    iy1, iy2 = int(max(0, y1 + 0.1 * bh)), int(min(h, y2 - 0.1 * bh + 1))
+    if ix2 - ix1 < 3 or iy2 - iy1 < 3:
+        return None
+    mask = np.zeros_like(prev)
+    mask[iy1:iy2, ix1:ix2] = 255
+    pts = cv2.goodFeaturesToTrack(prev, config.flow_max_points, 0.01, 2, mask=mask)
+    if pts is None or len(pts) < config.flow_min_points:
+        return None
+    win = (11, 11)
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=win, maxLevel=2)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, nxt, None, winSize=win, maxLevel=2)
+    fb = np.linalg.norm((pts - back).reshape(-1, 2), axis=1)
+    ok = (st[:, 0] == 1) & (st2[:, 0] == 1) & (fb < config.flow_fb_max_px)
+    if ok.sum() < config.flow_min_points:
+        return None
+    a, b = pts.reshape(-1, 2)[ok].astype(np.float64), nxt.reshape(-1, 2)[ok].astype(np.float64)
+    shift = np.median(b - a, axis=0)
+    i, j = np.triu_indices(len(a), 1)
+    da = np.linalg.norm(a[i] - a[j], axis=1)
+    db = np.linalg.norm(b[i] - b[j], axis=1)
+    good = da > 2.0
+    ratio = float(np.median(db[good] / da[good])) if good.any() else 1.0
+    if not 1.0 / config.flow_max_scale_step <= ratio <= config.flow_max_scale_step:
+        return None
+    # the box moves but keeps its size: the corners' spread on a non-rigid body (a twirling dancer) is a noisy
+    # scale, and over a few frames it compounded into boxes the next detection's size gate refused; the drift
+    # correction at that detection (DenseTracker.update) brings the size in linearly
+    return (np.array([x1, y1, x2, y2]) + np.array([shift[0], shift[1], shift[0], shift[1]])) / scale
 
 
 def tracking_frame_indices(timestamps_s: np.ndarray, config: DenseTrackConfig = DenseTrackConfig(),
@@ -532,6 +664,7 @@ class DenseTrackResult:
     cut_times_s: list[float]
     num_frames: int
     seconds: dict[str, float]
+    num_detected: int = 0  # frames the detector ran on (the others were flow-propagated)
 
 
 def track_frames(frames: Iterable[tuple[int, float, np.ndarray]], detect: Callable[[np.ndarray], list],
@@ -551,28 +684,47 @@ def track_frames(frames: Iterable[tuple[int, float, np.ndarray]], detect: Callab
     camera = CameraMotionTracker() if compensate_camera else None
     seconds = {"detect": 0.0, "track": 0.0, "camera_motion": 0.0}
     cuts: list[float] = []
-    count = 0
+    count = detections = 0
+    period = 0.0 if config.detect_fps is None else 1.0 / config.detect_fps
+    next_detect = -np.inf
+    first_t: float | None = None
+    prev_gray: np.ndarray | None = None
     for index, t, frame in frames:
         start = time.perf_counter()
-        found = detect(frame)
-        mid = time.perf_counter()
-        motion = camera.step(frame) if camera is not None else None
-        mid2 = time.perf_counter()
-        dets = [FrameDetection(np.asarray(d.box_xyxy, np.float64), float(d.score), d.class_name,
-                               box_appearance(frame, d.box_xyxy)) for d in found]
+        gray, scale = work_gray(frame, camera.work_side if camera is not None else 320)
+        motion = camera.step_gray(gray, scale) if camera is not None else None
         cut = cuts_seen.step(frame_histogram(frame))
         if cut:
             cuts.append(float(t))
-        tracker.update(index, t, dets, None if cut else motion, cut)
+            motion = None
+        mid = time.perf_counter()
+        dets: list[FrameDetection] = []
+        if cut or prev_gray is None or t >= next_detect - 1e-6:
+            found = detect(frame)
+            dets = [FrameDetection(np.asarray(d.box_xyxy, np.float64), float(d.score), d.class_name,
+                                   box_appearance(frame, d.box_xyxy)) for d in found]
+            mid2 = time.perf_counter()
+            flow = None if prev_gray is None else functools.partial(median_flow_box, prev_gray, gray, scale,
+                                                                    config=config)
+            tracker.update(index, t, dets, motion, cut, flow)
+            detections += 1
+            # the next tick after t of a detection grid anchored at the first frame
+            first_t = t if first_t is None else first_t
+            next_detect = first_t + period * (np.floor((t - first_t) / period + 1e-6) + 1) if period > 0 else t
+        else:
+            mid2 = mid
+            flow = functools.partial(median_flow_box, prev_gray, gray, scale, config=config)
+            tracker.propagate(index, t, flow, motion, cut)
+        prev_gray = gray
         if on_frame is not None:
             on_frame(index, t, frame, dets)
         end = time.perf_counter()
-        seconds["detect"] += mid - start
-        seconds["camera_motion"] += mid2 - mid
+        seconds["camera_motion"] += mid - start
+        seconds["detect"] += mid2 - mid
         seconds["track"] += end - mid2
         count += 1
     tracks = reidentify(tracker.finish(), config, cuts)
-    return DenseTrackResult(tracks, cuts, count, seconds)
+    return DenseTrackResult(tracks, cuts, count, seconds, detections)
 
 
 class DenseTrackerEstimator(Estimator):

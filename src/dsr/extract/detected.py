@@ -1,10 +1,11 @@
 """Grounding by detection: COCO objects tracked densely, read at the record's sampled frames.
 
-The object stage's default (extraction.md §4.4 "Grounder"): YOLOv3-tiny (:mod:`dsr.extract.detect`) runs on
-every tracking-rate frame and the identity-safe tracker (:mod:`dsr.extract.dense_track`) follows the objects
-through the whole clip; the sampled frames take each track's box there (exact at a tracked frame; the
-sampled frames are always tracking frames). Motion stays the fallback for things no COCO class covers
-(:func:`unexplained_movers` keeps the movers that no detected object accounts for).
+The object stage's default (extraction.md §4.4 "Grounder"): YOLOv3-tiny (:mod:`dsr.extract.detect`) runs at
+the detection rate and the identity-safe tracker (:mod:`dsr.extract.dense_track`) follows the objects through
+every tracking-rate frame of the clip (median flow between detections); the sampled frames take each track's
+box there (exact at a tracked frame; the sampled frames are always tracking frames). Motion stays the fallback
+for things no COCO class covers (:func:`unexplained_movers` keeps the movers that no detected object accounts
+for).
 
 Frames come from the video file, decoded once more and never stored (:func:`tracking_frames`); an in-memory
 clip without a file falls back to its dense frames.
@@ -13,6 +14,7 @@ clip without a file falls back to its dense frames.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -56,20 +58,27 @@ class SampledObject:
     scores: np.ndarray
 
 
-def tracking_frames(clip: VideoClip, video_path: str | os.PathLike[str] | None, timestamps_s: np.ndarray | None,
-                    config: DenseTrackConfig) -> Iterator[tuple[int, float, np.ndarray]]:
+def tracking_frames(clip: VideoClip | None, video_path: str | os.PathLike[str] | None,
+                    timestamps_s: np.ndarray | None, config: DenseTrackConfig, *, sampled: np.ndarray | None = None,
+                    stop: threading.Event | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """(video index, t_s relative to the first frame, RGB full resolution) at the tracking rate.
 
     From the file when there is one (``timestamps_s``: every video frame's presentation time, as probed);
-    the sampled frames are always among them. Without a file, the clip's dense frames (upscaled boxes are
-    avoided by returning the full-resolution sampled frame where a dense frame is a sampled one).
+    the sampled frames (``clip.frame_indices``, or ``sampled`` before the clip is decoded) are always among
+    them. Without a file, the clip's dense frames (upscaled boxes are avoided by returning the full-resolution
+    sampled frame where a dense frame is a sampled one). Ends early once ``stop`` is set.
     """
     if video_path is not None and timestamps_s is not None and os.path.exists(video_path):
         ts = np.asarray(timestamps_s, np.float64)
-        wanted = tracking_frame_indices(ts, config, must_include=clip.frame_indices)
+        must = clip.frame_indices if clip is not None else sampled
+        wanted = tracking_frame_indices(ts, config, must_include=must)
         for index, _, frame in iter_video_frames(str(video_path), wanted):
+            if stop is not None and stop.is_set():
+                return
             yield index, float(ts[index] - ts[0]), frame
         return
+    if clip is None:
+        raise ValueError("tracking frames need a video file or a decoded clip")
     import cv2
 
     sampled = {int(i): k for k, i in enumerate(clip.frame_indices)}
@@ -83,15 +92,19 @@ def tracking_frames(clip: VideoClip, video_path: str | os.PathLike[str] | None, 
             yield int(index), float(index / clip.fps - t0), full
 
 
-def detect_and_track(clip: VideoClip, video_path: str | os.PathLike[str] | None, timestamps_s: np.ndarray | None,
-                     config: DetectGroundingConfig = DetectGroundingConfig()) -> DenseTrackResult:
-    """YOLO on every tracking frame → dense tracks (after re-identification). Raises
-    :class:`~dsr.extract.registry.EstimatorError` when the detector's weights are not installed."""
+def detect_and_track(clip: VideoClip | None, video_path: str | os.PathLike[str] | None,
+                     timestamps_s: np.ndarray | None, config: DetectGroundingConfig = DetectGroundingConfig(), *,
+                     sampled: np.ndarray | None = None, stop: threading.Event | None = None) -> DenseTrackResult:
+    """YOLO at the detection rate, median flow between → dense tracks (after re-identification). Raises
+    :class:`~dsr.extract.registry.EstimatorError` when the detector's weights are not installed.
+
+    With a video file it needs only the sampled frames' indices (``sampled`` when ``clip`` is None: the pipeline
+    starts it while the clip is still being decoded); ``stop`` ends it early (the clip was skipped)."""
     from dsr.extract.registry import create_estimator
 
     detector = create_estimator("grounding/yolov3-tiny", config=config.detector)
-    return track_frames(tracking_frames(clip, video_path, timestamps_s, config.tracking), detector.detect,
-                        config.tracking)
+    frames = tracking_frames(clip, video_path, timestamps_s, config.tracking, sampled=sampled, stop=stop)
+    return track_frames(frames, detector.detect, config.tracking)
 
 
 def sampled_objects(result: DenseTrackResult, clip: VideoClip,

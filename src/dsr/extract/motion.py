@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsr.extract.base import Estimator, VideoClip
+from dsr.extract.camera.features import work_gray
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class MotionConfig:
     close_px: int = 9  # morphological closing joins fragments of one mover
     pair_gap_s: float = 0.3  # time between the two frames compared
     border_frac: float = 0.05  # image border ignored (flow is unreliable there)
+    # the background models are fitted to flow vectors on a grid this many work pixels apart (the residual is
+    # judged at every pixel). The two RANSAC fits are most of the stage (1.6 of 2.2 s on a 2.5-s DAVIS clip),
+    # but an 8-px grid let a translating camera's parallax through as movers on a clip with none
+    # (docs/bench-extract.md §11)
+    fit_grid_px: int = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,17 +46,6 @@ class Detection:
     box_xyxy: np.ndarray
     score: float
     mask: np.ndarray
-
-
-def _work_gray(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = frame.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if s < 1.0:
-        gray = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    return gray, s
 
 
 def residual_flow(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConfig = MotionConfig()
@@ -68,14 +63,16 @@ def residual_flow(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConfig
     """
     import cv2
 
-    ga, s = _work_gray(frame_a, config.work_max_side)
-    gb, _ = _work_gray(frame_b, config.work_max_side)
+    ga, s = work_gray(frame_a, config.work_max_side)
+    gb, _ = work_gray(frame_b, config.work_max_side)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     flow = dis.calc(ga, gb, None)
     h, w = ga.shape
     ys, xs = np.mgrid[0:h:4, 0:w:4]
-    src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-    dst = src + flow[ys.ravel(), xs.ravel()]
+    step = max(1, config.fit_grid_px)
+    fy, fx = np.mgrid[0:h:step, 0:w:step]
+    src = np.stack([fx.ravel(), fy.ravel()], 1).astype(np.float32)
+    dst = src + flow[fy.ravel(), fx.ravel()]
     cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global RNG: the same frames give the same movers, whatever ran before
     H, _ = cv2.findHomography(src, dst, cv2.RANSAC, 1.0)
     if H is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -31,7 +32,7 @@ from dsr.errors import DsrError
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
 from dsr.extract.camera import CameraConfig
 from dsr.extract.camera.auto import DEFAULT_METHODS
-from dsr.extract.clip import ClipConfig, load_clip
+from dsr.extract.clip import ClipConfig, load_clip, sampled_indices
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
 from dsr.extract.detected import DetectGroundingConfig, detect_and_track, sampled_objects, unexplained_movers
 from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
@@ -84,7 +85,7 @@ from dsr.scene.record import (
     VideoInfo,
 )
 from dsr.scene.rle import encode_mask_frames
-from dsr.video import VideoError, VideoMeta
+from dsr.video import VideoError, VideoMeta, probe
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -429,13 +430,24 @@ def _only_trusted_frames(lifted: LiftResult, valid: np.ndarray) -> LiftResult:
 def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: str,
                  config: ExtractConfig = ExtractConfig(), timer: _Timer | None = None, *,
                  init_boxes: dict[str, InitBox] | None = None,
-                 camera: CameraEstimate | None = None) -> ExtractOutcome:
+                 camera: CameraEstimate | None = None, detection: Future | None = None) -> ExtractOutcome:
     """Run camera and object stages on a decoded clip (see :func:`extract_video`).
 
     ``init_boxes``: objects named at the first sampled frame (grounding given boxes) instead of discovered
     movers. ``camera``: a camera estimate of this clip computed before (reused, e.g. by benchmarks that
-    compare grounding modes); None runs the camera stage.
+    compare grounding modes); None runs the camera stage. ``detection``: :func:`detect_and_track` already
+    running for this clip (``extract_video`` starts it before decoding); None starts it here when needed.
     """
+    stop = threading.Event()  # set on leaving: a detection started here stops with the clip
+    try:
+        return _extract_clip(clip, meta, video_path, record_id, config, timer, init_boxes, camera, detection, stop)
+    finally:
+        stop.set()
+
+
+def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: str, config: ExtractConfig,
+                  timer: _Timer | None, init_boxes: dict[str, InitBox] | None, camera: CameraEstimate | None,
+                  detection: Future | None, stop: threading.Event) -> ExtractOutcome:
     timer = timer or _Timer()
     out = ExtractOutcome(video=video_path, record_id=record_id, status="failed", reason="",
                          stage_seconds=timer.seconds, duration_s=meta.duration_s)
@@ -452,17 +464,17 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
     with ThreadPoolExecutor(1, thread_name_prefix="dsr-detect") as pool:
         # detection and dense tracking need only the frames: they run on the second core while the camera stage
         # (single-threaded SfM, which releases the GIL) runs on the first
-        detection = None
-        if init_boxes is None and config.detection is not None:
+        if detection is None and init_boxes is None and config.detection is not None:
             detection = pool.submit(timer.run, "detection", detect_and_track, clip, video_path, meta.timestamps_s,
-                                    config.detection)
+                                    config.detection, stop=stop)
         if camera is None:
             estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
             camera = timer.run("camera", estimator.estimate, clip)
         out.camera_attempts = [_attempt_dict(a) for a in camera.attempts]
         if camera.track is None or not camera.trusted:
             out.status, out.reason = "skipped", f"untrusted geometry: {camera.reason}"
-            return out  # leaving the pool waits for the detector: nothing runs on after the outcome
+            stop.set()  # the detector stops at its next frame; leaving the pool waits for it
+            return out
         if init_boxes is not None:
             objects = timer.run("objects", build_given_objects, clip, camera, init_boxes, config)
         else:
@@ -498,15 +510,30 @@ def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractC
         return ExtractOutcome(video=str(path), record_id=f"{Path(path).stem}-unreadable", status="failed",
                               reason=f"unreadable video: {err}")
     try:
-        clip, meta = timer.run("decode", load_clip, path, config.clip)
+        meta = timer.run("decode", probe, path)
     except VideoError as err:
         return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=f"unreadable video: {err}",
                               stage_seconds=timer.seconds)
-    try:
-        return extract_clip(clip, meta, str(path), rid, config, timer, init_boxes=init_boxes)
-    except DsrError as err:
-        return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=str(err),
-                              stage_seconds=timer.seconds, duration_s=meta.duration_s)
+    stop = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="dsr-detect") as pool:
+        # the detector decodes the file itself and needs only the sampled frames' indices: it starts now, on
+        # the second core, while this thread decodes the clip (on short clips it was the longest stage)
+        detection = None
+        if init_boxes is None and config.detection is not None and meta.num_frames >= config.clip.min_frames:
+            detection = pool.submit(timer.run, "detection", detect_and_track, None, str(path), meta.timestamps_s,
+                                    config.detection, sampled=sampled_indices(meta, config.clip), stop=stop)
+        try:
+            clip, meta = timer.run("decode", load_clip, path, config.clip, meta)
+            return extract_clip(clip, meta, str(path), rid, config, timer, init_boxes=init_boxes,
+                                detection=detection)
+        except VideoError as err:
+            return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=f"unreadable video: {err}",
+                                  stage_seconds=timer.seconds, duration_s=meta.duration_s)
+        except DsrError as err:
+            return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=str(err),
+                                  stage_seconds=timer.seconds, duration_s=meta.duration_s)
+        finally:
+            stop.set()  # a clip skipped or failed: the detector stops at its next frame (leaving the pool waits)
 
 
 def find_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
