@@ -351,9 +351,26 @@ def test_vo_retries_on_full_size_frames_when_the_downscaled_chain_fails(truck_cl
         return est if max_side is None else replace(est, trusted=False)
 
     monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
-    est = EssentialVOCamera(CameraConfig()).estimate(clip)
+    est = EssentialVOCamera(CameraConfig(short_clip_vo_fps=None)).estimate(clip)
     assert sides == [320, None]  # every dense frame already: no grid fallback between
     assert est.trusted and est.attempts[0].stats["full_size_fallback"] == 1.0
+
+
+def test_vo_chains_a_6fps_grid_on_short_clips_only(truck_clip: SynthClip, monkeypatch) -> None:
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)  # 30 dense frames at 10 fps: 2.9 s
+    grids: list[int] = []
+    chain = EssentialVOCamera._chain
+
+    def spy(self, clip, grid, start, max_side):
+        grids.append(len(grid))
+        return chain(self, clip, grid, start, max_side)
+
+    monkeypatch.setattr(EssentialVOCamera, "_chain", spy)
+    est = EssentialVOCamera(CameraConfig()).estimate(clip)
+    assert est.trusted and grids == [18]  # the 6-fps grid of test_vo_falls_back_…: frames 0, 2, 4, 5, 7, …, 29
+    grids.clear()
+    EssentialVOCamera(CameraConfig(short_clip_s=2.0)).estimate(clip)  # 2.9 s is not short under a 2-s bound
+    assert grids == [30]
 
 
 def cv2_resize(frame: np.ndarray, factor: float) -> np.ndarray:
@@ -370,7 +387,7 @@ def test_auto_camera_tries_vo_before_sfm_only_on_short_clips() -> None:
     auto = AutoCamera()
     assert auto.order(short) == ("rotation", "vo", "pycolmap")
     assert auto.order(long) == ("rotation", "pycolmap", "vo")
-    never = AutoCamera(CameraConfig(vo_first_below_s=None))
+    never = AutoCamera(CameraConfig(short_clip_s=None))
     assert never.order(short) == ("rotation", "pycolmap", "vo")
     # a chain without SfM has nothing to reorder
     assert AutoCamera(methods=("rotation", "vo")).order(short) == ("rotation", "vo")

@@ -179,7 +179,7 @@ def test_extraction_is_deterministic_byte_for_byte(videos: dict[str, Path], tmp_
 
     # SfM before VO even on this short clip: SfM is the path under test
     config = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0),
-                     camera=CameraConfig(vo_first_below_s=None))
+                     camera=CameraConfig(short_clip_s=None))
     first = run_extract([videos["truck"]], tmp_path / "one", config)
     second = run_extract([videos["truck"]], tmp_path / "two", config)
     assert first["by_status"] == second["by_status"] == {"ok": 1}
@@ -187,7 +187,7 @@ def test_extraction_is_deterministic_byte_for_byte(videos: dict[str, Path], tmp_
     code = ("import sys; from dataclasses import replace; from dsr.extract.clip import ClipConfig; "
             "from dsr.extract.camera import CameraConfig; from dsr.extract.pipeline import ExtractConfig, run_extract; "
             "run_extract([sys.argv[1]], sys.argv[2], replace(ExtractConfig(), clip=ClipConfig(num_samples=12, "
-            "dense_fps=10.0), camera=CameraConfig(vo_first_below_s=None), "
+            "dense_fps=10.0), camera=CameraConfig(short_clip_s=None), "
             "camera_methods=tuple(sys.argv[3].split(','))))")
     name = f"{record_id_for(videos['truck'])}.npz"
     subprocess.run([sys.executable, "-c", code, str(videos["truck"]), str(tmp_path / "three"),

@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
-from dsr.extract.camera.common import CameraConfig, CameraEstimator
+from dsr.extract.camera.common import CameraConfig, CameraEstimator, is_short
 
 # SfM before VO on long clips: labels first. On 24-s worlds VO's rotation drifted 19-29° on orbits and 5-7° on
 # hand-helds (SfM: 1° and 0.3-0.5°), and precision fell (docs/bench-extract.md §10.3). VO's drift grows with
-# the path, and on clips shorter than CameraConfig.vo_first_below_s VO goes first: SfM failed on short DAVIS
+# the path, and on clips shorter than CameraConfig.short_clip_s VO goes first: SfM failed on short DAVIS
 # clips after 2-129 s (§5.2), and took 6-17 s where it held (§11). VO_FIRST_METHODS puts VO first always.
 DEFAULT_METHODS: tuple[str, ...] = ("rotation", "pycolmap", "vo")
 VO_FIRST_METHODS: tuple[str, ...] = ("rotation", "vo", "pycolmap")
@@ -49,13 +49,11 @@ class AutoCamera(CameraEstimator):
         return self.config
 
     def order(self, clip: VideoClip) -> tuple[str, ...]:
-        """The methods in the order to try them: VO before SfM on clips shorter than ``vo_first_below_s``."""
-        threshold = self.config.vo_first_below_s
-        if threshold is None or "vo" not in self.methods or "pycolmap" not in self.methods:
+        """The methods in the order to try them: VO before SfM on clips shorter than ``short_clip_s``."""
+        if "vo" not in self.methods or "pycolmap" not in self.methods:
             return self.methods
         vo, sfm = self.methods.index("vo"), self.methods.index("pycolmap")
-        duration = float(clip.dense_indices[-1] - clip.dense_indices[0]) / clip.fps if clip.fps > 0 else 0.0
-        if vo < sfm or duration >= threshold:
+        if vo < sfm or not is_short(clip, self.config):
             return self.methods
         out = list(self.methods)
         out[vo], out[sfm] = out[sfm], out[vo]

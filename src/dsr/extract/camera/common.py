@@ -58,9 +58,13 @@ class CameraConfig:
     # the rendered worlds' frame size, where VO's error model was calibrated; on 640-px DAVIS frames it made VO
     # 4-5x cheaper (docs/bench-extract.md §11)
     vo_max_side: int | None = 320
-    # camera/auto tries VO before SfM on clips shorter than this (s; None: never): VO's drift grows with the
-    # path and stayed small on short clips, where SfM cost 6-17 s per DAVIS clip (docs/bench-extract.md §11)
-    vo_first_below_s: float | None = 10.0
+    # a clip shorter than this (s; None: none is) is short: camera/auto tries VO before SfM, and VO chains the
+    # short_clip_vo_fps grid. VO's drift grows with the path and stayed small on short clips, where SfM cost
+    # 6-17 s per DAVIS clip; every world is 24 s (docs/bench-extract.md §11)
+    short_clip_s: float | None = 10.0
+    # VO's grid on short clips (None: vo_fps there too). The 32 sampled frames make a 2-s clip's dense set ~16
+    # fps; 6 fps made VO 2-3x cheaper there with the DAVIS labels unchanged (96.4%)
+    short_clip_vo_fps: float | None = 6.0
     max_step_rotation_deg: float = 30.0  # VO flip guard: per dense step (extraction.md §3.4)
     min_cheirality_ratio: float = 0.5
     min_track_points: int = 30
@@ -136,6 +140,13 @@ class OpenCVCamera(CameraEstimator):
         import cv2
 
         return Source(name=self.name, version=f"opencv-{cv2.__version__}")
+
+
+def is_short(clip: VideoClip, config: CameraConfig) -> bool:
+    """Whether the clip's dense frames span less than ``config.short_clip_s`` seconds."""
+    if config.short_clip_s is None or clip.fps <= 0:
+        return False
+    return float(clip.dense_indices[-1] - clip.dense_indices[0]) / clip.fps < config.short_clip_s
 
 
 def grid_positions(dense_indices: np.ndarray, fps: float, rate: float | None) -> np.ndarray:

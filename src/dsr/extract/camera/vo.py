@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
-from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, grid_positions, sampled_track
+from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, grid_positions, is_short, sampled_track
 from dsr.extract.camera.features import FeatureMatcher, gray
 from dsr.scene.frames import invert_pose, make_pose
 from dsr.scene.poses import fill_poses, interpolate_poses, project_to_so3, rotation_angle_deg
@@ -35,9 +35,13 @@ class EssentialVOCamera(OpenCVCamera):
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         start = time.perf_counter()
-        # the chain runs on the dense frames of a vo_fps grid; the others (on short clips mostly the sampled
-        # frames, which make the dense set ~16 fps) are interpolated between the grid frames around them
-        grid = grid_positions(clip.dense_indices, clip.fps, self.config.vo_fps)
+        # the chain runs on the dense frames of a vo_fps grid (short_clip_vo_fps on a short clip); the others (on
+        # short clips mostly the sampled frames, which make the dense set ~16 fps) are interpolated between the
+        # grid frames around them
+        rate = self.config.vo_fps
+        if is_short(clip, self.config) and self.config.short_clip_vo_fps is not None:
+            rate = self.config.short_clip_vo_fps
+        grid = grid_positions(clip.dense_indices, clip.fps, rate)
         side = self.config.vo_max_side
         est = self._chain(clip, grid, start, side)
         every = np.arange(len(clip.dense_indices))
