@@ -371,6 +371,9 @@ def test_vo_chains_a_6fps_grid_on_short_clips_only(truck_clip: SynthClip, monkey
     grids.clear()
     EssentialVOCamera(CameraConfig(short_clip_s=2.0)).estimate(clip)  # 2.9 s is not short under a 2-s bound
     assert grids == [30]
+    grids.clear()
+    EssentialVOCamera(CameraConfig(vo_fps=3.0)).estimate(clip)  # a rate the user set wins on short clips too
+    assert grids[0] == 10  # ticks k/3 s, k = 0..8: frames 0, 4, 7, 10, 14, 17, 20, 24, 27, and the last (29)
 
 
 def cv2_resize(frame: np.ndarray, factor: float) -> np.ndarray:

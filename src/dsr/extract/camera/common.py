@@ -62,8 +62,8 @@ class CameraConfig:
     # short_clip_vo_fps grid. VO's drift grows with the path and stayed small on short clips, where SfM cost
     # 6-17 s per DAVIS clip; every world is 24 s (docs/bench-extract.md §11)
     short_clip_s: float | None = 10.0
-    # VO's grid on short clips (None: vo_fps there too). The 32 sampled frames make a 2-s clip's dense set ~16
-    # fps; 6 fps made VO 2-3x cheaper there with the DAVIS labels unchanged (96.4%)
+    # VO's grid on short clips where vo_fps is unset (None: every dense frame there too). The 32 sampled frames
+    # make a 2-s clip's dense set ~16 fps; 6 fps made VO 2-3x cheaper there, the DAVIS labels unchanged (96.4%)
     short_clip_vo_fps: float | None = 6.0
     max_step_rotation_deg: float = 30.0  # VO flip guard: per dense step (extraction.md §3.4)
     min_cheirality_ratio: float = 0.5

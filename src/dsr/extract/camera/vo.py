@@ -35,11 +35,11 @@ class EssentialVOCamera(OpenCVCamera):
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
         start = time.perf_counter()
-        # the chain runs on the dense frames of a vo_fps grid (short_clip_vo_fps on a short clip); the others (on
-        # short clips mostly the sampled frames, which make the dense set ~16 fps) are interpolated between the
-        # grid frames around them
+        # the chain runs on the dense frames of a vo_fps grid (unset: short_clip_vo_fps on a short clip); the
+        # others (on short clips mostly the sampled frames, which make the dense set ~16 fps) are interpolated
+        # between the grid frames around them
         rate = self.config.vo_fps
-        if is_short(clip, self.config) and self.config.short_clip_vo_fps is not None:
+        if rate is None and is_short(clip, self.config):
             rate = self.config.short_clip_vo_fps
         grid = grid_positions(clip.dense_indices, clip.fps, rate)
         side = self.config.vo_max_side
