@@ -299,7 +299,7 @@ def main() -> None:
     from dataclasses import asdict
 
     from dsr.extract.pipeline import ExtractConfig
-    from dsr.qa.generate import generate_record_qas
+    from dsr.qa.generate import GenerationReport, generate_record_qas
     from dsr.qa.rules import QAConfig
     from dsr.scene.io import read_record
 
@@ -326,6 +326,8 @@ def main() -> None:
     calib: dict[str, list[dict]] = defaultdict(list)
     per_clip, by_motion = [], defaultdict(list)
     rows_off: list[dict] = []
+    # why the generator's attempts made no QA (with abstention): where the yield goes
+    not_made = GenerationReport()
     by_motion_off: dict[str, list[dict]] = defaultdict(list)
     videos = 0
     for motion in args.motions:
@@ -345,8 +347,12 @@ def main() -> None:
                 sim, _ = alignment(ext, gt, id_map)
                 for key, vals in calibration_samples(world.name, ext, gt, id_map, sim).items():
                     calib[key].extend(vals)
+                report = GenerationReport()
                 qas = [qa if isinstance(qa, dict) else qa.to_json() for qa in
-                       generate_record_qas(ext, per_video=args.per_video, seed=seed)]
+                       generate_record_qas(ext, per_video=args.per_video, seed=seed, report=report)]
+                not_made.failures.update(report.failures)
+                not_made.attempts += report.attempts
+                clip["attempts_failed_by_reason"] = dict(report.failures.most_common())
                 rows = judge(qas, ext, gt, id_map)
                 # the same record without issue 11's abstention: what the thresholds buy, on the same worlds
                 off_cfg = QAConfig(min_track_confidence=0.0, min_stability_uncertain=0.0)
@@ -382,6 +388,8 @@ def main() -> None:
         "per_type": {t: precision([r for r in all_rows if r["type"] == t], n_videos)
                      for t in sorted({r["type"] for r in all_rows})},
         "abstention_sweep": sweep,
+        "attempts": not_made.attempts,
+        "attempts_failed_by_reason": dict(not_made.failures.most_common()),
         "calibration": coverage_of(calib),
     }
     print(json.dumps(summary, indent=1))

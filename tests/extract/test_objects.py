@@ -353,3 +353,51 @@ def test_floor_scale_reads_the_floor_beside_the_feet_and_skips_the_object() -> N
     no_depth = prior_depth.copy()
     no_depth[:2] = np.nan
     assert floor_scale([boxes], [no_depth], K, c2w, np.ones(6, bool), points, cfg) is None
+
+
+def test_refine_component_cuts_the_blob_back_to_the_object() -> None:
+    """A flow blob that overshoots a red square by 6 px on every side, on a textured grey floor: the colour
+    model keeps the square (box within 1 px) and drops the floor the blob spilled onto."""
+    from dsr.extract.motion import refine_component
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(90, 140, (120, 160, 1), dtype=np.uint8).repeat(3, axis=2)
+    frame[40:70, 60:90] = (200, 30, 30)
+    blob = np.zeros((120, 160), bool)
+    blob[34:76, 54:96] = True
+    out = refine_component(frame, blob)
+    ys, xs = np.nonzero(out)
+    assert abs(xs.min() - 60) <= 1 and abs(xs.max() - 89) <= 1 and abs(ys.min() - 40) <= 1 and abs(ys.max() - 69) <= 1
+    assert out.sum() < 0.6 * blob.sum()
+
+
+def test_refine_component_splits_a_blob_bridging_two_objects() -> None:
+    """One blob over two objects of different colours with floor between them: the largest object is kept."""
+    from dsr.extract.motion import refine_component
+
+    rng = np.random.default_rng(1)
+    frame = rng.integers(90, 140, (120, 200, 1), dtype=np.uint8).repeat(3, axis=2)
+    frame[40:80, 40:80] = (30, 30, 200)  # the larger object
+    frame[50:70, 110:130] = (30, 200, 30)
+    blob = np.zeros((120, 200), bool)
+    blob[36:84, 36:134] = True
+    out = refine_component(frame, blob)
+    ys, xs = np.nonzero(out)
+    assert xs.max() < 100 and abs(xs.min() - 40) <= 1 and abs(ys.min() - 40) <= 1
+
+
+def test_refine_component_keeps_a_blob_it_cannot_model() -> None:
+    """A blob filling its whole frame leaves no background to learn colours from: it comes back unchanged."""
+    from dsr.extract.motion import refine_component
+
+    frame = np.full((20, 20, 3), 128, np.uint8)
+    blob = np.ones((20, 20), bool)
+    assert np.array_equal(refine_component(frame, blob), blob)
+
+
+def test_motion_config_rejects_an_unknown_flow_preset() -> None:
+    from dsr.errors import DsrError
+    from dsr.extract.motion import MotionConfig
+
+    with pytest.raises(DsrError, match="preset"):
+        MotionConfig(flow_preset="slow")
