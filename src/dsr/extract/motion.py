@@ -2,8 +2,8 @@
 
 DIS flow between a dense frame and the next → a homography fitted (RANSAC) to the flow field models the
 camera's image motion (exact for rotation or distant/planar backgrounds) → pixels whose flow disagrees
-with it by more than an adaptive threshold are movers → connected components are detections, each re-decided
-by colour (GrabCut), since the flow's blob overshoots the object.
+with it by more than an adaptive threshold are movers → connected components are detections (optionally each
+re-decided by colour, :func:`refine_component`).
 
 The same residual statistic drives the offline motion filter of ``dsr curate``.
 """
@@ -39,14 +39,16 @@ class MotionConfig:
     # but an 8-px grid let a translating camera's parallax through as movers on a clip with none
     # (docs/bench-extract.md §11)
     fit_grid_px: int = 4
-    # DIS optical flow preset ("fast" or "medium"). The fast preset's patches blur a mover's flow past its
-    # outline, so its boxes were too big and merged neighbours: on six translating rendered worlds mean box IoU
-    # 0.16 (fast) vs 0.26 (medium), for ~5 ms more per frame pair (docs/bench-extract.md §12)
+    # DIS optical flow preset ("ultrafast", "fast" or "medium"). The fast preset's patches blur a mover's flow
+    # past its outline, so its boxes were too big and merged neighbours. The medium preset, for ~5 ms more per
+    # frame pair: mean best box IoU of the movers with the DAVIS-2016 GT object 0.239 -> 0.299 (20 clips), and
+    # with moving rendered objects 0.16 -> 0.26 (docs/bench-extract.md §12)
     flow_preset: str = "medium"
-    # GrabCut iterations that re-decide each motion component's pixels by colour (0: off). The residual blob
-    # still overshoots the object and bridges near neighbours; the object's own colours do not: recall of
-    # moving objects at box IoU >= 0.5 rose 0.15 -> 0.32 on those worlds
-    refine_iters: int = 2
+    # GrabCut iterations that re-decide each motion component's pixels by colour (0: off, the default). It helps
+    # renders and hurts real video, so it is opt-in: on the rendered worlds' movers box IoU 0.26 -> 0.35, but on
+    # DAVIS 0.299 -> 0.245 (flow movers) and 0.40 -> 0.23 (background movers): shadows and backgrounds of
+    # similar colour
+    refine_iters: int = 0
     refine_pad: float = 0.3  # the colour model's region: the component's box grown by this share per side
     refine_max_side: int = 128  # px: a larger region is refined downscaled to this long side
 
@@ -141,9 +143,10 @@ def moving_fraction(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConf
     return float(motion_mask(res, config).mean())
 
 
-def refine_component(frame_rgb: np.ndarray, component: np.ndarray, config: MotionConfig = MotionConfig()
-                     ) -> np.ndarray:
-    """The component (h, w) bool re-decided by colour: GrabCut in the component's box grown by ``refine_pad``,
+def refine_component(frame_rgb: np.ndarray, component: np.ndarray, iterations: int = 2, pad: float = 0.3,
+                     max_side: int = 128) -> np.ndarray:
+    """The component (h, w) bool re-decided by colour: ``iterations`` of GrabCut in the component's box grown by
+    ``pad`` per side (downscaled to ``max_side`` px when larger),
     seeded with the component as probable object, a 2-px ring around it as probable background and the rest of
     the region as background; the largest connected part of the result. The component itself when GrabCut
     cannot run (no background in the region, OpenCV refuses) or keeps nothing."""
@@ -154,7 +157,7 @@ def refine_component(frame_rgb: np.ndarray, component: np.ndarray, config: Motio
     if not len(xs):
         return component
     x1, x2, y1, y2 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    px, py = config.refine_pad * (x2 - x1), config.refine_pad * (y2 - y1)
+    px, py = pad * (x2 - x1), pad * (y2 - y1)
     rx1, ry1 = int(max(0, x1 - px)), int(max(0, y1 - py))
     rx2, ry2 = int(min(w, np.ceil(x2 + px))), int(min(h, np.ceil(y2 + py)))
     comp = component[ry1:ry2, rx1:rx2]
@@ -166,14 +169,13 @@ def refine_component(frame_rgb: np.ndarray, component: np.ndarray, config: Motio
         return component
     roi = np.ascontiguousarray(frame_rgb[ry1:ry2, rx1:rx2])
     rh, rw = seeds.shape
-    shrink = min(1.0, config.refine_max_side / max(rh, rw))
+    shrink = min(1.0, max_side / max(rh, rw))
     if shrink < 1.0:  # GrabCut's cost grows with the region's pixels: a large mover is refined at a coarser size
         size = (max(1, round(rw * shrink)), max(1, round(rh * shrink)))
         roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
         seeds = cv2.resize(seeds, size, interpolation=cv2.INTER_NEAREST)
     try:
-        cv2.grabCut(roi, seeds, None, np.zeros((1, 65)), np.zeros((1, 65)), config.refine_iters,
-                    cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(roi, seeds, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return component
     if shrink < 1.0:
@@ -211,7 +213,7 @@ def mask_detections(mask: np.ndarray, residual: np.ndarray, out_hw: tuple[int, i
         comp = labels == k
         strength = float(np.median(residual[comp]))
         if frame_rgb is not None and config.refine_iters > 0:
-            comp = refine_component(frame_rgb, comp, config)
+            comp = refine_component(frame_rgb, comp, config.refine_iters, config.refine_pad, config.refine_max_side)
             ys, xs = np.nonzero(comp)
             x, y, bw, bh = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
         full = cv2.resize(comp.astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST).astype(bool)
