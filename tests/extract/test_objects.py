@@ -401,3 +401,21 @@ def test_motion_config_rejects_an_unknown_flow_preset() -> None:
 
     with pytest.raises(DsrError, match="preset"):
         MotionConfig(flow_preset="slow")
+
+
+def test_colour_refinement_stays_inside_the_motion_box(static_clip: SynthClip) -> None:
+    """Opt-in GrabCut on the flow movers: the ball is still found, and each refined box lies inside the motion
+    component's box grown by its 2-px ring (in work pixels): GrabCut only ever removes pixels."""
+    from dsr.extract.motion import MotionConfig, detect_movers_at
+
+    clip = static_clip
+    hw = clip.frames.shape[1:3]
+    ring = 2 * max(hw) / MotionConfig().work_max_side + 1
+    for i in (6, 12):
+        plain = detect_movers_at(clip.frames[i - 3], clip.frames[i], clip.frames[i + 3], hw, MotionConfig())
+        refined = detect_movers_at(clip.frames[i - 3], clip.frames[i], clip.frames[i + 3], hw,
+                                   MotionConfig(refine_iters=2))
+        assert plain and len(refined) == len(plain)
+        for p, r in zip(plain, refined, strict=True):
+            assert (r.box_xyxy[:2] >= p.box_xyxy[:2] - ring).all() and (r.box_xyxy[2:] <= p.box_xyxy[2:] + ring).all()
+            assert r.mask.sum() <= p.mask.sum() * 1.5

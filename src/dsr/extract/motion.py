@@ -146,10 +146,10 @@ def moving_fraction(frame_a: np.ndarray, frame_b: np.ndarray, config: MotionConf
 def refine_component(frame_rgb: np.ndarray, component: np.ndarray, iterations: int = 2, pad: float = 0.3,
                      max_side: int = 128) -> np.ndarray:
     """The component (h, w) bool re-decided by colour: ``iterations`` of GrabCut in the component's box grown by
-    ``pad`` per side (downscaled to ``max_side`` px when larger),
-    seeded with the component as probable object, a 2-px ring around it as probable background and the rest of
-    the region as background; the largest connected part of the result. The component itself when GrabCut
-    cannot run (no background in the region, OpenCV refuses) or keeps nothing."""
+    ``pad`` per side (downscaled to ``max_side`` px when larger), seeded with the component as probable object, a
+    2-px ring around it as probable background and the rest of the region as background; the largest connected
+    part of the result (so never more than the component and its ring). The component itself when GrabCut cannot
+    run (no background in the region, OpenCV refuses) or keeps nothing."""
     import cv2
 
     h, w = component.shape
@@ -349,7 +349,8 @@ def detect_by_background(frames_rgb: np.ndarray, c2w: np.ndarray, K: np.ndarray,
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
         # scores: mean difference relative to the threshold (residual map in units of min_residual_px)
         strength = diff / max(thr, 1e-9) * motion.min_residual_px * 2.0
-        out.append(mask_detections(mask, strength, (h, w), motion, small[t].astype(np.uint8)))
+        colour = small[t].astype(np.uint8) if motion.refine_iters > 0 else None
+        out.append(mask_detections(mask, strength, (h, w), motion, colour))
     return out
 
 
