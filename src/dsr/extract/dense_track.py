@@ -252,6 +252,11 @@ class DenseTracker:
         tr.recent_times = [*tr.recent_times, t][-(self.config.velocity_frames + 1):]
         tr.predicted = box
 
+    def _follow(self, tr: _Live, frame: int, t: float, box: np.ndarray) -> None:
+        """Observe the flow's box for ``tr`` (not a detection: its score and appearance carry over unchanged)."""
+        assert tr.appearance is not None
+        self._observe(tr, frame, t, FrameDetection(box, tr.scores[-1], tr.class_name, tr.appearance), detected=False)
+
     def _advance(self, t: float, camera_motion: np.ndarray | None, cut: bool) -> None:
         """Move to a new tracking frame: a cut ends every track, tracks undetected for ``max_coast_s`` end, and
         the recent boxes follow the camera's image motion (``camera_motion``: previous frame → this one)."""
@@ -279,9 +284,7 @@ class DenseTracker:
         for tr in self.live:
             moved = flow(tr.boxes[-1]) if tr.frames[-1] == self._last_frame else None
             if moved is not None:
-                assert tr.appearance is not None
-                self._observe(tr, frame, t, FrameDetection(moved, tr.scores[-1], tr.class_name, tr.appearance),
-                              detected=False)
+                self._follow(tr, frame, t, moved)
         self._last_frame = frame
 
     def update(self, frame: int, t: float, detections: list[FrameDetection], camera_motion: np.ndarray | None = None,
@@ -368,9 +371,7 @@ class DenseTracker:
         # a track the detector missed here goes on with the flow's box (it coasts on it, see _advance)
         for tr in self.live:
             if tr.frames[-1] != frame and tr.track_id in flowed:
-                assert tr.appearance is not None
-                self._observe(tr, frame, t, FrameDetection(flowed[tr.track_id], tr.scores[-1], tr.class_name,
-                                                           tr.appearance), detected=False)
+                self._follow(tr, frame, t, flowed[tr.track_id])
         for j, d in enumerate(detections):
             if j not in matched_d:
                 self._start(frame, t, d)
@@ -699,13 +700,13 @@ def track_frames(frames: Iterable[tuple[int, float, np.ndarray]], detect: Callab
             motion = None
         mid = time.perf_counter()
         dets: list[FrameDetection] = []
-        if cut or prev_gray is None or t >= next_detect - 1e-6:
+        flow = None if prev_gray is None else functools.partial(median_flow_box, prev_gray, gray, scale,
+                                                                config=config)
+        if cut or flow is None or t >= next_detect - 1e-6:
             found = detect(frame)
             dets = [FrameDetection(np.asarray(d.box_xyxy, np.float64), float(d.score), d.class_name,
                                    box_appearance(frame, d.box_xyxy)) for d in found]
             mid2 = time.perf_counter()
-            flow = None if prev_gray is None else functools.partial(median_flow_box, prev_gray, gray, scale,
-                                                                    config=config)
             tracker.update(index, t, dets, motion, cut, flow)
             detections += 1
             # the next tick after t of a detection grid anchored at the first frame
@@ -713,8 +714,7 @@ def track_frames(frames: Iterable[tuple[int, float, np.ndarray]], detect: Callab
             next_detect = first_t + period * (np.floor((t - first_t) / period + 1e-6) + 1) if period > 0 else t
         else:
             mid2 = mid
-            flow = functools.partial(median_flow_box, prev_gray, gray, scale, config=config)
-            tracker.propagate(index, t, flow, motion, cut)
+            tracker.propagate(index, t, flow, motion)
         prev_gray = gray
         if on_frame is not None:
             on_frame(index, t, frame, dets)

@@ -12,16 +12,22 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+def shrink(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The image with its long side at most ``max_side`` px (None: as it is), and the scale (new px per old px)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    s = 1.0 if max_side is None else min(1.0, max_side / max(h, w))
+    if s < 1.0:
+        img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return img, s
+
+
 def work_gray(frame_rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """The frame in grey with its long side at most ``max_side`` px, and the scale (work px per frame px)."""
     import cv2
 
-    h, w = frame_rgb.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    g = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
-    if s < 1.0:
-        g = cv2.resize(g, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    return g, s
+    return shrink(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY), max_side)
 
 
 # LK settings for dense frames (long side <= 640 px): a 31 px window on 4 pyramid levels follows steps of
@@ -138,13 +144,7 @@ class FeatureMatcher:
 
     def features(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._cache:
-            import cv2
-
-            img = self._grays[i]
-            h, w = img.shape[:2]
-            s = 1.0 if self.max_side is None else min(1.0, self.max_side / max(h, w))
-            if s < 1.0:
-                img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+            img, s = shrink(self._grays[i], self.max_side)
             kps, desc = self._sift.detectAndCompute(img, None)
             pts = np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2) / s
             # OpenCV's SIFT gathers keypoints from its worker threads in whatever order they finish, and that
