@@ -170,7 +170,8 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
                 ang = float(np.degrees(np.arccos(np.clip(f_est @ f_gt / np.linalg.norm(f_est), -1, 1))))
                 out["heading"].append({"clip": clip, "object": e.object_id, "t": int(t), "error_deg": ang,
                                        "sigma_deg": float(e.orientation.sigma_deg[t]),
-                                       "confidence": float(e.orientation.confidence[t])})
+                                       "confidence": float(e.orientation.confidence[t]),
+                                       "source": e.orientation.source.name})
     v = np.flatnonzero(ext.camera.valid)
     scene = float(np.median([np.linalg.norm(o.centers_cam[t]) for o in gt.objects for t in v
                              if o.visible[t] and np.isfinite(o.centers_cam[t]).all()] or [1.0]))

@@ -91,6 +91,30 @@ def test_ground_truth_records_are_unaffected(lively_record: SceneRecord, seed: i
     assert off == on and len(off) == 60
 
 
+def test_an_uncertain_record_gets_the_larger_attempt_budget(lively_record: SceneRecord) -> None:
+    # the doubtful ball makes abstention reject attempts; the budget is per_video × attempts_per_qa_uncertain
+    rec = _uncertain(lively_record)
+    for per_qa in (1, 3):
+        report = GenerationReport()
+        list(generate_record_qas(rec, QAConfig(stability_k=4, attempts_per_qa=50, attempts_per_qa_uncertain=per_qa),
+                                 per_video=40, seed=3, report=report))
+        assert report.attempts == 40 * per_qa  # the uncertain budget binds, not attempts_per_qa's 2000
+    small, large = GenerationReport(), GenerationReport()
+    few = list(generate_record_qas(rec, QAConfig(stability_k=4, attempts_per_qa_uncertain=1), per_video=40, seed=3,
+                                   report=small))
+    many = list(generate_record_qas(rec, QAConfig(stability_k=4), per_video=40, seed=3, report=large))
+    # the same draws come first, so the larger budget keeps every QA of the smaller one and adds more
+    assert [qa.qa_id for qa in many[:len(few)]] == [qa.qa_id for qa in few]
+    assert len(few) < len(many) <= 40 and small.failures["low_track_confidence"] > 0
+
+
+def test_a_ground_truth_record_keeps_the_plain_budget(lively_record: SceneRecord) -> None:
+    report = GenerationReport()
+    list(generate_record_qas(lively_record, QAConfig(stability_k=0, attempts_per_qa=1, attempts_per_qa_uncertain=500),
+                             per_video=30, seed=0, report=report))
+    assert report.attempts == 30
+
+
 def test_cli_flags_set_and_turn_off_abstention(lively_record: SceneRecord, tmp_path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     import json

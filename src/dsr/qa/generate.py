@@ -609,7 +609,8 @@ def generate_record_qas(record: SceneRecord, config: QAConfig = QAConfig(), *, p
                         record_path: str | None = None, video_path: str | None = None) -> Iterator[QA]:
     """Up to ``per_video`` template QAs of ``record`` (lazy). Deterministic in (seed, record_id, config).
 
-    Attempts stop after ``per_video × config.attempts_per_qa``; every failed attempt is counted in
+    Attempts stop after ``per_video × config.attempts_per_qa`` (``attempts_per_qa_uncertain`` for a record
+    that states uncertainty, where abstention rejects most attempts); every failed attempt is counted in
     ``report`` by reason.
     """
     report = report if report is not None else GenerationReport()
@@ -631,7 +632,7 @@ def letter_plan(seed: int, record_id: str, qtype: str, k: int) -> str:
     return block[k % 4]
 
 
-GIVE_UP_AFTER = 8  # "few_alternatives" failures in a row before a record's type is given up
+GIVE_UP_AFTER = 8  # "few_alternatives" failures since the type's last QA (plain budget) before it is given up
 
 
 def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
@@ -657,7 +658,11 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
     # so QAs are scored in batches (same draws, same scores as one at a time) and held until then
     deferred: list[tuple[Query, tuple[str, ...]]] | None = [] if counterfactual else None
     held: list[QA] = []
-    for _ in range(per_video * config.attempts_per_qa):
+    per_qa = config.attempts_per_qa_uncertain if ctx.states_uncertainty else config.attempts_per_qa
+    # the give-up count grows with the budget: other failures do not reset it, so under abstention's rejections
+    # a fixed 8 gave a pan world's camera questions up after a few hundred of its thousands of attempts
+    give_up_after = GIVE_UP_AFTER * max(1, per_qa // config.attempts_per_qa)
+    for _ in range(per_video * per_qa):
         if made >= per_video or not counts:
             break
         qtype = py_rng.choices(list(counts), weights=type_weights(counts))[0]
@@ -672,7 +677,7 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
             report.fail(qtype, exc.reason)
             if exc.reason == "few_alternatives":
                 hopeless[qtype] += 1
-                if hopeless[qtype] >= GIVE_UP_AFTER:
+                if hopeless[qtype] >= give_up_after:
                     del counts[qtype]
                     report.types_given_up[qtype] += 1
             continue

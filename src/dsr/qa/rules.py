@@ -97,6 +97,10 @@ class QAConfig:
     # ground truth has confidence 1 and zero sigmas, so its QAs are unchanged.
     min_track_confidence: float = 0.5  # drop a QA naming an object tracked below this at any of its frames
     min_stability_uncertain: float = 0.8  # min_stability where the record states a nonzero sigma
+    # the attempts budget (per_video × this) where the record states a nonzero sigma: abstention rejects most
+    # attempts on an extracted record, and at 10 per QA the budget, not the record, capped the yield (a pan
+    # world: 3 QAs at 10, 40 at 1000, all right); duplicate queries fail before any work, so it stays cheap
+    attempts_per_qa_uncertain: int = 1000
 
     def __post_init__(self) -> None:
         if not 0.0 < self.direction_eps < 1.0 / math.sqrt(3.0):
@@ -122,6 +126,8 @@ class QAConfig:
             raise DsrError("min_track_confidence and min_stability_uncertain must be in [0, 1]")
         if self.stability_k < 0:
             raise DsrError("stability_k must be >= 0")
+        if self.attempts_per_qa < 1 or self.attempts_per_qa_uncertain < 1:
+            raise DsrError("attempts_per_qa and attempts_per_qa_uncertain must be >= 1")
         if self.preset not in PRESETS:
             raise DsrError(f"unknown preset {self.preset!r} ({', '.join(PRESETS)})")
         if self.distractors not in ("counterfactual", "random"):
@@ -136,7 +142,8 @@ class QAConfig:
 # the paper's question design: random-sequence distractors, any box, random letters (§7.3, §7.6)
 # the paper's question design; it has no abstention (its sampler never reads track confidence)
 _PAPER_DESIGN: dict[str, Any] = {"distractors": "random", "min_box_side": 0.0, "balance_letters": False,
-                                 "min_track_confidence": 0.0, "min_stability_uncertain": 0.0}
+                                 "min_track_confidence": 0.0, "min_stability_uncertain": 0.0,
+                                 "attempts_per_qa_uncertain": 10}
 
 
 def paper_config(**overrides: Any) -> QAConfig:
