@@ -107,6 +107,11 @@ def logistic_models(rows: list[dict], min_samples: int) -> dict[str, tuple[float
         x = np.array([[r["confidence"], np.log(length[(r["clip"], r["object"])])] for r in sel])
         model = LogisticRegression(C=10.0).fit(x, y)
         (w_score, w_len), bias = model.coef_[0], model.intercept_[0]
+        if w_score < 0:
+            # a better raw score cannot mean a worse track: a negative slope is a quirk of the fitting domain
+            # (YOLO on stylised rendered people) that would invert the order on real video, so the score is dropped
+            model = LogisticRegression(C=10.0).fit(x[:, 1:], y)
+            w_score, (w_len,), bias = 0.0, model.coef_[0], model.intercept_[0]
         out[source] = (round(float(w_score), 3), round(float(w_len), 3), round(float(bias), 3))
     return out
 

@@ -67,6 +67,25 @@ def test_track_confidence_is_the_fitted_logistic_model() -> None:
                                [0.0, 0.5, 1.0, 0.0])
 
 
+def test_default_mover_confidences_are_calibrated_and_detector_scores_stay_raw() -> None:
+    from dsr.qa.rules import QAConfig
+
+    config = UncertaintyConfig()
+    visible = np.ones(20, bool)
+    # a background mover scores 1.0 wherever it is seen; on the fitting worlds 20% of such frames were on an
+    # object, so a QA naming it must abstain at the default threshold
+    bg = track_confidence(np.ones(20), visible, "grounding/background+tracking/iou", config)
+    assert np.all(bg < QAConfig().min_track_confidence) and np.all(bg > 0.0)
+    # the model is monotone: a better raw score never lowers the confidence
+    motion = [float(track_confidence(np.full(20, s), visible, "grounding/motion+tracking/iou", config)[0])
+              for s in (0.2, 0.6, 1.0)]
+    assert motion == sorted(motion)
+    # the COCO detector keeps its own score (the renders' fit does not transfer to real video)
+    scores = np.linspace(0.3, 0.95, 20)
+    np.testing.assert_allclose(track_confidence(scores, visible, "grounding/yolov3-tiny+tracking/dense", config),
+                               scores)
+
+
 def test_heading_and_camera_sigmas() -> None:
     config = UncertaintyConfig(heading_factor=2.0, camera_position={"default": 0.05, "camera/rotation": 0.01},
                                camera_rotation_deg={"default": 1.5})

@@ -15,7 +15,7 @@ import numpy as np
 
 from dsr.extract.adapters import camera_track_from_w2c, intrinsics_matrix
 from dsr.extract.base import Attempt, CameraEstimate, SparsePoints, VideoClip
-from dsr.extract.camera.common import CameraEstimator, grid_positions
+from dsr.extract.camera.common import CameraConfig, CameraEstimator, grid_positions
 from dsr.scene.frames import invert_pose, make_pose
 from dsr.scene.poses import fill_poses, interpolate_poses
 from dsr.scene.record import Source
@@ -61,6 +61,25 @@ def camera_extent(c2w: np.ndarray, known: np.ndarray) -> float:
     """Largest axis-aligned extent of the known camera centres (in the units of ``c2w``: median scene depths
     once :func:`normalize_scale` ran)."""
     return float(np.ptp(c2w[known, :3, 3], axis=0).max()) if known.any() else 0.0
+
+
+def jump_share(c2w: np.ndarray, known: np.ndarray, jumps: int = 3) -> float:
+    """Share of the known camera centres' path length in its ``jumps`` longest steps (0 for no path)."""
+    steps = np.linalg.norm(np.diff(c2w[known, :3, 3], axis=0), axis=1)
+    total = float(steps.sum())
+    return float(np.sort(steps)[::-1][:jumps].sum()) / total if total > 0 else 0.0
+
+
+def collapse_reason(c2w: np.ndarray, known: np.ndarray, config: CameraConfig) -> str | None:
+    """Why normalised SfM poses look like a collapsed reconstruction (see ``CameraConfig``), or None."""
+    extent = camera_extent(c2w, known)
+    if extent > config.max_camera_extent_depths:
+        return f"the camera spans {extent:.3g}x the median scene depth (a collapsed reconstruction)"
+    share = jump_share(c2w, known)
+    if extent > config.jump_extent_depths and share > config.max_jump_share:
+        return (f"the camera spans {extent:.3g}x the median scene depth in a few jumps ({share:.0%} of its path in "
+                "3 steps): a collapsed reconstruction")
+    return None
 
 
 class PycolmapCamera(CameraEstimator):
@@ -245,10 +264,11 @@ class PycolmapCamera(CameraEstimator):
         points = SparsePoints(points_world=points_world, observations=tuple(observations))
         c2w, points, factor = normalize_scale(c2w, points)
         stats["scale_factor"] = factor
-        extent = camera_extent(c2w, known)
-        stats["camera_extent_depths"] = extent
-        if extent > cfg.max_camera_extent_depths:
-            problems.append(f"the camera spans {extent:.3g}x the median scene depth (a collapsed reconstruction)")
+        stats["camera_extent_depths"] = camera_extent(c2w, known)
+        stats["jump_share"] = jump_share(c2w, known)
+        collapsed = collapse_reason(c2w, known, cfg)
+        if collapsed is not None:
+            problems.append(collapsed)
         track = camera_track_from_w2c(invert_pose(c2w), K, self.source, valid=known,
                                       confidence=np.where(known, 0.9, 0.0),
                                       rotation_sigma_deg=np.where(known, 0.2, 10.0))

@@ -26,6 +26,14 @@ class CameraConfig:
     # reconstruction (points squeezed onto the cameras), not a scene: orbit worlds gave 1e4-1e8, healthy
     # reconstructions 0.3-2.3 (docs/bench-extract.md §10.2); a long drive stays far below 100
     max_camera_extent_depths: float = 100.0
+    # a milder collapse: the cameras span more than ``jump_extent_depths`` median depths and a few steps carry
+    # most of the path (the 3 longest of the sampled frames' steps over ``max_jump_share`` of its length): the
+    # frames sit nearly still and the reconstruction jumps. Training worlds: healthy reconstructions span at most
+    # 2.2 depths; the hand-held seed 101 spans 11, with 81% of its path in 3 steps, its camera ~2 scene units
+    # off, and its camera-speed QAs were wrong (docs/bench-extract.md §13). A smooth long drive spreads its path
+    # over every step, so it stays trusted however far it goes
+    jump_extent_depths: float = 5.0
+    max_jump_share: float = 0.5
     sift_max_features: int = 4096
     sift_peak_threshold: float = 0.004
     sift_first_octave: int = -1  # COLMAP's default: SIFT starts on the image upsampled 2x (0: at its own size)
