@@ -46,14 +46,20 @@ CAMERA_OUTPUT_VERSION = 2
 
 def render(cache: Path, motion: str, seed: int, duration: float | None) -> Path:
     """The world's folder (video.mp4 + record.npz), rendered once (``duration`` None: the world default)."""
-    from dsr.world import WorldConfig, render_world
+    from dsr.world import WorldConfig
     from dsr.world.config import GENERATOR_VERSION
 
     world = WorldConfig(seed=seed, camera_motion=motion) if duration is None else \
         WorldConfig(seed=seed, camera_motion=motion, duration_s=duration)
     folder = cache / "worlds" / f"{motion}-s{seed}-{world.duration_s:g}s-g{GENERATOR_VERSION}"
     if not (folder / "record.npz").exists():
-        render_world(world, folder, progress=False)
+        # in a fresh interpreter, as `dsr world` renders: a long-lived process that had run other work once gave
+        # another video for the same world (tests/world/test_world_render.py)
+        import subprocess
+
+        script = ("import json, sys\nfrom dsr.world import WorldConfig, render_world\n"
+                  "render_world(WorldConfig(**json.loads(sys.argv[1])), sys.argv[2], progress=False)")
+        subprocess.run([sys.executable, "-c", script, json.dumps(world.to_json()), str(folder)], check=True)
     return folder
 
 
