@@ -160,24 +160,27 @@ def test_camera_extent_flags_collapsed_reconstructions() -> None:
 
 
 def test_a_path_of_a_few_long_jumps_is_a_collapse_and_a_long_smooth_drive_is_not() -> None:
-    from dsr.extract.camera.colmap import collapse_reason, jump_share
+    from dsr.extract.camera.colmap import camera_extent, collapse_reason, jump_share
     from dsr.extract.camera.common import CameraConfig
 
     def path(xs: list[float]) -> np.ndarray:
         return np.stack([make_pose(np.eye(3), [x, 0.0, 0.0]) for x in xs])
+
+    def verdict(c2w: np.ndarray, known: np.ndarray, cfg: CameraConfig) -> str | None:
+        return collapse_reason(camera_extent(c2w, known), jump_share(c2w, known), cfg)
 
     cfg = CameraConfig()
     # hand-held seed 101's pattern: still frames, then three jumps carrying the whole 11-depth path
     jumpy = path([0.0] * 10 + [3.0, 3.0, 7.0, 7.0, 7.0, 11.0] + [11.0] * 10)
     everywhere = np.ones(len(jumpy), bool)
     assert jump_share(jumpy, everywhere) == pytest.approx(1.0)  # (3 + 4 + 4) / 11
-    assert "few jumps" in collapse_reason(jumpy, everywhere, cfg)
+    assert "few jumps" in verdict(jumpy, everywhere, cfg)
     # a drive 30 depths long at a steady pace: far, but spread over every step (3 of 30 steps = 10%)
     drive = path([float(x) for x in range(31)])
     assert jump_share(drive, np.ones(31, bool)) == pytest.approx(0.1)
-    assert collapse_reason(drive, np.ones(31, bool), cfg) is None
+    assert verdict(drive, np.ones(31, bool), cfg) is None
     # the same jumps within 5 depths (a walk with pauses in a room) stay trusted
-    assert collapse_reason(path([0.0] * 10 + [1.0, 2.0, 3.0] + [3.0] * 10), np.ones(23, bool), cfg) is None
+    assert verdict(path([0.0] * 10 + [1.0, 2.0, 3.0] + [3.0] * 10), np.ones(23, bool), cfg) is None
     # unknown frames are skipped: the steps run between the known ones
     assert jump_share(path([0.0, 100.0, 1.0, 2.0]), np.array([True, False, True, True])) == pytest.approx(1.0)
     assert jump_share(path([0.0, 0.0]), np.ones(2, bool)) == 0.0  # no path at all

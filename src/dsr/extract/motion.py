@@ -16,7 +16,7 @@ import numpy as np
 
 from dsr.errors import DsrError
 from dsr.extract.base import Estimator, VideoClip
-from dsr.extract.camera.features import work_gray
+from dsr.extract.camera.features import shrink, work_gray
 
 
 @dataclass(frozen=True)
@@ -167,18 +167,16 @@ def refine_component(frame_rgb: np.ndarray, component: np.ndarray, iterations: i
     seeds[comp] = cv2.GC_PR_FGD
     if (seeds == cv2.GC_BGD).sum() < 10:
         return component
-    roi = np.ascontiguousarray(frame_rgb[ry1:ry2, rx1:rx2])
     rh, rw = seeds.shape
-    shrink = min(1.0, max_side / max(rh, rw))
-    if shrink < 1.0:  # GrabCut's cost grows with the region's pixels: a large mover is refined at a coarser size
-        size = (max(1, round(rw * shrink)), max(1, round(rh * shrink)))
-        roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
-        seeds = cv2.resize(seeds, size, interpolation=cv2.INTER_NEAREST)
+    # GrabCut's cost grows with the region's pixels: a large mover is refined at a coarser size
+    roi, scale = shrink(np.ascontiguousarray(frame_rgb[ry1:ry2, rx1:rx2]), max_side)
+    if scale < 1.0:
+        seeds = cv2.resize(seeds, roi.shape[1::-1], interpolation=cv2.INTER_NEAREST)
     try:
         cv2.grabCut(roi, seeds, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return component
-    if shrink < 1.0:
+    if scale < 1.0:
         seeds = cv2.resize(seeds, (rw, rh), interpolation=cv2.INTER_NEAREST)
     fg = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)

@@ -70,12 +70,11 @@ def jump_share(c2w: np.ndarray, known: np.ndarray, jumps: int = 3) -> float:
     return float(np.sort(steps)[::-1][:jumps].sum()) / total if total > 0 else 0.0
 
 
-def collapse_reason(c2w: np.ndarray, known: np.ndarray, config: CameraConfig) -> str | None:
-    """Why normalised SfM poses look like a collapsed reconstruction (see ``CameraConfig``), or None."""
-    extent = camera_extent(c2w, known)
+def collapse_reason(extent: float, share: float, config: CameraConfig) -> str | None:
+    """Why normalised SfM poses whose :func:`camera_extent` is ``extent`` and :func:`jump_share` is ``share`` look
+    like a collapsed reconstruction (see ``CameraConfig``), or None."""
     if extent > config.max_camera_extent_depths:
         return f"the camera spans {extent:.3g}x the median scene depth (a collapsed reconstruction)"
-    share = jump_share(c2w, known)
     if extent > config.jump_extent_depths and share > config.max_jump_share:
         return (f"the camera spans {extent:.3g}x the median scene depth in a few jumps ({share:.0%} of its path in "
                 "3 steps): a collapsed reconstruction")
@@ -266,7 +265,7 @@ class PycolmapCamera(CameraEstimator):
         stats["scale_factor"] = factor
         stats["camera_extent_depths"] = camera_extent(c2w, known)
         stats["jump_share"] = jump_share(c2w, known)
-        collapsed = collapse_reason(c2w, known, cfg)
+        collapsed = collapse_reason(stats["camera_extent_depths"], stats["jump_share"], cfg)
         if collapsed is not None:
             problems.append(collapsed)
         track = camera_track_from_w2c(invert_pose(c2w), K, self.source, valid=known,

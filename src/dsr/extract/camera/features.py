@@ -19,7 +19,7 @@ def shrink(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
     h, w = img.shape[:2]
     s = 1.0 if max_side is None else min(1.0, max_side / max(h, w))
     if s < 1.0:
-        img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     return img, s
 
 
