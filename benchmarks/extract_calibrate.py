@@ -39,7 +39,9 @@ def center_keys(r: dict) -> tuple[str, ...]:
 
 
 def camera_keys(r: dict) -> tuple[str, ...]:
-    return r["method"], "default"
+    """The sample's sigma key (``camera/pycolmap/tight``; older runs have none), its method, ``default``."""
+    key = r.get("key", r["method"])
+    return (key, r["method"], "default") if key != r["method"] else (key, "default")
 
 
 def per_key(rows: list[dict], keys_of: Callable[[dict], tuple[str, ...]], value: Callable[[dict], Any],

@@ -353,6 +353,8 @@ def main() -> None:
                 id_map = match_by_iou(ext, gt, args.min_iou)
                 sim, _ = alignment(ext, gt, id_map)
                 for key, vals in calibration_samples(world.name, ext, gt, id_map, sim).items():
+                    if key == "camera":  # which sigma table the extractor chose (camera_sigma_key)
+                        vals = [dict(v, key=summary.get("camera_sigma_key") or v["method"]) for v in vals]
                     calib[key].extend(vals)
                 report = GenerationReport()
                 qas = [qa if isinstance(qa, dict) else qa.to_json() for qa in
@@ -371,7 +373,7 @@ def main() -> None:
                 draws = perturbed_records(ext, args.stability_k, np.random.default_rng(seed))
                 for row, qa in zip(rows, qas, strict=True):
                     row["own_stability"] = own_stability(draws, qa)
-                clip.update(camera=ext.camera.source.name, objects=f"{len(id_map)} matched of {len(ext.objects)} "
+                clip.update(camera=summary.get("camera_sigma_key") or ext.camera.source.name, objects=f"{len(id_map)} matched of {len(ext.objects)} "
                             f"extracted / {len(gt.objects)} GT", **precision(rows, 1))
             all_rows.extend(rows)
             by_motion[motion].extend(rows)

@@ -8,6 +8,7 @@ import pytest
 from dsr.extract.lift import has_class_height
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
+    camera_sigma_key,
     camera_sigmas,
     center_sigmas,
     heading_sigma,
@@ -95,6 +96,29 @@ def test_heading_and_camera_sigmas() -> None:
     assert pos[0] == pytest.approx(0.01) and pos[1] > pos[0] and rot[0] == pytest.approx(1.5) and rot[1] == 30.0
     pos, _ = camera_sigmas("camera/vo", np.array([True]), config)
     assert pos[0] == pytest.approx(0.05)
+
+
+def test_tight_sfm_key_needs_a_pinhole_and_compact_reconstruction() -> None:
+    config = UncertaintyConfig(tight_sfm_max_radial_k=0.01, tight_sfm_max_extent_depths=3.0,
+                               tight_sfm_max_jump_share=0.4)
+    healthy = {"radial_k": -0.006, "camera_extent_depths": 2.1, "jump_share": 0.2}
+    assert camera_sigma_key("camera/pycolmap", healthy, config) == "camera/pycolmap/tight"
+    # distortion traded against the path, a stretched path, or stats that do not say: the method's own sigmas
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=0.013), config) == "camera/pycolmap"
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, camera_extent_depths=4.4), config) == "camera/pycolmap"
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, jump_share=0.54), config) == "camera/pycolmap"
+    assert camera_sigma_key("camera/pycolmap", {}, config) == "camera/pycolmap"
+    # only SfM has the two numbers; VO and the rotation check keep their keys whatever their stats say
+    assert camera_sigma_key("camera/vo", healthy, config) == "camera/vo"
+
+
+def test_tight_camera_sigmas_fall_back_to_the_method_then_default() -> None:
+    config = UncertaintyConfig(camera_position={"default": 0.1, "camera/pycolmap": 0.8, "camera/pycolmap/tight": 0.02},
+                               camera_rotation_deg={"default": 6.0, "camera/pycolmap": 7.9})
+    pos, rot = camera_sigmas("camera/pycolmap/tight", np.array([True]), config)
+    assert pos[0] == pytest.approx(0.02) and rot[0] == pytest.approx(7.9)  # no tight rotation entry: the method's
+    pos, rot = camera_sigmas("camera/vo/tight", np.array([True]), config)
+    assert pos[0] == pytest.approx(0.1) and rot[0] == pytest.approx(6.0)
 
 
 def test_a_new_fit_changes_the_settings_hash() -> None:

@@ -66,6 +66,7 @@ from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
+    camera_sigma_key,
     camera_sigmas,
     center_sigmas,
     frame_to_frame_sigma,
@@ -125,6 +126,7 @@ class ExtractOutcome:
     num_objects: int = 0
     duration_s: float = 0.0
     config_hash: str = ""
+    camera_sigma_key: str = ""  # which camera sigmas the record got (extract/uncertainty.py camera_sigma_key)
 
     def summary(self) -> dict:
         """Everything but the record, JSON-ready (the completion marker's content)."""
@@ -486,7 +488,9 @@ def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: 
     video = VideoInfo(path=str(Path(video_path).resolve()), fps=meta.fps, width=clip.width, height=clip.height,
                       num_frames=meta.num_frames, duration_s=meta.duration_s, frame_indices=clip.frame_indices,
                       timestamps_s=clip.timestamps_s)
-    position_sigma, rotation_sigma = camera_sigmas(camera.track.source.name, camera.track.valid, config.uncertainty)
+    used = next((a.stats for a in reversed(camera.attempts) if a.ok), {})
+    out.camera_sigma_key = camera_sigma_key(camera.track.source.name, used, config.uncertainty)
+    position_sigma, rotation_sigma = camera_sigmas(out.camera_sigma_key, camera.track.valid, config.uncertainty)
     camera_track = replace(camera.track, position_sigma=position_sigma, rotation_sigma_deg=rotation_sigma,
                            trusted=camera.trusted)
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),

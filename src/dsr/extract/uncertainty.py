@@ -28,6 +28,7 @@ passes the raw values through, which is what the fitting run uses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +65,13 @@ _ACROSS_REL = {"default": 0.1782, "ground_contact": 0.0865, "ground_contact/pyco
                "size_prior/rotation/unknown": 0.188, "size_prior/vo": 0.2237, "size_prior/vo/class": 0.0751,
                "size_prior/vo/unknown": 0.305}
 _CAMERA_POSITION = {"default": 0.126, "camera/pycolmap": 0.7786, "camera/rotation": 0.01, "camera/vo": 0.1283}
-_CAMERA_ROTATION_DEG = {"default": 6.268, "camera/pycolmap": 7.8842, "camera/rotation": 0.2443, "camera/vo": 7.6915}
+# pycolmap's rotation is split by camera_sigma_key (fitted on training seeds 100, 101, 9600, 300-303 and
+# 310-315, orbit and hand-held, at the quantile 0.93; leave-one-clip-out coverage 92.1% tight, 89.2% plain;
+# docs/bench-extract.md §14). Position keeps one pycolmap sigma: a tight one fitted per frame (0.006) let through
+# camera-speed questions that were wrong (19 of 72 on training worlds), because SfM's position errors are
+# correlated along the path (scale drift) and the per-frame noise model cannot express that
+_CAMERA_ROTATION_DEG = {"default": 6.268, "camera/pycolmap": 14.969, "camera/pycolmap/tight": 1.515,
+                        "camera/rotation": 0.2443, "camera/vo": 7.6915}
 _TRACK_CONFIDENCE: dict[str, tuple[float, float, float]] = {
     "grounding/background+tracking/iou": (7.527, -0.972, -6.101), "grounding/motion+tracking/iou": (2.517, -1.571, -0.448)}
 
@@ -87,6 +94,12 @@ class UncertaintyConfig:
     # per track source: (w_score, w_len, bias) of the logistic model; a source without one keeps its raw score
     track_confidence: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(_TRACK_CONFIDENCE))
     raw: bool = False  # identity: raw track scores and heading sigmas (the fitting run)
+    # an SfM reconstruction this close to a pinhole camera and this compact takes the ``/tight`` camera sigmas
+    # (:func:`camera_sigma_key`). Training worlds (seeds 100, 101, 9600, 300-303, 310-315): healthy ones have
+    # |k| <= 0.009 and span <= 2.2 depths, poor ones |k| >= 0.013 or span 11 (docs/bench-extract.md §14)
+    tight_sfm_max_radial_k: float = 0.01
+    tight_sfm_max_extent_depths: float = 3.0
+    tight_sfm_max_jump_share: float = 0.4
 
     @staticmethod
     def identity() -> UncertaintyConfig:
@@ -94,6 +107,10 @@ class UncertaintyConfig:
 
     @staticmethod
     def _get(table: dict[str, float], key: str) -> float:
+        """The entry of ``key``, else of its shorter prefixes (``camera/pycolmap/tight`` -> ``camera/pycolmap``),
+        else ``default``."""
+        while key not in table and "/" in key:
+            key = key.rsplit("/", 1)[0]
         return table.get(key, table.get("default", 0.0))
 
 
@@ -141,13 +158,35 @@ def heading_sigma(raw_sigma_deg: np.ndarray, config: UncertaintyConfig) -> np.nd
     return np.minimum(raw_sigma_deg * (1.0 if config.raw else config.heading_factor), 180.0)
 
 
-def camera_sigmas(method: str, valid: np.ndarray, config: UncertaintyConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(position_sigma, rotation_sigma_deg) (T,) of a camera track by ``method`` (its registry name).
+def camera_sigma_key(method: str, stats: Mapping[str, float], config: UncertaintyConfig) -> str:
+    """The camera sigma tables' key of a track by ``method`` (its registry name) whose attempt reported ``stats``:
+    ``camera/pycolmap/tight`` for an SfM reconstruction that stayed close to a pinhole camera
+    (|radial k| <= ``tight_sfm_max_radial_k``), compact (cameras within ``tight_sfm_max_extent_depths`` median
+    scene depths) and smooth (its 3 longest steps carry at most ``tight_sfm_max_jump_share`` of its path), else
+    ``method``.
+
+    SfM's errors are bimodal: healthy reconstructions are within a degree, poor ones 4-18° and several
+    tenths of the scene off. A poor one is an orbit or hand-held clip whose focal length and distortion the
+    bundle adjustment traded against a warped path (a ~0.8-0.93 focal with |k| 0.013-0.07 on the rendered
+    worlds, which have no distortion), or a path stretched over many scene depths. Real lenses do distort: a
+    real clip's SfM with a large |k| keeps the plain method's wide sigmas, which only makes it abstain more.
+    """
+    if method != "camera/pycolmap":
+        return method
+    pinhole = abs(stats.get("radial_k", np.inf)) <= config.tight_sfm_max_radial_k
+    compact = stats.get("camera_extent_depths", np.inf) <= config.tight_sfm_max_extent_depths
+    smooth = stats.get("jump_share", np.inf) <= config.tight_sfm_max_jump_share
+    return f"{method}/tight" if pinhole and compact and smooth else method
+
+
+def camera_sigmas(key: str, valid: np.ndarray, config: UncertaintyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(position_sigma, rotation_sigma_deg) (T,) of a camera track by its :func:`camera_sigma_key` (a key missing
+    from a table falls back to its method, then to ``default``).
 
     Invalid frames get large sigmas (their poses are interpolated, not measured).
     """
-    pos = UncertaintyConfig._get(config.camera_position, method)
-    rot = UncertaintyConfig._get(config.camera_rotation_deg, method)
+    pos = UncertaintyConfig._get(config.camera_position, key)
+    rot = UncertaintyConfig._get(config.camera_rotation_deg, key)
     return np.where(valid, pos, 10.0 * max(pos, 0.1)), np.where(valid, rot, 30.0)
 
 
