@@ -231,3 +231,23 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
         np.testing.assert_allclose(obj.center_sigma_across, across)
         np.testing.assert_allclose(obj.center_sigma_shared, shared)
         assert np.all((obj.confidence >= 0) & (obj.confidence <= 1)) and not obj.confidence[~obj.visible].any()
+
+
+def _meta(num_frames: int, fps: float) -> object:
+    from dsr.video import VideoMeta
+
+    ts = np.arange(num_frames) / fps
+    return VideoMeta(path="synthetic", width=64, height=48, fps=fps, num_frames=num_frames,
+                     duration_s=num_frames / fps, timestamps_s=ts)
+
+
+def test_short_clips_sample_at_most_max_sample_fps() -> None:
+    from dsr.extract.clip import sampled_indices
+
+    capped = ClipConfig(num_samples=32, max_sample_fps=8.0)
+    # 2 s at 25 fps: 16 frames (8 per second), spread from the first frame to the last
+    two_s = sampled_indices(_meta(50, 25.0), capped)
+    assert len(two_s) == 16 and two_s[0] == 0 and two_s[-1] == 49 and np.all(np.diff(two_s) > 0)
+    assert len(sampled_indices(_meta(600, 25.0), capped)) == 32  # 24 s: the cap does not bind
+    assert len(sampled_indices(_meta(5, 25.0), capped)) == 4  # 0.2 s: never below min_frames
+    assert len(sampled_indices(_meta(50, 25.0), ClipConfig(num_samples=32, max_sample_fps=None))) == 32

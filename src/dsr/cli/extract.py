@@ -32,6 +32,8 @@ def extract(
         help="VO chains the dense frames of this time grid and interpolates the rest (default: every dense "
              "frame). 6 with --camera vo-first is the fastest camera; it drifts more on long orbits.")] = None,
     num_samples: Annotated[int, typer.Option(help="Frames sampled per video for the record (DSR: 32).")] = 32,
+    max_sample_fps: Annotated[float, typer.Option(
+        help="At most this many record frames per second: fewer than --num-samples on short clips (0: off).")] = 8.0,
     dense_fps: Annotated[float, typer.Option(help="Frames per second fed to SfM / VO.")] = 6.0,
     keep_empty: Annotated[bool, typer.Option(help="Write records for clips with no detected movers.")] = False,
     allow_cuts: Annotated[bool, typer.Option(help="Do not skip clips with hard scene cuts.")] = False,
@@ -69,8 +71,11 @@ def extract(
         raise DsrError(f"--focal-px must be a positive number of pixels, got {focal_px}")
     if vo_fps is not None and not vo_fps > 0:
         raise DsrError(f"--vo-fps must be a positive rate, got {vo_fps}")
+    if max_sample_fps < 0:
+        raise DsrError(f"--max-sample-fps must be >= 0 (0: off), got {max_sample_fps}")
     base = ExtractConfig()
-    config = replace(base, clip=ClipConfig(num_samples=num_samples, dense_fps=dense_fps),
+    clip = ClipConfig(num_samples=num_samples, dense_fps=dense_fps, max_sample_fps=max_sample_fps or None)
+    config = replace(base, clip=clip,
                      camera=replace(base.camera, focal_px=focal_px, vo_fps=vo_fps),
                      camera_methods=methods, keep_empty=keep_empty, reject_cuts=not allow_cuts)
     videos = find_videos(inputs)

@@ -7,6 +7,7 @@ the sampled timestamps rather than interpolated.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from dsr.video import VideoError, VideoMeta, iter_frames, probe, uniform_indices
 @dataclass(frozen=True)
 class ClipConfig:
     num_samples: int = 32  # DSR-Train: 32 uniform frames (dsr-paper §3)
+    # at most this many record frames per second of video (None: always num_samples). On a 2-s clip 32 frames are
+    # 16 fps, finer than any motion a question compares, yet the object stage pays per record frame (movers,
+    # people, lifting) and the camera's dense set includes them all (docs/bench-extract.md §14)
+    max_sample_fps: float | None = 8.0
     dense_fps: float = 6.0  # frames per second fed to SfM/VO
     dense_max_side: int = 640  # long side of dense frames, px
     min_frames: int = 4
@@ -42,8 +47,12 @@ def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
 
 
 def sampled_indices(meta: VideoMeta, config: ClipConfig = ClipConfig()) -> np.ndarray:
-    """The record's frames: ``num_samples`` video frame indices spread uniformly over the video."""
-    return uniform_indices(meta.num_frames, min(config.num_samples, meta.num_frames))
+    """The record's frames: ``num_samples`` video frame indices spread uniformly over the video, fewer on a clip
+    shorter than ``num_samples / max_sample_fps`` seconds (never fewer than ``min_frames``)."""
+    n = min(config.num_samples, meta.num_frames)
+    if config.max_sample_fps is not None:
+        n = min(n, max(config.min_frames, math.ceil(meta.duration_s * config.max_sample_fps)))
+    return uniform_indices(meta.num_frames, n)
 
 
 def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), meta: VideoMeta | None = None
