@@ -16,8 +16,8 @@ image motion there. Labels: "right"/"left"; "towards the camera"/"coming closer"
     .venv/bin/python benchmarks/extract_davis.py [--camera vo rotation] [--product-defaults]
 
 ``--product-defaults`` measures the camera as ``dsr extract`` ships it: the default clip settings (32 sampled
-frames, at most 8 per second, dense frames at 6 fps) and the default chain (rotation → SfM → VO) instead of 16 samples at 8 fps and
-``--camera``.
+frames, at most 8 per second, dense frames at 6 fps) and the default chain (rotation → SfM → VO) instead of 16
+samples at 8 fps and ``--camera``.
 """
 
 from __future__ import annotations

@@ -373,8 +373,9 @@ def main() -> None:
                 draws = perturbed_records(ext, args.stability_k, np.random.default_rng(seed))
                 for row, qa in zip(rows, qas, strict=True):
                     row["own_stability"] = own_stability(draws, qa)
-                clip.update(camera=summary.get("camera_sigma_key") or ext.camera.source.name, objects=f"{len(id_map)} matched of {len(ext.objects)} "
-                            f"extracted / {len(gt.objects)} GT", **precision(rows, 1))
+                clip.update(camera=summary.get("camera_sigma_key") or ext.camera.source.name,
+                            objects=f"{len(id_map)} matched of {len(ext.objects)} extracted / {len(gt.objects)} GT",
+                            **precision(rows, 1))
             all_rows.extend(rows)
             by_motion[motion].extend(rows)
             per_clip.append(clip)

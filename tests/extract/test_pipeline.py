@@ -14,6 +14,7 @@ from dsr.extract.clip import ClipConfig
 from dsr.extract.pipeline import ExtractConfig, extract_video, record_id_for, run_extract
 from dsr.scene.io import read_record
 from dsr.scene.record import CENTER_METHODS
+from dsr.video import VideoMeta
 
 # VO + rotation fallbacks keep these tests fast; the SfM path has its own test in test_camera.py
 FAST = replace(ExtractConfig(), clip=ClipConfig(num_samples=12, dense_fps=10.0), camera_methods=("vo", "rotation"))
@@ -104,6 +105,10 @@ def test_cli_extract_smoke(videos: dict[str, Path], tmp_path: Path) -> None:
     # the app raises the one-line DsrError that dsr's entry point prints and exits 2 on
     assert neg.exit_code != 0 and "--focal-px must be a positive number" in str(neg.exception)
     assert not (tmp_path / "f").exists()  # rejected before any work
+    rate = CliRunner().invoke(app, ["extract", str(videos["static"]), "--out", str(tmp_path / "r"),
+                                    "--max-sample-fps", "-1"])
+    assert rate.exit_code != 0 and "--max-sample-fps must be >= 0" in str(rate.exception)
+    assert not (tmp_path / "r").exists()
     # the learned backend needs its package and a local checkpoint; without them: one line, no work
     pi3 = CliRunner().invoke(app, ["extract", str(videos["static"]), "--out", str(tmp_path / "p"), "--backend", "pi3"],
                              env={"DSR_PI3_CKPT": ""})
@@ -215,12 +220,17 @@ def test_extract_help_shows_the_box_format() -> None:
 
 def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
     from dsr.extract.lift import has_class_height
-    from dsr.extract.uncertainty import center_sigmas
+    from dsr.extract.uncertainty import camera_sigmas, center_sigmas
 
     out = extract_video(videos["static"], FAST)
     rec = out.record
     assert rec.schema_version == 2 and rec.camera.trusted
     assert np.all(rec.camera.position_sigma[rec.camera.valid] > 0)
+    # the camera's sigmas are the table entries of the key the outcome names (no SfM here: the method's own)
+    assert out.camera_sigma_key == rec.camera.source.name
+    pos, rot = camera_sigmas(out.camera_sigma_key, rec.camera.valid, FAST.uncertainty)
+    np.testing.assert_allclose(rec.camera.position_sigma, pos)
+    np.testing.assert_allclose(rec.camera.rotation_sigma_deg, rot)
     for obj in rec.objects:
         k = obj.center_known
         assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)
@@ -233,9 +243,7 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
         assert np.all((obj.confidence >= 0) & (obj.confidence <= 1)) and not obj.confidence[~obj.visible].any()
 
 
-def _meta(num_frames: int, fps: float) -> object:
-    from dsr.video import VideoMeta
-
+def _meta(num_frames: int, fps: float) -> VideoMeta:
     ts = np.arange(num_frames) / fps
     return VideoMeta(path="synthetic", width=64, height=48, fps=fps, num_frames=num_frames,
                      duration_s=num_frames / fps, timestamps_s=ts)

@@ -98,7 +98,7 @@ def test_heading_and_camera_sigmas() -> None:
     assert pos[0] == pytest.approx(0.05)
 
 
-def test_tight_sfm_key_needs_a_pinhole_and_compact_reconstruction() -> None:
+def test_tight_sfm_key_needs_a_pinhole_compact_and_smooth_reconstruction() -> None:
     config = UncertaintyConfig(tight_sfm_max_radial_k=0.01, tight_sfm_max_extent_depths=3.0,
                                tight_sfm_max_jump_share=0.4)
     healthy = {"radial_k": -0.006, "camera_extent_depths": 2.1, "jump_share": 0.2}
@@ -108,7 +108,7 @@ def test_tight_sfm_key_needs_a_pinhole_and_compact_reconstruction() -> None:
     assert camera_sigma_key("camera/pycolmap", dict(healthy, camera_extent_depths=4.4), config) == "camera/pycolmap"
     assert camera_sigma_key("camera/pycolmap", dict(healthy, jump_share=0.54), config) == "camera/pycolmap"
     assert camera_sigma_key("camera/pycolmap", {}, config) == "camera/pycolmap"
-    # only SfM has the two numbers; VO and the rotation check keep their keys whatever their stats say
+    # only SfM reports these numbers; VO and the rotation check keep their keys whatever their stats say
     assert camera_sigma_key("camera/vo", healthy, config) == "camera/vo"
 
 

@@ -170,8 +170,8 @@ def camera_sigma_key(method: str, stats: Mapping[str, float], config: Uncertaint
 
     SfM's errors are bimodal: healthy reconstructions are within a degree, poor ones 4-18° and several
     tenths of the scene off. A poor one is an orbit or hand-held clip whose focal length and distortion the
-    bundle adjustment traded against a warped path (a ~0.8-0.93 focal with |k| 0.013-0.07 on the rendered
-    worlds, which have no distortion), or a path stretched over many scene depths. Real lenses do distort: a
+    bundle adjustment traded against a warped path (a focal 0.8-0.98 of the truth with |k| 0.013-0.07 on the
+    rendered worlds, which have no distortion), or a path stretched over many scene depths. Real lenses do distort: a
     real clip's SfM with a large |k| keeps the plain method's wide sigmas, which only makes it abstain more.
     """
     if method != "camera/pycolmap":
