@@ -39,9 +39,9 @@ def center_keys(r: dict) -> tuple[str, ...]:
 
 
 def camera_keys(r: dict) -> tuple[str, ...]:
-    """The sample's sigma key (``camera/pycolmap/tight``; older runs have none), its method, ``default``."""
-    key = r.get("key", r["method"])
-    return (key, r["method"], "default") if key != r["method"] else (key, "default")
+    """The sample's own sigma key (``camera/pycolmap/tight`` or ``camera/pycolmap``: each pycolmap table is fitted on
+    its own clips, as the extractor applies them; runs older than the key have the method), and ``default``."""
+    return r.get("key", r["method"]), "default"
 
 
 def per_key(rows: list[dict], keys_of: Callable[[dict], tuple[str, ...]], value: Callable[[dict], Any],

@@ -134,9 +134,11 @@ def alignment(ext: Any, gt: Any, id_map: dict[str, str]) -> tuple[Any, float]:
     return sim, float(sim.scale)
 
 
-def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], sim: Any) -> dict[str, list[dict]]:
+def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], sim: Any, camera_key: str
+                        ) -> dict[str, list[dict]]:
     """Errors against the truth with the record's stated sigmas, per component (the input of coverage and of
-    ``benchmarks/extract_calibrate.py``). Lengths are in GT units (the record's times the alignment scale)."""
+    ``benchmarks/extract_calibrate.py``). Lengths are in GT units (the record's times the alignment scale).
+    ``camera_key``: the camera sigma table the extractor chose (``ExtractOutcome.camera_sigma_key``)."""
     from dsr.extract.adapters import box_iou
     from dsr.extract.lift import has_class_height
     from dsr.scene.record import CENTER_METHODS
@@ -187,7 +189,7 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
 
     rot_err = rotation_angle_deg(rel_rot)
     for i, t in enumerate(v):
-        out["camera"].append({"clip": clip, "t": int(t), "method": ext.camera.source.name,
+        out["camera"].append({"clip": clip, "t": int(t), "method": ext.camera.source.name, "key": camera_key,
                               "error": cam_err[i].tolist(), "scene_scale": scene,
                               "sigma": s * float(ext.camera.position_sigma[t]), "scale": s,
                               "rotation_error_deg": float(rot_err[i]),
@@ -352,9 +354,8 @@ def main() -> None:
                 gt = subsample_record(read_record(world / "record.npz", masks=False), ext.video.frame_indices)
                 id_map = match_by_iou(ext, gt, args.min_iou)
                 sim, _ = alignment(ext, gt, id_map)
-                for key, vals in calibration_samples(world.name, ext, gt, id_map, sim).items():
-                    if key == "camera":  # which sigma table the extractor chose (camera_sigma_key)
-                        vals = [dict(v, key=summary.get("camera_sigma_key") or v["method"]) for v in vals]
+                samples = calibration_samples(world.name, ext, gt, id_map, sim, summary["camera_sigma_key"])
+                for key, vals in samples.items():
                     calib[key].extend(vals)
                 report = GenerationReport()
                 qas = [qa if isinstance(qa, dict) else qa.to_json() for qa in
@@ -373,7 +374,7 @@ def main() -> None:
                 draws = perturbed_records(ext, args.stability_k, np.random.default_rng(seed))
                 for row, qa in zip(rows, qas, strict=True):
                     row["own_stability"] = own_stability(draws, qa)
-                clip.update(camera=summary.get("camera_sigma_key") or ext.camera.source.name,
+                clip.update(camera=summary["camera_sigma_key"],
                             objects=f"{len(id_map)} matched of {len(ext.objects)} extracted / {len(gt.objects)} GT",
                             **precision(rows, 1))
             all_rows.extend(rows)

@@ -16,7 +16,8 @@ inside the stated 90% interval (±1.645 σ) about 90% of the time; coverage is r
   (:func:`dsr.extract.lift.floor_scale`), so the same method errs more there;
 * **heading**: the velocity heading's own sigma (from the track's measured noise) times ``heading_factor``;
 * **camera**: ``position_sigma = p_k`` record units (scene depth normalised to ~1) and
-  ``rotation_sigma_deg = r_k`` per camera method k, on valid frames;
+  ``rotation_sigma_deg = r_k`` per key k, on valid frames: the camera method, or for SfM the per-clip
+  :func:`camera_sigma_key` (a healthy reconstruction's rotation is ``camera/pycolmap/tight``);
 * **track confidence**: the probability that the box at a frame is on the object (IoU ≥ 0.5 with it), a
   logistic model per track source of the frame's raw score and the track's length (short tracks are mostly
   spurious): ``p = σ(w_score·score + w_len·ln(visible frames) + b)``, fitted by logistic regression.
