@@ -37,7 +37,10 @@ def main() -> None:
     ten = replace(every, tracking=replace(every.tracking, every_frame_s=0.0))
     small = replace(base.detector, input_size=320)
     variants = {"default": base, "every": every, "10fps": ten, "320": replace(every, detector=small),
-                "10fps320": replace(ten, detector=small)}
+                "10fps320": replace(ten, detector=small),
+                # YOLO at a lower detection rate, median flow between (the default's scheme)
+                "8fps": replace(base, tracking=replace(base.tracking, detect_fps=8.0)),
+                "6fps": replace(base, tracking=replace(base.tracking, detect_fps=6.0))}
     names = sys.argv[1].split(",")
     for path in sys.argv[2:]:
         clip, meta = load_clip(path, ClipConfig())

@@ -75,6 +75,17 @@ def test_project_to_so3_recovers_a_perturbed_rotation() -> None:
     assert np.linalg.det(project_to_so3(np.diag([1.0, 1.0, -1.0]))) == pytest.approx(1.0)
 
 
+
+def test_project_to_so3_of_a_stack_is_each_matrix_projected() -> None:
+    rng = np.random.default_rng(1)
+    stack = rng.standard_normal((4, 2, 3, 3))  # half of random matrices have det < 0: both branches run
+    assert (np.linalg.det(stack) < 0).any() and (np.linalg.det(stack) > 0).any()
+    out = project_to_so3(stack)
+    for idx in np.ndindex(4, 2):
+        np.testing.assert_allclose(out[idx], project_to_so3(stack[idx]), atol=1e-12)
+        assert np.linalg.det(out[idx]) == pytest.approx(1.0)
+        np.testing.assert_allclose(out[idx] @ out[idx].T, np.eye(3), atol=1e-12)
+
 def test_fill_poses_interpolates_inside_and_copies_outside() -> None:
     c2w = np.stack([make_pose(np.eye(3), [9.0, 9.0, 9.0]), make_pose(np.eye(3), [0.0, 0.0, 0.0]),
                     make_pose(np.eye(3), [5.0, 5.0, 5.0]), make_pose(_about_z(np.pi / 2), [2.0, 0.0, 0.0]),

@@ -26,9 +26,12 @@ def rotation_angle_deg(rotations: np.ndarray) -> np.ndarray:
 
 
 def project_to_so3(m: np.ndarray) -> np.ndarray:
-    """The rotation (3, 3) nearest to ``m`` (3, 3) in the Frobenius norm (SVD, determinant +1)."""
+    """The rotations (..., 3, 3) nearest to ``m`` (..., 3, 3) in the Frobenius norm (SVD, determinant +1)."""
     u, _, vt = np.linalg.svd(m)
-    return u @ np.diag([1.0, 1.0, 1.0 if np.linalg.det(u @ vt) >= 0 else -1.0]) @ vt
+    # u · diag(1, 1, ±1) · vt: the sign flips u's last column where u · vt would be a reflection
+    u = u.copy()
+    u[..., :, 2] *= np.where(np.linalg.det(u @ vt) >= 0, 1.0, -1.0)[..., None]
+    return u @ vt
 
 
 def fill_poses(c2w: np.ndarray, known: np.ndarray) -> np.ndarray:

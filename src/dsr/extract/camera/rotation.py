@@ -34,29 +34,26 @@ def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray,
         moved = probe @ hom.T
         return float(np.median(np.linalg.norm(moved[:, :2] / moved[:, 2:] - probe[:, :2], axis=1)))
 
-    hs = [hom for hom in homographies if shift(hom) >= min_shift_px]
-    if not hs:
+    hs = np.array([hom for hom in homographies if shift(hom) >= min_shift_px]).reshape(-1, 3, 3)
+    if not len(hs):
         return None
     f0 = K_guess[0, 0]
 
-    def cost(f: float) -> float:
-        K = K_guess.copy()
-        K[0, 0] = K[1, 1] = f
-        K_inv = np.linalg.inv(K)
-        total = 0.0
-        for h in hs:
-            m = K_inv @ h @ K
-            m = m / np.cbrt(np.linalg.det(m))
-            total += float(np.linalg.norm(m - project_to_so3(m)))
-        return total
+    def costs(focals: np.ndarray) -> np.ndarray:
+        """Per focal length (F,): the summed distance of every step's det-normalised K⁻¹HK to SO(3)."""
+        K = np.tile(K_guess, (len(focals), 1, 1))
+        K[:, 0, 0] = K[:, 1, 1] = focals
+        m = np.linalg.inv(K)[:, None] @ hs[None] @ K[:, None]  # (F, N, 3, 3), all at once
+        m = m / np.cbrt(np.linalg.det(m))[..., None, None]
+        return np.linalg.norm(m - project_to_so3(m), axis=(-2, -1)).sum(axis=1)
 
     grid = f0 * np.geomspace(lo, hi, 41)
-    k = int(np.argmin([cost(f) for f in grid]))
+    k = int(np.argmin(costs(grid)))
     if k in (0, len(grid) - 1):
         return None  # no minimum inside the range: the steps are not rotations (a dolly's expansion ran to lo)
     best = grid[k]
     fine = best * np.geomspace(0.95, 1.05, 21)
-    return float(fine[int(np.argmin([cost(f) for f in fine]))])
+    return float(fine[int(np.argmin(costs(fine)))])
 
 
 def rotation_from_bearings(p0: np.ndarray, p1: np.ndarray, K: np.ndarray) -> np.ndarray:
