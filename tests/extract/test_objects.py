@@ -9,20 +9,22 @@ from extract_synth import SynthClip
 from dsr.extract.adapters import box_iou
 from dsr.extract.base import SparsePoints
 from dsr.extract.lift import LiftConfig, fit_ground_plane, lift_centers, normalize_object_depths
-from dsr.extract.motion import detect_movers, nanmedian_first_axis, residual_flow
+from dsr.extract.motion import MotionConfig, detect_movers, nanmedian_first_axis, residual_flow
 from dsr.extract.orient import velocity_heading
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.frames import look_at_c2w, project_points
 from dsr.scene.record import CENTER_METHODS
 
 
+@pytest.mark.parametrize("fit", ["ransac", "usac"])
 @pytest.mark.parametrize("clip_name", ["static_clip", "pan_clip", "truck_clip"])
-def test_movers_find_the_ball(clip_name: str, request: pytest.FixtureRequest) -> None:
+def test_movers_find_the_ball(clip_name: str, fit: str, request: pytest.FixtureRequest) -> None:
     clip: SynthClip = request.getfixturevalue(clip_name)
+    config = MotionConfig(homography_fit=fit)
     hits = 0
     frames = [4, 10, 16]
     for i in frames:
-        dets = detect_movers(clip.frames[i], clip.frames[i + 3], clip.frames.shape[1:3])
+        dets = detect_movers(clip.frames[i], clip.frames[i + 3], clip.frames.shape[1:3], config)
         u, v = project_points(np.linalg.inv(clip.c2w[i])[:3, :3] @ clip.ball_world[i] + np.linalg.inv(clip.c2w[i])[:3, 3],
                               clip.K)
         hits += any(d.box_xyxy[0] - 5 <= u <= d.box_xyxy[2] + 5 and d.box_xyxy[1] - 5 <= v <= d.box_xyxy[3] + 5
@@ -30,14 +32,16 @@ def test_movers_find_the_ball(clip_name: str, request: pytest.FixtureRequest) ->
     assert hits >= len(frames) - 1
 
 
-def test_static_scene_has_no_residual_motion(pan_clip: SynthClip) -> None:
+@pytest.mark.parametrize("fit", ["ransac", "usac"])
+def test_static_scene_has_no_residual_motion(pan_clip: SynthClip, fit: str) -> None:
     """The pan clip's camera without the ball: a 3° rotation leaves no residual motion anywhere."""
     from extract_synth import render
 
+    config = MotionConfig(homography_fit=fit)
     a, b = (render(pan_clip.c2w[i], pan_clip.K, pan_clip.frames.shape[1:3], None) for i in (4, 7))
-    res, _, _ = residual_flow(a, b)
+    res, _, _ = residual_flow(a, b, config)
     assert np.percentile(res, 99) < 0.5
-    assert detect_movers(a, b, a.shape[:2]) == []
+    assert detect_movers(a, b, a.shape[:2], config) == []
 
 
 def test_tracker_hand_case() -> None:
@@ -395,12 +399,13 @@ def test_refine_component_keeps_a_blob_it_cannot_model() -> None:
     assert np.array_equal(refine_component(frame, blob), blob)
 
 
-def test_motion_config_rejects_an_unknown_flow_preset() -> None:
+def test_motion_config_rejects_an_unknown_flow_preset_or_fit() -> None:
     from dsr.errors import DsrError
-    from dsr.extract.motion import MotionConfig
 
     with pytest.raises(DsrError, match="preset"):
         MotionConfig(flow_preset="slow")
+    with pytest.raises(DsrError, match="robust fit 'lmeds'"):
+        MotionConfig(fundamental_fit="lmeds")
 
 
 def test_colour_refinement_stays_inside_the_motion_box(static_clip: SynthClip) -> None:
