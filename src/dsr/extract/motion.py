@@ -1,9 +1,9 @@
 """Class-agnostic movers from residual optical flow after camera-motion compensation (extraction.md §3.6).
 
-DIS flow between a dense frame and the next → a homography fitted (RANSAC) to the flow field models the
-camera's image motion (exact for rotation or distant/planar backgrounds) → pixels whose flow disagrees
-with it by more than an adaptive threshold are movers → connected components are detections (optionally each
-re-decided by colour, :func:`refine_component`).
+DIS flow between a dense frame and the next → a homography fitted robustly to the flow field (USAC by default,
+``MotionConfig.homography_fit``) models the camera's image motion (exact for rotation or distant/planar
+backgrounds) → pixels whose flow disagrees with it by more than an adaptive threshold are movers → connected
+components are detections (optionally each re-decided by colour, :func:`refine_component`).
 
 The same residual statistic drives the offline motion filter of ``dsr curate``.
 """
