@@ -122,6 +122,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--min-samples", type=int, default=30)
+    ap.add_argument("--min-clips", type=int, default=5, help="clips a camera key needs for its own scale-drift sigma")
     ap.add_argument("--quantile", type=float, default=None,
                     help="one quantile of the tuning errors put at 1.645 sigma for every table (default: per table, "
                          "the smallest of 0.90, 0.91, ..., 0.99 whose leave-one-clip-out coverage is >= 90%%)")
@@ -143,16 +144,20 @@ def main() -> None:
         "_CAMERA_POSITION": (camera, camera_keys, lambda r: np.asarray(r["error"]) / r["scale"]),
         "_CAMERA_ROTATION_DEG": (camera, camera_keys, lambda r: r["rotation_error_deg"]),
     }
+    # one sample per clip: the drift of its camera path's scale (benchmarks/extract_precision.py path_scale_drift)
+    drift = samples["camera_drift"]
+    tables["_CAMERA_SCALE_DRIFT"] = (drift, camera_keys, lambda r: r["slope_per_s"])
     grid = [args.quantile] if args.quantile is not None else [round(0.90 + 0.01 * i, 2) for i in range(10)]
     fit: dict = {}
     chosen: dict[str, dict[str, float]] = {}
     for name, (rows, keys_of, value) in tables.items():
+        least = args.min_clips if name == "_CAMERA_SCALE_DRIFT" else args.min_samples
         for q in grid:  # errors cluster by clip: a new clip needs a higher quantile of the others' errors
-            loco = loco_coverage(rows, keys_of, value, args.min_samples, q)
+            loco = loco_coverage(rows, keys_of, value, least, q)
             if loco >= 0.9 or q == grid[-1]:
                 break
         chosen[name] = {"quantile": q, "leave_one_clip_out_coverage": round(loco, 3)}
-        fit[name] = per_key(rows, keys_of, value, args.min_samples, q)
+        fit[name] = per_key(rows, keys_of, value, least, q)
     print(json.dumps(chosen))
     fit["_SHARED_FRAC"] = shared_fraction(center, args.min_samples)
     fit["_TRACK_CONFIDENCE"] = logistic_models(samples["track"], args.min_samples)

@@ -185,9 +185,14 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
                              if o.visible[t] and np.isfinite(o.centers_cam[t]).all()] or [1.0]))
     cam_err = sim.apply(ext.camera.c2w[v, :3, 3]) - gt.camera.c2w[v, :3, 3]
     rel_rot = np.swapaxes(gt.camera.c2w[v, :3, :3], 1, 2) @ sim.rotation @ ext.camera.c2w[v, :3, :3]
+    from dsr.scene.align import scale_drift_rate
     from dsr.scene.poses import rotation_angle_deg
 
     rot_err = rotation_angle_deg(rel_rot)
+    slope = scale_drift_rate(sim.apply(ext.camera.c2w[v, :3, 3]), gt.camera.c2w[v, :3, 3], gt.timestamps_s[v])
+    if slope is not None:
+        out["camera_drift"].append({"clip": clip, "method": ext.camera.source.name, "key": camera_key,
+                                    "slope_per_s": slope, "sigma_per_s": float(ext.camera.scale_drift_sigma)})
     for i, t in enumerate(v):
         out["camera"].append({"clip": clip, "t": int(t), "method": ext.camera.source.name, "key": camera_key,
                               "error": cam_err[i].tolist(), "scene_scale": scene,
@@ -218,22 +223,27 @@ def coverage_of(samples: dict[str, list[dict]]) -> dict[str, Any]:
     out["camera_position"] = cov([ratio(x, c["sigma"]) for c in samples.get("camera", []) for x in c["error"]])
     out["camera_rotation"] = cov([ratio(c["rotation_error_deg"], c["rotation_sigma_deg"])
                                   for c in samples.get("camera", [])])
+    out["camera_scale_drift"] = cov([ratio(c["slope_per_s"], c["sigma_per_s"]) for c in samples.get("camera_drift", [])])
     return out
 
 
 def perturbed_records(ext: Any, k: int, rng: np.random.Generator) -> list[Any]:
     """``k`` copies of the record with camera, centres and headings drawn from its own stated uncertainty
-    (schema v2's model, ``dsr.scene.uncertainty``): a reference for stability-based abstention."""
+    (``dsr.scene.uncertainty``'s model; the path's scale drift moves the camera and every centre alike): a
+    reference for stability-based abstention."""
     from scipy.spatial.transform import Rotation
 
     from dsr.scene.frames import invert_pose, make_pose, transform_points
-    from dsr.scene.uncertainty import sample_camera_centers, sample_centers
+    from dsr.scene.uncertainty import sample_camera_centers, sample_centers, sample_scale_drift
 
     n = ext.num_frames
     cam = ext.camera
     centres = sample_camera_centers(ext, k, rng)
     rot_sig = np.radians(cam.rotation_sigma_deg)
     draws = {o.object_id: sample_centers(ext, o, k, rng) for o in ext.objects}
+    drift = sample_scale_drift(ext, k, rng)
+    centres = centres + drift
+    draws = {who: d + drift for who, d in draws.items()}
     out = []
     for i in range(k):
         drot = Rotation.from_rotvec(rng.standard_normal((n, 3)) * rot_sig[:, None] / np.sqrt(3)).as_matrix()

@@ -224,7 +224,7 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
 
     out = extract_video(videos["static"], FAST)
     rec = out.record
-    assert rec.schema_version == 2 and rec.camera.trusted
+    assert rec.schema_version == 3 and rec.camera.trusted
     assert np.all(rec.camera.position_sigma[rec.camera.valid] > 0)
     # the camera's sigmas are the table entries of the key the outcome names (no SfM here: the method's own)
     assert out.camera_sigma_key == rec.camera.source.name

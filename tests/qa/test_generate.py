@@ -381,3 +381,33 @@ def test_letter_test_matches_scipy(counts: list[int]) -> None:
     got = _letter_test(counts)
     assert got["chi2"] == pytest.approx(float(ref.statistic), rel=1e-12)
     assert got["p_value"] == pytest.approx(float(ref.pvalue), rel=1e-9, abs=1e-15)
+
+
+def test_camera_scale_drift_unsettles_camera_speed_but_not_camera_to_object_distance() -> None:
+    """A camera that speeds up from 1 to 2 m/s: its speed "becomes larger", clear under per-frame noise, but a
+    stated drift of the path's scale of 0.3 per second (7 s of path) can make it anything. The distance from the
+    camera to an object is measured from the camera, so the same drift leaves it alone."""
+    import dataclasses
+
+    from dsr.qa.query import Geometry, stability
+
+    n = 15  # 0 .. 7 s at 2 fps
+    t = np.arange(n) / 2.0
+    x = np.where(t < 3.5, t, 3.5 + 2.0 * (t - 3.5)) - 6.0
+    cam = np.stack([x, np.zeros(n), np.full(n, 1.5)], axis=1)
+    box = np.stack([np.linspace(4.0, 8.0, n), np.full(n, 1.0), np.full(n, 0.5)], axis=1)
+    rec = make_record(n, camera_positions=cam, look_target=np.array([20.0, 0.0, 1.5]),
+                      objects={"box": {"class": "box", "centers": box}}, force_visible=True)
+    cfg = QAConfig(normalization="none")
+    speed = Query(type="abs_spd", observer="camera", targets=("camera",), frames=tuple(range(n)), t_v=0)
+    dist = Query(type="abs_dis", observer="camera", targets=("camera", "box"), frames=tuple(range(n)), t_v=0)
+    steady = Geometry.from_record(rec, cfg)
+    a_speed, a_dist = answer(steady, speed, cfg), answer(steady, dist, cfg)
+    # per frame step: 0.5 m for 3.5 s, then 1 m; the merged states read "steady, then jumps larger, then steady"
+    assert tuple(a_speed.states) == ("constant_larger", "constant")
+    assert stability(steady, speed, a_speed.states, cfg, np.random.default_rng(0), k=200) == 1.0
+    drifting = Geometry.from_record(dataclasses.replace(
+        rec, camera=dataclasses.replace(rec.camera, scale_drift_sigma=0.3)), cfg)
+    assert stability(drifting, speed, a_speed.states, cfg, np.random.default_rng(0), k=200) < 0.8
+    assert stability(drifting, dist, a_dist.states, cfg, np.random.default_rng(0), k=200) == \
+        stability(steady, dist, a_dist.states, cfg, np.random.default_rng(0), k=200)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from dsr.scene.align import Sim3, associate_trajectories, ate, path_length, rpe, umeyama
+from dsr.scene.align import Sim3, associate_trajectories, ate, path_length, rpe, scale_drift_rate, umeyama
 from dsr.scene.trajectory_files import read_euroc, read_kitti, read_tum
 
 
@@ -111,3 +111,28 @@ def test_ate_rpe_match_evo_on_shared_trajectories(shared_dir: Path, case: str) -
     ours = (ate_stats.rmse, rpe(aligned, ref).rmse, rpe(aligned, ref, part="rotation_deg").rmse)
     theirs = _evo_reference(folder, ref_name, est_name, alignment)
     assert np.allclose(ours, theirs, rtol=1e-6), (ours, theirs)
+
+
+@given(rate=st.floats(-0.3, 0.3), speed=st.floats(0.2, 3.0), offset=st.floats(0.0, 10.0))
+@settings(max_examples=30, deadline=None)
+def test_scale_drift_rate_recovers_a_drift_drawn_by_the_record_model(rate: float, speed: float, offset: float) -> None:
+    """A path whose steps the record's drift model (dsr.scene.uncertainty) stretched by exp(δ·(τ − τ̄)) reads δ back,
+    whatever the speed and wherever the clock starts."""
+    from dsr.scene.uncertainty import scale_drift_shifts
+
+    t = offset + np.arange(20) * 0.5
+    truth = np.stack([speed * (t - offset), np.sin(t), np.zeros(20)], axis=1)
+    est = truth + scale_drift_shifts(truth, t, np.array([rate]))[0]
+    assert scale_drift_rate(est, truth, t) == pytest.approx(rate, abs=1e-9)
+
+
+def test_scale_drift_rate_skips_paths_that_do_not_move() -> None:
+    t = np.arange(10.0)
+    still = np.zeros((10, 3))
+    assert scale_drift_rate(still, still, t) is None
+    # five moving steps of nine: fewer than six
+    ref = np.zeros((10, 3))
+    ref[5:, 0] = np.arange(5) + 1.0
+    assert scale_drift_rate(ref * 2.0, ref, t) is None
+    ref[:, 0] = np.arange(10.0)  # steady 1 m/s, estimated at twice the length: no drift
+    assert scale_drift_rate(ref * 2.0, ref, t) == pytest.approx(0.0, abs=1e-12)

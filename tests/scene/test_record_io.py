@@ -48,12 +48,29 @@ def test_v2_uncertainty_fields_round_trip(tmp_path: Path, record: SceneRecord) -
     rec = dataclasses.replace(record, objects=(record.objects[0], ball),
                               camera=dataclasses.replace(record.camera, trusted=False))
     back = read_record(write_record(tmp_path / "r.npz", rec))
-    assert back.schema_version == 2 and back.camera.trusted is False
+    assert back.schema_version == 3 and back.camera.trusted is False
     np.testing.assert_array_equal(back.objects[1].center_sigma_shared, 0.2)
     # the v1-style isotropic sigma keeps the total variance: √((0.3² + 2·0.05²) / 3)
     np.testing.assert_allclose(back.objects[1].center_sigma, np.sqrt((0.09 + 0.005) / 3))
     with pytest.raises(RecordError, match="center_sigma_shared: exceeds center_sigma_along at frame 0"):
         dataclasses.replace(ball, center_sigma_shared=np.full(n, 0.31))
+
+
+def test_v3_camera_scale_drift_round_trips_and_v2_reads_as_none(tmp_path: Path, record: SceneRecord) -> None:
+    rec = dataclasses.replace(record, camera=dataclasses.replace(record.camera, scale_drift_sigma=0.085))
+    back = read_record(write_record(tmp_path / "r.npz", rec))
+    assert back.camera.scale_drift_sigma == 0.085
+    meta, arrays = record_to_parts(rec)
+    meta["schema_version"] = 2
+    del meta["camera"]["scale_drift_sigma"]
+    assert read_record(write_parts(tmp_path / "v2.npz", meta, arrays)).camera.scale_drift_sigma == 0.0
+    # a v3 file must state it
+    meta["schema_version"] = 3
+    with pytest.raises(RecordError, match=r"camera\.scale_drift_sigma: missing"):
+        read_record(write_parts(tmp_path / "v3.npz", meta, arrays))
+    for bad in (-0.1, float("nan"), True):
+        with pytest.raises(RecordError, match="scale_drift_sigma"):
+            dataclasses.replace(record.camera, scale_drift_sigma=bad)
 
 
 def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -> None:
@@ -65,7 +82,7 @@ def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -
         arrays[p + "center_sigma"] = arrays.pop(p + "center_sigma_along")
         del arrays[p + "center_sigma_across"], arrays[p + "center_sigma_shared"]
     back = read_record(write_parts(tmp_path / "v1.npz", meta, arrays))
-    assert back.schema_version == 2 and back.camera.trusted
+    assert back.schema_version == 3 and back.camera.trusted and back.camera.scale_drift_sigma == 0.0
     agent = back.objects[0]  # the fixture's agent has sigma 0.01: isotropic, nothing shared
     np.testing.assert_array_equal(agent.center_sigma_along, 0.01)
     np.testing.assert_array_equal(agent.center_sigma_across, 0.01)

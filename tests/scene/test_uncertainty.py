@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from dsr.scene.record import SceneRecord
 from dsr.scene.uncertainty import ray_frames, sample_camera_centers, sample_centers
@@ -36,3 +37,39 @@ def test_draws_spread_along_and_across_the_ray_as_stated(record: SceneRecord) ->
     # rays point from the camera to the object, and the basis is orthonormal to them
     np.testing.assert_allclose(np.einsum("ti,tij->tj", ray, perp), 0.0, atol=1e-12)
     assert np.all(np.einsum("ti,ti->t", ray, agent.centers_world - record.camera.c2w[:, :3, 3]) > 0)
+
+
+def test_scale_drift_shifts_by_hand() -> None:
+    from dsr.scene.uncertainty import scale_drift_shifts
+
+    centres = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [2.0, 2.0, 0.0]])
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    shifts = scale_drift_shifts(centres, times, np.array([0.0, np.log(2.0)]))
+    assert shifts.shape == (2, 4, 3)
+    np.testing.assert_array_equal(shifts[0], 0.0)  # no drift, no shift
+    # mid times 0.5, 1.5, 2.5 (mean 1.5): the steps become 2^-1, 2^0, 2^1 times as long
+    path = centres + shifts[1]
+    steps = np.diff(path, axis=0)
+    np.testing.assert_allclose(steps, [[0.5, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+    np.testing.assert_array_equal(shifts[1, 0], 0.0)  # the first centre stays
+    assert scale_drift_shifts(centres[:1], times[:1], np.ones(3)).shape == (3, 1, 3)
+
+
+def test_scale_drift_draws_only_when_stated(record: SceneRecord) -> None:
+    from dsr.scene.uncertainty import sample_scale_drift
+
+    rng = np.random.default_rng(7)
+    np.testing.assert_array_equal(sample_scale_drift(record, 5, rng), 0.0)
+    assert rng.standard_normal() == np.random.default_rng(7).standard_normal()  # no draw was spent
+    drifting = dataclasses.replace(record, camera=dataclasses.replace(record.camera, scale_drift_sigma=0.2))
+    shifts = sample_scale_drift(drifting, 2000, np.random.default_rng(0))
+    steps = np.linalg.norm(np.diff(record.camera.c2w[:, :3, 3], axis=0), axis=1)
+    moving = np.flatnonzero(steps > 1e-9)
+    if len(moving) >= 2:  # the log ratio of the last to the first moving step is δ·Δτ: its spread is 0.2·Δτ
+        a, b = moving[0], moving[-1]
+        path = record.camera.c2w[None, :, :3, 3] + shifts
+        la = np.linalg.norm(path[:, a + 1] - path[:, a], axis=1)
+        lb = np.linalg.norm(path[:, b + 1] - path[:, b], axis=1)
+        ts = record.timestamps_s
+        dtau = (ts[b] + ts[b + 1] - ts[a] - ts[a + 1]) / 2
+        assert np.std(np.log(lb / la) - np.log(steps[b] / steps[a])) == pytest.approx(0.2 * dtau, rel=0.1)

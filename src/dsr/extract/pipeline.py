@@ -66,6 +66,7 @@ from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
+    camera_scale_drift,
     camera_sigma_key,
     camera_sigmas,
     center_sigmas,
@@ -492,7 +493,8 @@ def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: 
     out.camera_sigma_key = camera_sigma_key(camera.track.source.name, used, config.uncertainty)
     position_sigma, rotation_sigma = camera_sigmas(out.camera_sigma_key, camera.track.valid, config.uncertainty)
     camera_track = replace(camera.track, position_sigma=position_sigma, rotation_sigma_deg=rotation_sigma,
-                           trusted=camera.trusted)
+                           trusted=camera.trusted,
+                           scale_drift_sigma=camera_scale_drift(out.camera_sigma_key, config.uncertainty))
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"

@@ -1,4 +1,4 @@
-"""Calibrated uncertainty for extracted records (schema v2): centre sigmas along / across the camera ray,
+"""Calibrated uncertainty for extracted records (schema v2, v3): centre sigmas along / across the camera ray,
 heading sigmas, camera sigmas and track confidences.
 
 The lifting chain's own sigmas are a-priori guesses (0.3·Z for the size prior, ...). Here each is replaced
@@ -17,7 +17,11 @@ inside the stated 90% interval (±1.645 σ) about 90% of the time; coverage is r
 * **heading**: the velocity heading's own sigma (from the track's measured noise) times ``heading_factor``;
 * **camera**: ``position_sigma = p_k`` record units (scene depth normalised to ~1) and
   ``rotation_sigma_deg = r_k`` per key k, on valid frames: the camera method, or for SfM the per-clip
-  :func:`camera_sigma_key` (a healthy reconstruction's rotation is ``camera/pycolmap/tight``);
+  :func:`camera_sigma_key` (a healthy reconstruction's rotation is ``camera/pycolmap/tight``), and
+  ``scale_drift_sigma = d_k`` (schema v3): the 1-σ of the drift of the path's scale, natural-log units per
+  second. Monocular VO loses its scale steadily on a dolly (forward motion): its step lengths shrank by
+  e^-1 to e^-3 over 24 s on training worlds, which no per-frame position error describes and which made its
+  camera-speed questions wrong;
 * **track confidence**: the probability that the box at a frame is on the object (IoU ≥ 0.5 with it), a
   logistic model per track source of the frame's raw score and the track's length (short tracks are mostly
   spurious): ``p = σ(w_score·score + w_len·ln(visible frames) + b)``, fitted by logistic regression.
@@ -74,6 +78,8 @@ _CAMERA_POSITION = {"default": 0.126, "camera/pycolmap": 0.7786, "camera/rotatio
 # correlated along the path (scale drift) and the per-frame noise model cannot express that
 _CAMERA_ROTATION_DEG = {"default": 6.268, "camera/pycolmap": 10.178, "camera/pycolmap/tight": 2.557,
                         "camera/rotation": 0.2443, "camera/vo": 7.6915}
+# drift of the camera path's scale, natural-log units per second (schema v3, CameraTrack.scale_drift_sigma): FITTED
+_CAMERA_SCALE_DRIFT = {"default": 0.0}
 _TRACK_CONFIDENCE: dict[str, tuple[float, float, float]] = {
     "grounding/background+tracking/iou": (7.527, -0.972, -6.101), "grounding/motion+tracking/iou": (2.517, -1.571, -0.448)}
 
@@ -93,6 +99,7 @@ class UncertaintyConfig:
     heading_factor: float = 4.71
     camera_position: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_POSITION))
     camera_rotation_deg: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_ROTATION_DEG))
+    camera_scale_drift: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_DRIFT))
     # per track source: (w_score, w_len, bias) of the logistic model; a source without one keeps its raw score
     track_confidence: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(_TRACK_CONFIDENCE))
     raw: bool = False  # identity: raw track scores and heading sigmas (the fitting run)
@@ -193,6 +200,12 @@ def camera_sigmas(key: str, valid: np.ndarray, config: UncertaintyConfig) -> tup
     pos = UncertaintyConfig._get(config.camera_position, key)
     rot = UncertaintyConfig._get(config.camera_rotation_deg, key)
     return np.where(valid, pos, 10.0 * max(pos, 0.1)), np.where(valid, rot, 30.0)
+
+
+def camera_scale_drift(key: str, config: UncertaintyConfig) -> float:
+    """The scale-drift sigma (natural-log units per second) of a camera track by its :func:`camera_sigma_key`.
+    A rotation-only camera has no path, so nothing to drift."""
+    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_drift, key)
 
 
 def track_confidence(scores: np.ndarray, visible: np.ndarray, source: str, config: UncertaintyConfig

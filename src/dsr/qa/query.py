@@ -52,6 +52,7 @@ from dsr.scene.frames import (
     transform_points,
 )
 from dsr.scene.record import SceneRecord
+from dsr.scene.uncertainty import scale_drift_shifts
 
 
 class QAError(DsrError):
@@ -399,7 +400,10 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
     rotation of its axes with axis-angle vector ~ N(0, σ_r²·I), where σ_p = max(stated sigma,
     floor · scale) and σ_r = max(stated sigma, rotation floor); the same draw moves an entity
     everywhere it appears. The observer of a type whose answer does not depend on it (distances,
-    speeds in a frozen frame) is not perturbed: nothing it could change.
+    speeds in a frozen frame) is not perturbed: nothing it could change. A record that states a scale drift
+    of the camera path (schema v3) also gets one drift draw per sample, whose shift at each frame moves every
+    entity alike (:func:`dsr.scene.uncertainty.scale_drift_shifts`): camera-to-object geometry survives it,
+    the camera's own speed and world-frame motion do not.
     """
     return stability_many(geom, [(query, states)], config, rng, k)[0]
 
@@ -474,6 +478,13 @@ def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig,
         if w in rotated:
             rotvec[w] = normals[used:used + size].reshape(k, n, 3) * sig[1][rows_a]
             used += size
+    drift = geom.record.camera.scale_drift_sigma
+    if drift > 0:  # the camera path's scale drift moves the camera and what is measured from it alike
+        shift = scale_drift_shifts(geom.positions[CAMERA][rows_a], geom.record.timestamps_s[rows_a],
+                                   normals[used:used + k] * drift)
+        used += k
+        for w in entities:
+            pos[w] = pos[w] + shift
     obs_fixed = obs_rotvec = obs_rotation = obs_position = forward_rotvec = forward = None
     if moved_observer:
         sel = fi if not qt.is_absolute else np.array([t_v_row])
@@ -504,7 +515,8 @@ def stability_many(geom: Geometry, items: Sequence[tuple[Query, Sequence[str]]],
         return [1.0] * len(items)
     # one draw for all items, split in item order: the same numbers as one draw per item and entity
     plans = [_entities(type_row(query.type), query) for query, _ in items]
-    sizes = [k * len(rows) * 3 * (len(entities) + len(rotated)) for entities, rotated, rows, _, _ in plans]
+    drift = k if geom.record.camera.scale_drift_sigma > 0 else 0  # one scale-drift draw per k, after the rest
+    sizes = [k * len(rows) * 3 * (len(entities) + len(rotated)) + drift for entities, rotated, rows, _, _ in plans]
     normals = rng.standard_normal(sum(sizes))
     ends = np.cumsum(sizes).tolist()
     draws = [_draw(geom, query, states, config, normals[end - size:end], k, plan)

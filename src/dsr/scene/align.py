@@ -6,6 +6,9 @@ package, which the tests use as a reference):
 
 * **ATE** (absolute trajectory error): after aligning the estimate to the reference, the Euclidean
   distance between corresponding positions.
+* **Scale drift rate**: the slope over time of ln(estimated / true step length) of an aligned path, in
+  natural-log units per second (:func:`scale_drift_rate`); what a record's ``camera.scale_drift_sigma``
+  states the spread of.
 * **RPE** (relative pose error) for a frame step Δ: ``E_i = (ref_i⁻¹ ref_{i+Δ})⁻¹ (est_i⁻¹ est_{i+Δ})``
   over consecutive pairs (0, Δ), (Δ, 2Δ), …; reported as the norm of E's translation or its rotation
   angle in degrees.
@@ -120,6 +123,26 @@ def ate(est_positions: np.ndarray, ref_positions: np.ndarray, alignment: Alignme
 def path_length(positions: np.ndarray) -> float:
     """Total length of a polyline (N,3)."""
     return float(np.linalg.norm(np.diff(positions, axis=0), axis=1).sum())
+
+
+def scale_drift_rate(est_positions: np.ndarray, ref_positions: np.ndarray, times_s: np.ndarray,
+                     min_steps: int = 6) -> float | None:
+    """How fast an (aligned) estimated path's scale drifts: the least-squares slope, over the steps' mid times,
+    of ln(estimated / reference step length), in natural-log units per second.
+
+    Steps whose reference length is under 2% of the median moving step are left out (a camera that barely moves
+    has no scale to drift); None with fewer than ``min_steps`` steps left (a static or rotating camera)."""
+    de = np.linalg.norm(np.diff(np.asarray(est_positions, np.float64), axis=0), axis=1)
+    dr = np.linalg.norm(np.diff(np.asarray(ref_positions, np.float64), axis=0), axis=1)
+    moving = dr > 0
+    if moving.sum() < min_steps:
+        return None
+    ok = (dr > 0.02 * np.median(dr[moving])) & (de > 0)
+    if ok.sum() < min_steps:
+        return None
+    t = np.asarray(times_s, np.float64)
+    mid = (t[1:] + t[:-1])[ok] / 2.0
+    return float(np.polyfit(mid - mid.mean(), np.log(de[ok] / dr[ok]), 1)[0])
 
 
 def rpe(

@@ -96,7 +96,8 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
         "meters_per_unit": record.meters_per_unit,
         "video": {"path": v.path, "fps": v.fps, "width": v.width, "height": v.height,
                   "num_frames": v.num_frames, "duration_s": v.duration_s},
-        "camera": {"source": _source_json(cam.source), "trusted": cam.trusted},
+        "camera": {"source": _source_json(cam.source), "trusted": cam.trusted,
+                   "scale_drift_sigma": cam.scale_drift_sigma},
         "objects": objects_meta,
     }
     return meta_all, arrays
@@ -222,6 +223,8 @@ def record_from_parts(meta: dict[str, Any], arr: Any, *, masks: bool = True) -> 
             rotation_sigma_deg=arr("camera/rotation_sigma_deg"), source=_source(cm, "source", ""),
             # v1 had no record-level flag; v1 extraction wrote records from trusted cameras only
             trusted=True if version == 1 else _get(cm, "trusted", bool, ""),
+            # v1 and v2 stated no scale drift
+            scale_drift_sigma=_get(cm, "scale_drift_sigma", float, "") if version >= 3 else 0.0,
         )
     objects = []
     for i, om in enumerate(_get(meta, "objects", list, "")):

@@ -28,9 +28,9 @@ import numpy as np
 
 from dsr.errors import RecordError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # versions this dsr reads; older ones are upgraded on reading (dsr.scene.io), never written
-READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 ScaleKind = Literal["metric", "normalized", "up_to_scale"]
 SCALE_KINDS: tuple[str, ...] = get_args(ScaleKind)
@@ -198,6 +198,12 @@ class CameraTrack:
     trusted: record-level flag (schema v2): the estimator trusts the trajectory as a whole (its consistency
         checks passed). False: the poses are given for completeness only, and questions about the camera's
         motion or from its viewpoint should not be asked. Ground truth: True.
+    scale_drift_sigma: float >= 0 (schema v3), 1-sigma of the drift of the path's scale, in natural-log units
+        per second: the camera's step lengths are off by one factor exp(δ·(t − t_ref)), δ ~ N(0, σ²) drawn once
+        per record. Monocular visual odometry loses its scale gradually (forward motion, e.g. a dolly, is the
+        worst case), and an error shared along the path is what the per-frame ``position_sigma`` cannot
+        express: it decides whether the camera's speed can be compared across time. The shift it causes at a
+        frame moves what is seen from that frame with the camera (object centres are measured from it).
 
     Ground-truth records carry zero sigmas. Extracted records state sigmas calibrated on rendered worlds
     (the truth falls inside ±1.645 sigma about 90% of the time; docs/bench-extract.md).
@@ -211,6 +217,7 @@ class CameraTrack:
     rotation_sigma_deg: np.ndarray
     source: Source
     trusted: bool = True
+    scale_drift_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         k = _array(self.K, "K", np.float64, (None, 3, 3))
@@ -239,6 +246,12 @@ class CameraTrack:
         if not isinstance(self.trusted, bool | np.bool_):
             raise RecordError(f"must be a bool, got {type(self.trusted).__name__}", field="trusted")
         object.__setattr__(self, "trusted", bool(self.trusted))
+        drift = self.scale_drift_sigma
+        if isinstance(drift, bool) or not isinstance(drift, int | float | np.floating | np.integer):
+            raise RecordError(f"must be a number, got {type(drift).__name__}", field="scale_drift_sigma")
+        if not np.isfinite(drift) or drift < 0:
+            raise RecordError(f"must be finite and >= 0, got {drift}", field="scale_drift_sigma")
+        object.__setattr__(self, "scale_drift_sigma", float(drift))
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,9 +1,14 @@
-"""Draws from a record's own stated uncertainty (schema v2), for stability scores and abstention.
+"""Draws from a record's own stated uncertainty (schema v2, v3), for stability scores and abstention.
 
 The error model is the one written in :class:`~dsr.scene.record.ObjectTrack`'s docstring: along the camera
 ray a part shared by all frames of the object (one draw per object) plus an independent part per frame,
 and an independent isotropic error across the ray. Camera centres get an isotropic error per frame
 (``position_sigma``). Ground-truth records (zero sigmas) give back their own values.
+
+Schema v3 adds a drift of the camera path's scale (``CameraTrack.scale_drift_sigma``): one draw δ per record
+makes each step of the path exp(δ·(τ − τ̄)) times as long (τ the step's mid time, τ̄ their mean).
+:func:`scale_drift_shifts` turns draws of δ into the shift of the camera centre at each frame; whatever is
+measured from the camera at a frame (every extracted object centre) moves with it by the same shift.
 """
 
 from __future__ import annotations
@@ -47,3 +52,29 @@ def sample_camera_centers(record: SceneRecord, k: int, rng: np.random.Generator)
     """(k, T, 3) camera centres drawn from ``camera.position_sigma`` (isotropic, independent per frame)."""
     cam = record.camera
     return cam.c2w[None, :, :3, 3] + rng.standard_normal((k, record.num_frames, 3)) * cam.position_sigma[None, :, None]
+
+
+def scale_drift_shifts(camera_centers: np.ndarray, times_s: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """(k, n, 3) shifts of the camera centres (n, 3) at increasing times (n,) under k scale drifts ``deltas``
+    (k,) in natural-log units per second (see the module docstring). The first centre does not move (only
+    shifts relative to each other change an answer); n = 1 gives zeros."""
+    centers = np.asarray(camera_centers, np.float64)
+    times = np.asarray(times_s, np.float64)
+    d = np.asarray(deltas, np.float64)
+    out = np.zeros((len(d), len(centers), 3))
+    if len(centers) < 2:
+        return out
+    steps = np.diff(centers, axis=0)  # (n - 1, 3)
+    mid = (times[1:] + times[:-1]) / 2.0
+    stretch = np.expm1(d[:, None] * (mid - mid.mean())[None])  # (k, n - 1): step length factor − 1
+    out[:, 1:] = np.cumsum(stretch[..., None] * steps[None], axis=1)
+    return out
+
+
+def sample_scale_drift(record: SceneRecord, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, T, 3) shifts drawn from ``camera.scale_drift_sigma``, to add to the camera centres and to every centre
+    measured from the camera (zeros when the record states no drift; no draw is taken then)."""
+    sigma = record.camera.scale_drift_sigma
+    if sigma <= 0:
+        return np.zeros((k, record.num_frames, 3))
+    return scale_drift_shifts(record.camera.c2w[:, :3, 3], record.timestamps_s, rng.standard_normal(k) * sigma)
