@@ -1,5 +1,5 @@
-"""Cost of the perception components per frame: YOLOv3-tiny at several input sizes, the dense tracker's parts,
-MediaPipe Pose per person box.
+"""Cost of the perception components per frame: YOLOv3-tiny at several input sizes and on both backends
+(OpenVINO, the default, and cv2.dnn), the dense tracker's parts, MediaPipe Pose per person box.
 
     python benchmarks/extract_perception_speed.py --video /work/data/opencv-doc_vtest.avi [--frames 60]
 
@@ -62,6 +62,15 @@ def main() -> None:
         if size == 416:
             dets_416 = dets
         rows.append((f"YOLOv3-tiny {size}² px", ms, np.mean([len(d) for d in dets])))
+    # the default input size on the other backend and thread counts (the default: OpenVINO, one thread)
+    for label, config in (("cv2.dnn", DetectorConfig(backend="opencv")),
+                          ("OpenVINO, every core", DetectorConfig(threads=0))):
+        det = YoloDetector(config)
+        det.detect(frames[0])
+        cpu = time.process_time()
+        ms, dets = _ms(det.detect, frames)
+        cpu_ms = 1000.0 * (time.process_time() - cpu) / len(frames)
+        rows.append((f"YOLOv3-tiny 416² px, {label} ({cpu_ms:.0f} ms CPU)", ms, np.mean([len(d) for d in dets])))
     assert dets_416 is not None
     ms_app, _ = _ms(lambda k: [box_appearance(frames[k], d.box_xyxy) for d in dets_416[k]], range(len(frames)))
     rows.append(("appearance histograms (all boxes of a frame)", ms_app, np.nan))

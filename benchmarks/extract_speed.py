@@ -12,7 +12,7 @@ the date, and the CPU seconds (less sensitive to other processes than the wall t
 YOLO and OpenCV use both cores).
 
     python benchmarks/extract_speed.py [--real N] [--worlds static pan dolly orbit handheld] [--long]
-        [--cache out/speed] [--json out.json]
+        [--cache out/speed] [--json out.json] [--detector-backend opencv]
 """
 
 from __future__ import annotations
@@ -73,8 +73,15 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="also a 60-s world: peak memory")
     ap.add_argument("--cache", type=Path, default=Path("out/speed"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--detector-backend", choices=("openvino", "opencv"), default=None,
+                    help="run YOLO on this backend instead of the default (an A/B of the detector's cost)")
     args = ap.parse_args()
     config = ExtractConfig()
+    if args.detector_backend is not None and config.detection is not None:
+        from dataclasses import replace
+
+        config = replace(config, detection=replace(config.detection, detector=replace(
+            config.detection.detector, backend=args.detector_backend)))
     load_before = os.getloadavg()
     rows = []
     clips = [("real", p) for p in real_clips(args.real)]
