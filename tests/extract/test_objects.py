@@ -32,6 +32,25 @@ def test_movers_find_the_ball(clip_name: str, fit: str, request: pytest.FixtureR
     assert hits >= len(frames) - 1
 
 
+def test_translating_camera_explained_by_a_coarsely_fitted_epipolar_model(truck_clip: SynthClip) -> None:
+    """The fundamental matrix, fitted on a grid twice as coarse as the flow's (the default), explains the translating
+    camera's static parallax: at each frame pair the one mover is the ball. Without the epipolar model the
+    parallax itself comes out as movers."""
+    pairs = (4, 10, 16, 22)
+
+    def movers(config: MotionConfig) -> list[list]:
+        return [detect_movers(truck_clip.frames[i], truck_clip.frames[i + 3], truck_clip.frames.shape[1:3], config)
+                for i in pairs]
+
+    for i, dets in zip(pairs, movers(MotionConfig()), strict=True):
+        w2c = np.linalg.inv(truck_clip.c2w[i])
+        u, v = project_points(w2c[:3, :3] @ truck_clip.ball_world[i] + w2c[:3, 3], truck_clip.K)
+        assert len(dets) == 1
+        x1, y1, x2, y2 = dets[0].box_xyxy
+        assert x1 - 5 <= u <= x2 + 5 and y1 - 5 <= v <= y2 + 5
+    assert max(len(d) for d in movers(MotionConfig(min_parallax_px=1e9))) >= 2
+
+
 @pytest.mark.parametrize("fit", ["ransac", "usac"])
 def test_static_scene_has_no_residual_motion(pan_clip: SynthClip, fit: str) -> None:
     """The pan clip's camera without the ball: a 3° rotation leaves no residual motion anywhere."""
@@ -406,6 +425,8 @@ def test_motion_config_rejects_an_unknown_flow_preset_or_fit() -> None:
         MotionConfig(flow_preset="slow")
     with pytest.raises(DsrError, match="robust fit 'lmeds'"):
         MotionConfig(fundamental_fit="lmeds")
+    with pytest.raises(DsrError, match="fit_grid_px <= fundamental_grid_px"):
+        MotionConfig(fundamental_grid_px=2)
 
 
 def test_colour_refinement_stays_inside_the_motion_box(static_clip: SynthClip) -> None:
