@@ -8,6 +8,7 @@ import pytest
 from dsr.extract.lift import has_class_height
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
+    camera_scale_drift,
     camera_sigma_key,
     camera_sigmas,
     center_sigmas,
@@ -96,6 +97,17 @@ def test_heading_and_camera_sigmas() -> None:
     assert pos[0] == pytest.approx(0.01) and pos[1] > pos[0] and rot[0] == pytest.approx(1.5) and rot[1] == 30.0
     pos, _ = camera_sigmas("camera/vo", np.array([True]), config)
     assert pos[0] == pytest.approx(0.05)
+
+
+def test_camera_scale_drift_by_key() -> None:
+    config = UncertaintyConfig(camera_scale_drift={"default": 0.3, "camera/vo": 0.12, "camera/pycolmap": 0.6})
+    assert camera_scale_drift("camera/vo", config) == 0.12
+    assert camera_scale_drift("camera/pycolmap/tight", config) == 0.6  # falls back to its method
+    assert camera_scale_drift("camera/pi3", config) == 0.3  # an estimator without a fit: the pooled value
+    assert camera_scale_drift("camera/rotation", config) == 0.0  # no path, nothing to drift
+    # the shipped fit: VO and tight SfM drift alike (two poor orbits pass the tight gate), plain SfM far more
+    fitted = UncertaintyConfig()
+    assert camera_scale_drift("camera/pycolmap", fitted) > camera_scale_drift("camera/vo", fitted) > 0
 
 
 def test_tight_sfm_key_needs_a_pinhole_compact_and_smooth_reconstruction() -> None:
