@@ -92,7 +92,7 @@ def test_ground_truth_records_are_unaffected(lively_record: SceneRecord, seed: i
 
 
 def test_an_uncertain_record_gets_the_larger_attempt_budget(lively_record: SceneRecord) -> None:
-    # the doubtful ball makes abstention reject attempts; the budget is per_video × attempts_per_qa_uncertain
+    # abstention rejects attempts; the budget is per_video × attempts_per_qa_uncertain
     rec = _uncertain(lively_record)
     for per_qa in (1, 3):
         report = GenerationReport()
@@ -105,7 +105,9 @@ def test_an_uncertain_record_gets_the_larger_attempt_budget(lively_record: Scene
     many = list(generate_record_qas(rec, QAConfig(stability_k=4), per_video=40, seed=3, report=large))
     # the same draws come first, so the larger budget keeps every QA of the smaller one and adds more
     assert [qa.qa_id for qa in many[:len(few)]] == [qa.qa_id for qa in few]
-    assert len(few) < len(many) <= 40 and small.failures["low_track_confidence"] > 0
+    # (the doubtful ball is never the one asked: an option naming only confident tracks is; stability rejects)
+    assert len(few) < len(many) <= 40 and small.failures["unstable"] > 0
+    assert "low_track_confidence" not in small.failures
 
 
 def test_a_ground_truth_record_keeps_the_plain_budget(lively_record: SceneRecord) -> None:
@@ -138,12 +140,60 @@ def test_cli_flags_set_and_turn_off_abstention(lively_record: SceneRecord, tmp_p
     assert "low_track_confidence" not in off["failures"] and "unstable" not in off["failures"]
     assert len(off_qas) == 60 and all(qa.generator.config["min_track_confidence"] == 0.0 for qa in off_qas)
     strict, strict_qas = run("strict", "--min-track-confidence", "1", "--min-stability-uncertain", "1")
-    # no track is ever fully certain (0.9 at best): only questions about the camera alone are left
-    assert len(strict_qas) < len(off_qas) and strict["failures"]["low_track_confidence"] > 0
-    assert all({qa.query.observer, *qa.query.targets} == {"camera"} for qa in strict_qas)
+    # no track is ever fully certain (0.9 at best): only questions about the camera alone are left, and no draw
+    # names an object (the types that need one are left out, counted as unaskable)
+    assert strict_qas and all({qa.query.observer, *qa.query.targets} == {"camera"} for qa in strict_qas)
+    assert "low_track_confidence" not in strict["failures"]
+    assert {"abs_dis", "rel_dis", "abs_spd_comp"} <= set(strict["types_unaskable"])
+    assert not off["types_unaskable"]
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main(["qa", str(rec_file), "--out", str(tmp_path / "bad.jsonl"), "--min-track-confidence", "1.5"])
     assert exc.value.code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "min_track_confidence" in err[0] and "[0, 1]" in err[0]
+
+
+def _confidence(record: SceneRecord, conf: dict[str, np.ndarray]) -> SceneRecord:
+    """``_uncertain(record)`` with the given per-frame confidences for some objects."""
+    rec = _uncertain(record)
+    return replace(rec, objects=tuple(replace(o, confidence=np.where(o.visible, conf[o.object_id], 0.0))
+                                      if o.object_id in conf else o for o in rec.objects))
+
+
+def test_only_objects_tracked_confidently_long_enough_are_drawn(lively_record: SceneRecord) -> None:
+    from dsr.qa.generate import frame_plan, nameable_objects
+
+    n = lively_record.num_frames
+    cfg = QAConfig()
+    plan = frame_plan(lively_record, cfg)
+    u = plan.usable
+    run = lambda k: np.isin(np.arange(n), u[5:5 + k]).astype(float)  # noqa: E731  confident at k usable frames in a row
+    ends = np.isin(np.arange(n), [plan.last_visible, plan.future]).astype(float)  # only the prediction step
+    rec = _confidence(lively_record, {"person_0": run(cfg.min_frames), "dog_0": run(cfg.min_frames - 1),
+                                      "ball_0": ends, "car_0": np.zeros(n)})
+    assert nameable_objects(rec, plan, cfg) == ("person_0", "ball_0")
+    ctx = RecordContext.build(rec, cfg)
+    assert ctx.draw_objects == ("person_0", "ball_0") and ctx.draw_agents == ("person_0",)
+    assert ctx.objects == ("person_0", "dog_0", "ball_0", "car_0")  # alternatives still see every object
+    # ground truth (confidence 1, no sigma): every object is drawn, whatever the rule
+    gt = RecordContext.build(lively_record, cfg)
+    assert gt.draw_objects == gt.objects and gt.draw_agents == gt.agents
+
+
+def test_no_confident_object_leaves_the_camera_questions_and_wastes_no_attempt(lively_record: SceneRecord) -> None:
+    from dsr.qa.generate import askable
+    from dsr.qa.question_types import TYPES
+
+    n = lively_record.num_frames
+    rec = _confidence(lively_record, {o.object_id: np.full(n, 0.2) for o in lively_record.objects})
+    ctx = RecordContext.build(rec, QAConfig())
+    assert ctx.draw_objects == ()
+    # only an absolute question about the camera alone can be drawn: its orientation, speed, or where it goes
+    assert sorted(k for k, t in TYPES.items() if askable(ctx, t)) == ["abs_dir_pred", "abs_ori", "abs_spd"]
+    report = GenerationReport()
+    qas = list(generate_record_qas(rec, QAConfig(stability_k=4), per_video=10, seed=1, report=report))
+    assert qas and all({qa.query.observer, *qa.query.targets} == {"camera"} for qa in qas)
+    assert set(report.types_unaskable) == set(TYPES) - {"abs_dir_pred", "abs_ori", "abs_spd"}
+    # no attempt failed for want of an object: the camera takes the one slot it may fill
+    assert not {"no_agent", "too_few_objects", "low_track_confidence"} & set(report.failures)

@@ -530,6 +530,23 @@ def _seed_answer(ctx: RecordContext, seed: Query) -> tuple[np.ndarray, list[str]
     return answer_states(ctx, seed)
 
 
+def weakly_tracked(ctx: RecordContext, query: Query) -> str | None:
+    """Why abstention's track-confidence rule refuses ``query`` (an object it names is tracked below
+    ``min_track_confidence`` at a frame it reads), or None. Only records that state uncertainty apply the rule."""
+    cfg, rec = ctx.config, ctx.record
+    if not ctx.states_uncertainty or cfg.min_track_confidence <= 0:
+        return None
+    frames = list(query.frames) + ([query.t_v] if query.t_v is not None else [])
+    for who in dict.fromkeys((query.observer, *query.targets)):
+        if who == CAMERA:
+            continue
+        conf = float(np.min(rec.object(who).confidence[frames]))
+        # a wrong track (a chimera, a false detection) makes every answer about it wrong
+        if conf < cfg.min_track_confidence:
+            return f"{who} tracked with confidence {conf:.2f} < {cfg.min_track_confidence}"
+    return None
+
+
 def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.random.Generator,
             defer: bool) -> float | None:
     """Issue 11's abstention for the asked query: its stability (None: left to the deferred batch) or
@@ -538,19 +555,12 @@ def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.r
     Only a record that states uncertainty can fail the two extra checks (ground truth has confidence 1
     and zero sigmas), and only then is stability scored here instead of in the batch, so ground-truth
     output is unchanged. ``min_stability`` still applies to every record, as before."""
-    cfg, rec = ctx.config, ctx.record
+    cfg = ctx.config
     threshold = cfg.min_stability
     if ctx.states_uncertainty:
-        if cfg.min_track_confidence > 0:
-            frames = list(query.frames) + ([query.t_v] if query.t_v is not None else [])
-            for who in dict.fromkeys((query.observer, *query.targets)):
-                if who == CAMERA:
-                    continue
-                conf = float(np.min(rec.object(who).confidence[frames]))
-                # a wrong track (a chimera, a false detection) makes every answer about it wrong
-                if conf < cfg.min_track_confidence:
-                    raise QAError(f"{who} tracked with confidence {conf:.2f} < {cfg.min_track_confidence}",
-                                  "low_track_confidence")
+        weak = weakly_tracked(ctx, query)
+        if weak is not None:
+            raise QAError(weak, "low_track_confidence")
         threshold = max(threshold, cfg.min_stability_uncertain)
     if cfg.stability_k <= 0 or (defer and threshold <= 0):
         return None
@@ -597,7 +607,13 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
             break
     if len(chosen) < cfg.min_real_answers:
         raise QAError(f"{len(chosen)} askable distinct answers", "few_alternatives")
-    asked_index = int(py_rng.random() * len(chosen))
+    # the question is one of the four, so that no option is told apart as the one asked; under abstention only
+    # those whose objects are tracked confidently can be (all four on ground truth: the same draw as before)
+    askable_at = [i for i, (alt, _) in enumerate(chosen)
+                  if alt.query is not None and weakly_tracked(ctx, alt.query) is None]
+    if not askable_at:
+        raise QAError("no option's query names only confidently tracked objects", "low_track_confidence")
+    asked_index = askable_at[int(py_rng.random() * len(askable_at))]
     asked, qa_id = chosen[asked_index]
     assert asked.query is not None
     question = render_question(rec, asked.query, cfg, ctx.box_cache)

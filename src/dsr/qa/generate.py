@@ -104,6 +104,7 @@ class GenerationReport:
     answers: Counter[str] = field(default_factory=Counter)  # "type\tanswer text"
     distractor_kinds: Counter[str] = field(default_factory=Counter)
     types_given_up: Counter[str] = field(default_factory=Counter)  # records where a type had no varied answers
+    types_unaskable: Counter[str] = field(default_factory=Counter)  # extracted records without entities a type needs
 
     def fail(self, qtype: str, reason: str) -> None:
         self.failures[reason] += 1
@@ -123,7 +124,7 @@ class GenerationReport:
 
     def merge(self, other: GenerationReport) -> None:
         for name in ("made", "letters", "failures", "failures_by_type", "records_failed", "checks", "letters_by_type",
-                     "answers", "distractor_kinds", "types_given_up"):
+                     "answers", "distractor_kinds", "types_given_up", "types_unaskable"):
             getattr(self, name).update(getattr(other, name))
         self.attempts += other.attempts
         self.records += other.records
@@ -165,7 +166,8 @@ class GenerationReport:
                "failures": dict(self.failures.most_common()),
                "failures_by_type": dict(sorted(self.failures_by_type.items())), "truncated_intervals": self.truncated,
                "freeform_checks": dict(self.checks), "distractor_kinds": dict(self.distractor_kinds.most_common()),
-               "types_given_up": dict(sorted(self.types_given_up.items()))}
+               "types_given_up": dict(sorted(self.types_given_up.items())),
+               "types_unaskable": dict(sorted(self.types_unaskable.items()))}
         if letter_test:
             out["answers"] = self.answer_spread()
         else:
@@ -183,7 +185,8 @@ class GenerationReport:
                                letters_by_type=Counter(obj.get("letters_by_type", {})),
                                answers=Counter(obj.get("answer_counts", {})),
                                distractor_kinds=Counter(obj.get("distractor_kinds", {})),
-                               types_given_up=Counter(obj.get("types_given_up", {})))
+                               types_given_up=Counter(obj.get("types_given_up", {})),
+                               types_unaskable=Counter(obj.get("types_unaskable", {})))
         rep.letters = +rep.letters
         return rep
 
@@ -259,6 +262,12 @@ class RecordContext:
     unreadable: dict[tuple[Any, ...], list[int]] = dataclasses.field(default_factory=dict)
     # the record states a nonzero sigma somewhere (extracted records; ground truth has none): abstention applies
     states_uncertainty: bool = False
+    # who a draw may name as observer or target: every object, except on a record that states uncertainty, where an
+    # object abstention would never let a question name (never tracked confidently over enough frames) is left out
+    # (:func:`nameable_objects`); alternatives (distractors) still read every object
+    draw_objects: tuple[str, ...] = ()
+    draw_agents: tuple[str, ...] = ()
+    draw_agent_classes: tuple[str, ...] = ()
 
     @staticmethod
     def build(record: SceneRecord, config: QAConfig, *, seed: int = 0, record_path: str | None = None,
@@ -269,6 +278,9 @@ class RecordContext:
                      for o in record.objects if o.orientation is not None}
         plan = frame_plan(record, config)
         uncertain = _states_uncertainty(record)
+        objects = tuple(o.object_id for o in record.objects)
+        nameable = nameable_objects(record, plan, config) if uncertain else objects
+        draw_agents = tuple(a for a in agents if a in nameable)
         return RecordContext(
             record=record, geom=Geometry.from_record(record, config), plan=plan, config=config,
             agents=agents, agent_classes=tuple(sorted({record.object(a).class_phrase for a in agents})),
@@ -277,7 +289,28 @@ class RecordContext:
             video_path=video_path if video_path is not None else record.video.path, seed=seed,
             config_json=_config_json(config), usable_list=plan.usable.tolist(),
             usable_index={t: i for i, t in enumerate(plan.usable.tolist())}, box_cache={},
-            states_uncertainty=uncertain)
+            states_uncertainty=uncertain, draw_objects=tuple(o for o in objects if o in nameable),
+            draw_agents=draw_agents,
+            draw_agent_classes=tuple(sorted({record.object(a).class_phrase for a in draw_agents})))
+
+
+def nameable_objects(record: SceneRecord, plan: FramePlan, config: QAConfig) -> tuple[str, ...]:
+    """Objects a question may name under abstention's track-confidence rule: every object a QA names must be
+    seen, located and tracked with confidence >= ``min_track_confidence`` at each frame it reads, so an object
+    needs that at ``min_frames`` consecutive usable frames (an interval's least) or at both frames of the
+    prediction step. Every object when the rule is off."""
+    if config.min_track_confidence <= 0:
+        return tuple(o.object_id for o in record.objects)
+    out = []
+    for o in record.objects:
+        ok = o.visible & o.center_known & (o.confidence >= config.min_track_confidence)
+        run = best = 0
+        for t in plan.usable:
+            run = run + 1 if ok[t] else 0
+            best = max(best, run)
+        if best >= config.min_frames or (ok[plan.last_visible] and ok[plan.future]):
+            out.append(o.object_id)
+    return tuple(out)
 
 
 def _states_uncertainty(record: SceneRecord) -> bool:
@@ -304,21 +337,21 @@ def _observer(ctx: RecordContext, qt: QuestionType, rng: random.Random) -> str:
     cfg = ctx.config
     if qt.observer_from_slot:
         # the observer is drawn like a target slot; a non-agent draw skips the QA (§7.4 step 4)
-        if rng.random() < cfg.camera_target_prob or not ctx.objects:
+        if rng.random() < cfg.camera_target_prob or not ctx.draw_objects:
             return CAMERA
-        who = _pick(rng, ctx.objects)
-        if who not in ctx.agents:
+        who = _pick(rng, ctx.draw_objects)
+        if who not in ctx.draw_agents:
             raise QAError("observer slot drew a non-agent", "observer_not_agent")
         return who
-    choice = _pick(rng, (CAMERA, *ctx.agent_classes))
+    choice = _pick(rng, (CAMERA, *ctx.draw_agent_classes))
     if choice == CAMERA:
         return CAMERA
-    return _pick(rng, [a for a in ctx.agents if ctx.record.object(a).class_phrase == choice])
+    return _pick(rng, [a for a in ctx.draw_agents if ctx.record.object(a).class_phrase == choice])
 
 
 def _targets(ctx: RecordContext, qt: QuestionType, observer: str, rng: random.Random) -> tuple[str, ...]:
     n = qt.num_targets
-    pool = list(ctx.agents) if qt.agent_targets else list(ctx.objects)
+    pool = list(ctx.draw_agents) if qt.agent_targets else list(ctx.draw_objects)
     camera_ok = True
     if qt.observer_not_target:
         pool = [p for p in pool if p != observer]
@@ -329,11 +362,31 @@ def _targets(ctx: RecordContext, qt: QuestionType, observer: str, rng: random.Ra
     elif camera_ok and n == 2 and rng.random() < 0.5:
         slots[1] = CAMERA
     need = sum(s is None for s in slots)
+    if len(pool) < need and camera_ok and CAMERA not in slots and ctx.states_uncertainty:
+        # extracted records: a draw that leaves the camera out could only fail here, so it takes the camera in the
+        # slot the draw above would have given it with the odds it would have (slot 0 twice as often as slot 1)
+        slots[0 if n == 1 or rng.random() < 2.0 / 3.0 else 1] = CAMERA
+        need -= 1
     if len(pool) < need:
         reason = "no_agent" if qt.agent_targets else "too_few_objects"
         raise QAError(f"{qt.key}: {len(pool)} candidate target(s), need {need}", reason)
     picks = iter(rng.sample(range(len(pool)), need))
     return tuple(s if s is not None else pool[next(picks)] for s in slots)
+
+
+def askable(ctx: RecordContext, qt: QuestionType) -> bool:
+    """Whether some draw of ``qt`` gets an observer and its targets on this record (:func:`_observer`,
+    :func:`_targets`): enough objects (agents, where the type needs them) beside the camera's one slot."""
+    observers = [CAMERA, *ctx.draw_agents]
+    for observer in observers:
+        pool = ctx.draw_agents if qt.agent_targets else ctx.draw_objects
+        camera_ok = True
+        if qt.observer_not_target:
+            pool = tuple(p for p in pool if p != observer)
+            camera_ok = observer != CAMERA
+        if len(pool) >= qt.num_targets - int(camera_ok):
+            return True
+    return False
 
 
 def _interval(ctx: RecordContext, rng: random.Random) -> list[int]:
@@ -659,6 +712,12 @@ def qas_from_context(ctx: RecordContext, *, per_video: int = 10, seed: int = 0,
     deferred: list[tuple[Query, tuple[str, ...]]] | None = [] if counterfactual else None
     held: list[QA] = []
     per_qa = config.attempts_per_qa_uncertain if ctx.states_uncertainty else config.attempts_per_qa
+    if ctx.states_uncertainty:
+        # extracted records: a type no draw can ask (its entities are not on the record, or abstention would never
+        # let a question name them) is left out, rather than spending the budget on attempts that must fail
+        for qtype in [t for t in counts if not askable(ctx, TYPES[t])]:
+            del counts[qtype]
+            report.types_unaskable[qtype] += 1
     # the give-up count grows with the budget: other failures do not reset it, so under abstention's rejections
     # a fixed 8 gave a pan world's camera questions up after a few hundred of its thousands of attempts
     give_up_after = GIVE_UP_AFTER * max(1, per_qa // config.attempts_per_qa)
