@@ -147,6 +147,8 @@ def main() -> None:
     # one sample per clip: the drift of its camera path's scale (benchmarks/extract_precision.py path_scale_drift)
     drift = samples["camera_drift"]
     tables["_CAMERA_SCALE_DRIFT"] = (drift, camera_keys, lambda r: r["slope_per_s"])
+    # per step: the change between consecutive steps' fast scale errors is the difference of two jitters
+    tables["_CAMERA_SCALE_JITTER"] = (samples["camera_jitter"], camera_keys, lambda r: r["step_change"] / np.sqrt(2.0))
     grid = [args.quantile] if args.quantile is not None else [round(0.90 + 0.01 * i, 2) for i in range(10)]
     fit: dict = {}
     chosen: dict[str, dict[str, float]] = {}

@@ -185,14 +185,20 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
                              if o.visible[t] and np.isfinite(o.centers_cam[t]).all()] or [1.0]))
     cam_err = sim.apply(ext.camera.c2w[v, :3, 3]) - gt.camera.c2w[v, :3, 3]
     rel_rot = np.swapaxes(gt.camera.c2w[v, :3, :3], 1, 2) @ sim.rotation @ ext.camera.c2w[v, :3, :3]
-    from dsr.scene.align import scale_drift_rate
+    from dsr.scene.align import scale_error_fit
     from dsr.scene.poses import rotation_angle_deg
 
     rot_err = rotation_angle_deg(rel_rot)
-    slope = scale_drift_rate(sim.apply(ext.camera.c2w[v, :3, 3]), gt.camera.c2w[v, :3, 3], gt.timestamps_s[v])
-    if slope is not None:
+    fit = scale_error_fit(sim.apply(ext.camera.c2w[v, :3, 3]), gt.camera.c2w[v, :3, 3], gt.timestamps_s[v])
+    if fit is not None:
+        slope, residuals = fit
         out["camera_drift"].append({"clip": clip, "method": ext.camera.source.name, "key": camera_key,
                                     "slope_per_s": slope, "sigma_per_s": float(ext.camera.scale_drift_sigma)})
+        # the change between consecutive steps' fast errors: the difference of two jitters, so sigma · √2
+        for change in np.diff(residuals):
+            out["camera_jitter"].append({"clip": clip, "method": ext.camera.source.name, "key": camera_key,
+                                         "step_change": float(change),
+                                         "sigma": float(ext.camera.scale_jitter_sigma) * np.sqrt(2.0)})
     for i, t in enumerate(v):
         out["camera"].append({"clip": clip, "t": int(t), "method": ext.camera.source.name, "key": camera_key,
                               "error": cam_err[i].tolist(), "scene_scale": scene,
@@ -224,6 +230,7 @@ def coverage_of(samples: dict[str, list[dict]]) -> dict[str, Any]:
     out["camera_rotation"] = cov([ratio(c["rotation_error_deg"], c["rotation_sigma_deg"])
                                   for c in samples.get("camera", [])])
     out["camera_scale_drift"] = cov([ratio(c["slope_per_s"], c["sigma_per_s"]) for c in samples.get("camera_drift", [])])
+    out["camera_scale_jitter"] = cov([ratio(c["step_change"], c["sigma"]) for c in samples.get("camera_jitter", [])])
     return out
 
 

@@ -220,7 +220,7 @@ def test_extract_help_shows_the_box_format() -> None:
 
 def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
     from dsr.extract.lift import has_class_height
-    from dsr.extract.uncertainty import camera_scale_drift, camera_sigmas, center_sigmas
+    from dsr.extract.uncertainty import camera_scale_drift, camera_scale_jitter, camera_sigmas, center_sigmas
 
     out = extract_video(videos["static"], FAST)
     rec = out.record
@@ -232,6 +232,7 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
     np.testing.assert_allclose(rec.camera.position_sigma, pos)
     np.testing.assert_allclose(rec.camera.rotation_sigma_deg, rot)
     assert rec.camera.scale_drift_sigma == camera_scale_drift(out.camera_sigma_key, FAST.uncertainty)
+    assert rec.camera.scale_jitter_sigma == camera_scale_jitter(out.camera_sigma_key, FAST.uncertainty)
     for obj in rec.objects:
         k = obj.center_known
         assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)

@@ -9,6 +9,7 @@ from dsr.extract.lift import has_class_height
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
     camera_scale_drift,
+    camera_scale_jitter,
     camera_sigma_key,
     camera_sigmas,
     center_sigmas,
@@ -108,6 +109,9 @@ def test_camera_scale_drift_by_key() -> None:
     # the shipped fit: VO and tight SfM drift alike (two poor orbits pass the tight gate), plain SfM far more
     fitted = UncertaintyConfig()
     assert camera_scale_drift("camera/pycolmap", fitted) > camera_scale_drift("camera/vo", fitted) > 0
+    # per step: VO re-estimates its scale every step, a healthy SfM path does not; no path, no jitter
+    assert camera_scale_jitter("camera/vo", fitted) > camera_scale_jitter("camera/pycolmap/tight", fitted) > 0
+    assert camera_scale_jitter("camera/rotation", fitted) == 0.0
 
 
 def test_tight_sfm_key_needs_a_pinhole_compact_and_smooth_reconstruction() -> None:

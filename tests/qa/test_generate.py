@@ -411,3 +411,9 @@ def test_camera_scale_drift_unsettles_camera_speed_but_not_camera_to_object_dist
     assert stability(drifting, speed, a_speed.states, cfg, np.random.default_rng(0), k=200) < 0.8
     assert stability(drifting, dist, a_dist.states, cfg, np.random.default_rng(0), k=200) == \
         stability(steady, dist, a_dist.states, cfg, np.random.default_rng(0), k=200)
+    # a per-step scale error (VO re-estimates its scale at every step) unsettles it too, and the distance again not
+    jittery = Geometry.from_record(dataclasses.replace(
+        rec, camera=dataclasses.replace(rec.camera, scale_jitter_sigma=0.6)), cfg)
+    assert stability(jittery, speed, a_speed.states, cfg, np.random.default_rng(0), k=200) < 0.8
+    assert stability(jittery, dist, a_dist.states, cfg, np.random.default_rng(0), k=200) == \
+        stability(steady, dist, a_dist.states, cfg, np.random.default_rng(0), k=200)

@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from dsr.scene.align import Sim3, associate_trajectories, ate, path_length, rpe, scale_drift_rate, umeyama
+from dsr.scene.align import (
+    Sim3,
+    associate_trajectories,
+    ate,
+    path_length,
+    rpe,
+    scale_drift_rate,
+    scale_error_fit,
+    umeyama,
+)
 from dsr.scene.trajectory_files import read_euroc, read_kitti, read_tum
 
 
@@ -124,6 +133,8 @@ def test_scale_drift_rate_recovers_a_drift_drawn_by_the_record_model(rate: float
     truth = np.stack([speed * (t - offset), np.sin(t), np.zeros(20)], axis=1)
     est = truth + scale_drift_shifts(truth, t, np.array([rate]))[0]
     assert scale_drift_rate(est, truth, t) == pytest.approx(rate, abs=1e-9)
+    fit = scale_error_fit(est, truth, t)
+    assert fit is not None and np.abs(fit[1]).max() < 1e-9  # a pure drift leaves no fast part
 
 
 def test_scale_drift_rate_skips_paths_that_do_not_move() -> None:

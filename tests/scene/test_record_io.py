@@ -57,20 +57,26 @@ def test_v2_uncertainty_fields_round_trip(tmp_path: Path, record: SceneRecord) -
 
 
 def test_v3_camera_scale_drift_round_trips_and_v2_reads_as_none(tmp_path: Path, record: SceneRecord) -> None:
-    rec = dataclasses.replace(record, camera=dataclasses.replace(record.camera, scale_drift_sigma=0.085))
+    rec = dataclasses.replace(record, camera=dataclasses.replace(record.camera, scale_drift_sigma=0.085,
+                                                                 scale_jitter_sigma=0.6))
     back = read_record(write_record(tmp_path / "r.npz", rec))
-    assert back.camera.scale_drift_sigma == 0.085
+    assert back.camera.scale_drift_sigma == 0.085 and back.camera.scale_jitter_sigma == 0.6
     meta, arrays = record_to_parts(rec)
     meta["schema_version"] = 2
-    del meta["camera"]["scale_drift_sigma"]
-    assert read_record(write_parts(tmp_path / "v2.npz", meta, arrays)).camera.scale_drift_sigma == 0.0
-    # a v3 file must state it
+    del meta["camera"]["scale_drift_sigma"], meta["camera"]["scale_jitter_sigma"]
+    v2 = read_record(write_parts(tmp_path / "v2.npz", meta, arrays)).camera
+    assert v2.scale_drift_sigma == 0.0 and v2.scale_jitter_sigma == 0.0
+    # a v3 file must state the drift; the jitter came later in v3, and a file without it states none
     meta["schema_version"] = 3
     with pytest.raises(RecordError, match=r"camera\.scale_drift_sigma: missing"):
         read_record(write_parts(tmp_path / "v3.npz", meta, arrays))
+    meta["camera"]["scale_drift_sigma"] = 0.1
+    assert read_record(write_parts(tmp_path / "v3b.npz", meta, arrays)).camera.scale_jitter_sigma == 0.0
     for bad in (-0.1, float("nan"), True):
         with pytest.raises(RecordError, match="scale_drift_sigma"):
             dataclasses.replace(record.camera, scale_drift_sigma=bad)
+        with pytest.raises(RecordError, match="scale_jitter_sigma"):
+            dataclasses.replace(record.camera, scale_jitter_sigma=bad)
 
 
 def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -> None:

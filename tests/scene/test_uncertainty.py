@@ -53,6 +53,23 @@ def test_scale_drift_shifts_by_hand() -> None:
     np.testing.assert_allclose(steps, [[0.5, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
     np.testing.assert_array_equal(shifts[1, 0], 0.0)  # the first centre stays
     assert scale_drift_shifts(centres[:1], times[:1], np.ones(3)).shape == (3, 1, 3)
+    # per-step errors on top: the second step also doubled, the third halved
+    jittered = centres + scale_drift_shifts(centres, times, np.array([np.log(2.0)]),
+                                            np.array([[0.0, np.log(2.0), -np.log(2.0)]]))[0]
+    np.testing.assert_allclose(np.diff(jittered, axis=0), [[0.5, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+
+
+def test_scale_jitter_spreads_each_step_as_stated(record: SceneRecord) -> None:
+    from dsr.scene.uncertainty import sample_scale_drift
+
+    jittery = dataclasses.replace(record, camera=dataclasses.replace(record.camera, scale_jitter_sigma=0.3))
+    shifts = sample_scale_drift(jittery, 3000, np.random.default_rng(1))
+    c = record.camera.c2w[:, :3, 3]
+    steps = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    j = int(np.argmax(steps))
+    if steps[j] > 1e-9:  # the log of a step's length ratio has the stated spread
+        drawn = np.linalg.norm(np.diff(c[None] + shifts, axis=1)[:, j], axis=1)
+        assert np.std(np.log(drawn / steps[j])) == pytest.approx(0.3, rel=0.08)
 
 
 def test_scale_drift_draws_only_when_stated(record: SceneRecord) -> None:

@@ -67,6 +67,7 @@ from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
     camera_scale_drift,
+    camera_scale_jitter,
     camera_sigma_key,
     camera_sigmas,
     center_sigmas,
@@ -494,7 +495,8 @@ def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: 
     position_sigma, rotation_sigma = camera_sigmas(out.camera_sigma_key, camera.track.valid, config.uncertainty)
     camera_track = replace(camera.track, position_sigma=position_sigma, rotation_sigma_deg=rotation_sigma,
                            trusted=camera.trusted,
-                           scale_drift_sigma=camera_scale_drift(out.camera_sigma_key, config.uncertainty))
+                           scale_drift_sigma=camera_scale_drift(out.camera_sigma_key, config.uncertainty),
+                           scale_jitter_sigma=camera_scale_jitter(out.camera_sigma_key, config.uncertainty))
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"

@@ -87,6 +87,13 @@ _CAMERA_ROTATION_DEG = {"default": 6.268, "camera/pycolmap": 10.178, "camera/pyc
 # (docs/bench-extract.md §16)
 _CAMERA_SCALE_DRIFT = {"camera/pycolmap": 0.6439, "camera/pycolmap/tight": 0.1184, "camera/vo": 0.1174,
                        "default": 0.3061}
+# the fast part, per step between sampled frames (CameraTrack.scale_jitter_sigma): the step-to-step change of the same
+# log length ratio about the clip's linear drift, at its 0.93 quantile / 1.645 (leave-one-clip-out 92.8%), over √2
+# (a change is the difference of two steps' errors). On the same cameras it was 0.90 (VO), 0.56 (tight SfM; healthy
+# clips 0.03-0.18, the two poor tight orbits 1.1 and 3.4), 1.89 (plain SfM). It made VO's camera-speed QAs wrong
+# half the time under the drift alone (6 of 11 on held-out dolly 9944; docs/bench-extract.md §16)
+_CAMERA_SCALE_JITTER = {"camera/pycolmap": 1.3372, "camera/pycolmap/tight": 0.3953, "camera/vo": 0.6337,
+                        "default": 0.6236}
 _TRACK_CONFIDENCE: dict[str, tuple[float, float, float]] = {
     "grounding/background+tracking/iou": (7.527, -0.972, -6.101), "grounding/motion+tracking/iou": (2.517, -1.571, -0.448)}
 
@@ -107,6 +114,7 @@ class UncertaintyConfig:
     camera_position: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_POSITION))
     camera_rotation_deg: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_ROTATION_DEG))
     camera_scale_drift: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_DRIFT))
+    camera_scale_jitter: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_JITTER))
     # per track source: (w_score, w_len, bias) of the logistic model; a source without one keeps its raw score
     track_confidence: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(_TRACK_CONFIDENCE))
     raw: bool = False  # identity: raw track scores and heading sigmas (the fitting run)
@@ -213,6 +221,12 @@ def camera_scale_drift(key: str, config: UncertaintyConfig) -> float:
     """The scale-drift sigma (natural-log units per second) of a camera track by its :func:`camera_sigma_key`.
     A rotation-only camera has no path, so nothing to drift."""
     return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_drift, key)
+
+
+def camera_scale_jitter(key: str, config: UncertaintyConfig) -> float:
+    """The per-step scale sigma (natural-log units) of a camera track by its :func:`camera_sigma_key` (0 for a
+    rotation-only camera)."""
+    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_jitter, key)
 
 
 def track_confidence(scores: np.ndarray, visible: np.ndarray, source: str, config: UncertaintyConfig

@@ -400,10 +400,10 @@ def stability(geom: Geometry, query: Query, states: Sequence[str], config: QACon
     rotation of its axes with axis-angle vector ~ N(0, σ_r²·I), where σ_p = max(stated sigma,
     floor · scale) and σ_r = max(stated sigma, rotation floor); the same draw moves an entity
     everywhere it appears. The observer of a type whose answer does not depend on it (distances,
-    speeds in a frozen frame) is not perturbed: nothing it could change. A record that states a scale drift
-    of the camera path (schema v3) also gets one drift draw per sample, whose shift at each frame moves every
-    entity alike (:func:`dsr.scene.uncertainty.scale_drift_shifts`): camera-to-object geometry survives it,
-    the camera's own speed and world-frame motion do not.
+    speeds in a frozen frame) is not perturbed: nothing it could change. A record that states a scale error
+    of the camera path (schema v3: drift and per-step jitter) also gets one drift and per-step jitter draws per
+    sample, whose shift at each frame moves every entity alike (:func:`dsr.scene.uncertainty.scale_drift_shifts`):
+    camera-to-object geometry survives it, the camera's own speed and world-frame motion do not.
     """
     return stability_many(geom, [(query, states)], config, rng, k)[0]
 
@@ -478,11 +478,16 @@ def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig,
         if w in rotated:
             rotvec[w] = normals[used:used + size].reshape(k, n, 3) * sig[1][rows_a]
             used += size
-    drift = geom.record.camera.scale_drift_sigma
-    if drift > 0:  # the camera path's scale drift moves the camera and what is measured from it alike
-        shift = scale_drift_shifts(geom.positions[CAMERA][rows_a], geom.record.timestamps_s[rows_a],
-                                   normals[used:used + k] * drift)
+    cam = geom.record.camera
+    if cam.scale_drift_sigma > 0 or cam.scale_jitter_sigma > 0:
+        # the camera path's scale error moves the camera and what is measured from it alike: one drift per draw,
+        # and per step between the rows a jitter of sigma / sqrt(sampled steps it spans)
+        deltas = normals[used:used + k] * cam.scale_drift_sigma
         used += k
+        spans = np.sqrt(np.maximum(np.diff(rows_a), 1))
+        jitter = normals[used:used + k * (n - 1)].reshape(k, n - 1) * (cam.scale_jitter_sigma / spans)[None]
+        used += k * (n - 1)
+        shift = scale_drift_shifts(geom.positions[CAMERA][rows_a], geom.record.timestamps_s[rows_a], deltas, jitter)
         for w in entities:
             pos[w] = pos[w] + shift
     obs_fixed = obs_rotvec = obs_rotation = obs_position = forward_rotvec = forward = None
@@ -515,8 +520,10 @@ def stability_many(geom: Geometry, items: Sequence[tuple[Query, Sequence[str]]],
         return [1.0] * len(items)
     # one draw for all items, split in item order: the same numbers as one draw per item and entity
     plans = [_entities(type_row(query.type), query) for query, _ in items]
-    drift = k if geom.record.camera.scale_drift_sigma > 0 else 0  # one scale-drift draw per k, after the rest
-    sizes = [k * len(rows) * 3 * (len(entities) + len(rotated)) + drift for entities, rotated, rows, _, _ in plans]
+    cam = geom.record.camera
+    path_error = cam.scale_drift_sigma > 0 or cam.scale_jitter_sigma > 0  # its draws come after the rest
+    sizes = [k * len(rows) * 3 * (len(entities) + len(rotated)) + (k * len(rows) if path_error else 0)
+             for entities, rotated, rows, _, _ in plans]
     normals = rng.standard_normal(sum(sizes))
     ends = np.cumsum(sizes).tolist()
     draws = [_draw(geom, query, states, config, normals[end - size:end], k, plan)

@@ -132,6 +132,14 @@ def scale_drift_rate(est_positions: np.ndarray, ref_positions: np.ndarray, times
 
     Steps whose reference length is under 2% of the median moving step are left out (a camera that barely moves
     has no scale to drift); None with fewer than ``min_steps`` steps left (a static or rotating camera)."""
+    fit = scale_error_fit(est_positions, ref_positions, times_s, min_steps)
+    return None if fit is None else fit[0]
+
+
+def scale_error_fit(est_positions: np.ndarray, ref_positions: np.ndarray, times_s: np.ndarray,
+                    min_steps: int = 6) -> tuple[float, np.ndarray] | None:
+    """(drift rate, residuals): :func:`scale_drift_rate`, and each kept step's ln(estimated / reference length)
+    less the fitted line, in step order (the fast part of the scale error)."""
     de = np.linalg.norm(np.diff(np.asarray(est_positions, np.float64), axis=0), axis=1)
     dr = np.linalg.norm(np.diff(np.asarray(ref_positions, np.float64), axis=0), axis=1)
     moving = dr > 0
@@ -142,7 +150,9 @@ def scale_drift_rate(est_positions: np.ndarray, ref_positions: np.ndarray, times
         return None
     t = np.asarray(times_s, np.float64)
     mid = (t[1:] + t[:-1])[ok] / 2.0
-    return float(np.polyfit(mid - mid.mean(), np.log(de[ok] / dr[ok]), 1)[0])
+    logs = np.log(de[ok] / dr[ok])
+    rate, offset = np.polyfit(mid - mid.mean(), logs, 1)
+    return float(rate), logs - (rate * (mid - mid.mean()) + offset)
 
 
 def rpe(

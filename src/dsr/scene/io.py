@@ -97,7 +97,7 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
         "video": {"path": v.path, "fps": v.fps, "width": v.width, "height": v.height,
                   "num_frames": v.num_frames, "duration_s": v.duration_s},
         "camera": {"source": _source_json(cam.source), "trusted": cam.trusted,
-                   "scale_drift_sigma": cam.scale_drift_sigma},
+                   "scale_drift_sigma": cam.scale_drift_sigma, "scale_jitter_sigma": cam.scale_jitter_sigma},
         "objects": objects_meta,
     }
     return meta_all, arrays
@@ -223,8 +223,10 @@ def record_from_parts(meta: dict[str, Any], arr: Any, *, masks: bool = True) -> 
             rotation_sigma_deg=arr("camera/rotation_sigma_deg"), source=_source(cm, "source", ""),
             # v1 had no record-level flag; v1 extraction wrote records from trusted cameras only
             trusted=True if version == 1 else _get(cm, "trusted", bool, ""),
-            # v1 and v2 stated no scale drift
+            # v1 and v2 stated no scale error of the path
             scale_drift_sigma=_get(cm, "scale_drift_sigma", float, "") if version >= 3 else 0.0,
+            # written since v3 by this dsr; a v3 file without it states no jitter
+            scale_jitter_sigma=_get(cm, "scale_jitter_sigma", float, "") if "scale_jitter_sigma" in cm else 0.0,
         )
     objects = []
     for i, om in enumerate(_get(meta, "objects", list, "")):

@@ -204,6 +204,9 @@ class CameraTrack:
         worst case), and an error shared along the path is what the per-frame ``position_sigma`` cannot
         express: it decides whether the camera's speed can be compared across time. The shift it causes at a
         frame moves what is seen from that frame with the camera (object centres are measured from it).
+    scale_jitter_sigma: float >= 0 (schema v3), 1-sigma of the natural-log error of each step's length between
+        consecutive sampled frames, independent from step to step (VO re-estimates its scale at every step); a
+        step spanning m sampled frames carries σ/√m. The drift is the slow part of the scale error, this the fast.
 
     Ground-truth records carry zero sigmas. Extracted records state sigmas calibrated on rendered worlds
     (the truth falls inside ±1.645 sigma about 90% of the time; docs/bench-extract.md).
@@ -218,6 +221,7 @@ class CameraTrack:
     source: Source
     trusted: bool = True
     scale_drift_sigma: float = 0.0
+    scale_jitter_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         k = _array(self.K, "K", np.float64, (None, 3, 3))
@@ -246,12 +250,13 @@ class CameraTrack:
         if not isinstance(self.trusted, bool | np.bool_):
             raise RecordError(f"must be a bool, got {type(self.trusted).__name__}", field="trusted")
         object.__setattr__(self, "trusted", bool(self.trusted))
-        drift = self.scale_drift_sigma
-        if isinstance(drift, bool) or not isinstance(drift, int | float | np.floating | np.integer):
-            raise RecordError(f"must be a number, got {type(drift).__name__}", field="scale_drift_sigma")
-        if not np.isfinite(drift) or drift < 0:
-            raise RecordError(f"must be finite and >= 0, got {drift}", field="scale_drift_sigma")
-        object.__setattr__(self, "scale_drift_sigma", float(drift))
+        for name in ("scale_drift_sigma", "scale_jitter_sigma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+                raise RecordError(f"must be a number, got {type(value).__name__}", field=name)
+            if not np.isfinite(value) or value < 0:
+                raise RecordError(f"must be finite and >= 0, got {value}", field=name)
+            object.__setattr__(self, name, float(value))
 
 
 @dataclass(frozen=True, eq=False)
