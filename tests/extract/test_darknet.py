@@ -25,73 +25,30 @@ from dsr.extract.darknet import (  # noqa: E402
 )
 from dsr.extract.detect import DetectorConfig, YoloDetector, network_input_size  # noqa: E402
 
+
+def _section(kind: str, **keys: object) -> str:
+    return "\n".join([f"[{kind}]", *(f"{k}={v}" for k, v in keys.items())]) + "\n"
+
+
 # every supported layer kind: batch-normed and plain convolutions, both pools (stride 2, and stride 1 with
 # darknet's end padding), upsample, a one-layer and a two-layer route, and two yolo heads
-SMALL_CFG = """
-[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=1
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=14
-activation=linear
-
-[yolo]
-mask=2,3
-anchors=4,6, 9,12, 20,18, 30,40
-classes=2
-num=4
-
-[route]
-layers=-3
-
-[upsample]
-stride=2
-
-[route]
-layers=-1,0
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=14
-activation=linear
-
-[yolo]
-mask=0,1
-anchors=4,6, 9,12, 20,18, 30,40
-classes=2
-num=4
-"""
+_CONV_BN = _section("convolutional", batch_normalize=1, filters=8, size=3, stride=1, pad=1, activation="leaky")
+_HEAD_CONV = _section("convolutional", size=1, stride=1, pad=1, filters=14, activation="linear")
+_ANCHORS = "4,6, 9,12, 20,18, 30,40"
+SMALL_CFG = "\n".join([
+    _section("net", width=64, height=64, channels=3),
+    _CONV_BN,
+    _section("maxpool", size=2, stride=2),
+    _CONV_BN,
+    _section("maxpool", size=2, stride=1),
+    _HEAD_CONV,
+    _section("yolo", mask="2,3", anchors=_ANCHORS, classes=2, num=4),
+    _section("route", layers=-3),
+    _section("upsample", stride=2),
+    _section("route", layers="-1,0"),
+    _HEAD_CONV,
+    _section("yolo", mask="0,1", anchors=_ANCHORS, classes=2, num=4),
+])
 
 
 def _small_network(tmp_path: Path, seed: int = 0) -> tuple[Path, Path]:
@@ -237,3 +194,5 @@ def test_unknown_backend_is_refused() -> None:
 
     with pytest.raises(DsrError, match="unknown detector backend 'tensorrt'"):
         YoloDetector(DetectorConfig(backend="tensorrt"))  # type: ignore[arg-type]
+    with pytest.raises(DsrError, match="threads must be >= 0"):
+        DetectorConfig(threads=-1)

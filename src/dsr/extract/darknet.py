@@ -3,7 +3,7 @@
 OpenCV's DNN module reads Darknet files directly, but its CPU convolutions cost YOLOv3-tiny ~100 ms a
 frame on one core, the largest single cost of extraction (docs/bench-extract.md §15). OpenVINO's CPU
 plugin runs the same network in about half that at float32 precision, giving the same boxes and scores
-to ~1e-4 (tests/extract/test_detect.py compares the two on real frames). OpenVINO cannot read Darknet
+to ~1e-4 (tests/extract/test_darknet.py compares the two on real and rendered frames). OpenVINO cannot read Darknet
 files, so :func:`build_model` writes the graph op by op from the ``.cfg``, with each batch norm folded
 into its convolution. Only the layer kinds of the YOLOv3(-tiny) family are supported: convolutional,
 maxpool, upsample, route and yolo; anything else is refused by name.

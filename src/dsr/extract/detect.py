@@ -74,6 +74,12 @@ class DetectorConfig:
     # camera estimate, and a second inference thread only competes with it for the same cores
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise DsrError(f"unknown detector backend {self.backend!r} (one of {', '.join(BACKENDS)})")
+        if self.threads < 0:
+            raise DsrError(f"threads must be >= 0, got {self.threads}")
+
 
 @dataclass(frozen=True, eq=False)
 class ObjectDetection:
@@ -182,8 +188,6 @@ class YoloDetector(Estimator):
     requires = ("cv2",)
 
     def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
-        if config.backend not in BACKENDS:
-            raise DsrError(f"unknown detector backend {config.backend!r} (one of {', '.join(BACKENDS)})")
         cfg, weights, names = yolo_model_files()
         self.config = config
         self.class_names = [DARKNET_TO_COCO.get(n.strip(), n.strip()) for n in names.read_text().splitlines()

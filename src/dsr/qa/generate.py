@@ -321,7 +321,7 @@ def _states_uncertainty(record: SceneRecord) -> bool:
         arrays += [o.center_sigma_along, o.center_sigma_across]
         if o.orientation is not None:
             arrays.append(o.orientation.sigma_deg)
-    return cam.scale_drift_sigma > 0 or cam.scale_jitter_sigma > 0 or any(bool(np.any(a > 0)) for a in arrays)
+    return cam.states_scale_error or any(bool(np.any(a > 0)) for a in arrays)
 
 
 @functools.lru_cache(maxsize=16)

@@ -479,7 +479,7 @@ def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig,
             rotvec[w] = normals[used:used + size].reshape(k, n, 3) * sig[1][rows_a]
             used += size
     cam = geom.record.camera
-    if cam.scale_drift_sigma > 0 or cam.scale_jitter_sigma > 0:
+    if cam.states_scale_error:
         # the camera path's scale error moves the camera and what is measured from it alike: one drift per draw,
         # and per step between the rows a jitter of sigma / sqrt(sampled steps it spans)
         deltas = normals[used:used + k] * cam.scale_drift_sigma
@@ -520,8 +520,7 @@ def stability_many(geom: Geometry, items: Sequence[tuple[Query, Sequence[str]]],
         return [1.0] * len(items)
     # one draw for all items, split in item order: the same numbers as one draw per item and entity
     plans = [_entities(type_row(query.type), query) for query, _ in items]
-    cam = geom.record.camera
-    path_error = cam.scale_drift_sigma > 0 or cam.scale_jitter_sigma > 0  # its draws come after the rest
+    path_error = geom.record.camera.states_scale_error  # its draws come after the rest
     sizes = [k * len(rows) * 3 * (len(entities) + len(rotated)) + (k * len(rows) if path_error else 0)
              for entities, rotated, rows, _, _ in plans]
     normals = rng.standard_normal(sum(sizes))

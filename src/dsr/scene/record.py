@@ -223,6 +223,11 @@ class CameraTrack:
     scale_drift_sigma: float = 0.0
     scale_jitter_sigma: float = 0.0
 
+    @property
+    def states_scale_error(self) -> bool:
+        """Whether the track states an error of its path's scale (drift or per-step jitter, schema v3)."""
+        return self.scale_drift_sigma > 0 or self.scale_jitter_sigma > 0
+
     def __post_init__(self) -> None:
         k = _array(self.K, "K", np.float64, (None, 3, 3))
         n = len(k)

@@ -84,7 +84,7 @@ def sample_scale_drift(record: SceneRecord, k: int, rng: np.random.Generator) ->
     taken then)."""
     cam = record.camera
     n = record.num_frames
-    if cam.scale_drift_sigma <= 0 and cam.scale_jitter_sigma <= 0:
+    if not cam.states_scale_error:
         return np.zeros((k, n, 3))
     deltas = rng.standard_normal(k) * cam.scale_drift_sigma
     jitter = rng.standard_normal((k, max(n - 1, 0))) * cam.scale_jitter_sigma
