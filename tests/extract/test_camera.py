@@ -436,3 +436,69 @@ def test_vo_features_on_a_downscaled_frame_come_back_in_full_pixels() -> None:
         assert len(p0) > 50
         np.testing.assert_allclose(np.median(p1 - p0, axis=0), [-12.0, 0.0], atol=0.5)
         assert p0[:, 0].max() > 400  # full-resolution coordinates, not the 320-px frame's
+
+
+def test_track_sequence_hands_each_step_to_keep_going_and_stops_when_told() -> None:
+    from extract_synth import make_clip
+
+    from dsr.extract.camera.features import gray, pairs, track_sequence
+
+    synth = make_clip(8, camera="truck", ball=False)
+    grays = [gray(f) for f in synth.frames]
+    full = track_sequence(grays)
+    seen: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def keep_going(i: int, p0: np.ndarray, p1: np.ndarray) -> bool:
+        seen.append((i, p0, p1))
+        return i < 2
+
+    part = track_sequence(grays, keep_going=keep_going)
+    assert [s[0] for s in seen] == [0, 1, 2]
+    for i, p0, p1 in seen:  # exactly the correspondences the table gives, in its order
+        q0, q1 = pairs(full, i, i + 1)
+        np.testing.assert_array_equal(p0, q0)
+        np.testing.assert_array_equal(p1, q1)
+    assert np.isfinite(part[:, 3, 0]).any() and not np.isfinite(part[:, 4:, 0]).any()
+    np.testing.assert_array_equal(part[:, :4], full[: len(part), :4])
+
+
+def test_least_rotation_residual_forgives_a_wrong_focal_but_not_parallax() -> None:
+    from scipy.spatial.transform import Rotation
+
+    from dsr.extract.camera.rotation import least_rotation_residual, rotation_residual
+
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    guess = K.copy()
+    guess[0, 0] = guess[1, 1] = 600.0  # the guessed focal is twice too long
+    rng = np.random.default_rng(3)
+    p0 = rng.uniform([0, 0], [320, 240], (200, 2))
+    rot = Rotation.from_rotvec([0.0, 0.14, 0.0]).as_matrix()  # an 8° pan
+    moved = np.column_stack([p0, np.ones(200)]) @ (K @ rot @ np.linalg.inv(K)).T
+    p1 = moved[:, :2] / moved[:, 2:]
+    inliers = np.ones(200, bool)
+    assert rotation_residual(p0, p1, inliers, guess, 0.25)[0] > 1.5  # the guess alone would fail the step …
+    assert least_rotation_residual(p0, p1, inliers, guess, 0.25) < 0.2  # … a focal in the range explains it
+    # a sideways step past points at 1-10 m: parallax no focal length removes
+    depth = rng.uniform(1.0, 10.0, 200)
+    xyz = np.column_stack([p0, np.ones(200)]) @ np.linalg.inv(K).T * depth[:, None]
+    shifted = (xyz - [0.3, 0.0, 0.0]) @ K.T
+    assert least_rotation_residual(p0, shifted[:, :2] / shifted[:, 2:], inliers, guess, 0.25) > 3.0
+
+
+def test_the_rotation_check_stops_early_only_where_its_verdict_is_settled(truck_clip: SynthClip,
+                                                                          pan_clip: SynthClip) -> None:
+    # the truck at every second frame: 0.1 m sideways per dense step, parallax no focal length explains
+    for frames, fps, trusted in ((truck_clip.frames[::2], truck_clip.fps / 2, False),
+                                 (pan_clip.frames, pan_clip.fps, True)):
+        clip = clip_from_arrays(frames, fps, num_samples=12)
+        early = RotationOnlyCamera(CameraConfig()).estimate(clip)
+        full = RotationOnlyCamera(CameraConfig(rotation_stop_early=False)).estimate(clip)
+        assert early.trusted == full.trusted == trusted
+        stopped = early.attempts[0].stats.get("stopped_at_step")
+        if trusted:
+            assert stopped is None
+            np.testing.assert_array_equal(early.track.c2w, full.track.c2w)
+        else:  # the truck fails its first step at any focal: one LK step instead of the clip's 14
+            assert stopped == 0 and early.track is None and "at any focal length" in early.reason
+            assert full.reason.startswith("step 0: rotation model residual")
+            assert full.attempts[0].stats["sampled_valid_ratio"] <= early.attempts[0].stats["sampled_valid_ratio"]

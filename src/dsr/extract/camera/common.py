@@ -89,6 +89,9 @@ class CameraConfig:
     # the per-step residual, but its parallax accumulates; points LK-chained over ``long_baseline_s``
     long_baseline_s: float = 6.0  # 3 s let a 0.7 m dolly towards objects 4–6 m away pass (2.95 px < 3)
     max_long_residual_px: float = 3.0
+    # stop the rotation check's tracking at the first step that fails at any focal length once that alone leaves
+    # too few valid frames (the verdict cannot change; rotation.EarlyFailure). False: always track every step
+    rotation_stop_early: bool = True
 
 
 

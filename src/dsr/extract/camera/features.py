@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -62,13 +64,18 @@ def _corners(gray_img: np.ndarray, max_corners: int, existing: np.ndarray | None
     return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2).astype(np.float32)
 
 
-def track_sequence(grays: list[np.ndarray], max_corners: int = 1000, refill_below: float = 0.5) -> np.ndarray:
+def track_sequence(grays: list[np.ndarray], max_corners: int = 1000, refill_below: float = 0.5,
+                   keep_going: Callable[[int, np.ndarray, np.ndarray], bool] | None = None) -> np.ndarray:
     """Corners LK-tracked frame to frame through the whole sequence → positions (P, n, 2), NaN where not tracked.
 
     A track starts where its corner was detected and ends at the first step that fails the forward–backward
     check (it is never revived). Whenever fewer than ``refill_below`` × ``max_corners`` tracks are alive, new
     corners are detected away from the live ones. Every consecutive pair of frames and every longer window
     reads its correspondences from this one table (:func:`pairs`), so the LK work is done once per step.
+
+    ``keep_going(i, p0, p1)`` sees each step's correspondences (as :func:`pairs` would give them for frames i
+    and i + 1, in the same order) as soon as it is tracked; when it returns False tracking stops there and the
+    later frames stay NaN (a caller that already knows its answer saves the rest of the LK work).
     """
     n = len(grays)
     rows: list[np.ndarray] = []  # one (n, 2) row per track
@@ -81,9 +88,14 @@ def track_sequence(grays: list[np.ndarray], max_corners: int = 1000, refill_belo
     for i in range(n - 1):
         if len(cur):
             nxt, good = _lk_step(grays[i], grays[i + 1], cur)
+            before = cur[good]
             cur, ids = nxt[good], ids[good]
             for k, p in zip(ids, cur, strict=True):
                 rows[k][i + 1] = p
+            if keep_going is not None and not keep_going(i, before.astype(np.float64), cur.astype(np.float64)):
+                break
+        elif keep_going is not None and not keep_going(i, np.zeros((0, 2)), np.zeros((0, 2))):
+            break
         if len(cur) < refill_below * max_corners:
             new = _corners(grays[i + 1], max_corners - len(cur), cur)
             new_ids = np.arange(len(rows), len(rows) + len(new))

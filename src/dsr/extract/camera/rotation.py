@@ -6,18 +6,24 @@ World frame: the first dense frame's camera; positions are all zero.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
-from dsr.extract.camera.common import OpenCVCamera, full_intrinsics, sampled_track
+from dsr.extract.camera.common import CameraConfig, OpenCVCamera, full_intrinsics, sampled_track
 from dsr.extract.camera.features import gray, pairs, track_sequence
 from dsr.scene.frames import make_pose
 from dsr.scene.poses import project_to_so3, rotation_angle_deg
 
+# the focal lengths the rotation check considers, as multiples of the guess: a coarse log grid over [lo, hi], then
+# FOCAL_FINE times its best (focal_from_homographies)
+FOCAL_RANGE = (0.3, 3.0)
+FOCAL_FINE = (0.95, 1.05)
 
-def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray, lo: float = 0.3, hi: float = 3.0,
-                            min_shift_px: float = 3.0) -> float | None:
+
+def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray, lo: float = FOCAL_RANGE[0],
+                            hi: float = FOCAL_RANGE[1], min_shift_px: float = 3.0) -> float | None:
     """Focal length (px) under which frame-to-frame homographies are closest to rotations, or None.
 
     For a purely rotating camera H = K R K⁻¹, so K⁻¹HK is orthogonal only for the true focal. We search
@@ -52,7 +58,7 @@ def focal_from_homographies(homographies: list[np.ndarray], K_guess: np.ndarray,
     if k in (0, len(grid) - 1):
         return None  # no minimum inside the range: the steps are not rotations (a dolly's expansion ran to lo)
     best = grid[k]
-    fine = best * np.geomspace(0.95, 1.05, 21)
+    fine = best * np.geomspace(*FOCAL_FINE, 21)
     return float(fine[int(np.argmin(costs(fine)))])
 
 
@@ -71,6 +77,33 @@ def rotation_from_bearings(p0: np.ndarray, p1: np.ndarray, K: np.ndarray) -> np.
     b1 /= np.linalg.norm(b1, axis=1, keepdims=True)
     u, _, vt = np.linalg.svd(b1.T @ b0)
     return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+
+
+def rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, K: np.ndarray,
+                      quantile: float) -> tuple[float, np.ndarray]:
+    """The rotation fitted to one step's inliers (:func:`rotation_from_bearings`) and the ``quantile`` of every
+    tracked point's reprojection error under it (px) → (residual, rotation)."""
+    import cv2
+
+    rot = rotation_from_bearings(p0[inliers], p1[inliers], K)
+    pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot @ np.linalg.inv(K)).reshape(-1, 2)
+    return float(np.quantile(np.linalg.norm(pred - p1, axis=1), quantile)), rot
+
+
+def least_rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, K_guess: np.ndarray,
+                            quantile: float, num: int = 60) -> float:
+    """The smallest :func:`rotation_residual` of a step over every focal length the check could settle on (a
+    log grid of ``num`` over the guess × [FOCAL_RANGE[0] · FOCAL_FINE[0], FOCAL_RANGE[1] · FOCAL_FINE[1]]).
+
+    A step whose least residual fails the check fails it whatever focal the whole clip later gives, so the
+    check can stop there (the grid is ~4% apart; the caller keeps a margin for what lies between).
+    """
+    out = np.inf
+    for f in K_guess[0, 0] * np.geomspace(FOCAL_RANGE[0] * FOCAL_FINE[0], FOCAL_RANGE[1] * FOCAL_FINE[1], num):
+        K = K_guess.copy()
+        K[0, 0] = K[1, 1] = f
+        out = min(out, rotation_residual(p0, p1, inliers, K, quantile)[0])
+    return out
 
 
 
@@ -98,6 +131,61 @@ def long_baseline_residuals(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, 
     return out
 
 
+def step_homography(p0: np.ndarray, p1: np.ndarray, min_points: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """One step's RANSAC homography and its inlier mask (N,) bool, or None (fewer than ``min_points`` tracks, or
+    no fit)."""
+    import cv2
+
+    if len(p0) < min_points:
+        return None
+    H, inliers = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0)
+    return None if H is None else (H, inliers[:, 0].astype(bool))
+
+
+@dataclass
+class EarlyFailure:
+    """``keep_going`` for the rotation check's tracking: it stops the LK work at the first step the rotation
+    model fails at every focal length the check could settle on, while such a failure already leaves fewer than
+    ``min_valid_ratio`` of the sampled frames valid (every pose after a failed step is unknown). The check's
+    verdict would be "untrusted" whatever the later steps hold, and on the DAVIS clips where VO wins this
+    saved most of the check's LK work (docs/bench-extract.md §17).
+
+    Steps tracked before the stop keep their homography (``homographies``) and image motion (``flows``).
+    """
+
+    K_guess: np.ndarray
+    focal_known: bool
+    sampled_in_dense: np.ndarray
+    config: CameraConfig
+    margin_px: float = 0.1  # the least residual is a grid minimum: a step must exceed the limit by this to stop
+    homographies: dict[int, tuple[np.ndarray, np.ndarray] | None] = field(default_factory=dict)
+    flows: list[float] = field(default_factory=list)
+    failed_step: int | None = None
+    reason: str = ""
+
+    def __call__(self, i: int, p0: np.ndarray, p1: np.ndarray) -> bool:
+        cfg = self.config
+        if len(p0):
+            self.flows.append(float(np.median(np.linalg.norm(p1 - p0, axis=1))))
+        if np.mean(self.sampled_in_dense <= i) >= cfg.min_valid_ratio:
+            return True  # a failure from here on still leaves enough valid frames: only the full check decides
+        fit = self.homographies[i] = step_homography(p0, p1, cfg.min_track_points)
+        if fit is None:
+            self.failed_step, self.reason = i, f"step {i}: {len(p0)} tracks, no homography"
+            return False
+        limit = cfg.max_homography_residual_px + self.margin_px
+        res = rotation_residual(p0, p1, fit[1], self.K_guess, cfg.step_residual_quantile)[0]
+        if res <= limit:
+            return True
+        if not self.focal_known:
+            res = least_rotation_residual(p0, p1, fit[1], self.K_guess, cfg.step_residual_quantile)
+        if res <= limit:
+            return True
+        self.failed_step = i
+        self.reason = f"step {i}: rotation model residual {res:.1f} px at any focal length"
+        return False
+
+
 class RotationOnlyCamera(OpenCVCamera):
     """Degenerate-case fallback: a purely rotating camera, one rotation per dense step from the bearings of
     the step's homography inliers (:func:`rotation_from_bearings`).
@@ -112,14 +200,24 @@ class RotationOnlyCamera(OpenCVCamera):
     name = "camera/rotation"
 
     def estimate(self, clip: VideoClip) -> CameraEstimate:
-        import cv2
-
         start = time.perf_counter()
         cfg = self.config
         K = self.dense_intrinsics(clip)
         grays = [gray(f) for f in clip.dense_rgb]
         n = len(grays)
-        tracks = track_sequence(grays)  # the LK work, once: every step and window reads this table
+        watch = EarlyFailure(K.copy(), self.focal_px is not None, clip.sampled_in_dense, cfg)
+        # the LK work, once: every step and window reads this table
+        tracks = track_sequence(grays, keep_going=watch if cfg.rotation_stop_early else None)
+        if watch.failed_step is not None:
+            stats = {"median_residual_px": float("nan"),
+                     "step_flow_frac": float(np.median(watch.flows)) / max(grays[0].shape) if watch.flows
+                     else float("nan"),
+                     "long_baseline_residual_px": float("nan"),
+                     # at most this many sampled frames could have been valid
+                     "sampled_valid_ratio": float(np.mean(clip.sampled_in_dense <= watch.failed_step)),
+                     "stopped_at_step": float(watch.failed_step), "focal_px": float(K[0, 0] / clip.dense_scale)}
+            attempt = Attempt("rotation", False, watch.reason, time.perf_counter() - start, stats)
+            return CameraEstimate(None, False, watch.reason, "normalized", (attempt,), method="rotation")
         c2w = np.tile(np.eye(4), (n, 1, 1))
         step_ok = np.ones(n - 1, bool)
         residuals = []
@@ -130,24 +228,21 @@ class RotationOnlyCamera(OpenCVCamera):
             p0, p1 = pairs(tracks, i, i + 1)
             if len(p0):
                 flows.append(float(np.median(np.linalg.norm(p1 - p0, axis=1))))
-            H, inl = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0) if len(p0) >= cfg.min_track_points else (None, None)
-            if H is None:
+            fit = watch.homographies[i] if i in watch.homographies else step_homography(p0, p1, cfg.min_track_points)
+            if fit is None:
                 reasons.append(f"step {i}: {len(p0)} tracks, no homography")
-            steps.append(None if H is None else (p0, p1, H, inl[:, 0].astype(bool)))
+            steps.append(None if fit is None else (p0, p1, *fit))
         if self.focal_px is None:
             f = focal_from_homographies([st[2] for st in steps if st is not None], K)
             if f is not None:
                 K[0, 0] = K[1, 1] = f
-        K_inv = np.linalg.inv(K)
         for i, step in enumerate(steps):
             if step is None:
                 step_ok[i] = False
                 c2w[i + 1] = c2w[i]
                 continue
             p0, p1, _, inliers = step
-            rot = rotation_from_bearings(p0[inliers], p1[inliers], K)
-            pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot @ K_inv).reshape(-1, 2)
-            res = float(np.quantile(np.linalg.norm(pred - p1, axis=1), cfg.step_residual_quantile))
+            res, rot = rotation_residual(p0, p1, inliers, K, cfg.step_residual_quantile)
             residuals.append(res)
             if res > cfg.max_homography_residual_px or rotation_angle_deg(rot) > cfg.max_step_rotation_deg:
                 step_ok[i] = False
