@@ -166,6 +166,11 @@ def _same_detections(frame: np.ndarray) -> None:
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a.box_xyxy, b.box_xyxy, atol=0.1)
         assert a.score == pytest.approx(b.score, abs=1e-3)
+    # once the pipeline waits for the detector it switches to more inference threads mid-clip: the detections
+    # must not change by a bit, or they would depend on when the switch came
+    wide = YoloDetector(DetectorConfig(classes=(), backend="openvino", threads_alone=2)).detect(frame, alone=True)
+    assert [(d.class_name, d.score, d.box_xyxy.tolist()) for d in wide] == \
+        [(d.class_name, d.score, d.box_xyxy.tolist()) for d in fast]
     return fast
 
 
@@ -196,3 +201,5 @@ def test_unknown_backend_is_refused() -> None:
         YoloDetector(DetectorConfig(backend="tensorrt"))  # type: ignore[arg-type]
     with pytest.raises(DsrError, match="threads must be >= 0"):
         DetectorConfig(threads=-1)
+    with pytest.raises(DsrError, match="threads must be >= 0"):
+        DetectorConfig(threads_alone=-2)

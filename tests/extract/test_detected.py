@@ -119,3 +119,26 @@ def test_short_tracks_and_tracks_seen_once_are_not_objects() -> None:
     # track 1 lasts 0.7 s (< 1 s); track 2 lasts 1 s and holds 2 sampled frames; track 0 holds 6
     assert [o.track.track_id for o in kept] == [0, 2]
     assert np.isfinite(kept[1].boxes_xyxy).all(axis=1).sum() == 2
+
+
+def test_a_detection_job_goes_wide_only_once_the_caller_waits_for_it() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dsr.extract.detected import DetectionJob
+
+    alone, checked = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def detector() -> str:
+        seen.append(alone.is_set())  # while the caller still works
+        checked.set()
+        assert alone.wait(5.0)  # the caller's result() call frees the other core
+        seen.append(alone.is_set())
+        return "tracks"
+
+    with ThreadPoolExecutor(1) as pool:
+        job = DetectionJob(pool.submit(detector), alone)
+        assert checked.wait(5.0)
+        assert job.result() == "tracks"
+    assert seen == [False, True]

@@ -4,6 +4,7 @@ rendered frames (expected facings read off the frames by eye)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -174,3 +175,48 @@ def test_rendered_person_is_found_inside_its_box(tmp_path: Path, people: MediaPi
     assert np.isfinite(pose.forward_cam).all() and pose.torso_px > 10
     empty = people.estimate(np.full_like(frame, 128), box, record.camera.K[0])
     assert empty.mask is None and np.isnan(empty.forward_cam).all()
+
+
+@pytest.mark.shared
+def test_pose_graphs_side_by_side_give_the_poses_one_graph_gives(shared_dir: Path) -> None:
+    """The pipeline shares a clip's person boxes out among several Pose graphs: the poses must be those one
+    graph computes in order (static image mode keeps nothing between calls)."""
+    import cv2
+
+    from dsr.extract.people import PeopleConfig
+    from dsr.extract.pipeline import ExtractConfig, _people_poses
+
+    ok, reason = MediaPipePeople.available()
+    if not ok:
+        pytest.skip(reason)
+    root = shared_dir / "realdata" / "davis2016_val"
+    frames, boxes = [], []
+    for index in range(10, 50, 5):
+        frames.append(cv2.cvtColor(cv2.imread(str(root / "JPEGImages" / "parkour" / f"{index:05d}.jpg")),
+                                   cv2.COLOR_BGR2RGB))
+        ys, xs = np.nonzero(cv2.imread(str(root / "Annotations" / "parkour" / f"{index:05d}.png"),
+                                       cv2.IMREAD_GRAYSCALE) > 0)
+        boxes.append([xs.min(), ys.min(), xs.max(), ys.max()])
+    boxes[3] = [np.nan] * 4  # a frame without the box is skipped, not sent to a graph
+    runner = SimpleNamespace(class_name="person", boxes_xyxy=np.array(boxes, float))
+    clip = SimpleNamespace(frames_rgb=np.stack(frames))
+    K = np.stack([_K(f) for f in frames])
+    one, two = (_people_poses(clip, K, [runner], ExtractConfig(people=PeopleConfig(workers=w)), None)[id(runner)]
+                for w in (1, 2))
+    assert one[3] is None and two[3] is None
+    found = [p for p in one if p is not None and p.mask is not None]
+    assert len(found) >= 6  # the runner was found, so masks and facings were compared
+    for a, b in zip(one, two, strict=True):
+        if a is None:
+            continue
+        assert (a.mask is None) == (b.mask is None) and (a.mask is None or np.array_equal(a.mask, b.mask))
+        np.testing.assert_array_equal(a.forward_cam, b.forward_cam)
+        assert a.visibility == b.visibility and a.torso_px == b.torso_px
+
+
+def test_people_workers_must_be_positive() -> None:
+    from dsr.errors import DsrError
+    from dsr.extract.people import PeopleConfig
+
+    with pytest.raises(DsrError, match="people workers must be >= 1"):
+        PeopleConfig(workers=0)

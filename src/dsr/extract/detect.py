@@ -73,12 +73,16 @@ class DetectorConfig:
     # OpenVINO inference threads (0: its default, every core). One: the detector runs in its own thread beside the
     # camera estimate, and a second inference thread only competes with it for the same cores
     threads: int = 1
+    # … and once the pipeline waits for the detector alone (the other core is idle then; 0: every core). The rows
+    # are bitwise the same at any thread count (tests/extract/test_darknet.py), so the detections do not depend
+    # on when the switch happens
+    threads_alone: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise DsrError(f"unknown detector backend {self.backend!r} (one of {', '.join(BACKENDS)})")
-        if self.threads < 0:
-            raise DsrError(f"threads must be >= 0, got {self.threads}")
+        if self.threads < 0 or self.threads_alone < 0:
+            raise DsrError(f"threads must be >= 0, got {self.threads} and {self.threads_alone}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +200,7 @@ class YoloDetector(Estimator):
         if unknown:
             raise ValueError(f"not COCO class names: {', '.join(unknown)}")
         self._files = (cfg, weights)
-        self._requests: dict[tuple[int, int], Any] = {}  # OpenVINO: this detector's request per input size
+        self._requests: dict[tuple[tuple[int, int], int], Any] = {}  # OpenVINO: a request per size and threads
         if config.backend == "openvino":
             if importlib.util.find_spec("openvino") is None:
                 raise DetectorUnavailable("the openvino package is not installed (pip install openvino, or "
@@ -219,8 +223,9 @@ class YoloDetector(Estimator):
             return False, str(err)
         return True, "ok"
 
-    def detect(self, frame_rgb: np.ndarray) -> list[ObjectDetection]:
-        """Detections in one RGB frame (H, W, 3) uint8, in its pixel coordinates, best first."""
+    def detect(self, frame_rgb: np.ndarray, alone: bool = False) -> list[ObjectDetection]:
+        """Detections in one RGB frame (H, W, 3) uint8, in its pixel coordinates, best first. ``alone``: nothing
+        else runs now, the network may take ``threads_alone`` threads (OpenVINO)."""
         import cv2
 
         h, w = frame_rgb.shape[:2]
@@ -228,10 +233,10 @@ class YoloDetector(Estimator):
         # darknet was trained on RGB in [0, 1]; the frame is already RGB, so no channel swap
         blob = cv2.dnn.blobFromImage(np.ascontiguousarray(frame_rgb), 1.0 / 255.0, (net_w, net_h), swapRB=False,
                                      crop=False)
-        rows = self._forward(blob)
+        rows = self._forward(blob, self.config.threads_alone if alone else self.config.threads)
         return decode_yolo_rows(rows, (h, w), self.class_names, self.config)
 
-    def _forward(self, blob: np.ndarray) -> np.ndarray:
+    def _forward(self, blob: np.ndarray, threads: int) -> np.ndarray:
         """The network's rows (N, 5 + C) for one input blob (1, 3, H, W), in OpenCV's Darknet layout."""
         if self.config.backend == "opencv":
             self.net.setInput(blob)
@@ -239,11 +244,11 @@ class YoloDetector(Estimator):
         from dsr.extract.darknet import yolo_rows
 
         net_hw = (int(blob.shape[2]), int(blob.shape[3]))
-        request = self._requests.get(net_hw)
+        request = self._requests.get((net_hw, threads))
         if request is None:
             # requests are per detector (one thread each); the compiled network is shared by all of them
-            request = _openvino_network(*self._files, net_hw, self.config.threads).create_infer_request()
-            self._requests[net_hw] = request
+            request = _openvino_network(*self._files, net_hw, threads).create_infer_request()
+            self._requests[(net_hw, threads)] = request
         result = request.infer({0: blob})
         heads = _darknet_model(*self._files)[1]
         return yolo_rows([result[h.output] for h in heads], heads, net_hw)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,17 +95,34 @@ def tracking_frames(clip: VideoClip | None, video_path: str | os.PathLike[str] |
 
 def detect_and_track(clip: VideoClip | None, video_path: str | os.PathLike[str] | None,
                      timestamps_s: np.ndarray | None, config: DetectGroundingConfig = DetectGroundingConfig(), *,
-                     sampled: np.ndarray | None = None, stop: threading.Event | None = None) -> DenseTrackResult:
+                     sampled: np.ndarray | None = None, stop: threading.Event | None = None,
+                     alone: threading.Event | None = None) -> DenseTrackResult:
     """YOLO at the detection rate, median flow between → dense tracks (after re-identification). Raises
     :class:`~dsr.extract.registry.EstimatorError` when the detector's weights are not installed.
 
     With a video file it needs only the sampled frames' indices (``sampled`` when ``clip`` is None: the pipeline
-    starts it while the clip is still being decoded); ``stop`` ends it early (the clip was skipped)."""
+    starts it while the clip is still being decoded); ``stop`` ends it early (the clip was skipped). Once
+    ``alone`` is set (the caller now only waits for the result) the network takes ``threads_alone`` threads."""
     from dsr.extract.registry import create_estimator
 
     detector = create_estimator("grounding/yolov3-tiny", config=config.detector)
     frames = tracking_frames(clip, video_path, timestamps_s, config.tracking, sampled=sampled, stop=stop)
-    return track_frames(frames, detector.detect, config.tracking)
+    if alone is None:
+        return track_frames(frames, detector.detect, config.tracking)
+    return track_frames(frames, lambda frame: detector.detect(frame, alone=alone.is_set()), config.tracking)
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionJob:
+    """:func:`detect_and_track` running in another thread (``future``), started with ``alone``."""
+
+    future: Future
+    alone: threading.Event
+
+    def result(self) -> DenseTrackResult:
+        """Wait for the tracks. The caller does nothing else meanwhile, so the detector may take every core."""
+        self.alone.set()
+        return self.future.result()
 
 
 def sampled_objects(result: DenseTrackResult, clip: VideoClip,

@@ -13,6 +13,7 @@ after every video. Record ids hash the video's bytes, not its path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,13 @@ from dsr.extract.camera import CameraConfig
 from dsr.extract.camera.auto import DEFAULT_METHODS
 from dsr.extract.clip import ClipConfig, load_clip, sampled_indices
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
-from dsr.extract.detected import DetectGroundingConfig, detect_and_track, sampled_objects, unexplained_movers
+from dsr.extract.detected import (
+    DetectGroundingConfig,
+    DetectionJob,
+    detect_and_track,
+    sampled_objects,
+    unexplained_movers,
+)
 from dsr.extract.given import GivenTrackConfig, InitBox, parse_init_boxes, track_given_boxes
 from dsr.extract.lift import (
     GENERIC_PHRASE,
@@ -195,7 +202,7 @@ class TrackedObject:
 
 def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig, video_path: str | None = None,
                   meta: VideoMeta | None = None, notes: list[str] | None = None,
-                  detection: Future | None = None) -> list[ObjectTrack]:
+                  detection: DetectionJob | None = None) -> list[ObjectTrack]:
     """Detected objects (dense tracks) + movers nothing detected explains → centres → headings (may be empty).
 
     ``notes`` collects one-line remarks for the outcome (e.g. the detector is not installed). ``detection``:
@@ -203,6 +210,8 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
     """
     track = camera.track
     assert track is not None
+    # the movers need only the frames and the camera: they run while the detector (other thread) finishes
+    movers, grounding = _movers(clip, track, config)
     detected: list[TrackedObject] = []
     objects_2d = []
     if config.detection is not None:
@@ -232,6 +241,20 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
                                               masks, obj.scores,
                                               Source(name="grounding/yolov3-tiny+tracking/dense", version="1"),
                                               forward))
+    # a mover a detected object accounts for is that object seen twice: the detection (with its class) wins
+    keep = unexplained_movers([m[0] for m in movers], objects_2d, config.detection) if objects_2d and \
+        config.detection is not None else [True] * len(movers)
+    kept = [m for m, k in zip(movers, keep, strict=True) if k]
+    mover_source = Source(name=f"{grounding}+tracking/iou", version="1")
+    for k, (boxes, masks, scores) in enumerate(kept):
+        detected.append(TrackedObject(f"mover_{k}", GENERIC_PHRASE, has_front(GENERIC_PHRASE), boxes, masks, scores,
+                                      mover_source))
+    return lift_objects(clip, camera, detected, config, mover_source)
+
+
+def _movers(clip: VideoClip, track: CameraTrack, config: ExtractConfig
+            ) -> tuple[list[tuple[np.ndarray, list[np.ndarray | None], np.ndarray]], str]:
+    """Moving regions tracked over the sampled frames → ([(boxes (T, 4), masks, scores (T,))], grounding name)."""
     if config.background is not None and camera_is_static(track.c2w, track.valid, config.background):
         # no parallax: a warped temporal-median background outlines movers whole (flow only finds their edges)
         dets = detect_by_background(clip.frames_rgb, track.c2w, track.K, track.valid, config.motion,
@@ -256,43 +279,50 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
             masks[t] = dets[t][j].mask
             scores[t] = dets[t][j].score
         movers.append((boxes, masks, scores))
-    # a mover a detected object accounts for is that object seen twice: the detection (with its class) wins
-    keep = unexplained_movers([m[0] for m in movers], objects_2d, config.detection) if objects_2d and \
-        config.detection is not None else [True] * len(movers)
-    kept = [m for m, k in zip(movers, keep, strict=True) if k]
-    mover_source = Source(name=f"{grounding}+tracking/iou", version="1")
-    for k, (boxes, masks, scores) in enumerate(kept):
-        detected.append(TrackedObject(f"mover_{k}", GENERIC_PHRASE, has_front(GENERIC_PHRASE), boxes, masks, scores,
-                                      mover_source))
-    return lift_objects(clip, camera, detected, config, mover_source)
+    return movers, grounding
 
 
 def _people_poses(clip: VideoClip, K: np.ndarray, objects: list, config: ExtractConfig, notes: list[str] | None
                   ) -> dict[int, list]:
-    """MediaPipe Pose on every person box at the sampled frames: {id(object): [PersonPose | None] * T}."""
+    """MediaPipe Pose on every person box at the sampled frames: {id(object): [PersonPose | None] * T}.
+
+    The boxes are shared out among ``config.people.workers`` Pose graphs running side by side: this runs after
+    the detector has finished, so the other core is free, and each call is independent of the others (static
+    image mode), so the poses are the same whichever graph computes them."""
     if config.people is None or not any(o.class_name == "person" for o in objects):
         return {}
     from dsr.extract.registry import EstimatorError
 
     try:
-        estimator = create_estimator("orientation/mediapipe-torso", config=config.people)
+        estimators = _people_estimators(config.people)
     except EstimatorError as err:
         if notes is not None:
             notes.append(f"no person masks or torso facing: {err}")
         return {}
-    out: dict[int, list] = {}
-    try:
-        for obj in objects:
-            if obj.class_name != "person":
-                continue
-            poses = []
-            for t, box in enumerate(obj.boxes_xyxy):
-                tall_enough = np.isfinite(box).all() and box[3] - box[1] >= config.people.min_box_px
-                poses.append(estimator.estimate(clip.frames_rgb[t], box, K[t]) if tall_enough else None)
-            out[id(obj)] = poses
-    finally:
-        estimator.close()
-    return out
+    min_px = config.people.min_box_px
+    tasks = [(k, t, box) for k, obj in enumerate(objects) if obj.class_name == "person"
+             for t, box in enumerate(obj.boxes_xyxy) if np.isfinite(box).all() and box[3] - box[1] >= min_px]
+
+    def run(estimator: Any, part: list[tuple[int, int, np.ndarray]]) -> list[tuple[int, int, Any]]:
+        return [(k, t, estimator.estimate(clip.frames_rgb[t], box, K[t])) for k, t, box in part]
+
+    with _PEOPLE_LOCK, ThreadPoolExecutor(len(estimators), thread_name_prefix="dsr-people") as pool:
+        # one MediaPipe graph per worker, graphs shared by every clip of the process, one clip at a time
+        done = pool.map(run, estimators, [tasks[i::len(estimators)] for i in range(len(estimators))])
+        poses = {(k, t): pose for part in done for k, t, pose in part}
+    return {id(obj): [poses.get((k, t)) for t in range(len(obj.boxes_xyxy))]
+            for k, obj in enumerate(objects) if obj.class_name == "person"}
+
+
+_PEOPLE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _people_estimators(config: PeopleConfig) -> tuple[Any, ...]:
+    """``config.workers`` people estimators, built once per process and config: loading MediaPipe's Pose graph
+    took 1.4 s of every clip with a person (a 2-s DAVIS clip's whole budget is 2 s), and in static-image mode
+    a graph keeps nothing from one call to the next."""
+    return tuple(create_estimator("orientation/mediapipe-torso", config=config) for _ in range(config.workers))
 
 
 def _box_masks(boxes_xyxy: np.ndarray, height: int, width: int) -> list[np.ndarray | None]:
@@ -434,7 +464,7 @@ def _only_trusted_frames(lifted: LiftResult, valid: np.ndarray) -> LiftResult:
 def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: str,
                  config: ExtractConfig = ExtractConfig(), timer: _Timer | None = None, *,
                  init_boxes: dict[str, InitBox] | None = None,
-                 camera: CameraEstimate | None = None, detection: Future | None = None) -> ExtractOutcome:
+                 camera: CameraEstimate | None = None, detection: DetectionJob | None = None) -> ExtractOutcome:
     """Run camera and object stages on a decoded clip (see :func:`extract_video`).
 
     ``init_boxes``: objects named at the first sampled frame (grounding given boxes) instead of discovered
@@ -451,7 +481,7 @@ def extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: s
 
 def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: str, config: ExtractConfig,
                   timer: _Timer | None, init_boxes: dict[str, InitBox] | None, camera: CameraEstimate | None,
-                  detection: Future | None, stop: threading.Event) -> ExtractOutcome:
+                  detection: DetectionJob | None, stop: threading.Event) -> ExtractOutcome:
     timer = timer or _Timer()
     out = ExtractOutcome(video=video_path, record_id=record_id, status="failed", reason="",
                          stage_seconds=timer.seconds, duration_s=meta.duration_s)
@@ -469,8 +499,9 @@ def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: 
         # detection and dense tracking need only the frames: they run on the second core while the camera stage
         # (single-threaded SfM, which releases the GIL) runs on the first
         if detection is None and init_boxes is None and config.detection is not None:
-            detection = pool.submit(timer.run, "detection", detect_and_track, clip, video_path, meta.timestamps_s,
-                                    config.detection, stop=stop)
+            alone = threading.Event()
+            detection = DetectionJob(pool.submit(timer.run, "detection", detect_and_track, clip, video_path,
+                                                 meta.timestamps_s, config.detection, stop=stop, alone=alone), alone)
         if camera is None:
             estimator = create_estimator("camera/auto", config=config.camera, methods=config.camera_methods)
             camera = timer.run("camera", estimator.estimate, clip)
@@ -528,8 +559,11 @@ def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractC
         # the second core, while this thread decodes the clip (on short clips it was the longest stage)
         detection = None
         if init_boxes is None and config.detection is not None and meta.num_frames >= config.clip.min_frames:
-            detection = pool.submit(timer.run, "detection", detect_and_track, None, str(path), meta.timestamps_s,
-                                    config.detection, sampled=sampled_indices(meta, config.clip), stop=stop)
+            alone = threading.Event()
+            detection = DetectionJob(pool.submit(timer.run, "detection", detect_and_track, None, str(path),
+                                                 meta.timestamps_s, config.detection,
+                                                 sampled=sampled_indices(meta, config.clip), stop=stop, alone=alone),
+                                     alone)
         try:
             clip, meta = timer.run("decode", load_clip, path, config.clip, meta)
             return extract_clip(clip, meta, str(path), rid, config, timer, init_boxes=init_boxes,
