@@ -6,7 +6,7 @@ object whose boxes overlap the GT best, mean IoU over the sampled frames with a 
 clip); ``any_iou``: per frame the best object, averaged. Variants: ``default`` (every frame tracked up to 12 s,
 YOLO at ``detect_fps`` and median flow between), ``every`` (YOLO on every tracking frame, 416 px input),
 ``10fps`` (10 fps + the sampled frames), ``320`` (320 px input), ``10fps320`` (both); the last three detect
-on every tracking frame. ``8fps`` and ``6fps``: the default's scheme with YOLO at those rates; ``352``: the default
+on every tracking frame. ``10det``, ``8fps`` and ``6fps``: the default's scheme with YOLO at those rates; ``352``: the default
 with a 352-px input.
 
     python benchmarks/extract_tracking_cadence.py default,every ../shared/realdata/davis2016_val/mp4/*.mp4
@@ -40,6 +40,7 @@ def main() -> None:
     variants = {"default": base, "every": every, "10fps": ten, "320": replace(every, detector=small),
                 "10fps320": replace(ten, detector=small),
                 # YOLO at a lower detection rate, median flow between (the default's scheme)
+                "10det": replace(base, tracking=replace(base.tracking, detect_fps=10.0)),
                 "8fps": replace(base, tracking=replace(base.tracking, detect_fps=8.0)),
                 "6fps": replace(base, tracking=replace(base.tracking, detect_fps=6.0)),
                 "352": replace(base, detector=replace(base.detector, input_size=352))}
