@@ -106,8 +106,6 @@ def least_rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray,
     return out
 
 
-
-
 def long_baseline_residuals(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, span: int,
                             min_points: int) -> list[tuple[int, int, float]]:
     """Median residual of the rotation-only model on points tracked over ``span`` dense steps, for windows
