@@ -13,7 +13,7 @@ from dsr.extract.camera import CameraConfig
 from dsr.extract.clip import ClipConfig
 from dsr.extract.pipeline import ExtractConfig, extract_video, record_id_for, run_extract
 from dsr.scene.io import read_record
-from dsr.scene.record import CENTER_METHODS
+from dsr.scene.record import CENTER_METHODS, SCHEMA_VERSION
 from dsr.video import VideoMeta
 
 # VO + rotation fallbacks keep these tests fast; the SfM path has its own test in test_camera.py
@@ -220,11 +220,17 @@ def test_extract_help_shows_the_box_format() -> None:
 
 def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
     from dsr.extract.lift import has_class_height
-    from dsr.extract.uncertainty import camera_scale_drift, camera_scale_jitter, camera_sigmas, center_sigmas
+    from dsr.extract.uncertainty import (
+        camera_scale_drift,
+        camera_scale_jitter,
+        camera_scale_reset,
+        camera_sigmas,
+        center_sigmas,
+    )
 
     out = extract_video(videos["static"], FAST)
     rec = out.record
-    assert rec.schema_version == 3 and rec.camera.trusted
+    assert rec.schema_version == SCHEMA_VERSION and rec.camera.trusted
     assert np.all(rec.camera.position_sigma[rec.camera.valid] > 0)
     # the camera's sigmas are the table entries of the key the outcome names (no SfM here: the method's own)
     assert out.camera_sigma_key == rec.camera.source.name
@@ -233,6 +239,7 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
     np.testing.assert_allclose(rec.camera.rotation_sigma_deg, rot)
     assert rec.camera.scale_drift_sigma == camera_scale_drift(out.camera_sigma_key, FAST.uncertainty)
     assert rec.camera.scale_jitter_sigma == camera_scale_jitter(out.camera_sigma_key, FAST.uncertainty)
+    assert rec.camera.scale_reset_bound == camera_scale_reset(out.camera_sigma_key, FAST.uncertainty)
     for obj in rec.objects:
         k = obj.center_known
         assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)

@@ -10,6 +10,7 @@ from dsr.extract.uncertainty import (
     UncertaintyConfig,
     camera_scale_drift,
     camera_scale_jitter,
+    camera_scale_reset,
     camera_sigma_key,
     camera_sigmas,
     center_sigmas,
@@ -112,6 +113,9 @@ def test_camera_scale_drift_by_key() -> None:
     # per step: VO re-estimates its scale every step, a healthy SfM path does not; no path, no jitter
     assert camera_scale_jitter("camera/vo", fitted) > camera_scale_jitter("camera/pycolmap/tight", fitted) > 0
     assert camera_scale_jitter("camera/rotation", fitted) == 0.0
+    # the reset at stops: VO only (SfM's bundle adjustment ties its stretches together; rotation has no path)
+    assert camera_scale_reset("camera/vo", fitted) > camera_scale_jitter("camera/vo", fitted)
+    assert camera_scale_reset("camera/pycolmap/tight", fitted) == camera_scale_reset("camera/rotation", fitted) == 0.0
 
 
 def test_tight_sfm_key_needs_a_pinhole_compact_and_smooth_reconstruction() -> None:

@@ -9,11 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dsr.qa.counterfactual import abstain
+from dsr.qa.counterfactual import abstain, across_camera_stop
 from dsr.qa.generate import GenerationReport, RecordContext, generate_record_qas
 from dsr.qa.query import QAError, Query, answer
 from dsr.qa.rules import QAConfig
 from dsr.scene.record import SceneRecord
+
+from .conftest import lively_objects, make_record
 
 # frames 10..17 of the ball: confidence 0.3 (a doubtful stretch); elsewhere 0.9
 LOW = slice(10, 18)
@@ -197,3 +199,50 @@ def test_no_confident_object_leaves_the_camera_questions_and_wastes_no_attempt(l
     assert set(report.types_unaskable) == set(TYPES) - {"abs_dir_pred", "abs_ori", "abs_spd"}
     # no attempt failed for want of an object: the camera takes the one slot it may fill
     assert not {"no_agent", "too_few_objects", "low_track_confidence"} & set(report.failures)
+
+
+def _stop_and_go(bound: float) -> SceneRecord:
+    """A camera that moves 0.1 per frame along x, stands still over frames 20..28, then moves on; its path's scale
+    resets at the stop within exp(±bound) (what VO states)."""
+    n = 64
+    steps = np.where((np.arange(n - 1) >= 20) & (np.arange(n - 1) < 28), 0.0, 0.1)
+    cam = np.stack([-10 + np.r_[0.0, np.cumsum(steps)], np.full(n, -1.0), np.full(n, 2.0)], axis=1)
+    rec = make_record(n, camera_positions=cam, objects=lively_objects(n), record_id="stop_and_go", force_visible=True)
+    return replace(rec, camera=replace(rec.camera, scale_reset_bound=bound))
+
+
+def test_a_length_compared_across_a_camera_stop_abstains() -> None:
+    rec = _stop_and_go(1.93)
+    ctx = RecordContext.build(rec, QAConfig(stability_k=0))
+    assert ctx.states_uncertainty  # the reset alone makes the record an uncertain one
+    rng = np.random.default_rng(0)
+    # 0.8 per 8 frames before the stop, over it (0.4 + 0 + 0.4) and after it: "constant" only at one scale
+    q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(8, 16, 32, 40), t_v=8)
+    states = answer(rec, q).states
+    assert states == ("constant",)
+    reason = across_camera_stop(ctx, q, states)
+    assert reason is not None and "scale resets at each stop" in reason
+    with pytest.raises(QAError) as err:
+        abstain(ctx, q, states, rng, defer=True)
+    assert err.value.reason == "camera_stop"
+    # an object's speed in a world-fixed frame moves with the camera's path too (its centre is measured from it)
+    q = Query(type="abs_spd", observer="camera", targets=("ball_0",), frames=(8, 16, 32, 40), t_v=8)
+    assert across_camera_stop(ctx, q, answer(rec, q).states) is not None
+    # after the stop only: one scale throughout, kept
+    q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(32, 40, 48, 56), t_v=32)
+    assert abstain(ctx, q, answer(rec, q).states, rng, defer=True) is None
+    # across the stop, but read in the camera's own frame at each time, or a distance: the shift cancels
+    for q in (Query(type="rel_spd", observer="camera", targets=("ball_0",), frames=(8, 16, 32, 40)),
+              Query(type="abs_dis", observer="camera", targets=("ball_0", "camera"), frames=(8, 16, 32, 40), t_v=8)):
+        assert across_camera_stop(ctx, q, answer(rec, q).states) is None
+
+
+def test_a_path_whose_scale_carries_across_stops_keeps_the_question() -> None:
+    # the same stop on a record that states no reset (ground truth, SfM): the question stays
+    rec = _stop_and_go(0.0)
+    ctx = RecordContext.build(rec, QAConfig(stability_k=0))
+    q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(8, 16, 32, 40), t_v=8)
+    assert across_camera_stop(ctx, q, answer(rec, q).states) is None
+    # and a reset too small to flip the answer keeps it as well
+    ctx = RecordContext.build(_stop_and_go(0.01), QAConfig(stability_k=0))
+    assert across_camera_stop(ctx, q, answer(rec, q).states) is None

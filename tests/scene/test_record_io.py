@@ -14,7 +14,7 @@ import pytest
 from dsr.errors import RecordError
 from dsr.scene import read_record, write_record
 from dsr.scene.io import record_to_parts, write_parts
-from dsr.scene.record import SceneRecord
+from dsr.scene.record import SCHEMA_VERSION, SceneRecord
 
 
 def assert_records_equal(a: SceneRecord, b: SceneRecord) -> None:
@@ -48,7 +48,7 @@ def test_v2_uncertainty_fields_round_trip(tmp_path: Path, record: SceneRecord) -
     rec = dataclasses.replace(record, objects=(record.objects[0], ball),
                               camera=dataclasses.replace(record.camera, trusted=False))
     back = read_record(write_record(tmp_path / "r.npz", rec))
-    assert back.schema_version == 3 and back.camera.trusted is False
+    assert back.schema_version == SCHEMA_VERSION == 4 and back.camera.trusted is False
     np.testing.assert_array_equal(back.objects[1].center_sigma_shared, 0.2)
     # the v1-style isotropic sigma keeps the total variance: √((0.3² + 2·0.05²) / 3)
     np.testing.assert_allclose(back.objects[1].center_sigma, np.sqrt((0.09 + 0.005) / 3))
@@ -79,6 +79,21 @@ def test_v3_camera_scale_drift_round_trips_and_v2_reads_as_none(tmp_path: Path, 
             dataclasses.replace(record.camera, scale_jitter_sigma=bad)
 
 
+def test_v4_scale_reset_round_trips_and_v3_reads_as_none(tmp_path: Path, record: SceneRecord) -> None:
+    rec = dataclasses.replace(record, camera=dataclasses.replace(record.camera, scale_reset_bound=1.93))
+    assert read_record(write_record(tmp_path / "r.npz", rec)).camera.scale_reset_bound == 1.93
+    meta, arrays = record_to_parts(rec)
+    meta["schema_version"] = 3  # a v3 file stated no reset, whatever else it holds
+    assert read_record(write_parts(tmp_path / "v3.npz", meta, arrays)).camera.scale_reset_bound == 0.0
+    meta["schema_version"] = 4
+    del meta["camera"]["scale_reset_bound"]
+    with pytest.raises(RecordError, match=r"camera\.scale_reset_bound: missing"):
+        read_record(write_parts(tmp_path / "v4.npz", meta, arrays))
+    for bad in (-0.1, float("inf"), "2"):
+        with pytest.raises(RecordError, match="scale_reset_bound"):
+            dataclasses.replace(record.camera, scale_reset_bound=bad)
+
+
 def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -> None:
     meta, arrays = record_to_parts(record)
     meta["schema_version"] = 1
@@ -88,7 +103,7 @@ def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -
         arrays[p + "center_sigma"] = arrays.pop(p + "center_sigma_along")
         del arrays[p + "center_sigma_across"], arrays[p + "center_sigma_shared"]
     back = read_record(write_parts(tmp_path / "v1.npz", meta, arrays))
-    assert back.schema_version == 3 and back.camera.trusted and back.camera.scale_drift_sigma == 0.0
+    assert back.schema_version == SCHEMA_VERSION and back.camera.trusted and back.camera.scale_drift_sigma == 0.0
     agent = back.objects[0]  # the fixture's agent has sigma 0.01: isotropic, nothing shared
     np.testing.assert_array_equal(agent.center_sigma_along, 0.01)
     np.testing.assert_array_equal(agent.center_sigma_across, 0.01)

@@ -90,3 +90,29 @@ def test_scale_drift_draws_only_when_stated(record: SceneRecord) -> None:
         ts = record.timestamps_s
         dtau = (ts[b] + ts[b + 1] - ts[a] - ts[a + 1]) / 2
         assert np.std(np.log(lb / la) - np.log(steps[b] / steps[a])) == pytest.approx(0.2 * dtau, rel=0.1)
+
+
+def test_path_stretches_number_the_runs_between_stops_by_hand() -> None:
+    from dsr.scene.uncertainty import path_stretches
+
+    # steps: 1, 1, 0, 0.01 (1% of the median moving step 1: still), 2, 0, 1; a path that starts at rest
+    x = np.cumsum([0.0, 0.0, 1.0, 1.0, 0.0, 0.01, 2.0, 0.0, 1.0])
+    centres = np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1)
+    np.testing.assert_array_equal(path_stretches(centres), [-1, 0, 0, -1, -1, 1, -1, 2])
+    # 3% of the median is motion: no stop there
+    x[5:] += 0.02
+    np.testing.assert_array_equal(path_stretches(np.stack([x, 0 * x, 0 * x], axis=1))[3:6], [-1, 1, 1])
+    assert (path_stretches(np.zeros((4, 3))) == -1).all() and path_stretches(np.zeros((1, 3))).shape == (0,)
+
+
+def test_stretch_scale_shift_scales_one_stretch_by_hand() -> None:
+    from dsr.scene.uncertainty import path_stretches, stretch_scale_shift
+
+    # moves +x by 1, 1, stops, then +y by 2, 2: stretch 1 doubled moves the last two centres by +2 and +4 in y
+    centres = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [2, 0, 0], [2, 2, 0], [2, 4, 0]], float)
+    stretches = path_stretches(centres)
+    np.testing.assert_array_equal(stretches, [0, 0, -1, 1, 1])
+    np.testing.assert_allclose(stretch_scale_shift(centres, stretches, 1, np.log(2.0)),
+                               [[0, 0, 0]] * 4 + [[0, 2, 0], [0, 4, 0]])
+    # stretch 0 halved: -0.5 then -1 in x, and the rest of the path comes along
+    np.testing.assert_allclose(stretch_scale_shift(centres, stretches, 0, np.log(0.5))[:, 0], [0, -0.5, -1, -1, -1, -1])

@@ -75,6 +75,7 @@ from dsr.extract.uncertainty import (
     UncertaintyConfig,
     camera_scale_drift,
     camera_scale_jitter,
+    camera_scale_reset,
     camera_sigma_key,
     camera_sigmas,
     center_sigmas,
@@ -527,7 +528,8 @@ def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: 
     camera_track = replace(camera.track, position_sigma=position_sigma, rotation_sigma_deg=rotation_sigma,
                            trusted=camera.trusted,
                            scale_drift_sigma=camera_scale_drift(out.camera_sigma_key, config.uncertainty),
-                           scale_jitter_sigma=camera_scale_jitter(out.camera_sigma_key, config.uncertainty))
+                           scale_jitter_sigma=camera_scale_jitter(out.camera_sigma_key, config.uncertainty),
+                           scale_reset_bound=camera_scale_reset(out.camera_sigma_key, config.uncertainty))
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"

@@ -94,6 +94,15 @@ _CAMERA_SCALE_DRIFT = {"camera/pycolmap": 0.6439, "camera/pycolmap/tight": 0.118
 # half the time under the drift alone (6 of 11 on held-out dolly 9944; docs/bench-extract.md §16)
 _CAMERA_SCALE_JITTER = {"camera/pycolmap": 1.3372, "camera/pycolmap/tight": 0.3953, "camera/vo": 0.6337,
                         "default": 0.6236}
+# the scale's reset at each stop of the path (schema v4, CameraTrack.scale_reset_bound), natural-log units: VO sets
+# a new keyframe in place while the camera rests and has no baseline to carry its scale over, so the stretch after a
+# stop starts from a scale unrelated to the one before and to the objects' depths. The jumps are heavy-tailed: on the
+# 26 training VO cameras the step-to-step change of the log length ratio across a stop had q95 1.93 (n 85; adjacent
+# moving steps 1.52) and reached 3.63 (dolly 319). A bound at q95 (1.93, x6.9) let through 20 wrong camera-speed QAs
+# on held-out dolly 9949, whose first stretch was e^3.8 too long against its objects; so the bound sits past every
+# jump seen, x100: in effect "unrelated" (docs/bench-extract.md §18). SfM's bundle adjustment ties the stretches
+# together, and a rotation-only camera has no path
+_CAMERA_SCALE_RESET = {"camera/vo": 4.6, "default": 0.0}
 _TRACK_CONFIDENCE: dict[str, tuple[float, float, float]] = {
     "grounding/background+tracking/iou": (7.527, -0.972, -6.101), "grounding/motion+tracking/iou": (2.517, -1.571, -0.448)}
 
@@ -115,6 +124,7 @@ class UncertaintyConfig:
     camera_rotation_deg: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_ROTATION_DEG))
     camera_scale_drift: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_DRIFT))
     camera_scale_jitter: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_JITTER))
+    camera_scale_reset: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_RESET))
     # per track source: (w_score, w_len, bias) of the logistic model; a source without one keeps its raw score
     track_confidence: dict[str, tuple[float, float, float]] = field(default_factory=lambda: dict(_TRACK_CONFIDENCE))
     raw: bool = False  # identity: raw track scores and heading sigmas (the fitting run)
@@ -227,6 +237,12 @@ def camera_scale_jitter(key: str, config: UncertaintyConfig) -> float:
     """The per-step scale sigma (natural-log units) of a camera track by its :func:`camera_sigma_key` (0 for a
     rotation-only camera)."""
     return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_jitter, key)
+
+
+def camera_scale_reset(key: str, config: UncertaintyConfig) -> float:
+    """The bound on the scale's reset at the path's stops (natural-log units) of a camera track by its
+    :func:`camera_sigma_key` (0 for a rotation-only camera)."""
+    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_reset, key)
 
 
 def track_confidence(scores: np.ndarray, visible: np.ndarray, source: str, config: UncertaintyConfig

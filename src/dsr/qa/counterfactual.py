@@ -46,7 +46,7 @@ from dsr.qa.generate import (
     render_question,
     usable_frames,
 )
-from dsr.qa.query import QAError, Query, QueryArrays, quantity, stability
+from dsr.qa.query import QAError, Query, QueryArrays, derive, gather, quantity, stability
 from dsr.qa.question_types import TYPES, QuestionType
 from dsr.qa.rules import (
     AXIS_LABELS,
@@ -71,6 +71,7 @@ from dsr.qa.rules import (
 )
 from dsr.qa.schema import LETTERS, QA, Distractor
 from dsr.scene.frames import CAMERA
+from dsr.scene.uncertainty import path_stretches, stretch_scale_shift
 
 TRANSFORMS = ("reversed", "mirrored", "edited")
 
@@ -547,10 +548,44 @@ def weakly_tracked(ctx: RecordContext, query: Query) -> str | None:
     return None
 
 
+def across_camera_stop(ctx: RecordContext, query: Query, states: tuple[str, ...]) -> str | None:
+    """Why abstention's camera-stop rule refuses ``query``, or None: on a record whose path's scale resets at the
+    camera's stops (``CameraTrack.scale_reset_bound``), the query's frames span a stop and its answer changes when
+    one stretch of the path it spans is scaled by a factor within the stated bound (each stretch alone, at the bound
+    and half way in log units, both ways). Queries that only read the camera's frame at each time are untouched:
+    the shift moves the camera and what it measured alike."""
+    bound = ctx.record.camera.scale_reset_bound
+    if bound <= 0:
+        return None
+    stretches = ctx.tracks.get(("path_stretches",))
+    if stretches is None:
+        stretches = ctx.tracks[("path_stretches",)] = path_stretches(ctx.geom.positions[CAMERA])
+    frames = [*query.frames, *([query.t_v] if query.t_v is not None else [])]
+    spanned = stretches[min(frames):max(frames)]
+    touched = np.unique(spanned[spanned >= 0])
+    if len(touched) == 0 or (len(touched) == 1 and (spanned >= 0).all()):
+        return None  # no stop inside: one scale throughout
+    for stretch in touched:
+        for log_factor in (-bound, -bound / 2, bound / 2, bound):
+            key = ("stop_probe", int(stretch), log_factor)
+            probe = ctx.tracks.get(key)
+            if probe is None:
+                shift = stretch_scale_shift(ctx.geom.positions[CAMERA], stretches, int(stretch), log_factor)
+                probe = ctx.tracks[key] = ctx.geom.shifted(shift)
+            try:
+                moved = tuple(derive(query, gather(probe, query), probe.scale, ctx.config)[1])
+            except QAError:
+                moved = ()
+            if moved != tuple(states):
+                return (f"the answer changes when the camera's path between stops is scaled by "
+                        f"{math.exp(log_factor):.2g}x (its scale resets at each stop)")
+    return None
+
+
 def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.random.Generator,
             defer: bool) -> float | None:
     """Issue 11's abstention for the asked query: its stability (None: left to the deferred batch) or
-    QAError("low_track_confidence" / "unstable").
+    QAError("low_track_confidence" / "camera_stop" / "unstable").
 
     Only a record that states uncertainty can fail the two extra checks (ground truth has confidence 1
     and zero sigmas), and only then is stability scored here instead of in the batch, so ground-truth
@@ -561,6 +596,9 @@ def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.r
         weak = weakly_tracked(ctx, query)
         if weak is not None:
             raise QAError(weak, "low_track_confidence")
+        stop = across_camera_stop(ctx, query, states)
+        if stop is not None:
+            raise QAError(stop, "camera_stop")
         threshold = max(threshold, cfg.min_stability_uncertain)
     if cfg.stability_k <= 0 or (defer and threshold <= 0):
         return None

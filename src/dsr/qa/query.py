@@ -180,6 +180,19 @@ class Geometry:
         return Geometry(record=record, scale=scene_scale(record, config), positions=positions, poses=poses,
                         forwards=forwards, inverse_poses={who: invert_pose(p) for who, p in poses.items()})
 
+    def shifted(self, shift: np.ndarray) -> Geometry:
+        """This geometry with every entity moved by ``shift`` (T, 3) at each frame: what a different scale of the
+        camera's path gives, since extracted centres are measured from the camera (orientations and the
+        normalising scale, camera-to-object distances, are unchanged)."""
+        poses = {}
+        for who, p in self.poses.items():
+            moved = p.copy()
+            moved[:, :3, 3] += shift
+            poses[who] = moved
+        return Geometry(record=self.record, scale=self.scale,
+                        positions={who: p + shift for who, p in self.positions.items()}, poses=poses,
+                        forwards=self.forwards, inverse_poses={who: invert_pose(p) for who, p in poses.items()})
+
 
 def scene_scale(record: SceneRecord, config: QAConfig = QAConfig()) -> float:
     """The length that normalises a record (see the module docstring); 1.0 when disabled."""

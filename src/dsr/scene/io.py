@@ -97,7 +97,8 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
         "video": {"path": v.path, "fps": v.fps, "width": v.width, "height": v.height,
                   "num_frames": v.num_frames, "duration_s": v.duration_s},
         "camera": {"source": _source_json(cam.source), "trusted": cam.trusted,
-                   "scale_drift_sigma": cam.scale_drift_sigma, "scale_jitter_sigma": cam.scale_jitter_sigma},
+                   "scale_drift_sigma": cam.scale_drift_sigma, "scale_jitter_sigma": cam.scale_jitter_sigma,
+                   "scale_reset_bound": cam.scale_reset_bound},
         "objects": objects_meta,
     }
     return meta_all, arrays
@@ -227,6 +228,8 @@ def record_from_parts(meta: dict[str, Any], arr: Any, *, masks: bool = True) -> 
             scale_drift_sigma=_get(cm, "scale_drift_sigma", float, "") if version >= 3 else 0.0,
             # written since v3 by this dsr; a v3 file without it states no jitter
             scale_jitter_sigma=_get(cm, "scale_jitter_sigma", float, "") if "scale_jitter_sigma" in cm else 0.0,
+            # v1-v3 stated no scale reset at the camera's stops
+            scale_reset_bound=_get(cm, "scale_reset_bound", float, "") if version >= 4 else 0.0,
         )
     objects = []
     for i, om in enumerate(_get(meta, "objects", list, "")):

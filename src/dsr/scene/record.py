@@ -28,9 +28,9 @@ import numpy as np
 
 from dsr.errors import RecordError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # versions this dsr reads; older ones are upgraded on reading (dsr.scene.io), never written
-READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3)
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 
 ScaleKind = Literal["metric", "normalized", "up_to_scale"]
 SCALE_KINDS: tuple[str, ...] = get_args(ScaleKind)
@@ -207,6 +207,12 @@ class CameraTrack:
     scale_jitter_sigma: float >= 0 (schema v3), 1-sigma of the natural-log error of each step's length between
         consecutive sampled frames, independent from step to step (VO re-estimates its scale at every step); a
         step spanning m sampled frames carries σ/√m. The drift is the slow part of the scale error, this the fast.
+    scale_reset_bound: float >= 0 (schema v4), natural-log bound on how far the scale of one stretch of the path
+        between camera stops may be off against the other stretches and the objects
+        (:func:`dsr.scene.uncertainty.path_stretches` finds the stops). Monocular VO measures no baseline while the
+        camera stands still, so it cannot carry its scale across a stop: each stretch restarts with a scale unrelated
+        to the one before, a jump no Gaussian per-step jitter expresses. An answer that changes when one stretch is scaled by a factor within
+        exp(±bound) compares lengths across a stop and cannot be trusted. 0: the scale carries across stops.
 
     Ground-truth records carry zero sigmas. Extracted records state sigmas calibrated on rendered worlds
     (the truth falls inside ±1.645 sigma about 90% of the time; docs/bench-extract.md).
@@ -222,6 +228,7 @@ class CameraTrack:
     trusted: bool = True
     scale_drift_sigma: float = 0.0
     scale_jitter_sigma: float = 0.0
+    scale_reset_bound: float = 0.0
 
     @property
     def states_scale_error(self) -> bool:
@@ -255,7 +262,7 @@ class CameraTrack:
         if not isinstance(self.trusted, bool | np.bool_):
             raise RecordError(f"must be a bool, got {type(self.trusted).__name__}", field="trusted")
         object.__setattr__(self, "trusted", bool(self.trusted))
-        for name in ("scale_drift_sigma", "scale_jitter_sigma"):
+        for name in ("scale_drift_sigma", "scale_jitter_sigma", "scale_reset_bound"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
                 raise RecordError(f"must be a number, got {type(value).__name__}", field=name)

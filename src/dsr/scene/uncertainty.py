@@ -11,6 +11,11 @@ per-step error ε_j ~ N(0, ``scale_jitter_sigma``²/m_j) (m_j the sampled steps 
 exp(ε_j) on top.
 :func:`scale_drift_shifts` turns draws of δ into the shift of the camera centre at each frame; whatever is
 measured from the camera at a frame (every extracted object centre) moves with it by the same shift.
+
+Schema v4 adds a reset of the scale at each stop of the camera (``CameraTrack.scale_reset_bound``): the path's
+stretches between stops (:func:`path_stretches`) may each be off by a factor within exp(±bound) against the
+others and the objects. That is a bound, not a Gaussian: the scale after a stop is unrelated to the one before, so consumers test
+an answer at the bound (:func:`stretch_scale_shift`) rather than draw.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import numpy as np
 from dsr.scene.record import ObjectTrack, SceneRecord
 
 Z_90 = 1.6448536269514722  # a two-sided 90% interval of a Gaussian is ±Z_90 sigma
+# a step of the camera path this short against its median moving step is the camera standing still: VO holds the
+# centre exactly while it rests (a rotation-only keyframe), and no moving step of a rendered dolly comes near it
+STILL_STEP_FRACTION = 0.02
 
 
 def ray_frames(centers_world: np.ndarray, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,3 +97,27 @@ def sample_scale_drift(record: SceneRecord, k: int, rng: np.random.Generator) ->
     deltas = rng.standard_normal(k) * cam.scale_drift_sigma
     jitter = rng.standard_normal((k, max(n - 1, 0))) * cam.scale_jitter_sigma
     return scale_drift_shifts(cam.c2w[:, :3, 3], record.timestamps_s, deltas, jitter)
+
+
+def path_stretches(camera_centers: np.ndarray) -> np.ndarray:
+    """(T − 1,) int: the stretch of the camera path each step belongs to. Stretches are the runs of moving steps
+    between stops, numbered 0, 1, … in time; a still step (at most ``STILL_STEP_FRACTION`` of the median moving
+    step) is −1. A path that never moves is all −1."""
+    steps = np.linalg.norm(np.diff(np.asarray(camera_centers, np.float64), axis=0), axis=1)
+    moving = steps[steps > 0]
+    if not len(moving):
+        return np.full(len(steps), -1)
+    still = steps <= STILL_STEP_FRACTION * float(np.median(moving))
+    starts = ~still & np.r_[True, still[:-1]]  # the first moving step of each run
+    return np.where(still, -1, np.cumsum(starts) - 1)
+
+
+def stretch_scale_shift(camera_centers: np.ndarray, stretches: np.ndarray, stretch: int,
+                        log_factor: float) -> np.ndarray:
+    """(T, 3) shift of the camera centres when the steps of one ``stretch`` (:func:`path_stretches`) are
+    exp(``log_factor``) times as long and every other step is kept: zero up to the stretch, constant after it."""
+    steps = np.diff(np.asarray(camera_centers, np.float64), axis=0)
+    grow = np.where(np.asarray(stretches) == stretch, np.expm1(log_factor), 0.0)
+    out = np.zeros((len(steps) + 1, 3))
+    out[1:] = np.cumsum(grow[:, None] * steps, axis=0)
+    return out
