@@ -54,13 +54,13 @@ def object_fit(ext: Any, gt: Any) -> list[dict]:
 def detector_geometry(world: Path, gt: Any, step: int = 6) -> dict[str, Any]:
     """YOLO person boxes vs the GT person boxes they overlap: size ratios and top offset (fractions of GT)."""
     from dsr.extract.adapters import box_iou
-    from dsr.extract.dense_track import iter_video_frames
     from dsr.extract.detect import YoloDetector
+    from dsr.video import iter_frames_at
 
     detector = YoloDetector()
     wanted = gt.video.frame_indices[::step]
     h_ratio, w_ratio, top, ious = [], [], [], []
-    for index, _, frame in iter_video_frames(str(world / "video.mp4"), wanted):
+    for index, _, frame in iter_frames_at(world / "video.mp4", wanted):
         t = int(np.flatnonzero(gt.video.frame_indices == index)[0])
         people = [d for d in detector.detect(frame) if d.class_name == "person"]
         for o in gt.objects:

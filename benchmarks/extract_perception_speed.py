@@ -23,11 +23,10 @@ from dsr.extract.dense_track import (
     FrameDetection,
     box_appearance,
     frame_histogram,
-    iter_video_frames,
     tracking_frame_indices,
 )
 from dsr.extract.detect import DetectorConfig, YoloDetector
-from dsr.video import probe
+from dsr.video import iter_frames_at, probe
 
 
 def _ms(fn, frames) -> tuple[float, list]:
@@ -50,7 +49,7 @@ def main() -> None:
     cfg = DenseTrackConfig()
     idx = tracking_frame_indices(meta.timestamps_s, cfg)
     track_rate = len(idx) / max(meta.duration_s, 1e-9)
-    frames = [f for _, _, f in iter_video_frames(args.video, idx[: args.frames])]
+    frames = [f for _, _, f in iter_frames_at(args.video, idx[: args.frames])]
     print(f"video {meta.width}x{meta.height}, {meta.duration_s:.1f} s, tracking {track_rate:.1f} frames/s; "
           f"cv2 threads {cv2.getNumThreads()}; load average before: {os.getloadavg()}")
     rows = []

@@ -7,7 +7,7 @@ clip); ``any_iou``: per frame the best object, averaged. Variants: ``default`` (
 YOLO at ``detect_fps`` and median flow between), ``every`` (YOLO on every tracking frame, 416 px input),
 ``10fps`` (10 fps + the sampled frames), ``320`` (320 px input), ``10fps320`` (both); the last three detect
 on every tracking frame. ``10det``, ``8fps`` and ``6fps``: the default's scheme with YOLO at those rates; ``352``: the default
-with a 352-px input.
+with a 352-px input. ``f32`` and ``bf16``: the default's scheme with OpenVINO's arithmetic pinned to either.
 
     python benchmarks/extract_tracking_cadence.py default,every ../shared/realdata/davis2016_val/mp4/*.mp4
 """
@@ -43,7 +43,9 @@ def main() -> None:
                 "10det": replace(base, tracking=replace(base.tracking, detect_fps=10.0)),
                 "8fps": replace(base, tracking=replace(base.tracking, detect_fps=8.0)),
                 "6fps": replace(base, tracking=replace(base.tracking, detect_fps=6.0)),
-                "352": replace(base, detector=replace(base.detector, input_size=352))}
+                "352": replace(base, detector=replace(base.detector, input_size=352)),
+                "f32": replace(base, detector=replace(base.detector, precision="f32")),
+                "bf16": replace(base, detector=replace(base.detector, precision="bf16"))}
     names = sys.argv[1].split(",")
     for path in sys.argv[2:]:
         clip, meta = load_clip(path, ClipConfig())

@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsr.video import VideoError, probe, read_frames, rgb_to_yuv420p, uniform_indices, write_video
+from dsr.video import (
+    VideoError,
+    iter_frames,
+    iter_frames_at,
+    probe,
+    read_frames,
+    rgb_to_yuv420p,
+    uniform_indices,
+    write_video,
+)
 
 
 def _frames(n: int, h: int = 32, w: int = 48) -> list[np.ndarray]:
@@ -25,6 +34,18 @@ def test_write_probe_and_read_by_index(tmp_path: Path) -> None:
     got = read_frames(path, [7, 0, 7, 11])
     assert got.shape == (4, 32, 48, 3)
     assert np.abs(got[:, 16, 24, 0].astype(int) - [76, 20, 76, 108]).max() <= 3
+
+
+def test_frames_at_are_the_wanted_frames_in_order_with_their_times(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "v.mp4", _frames(12), fps=6)
+    every = list(iter_frames(path))
+    got = list(iter_frames_at(path, {9, 2, 5}))
+    assert [i for i, _, _ in got] == [2, 5, 9]
+    for i, ts, frame in got:
+        assert ts == pytest.approx(every[i][0]) and ts == pytest.approx(i / 6)
+        assert np.array_equal(frame, every[i][1])  # the same pixels as converting every frame
+    assert list(iter_frames_at(path, [])) == []
+    assert [i for i, _, _ in iter_frames_at(path, [3, 40])] == [3]  # past the end: the caller sees what is missing
 
 
 def test_uniform_indices_follow_dsr_rounding() -> None:

@@ -81,6 +81,34 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarra
         container.close()
 
 
+def iter_frames_at(path: str | os.PathLike[str], wanted: Iterable[int]) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, timestamp s, RGB frame (H, W, 3) uint8) of the ``wanted`` frames only, in order: every frame
+    up to the last wanted one is decoded (a codec needs them), but only wanted ones are converted to RGB (the
+    conversion costs as much as the decoding)."""
+    import av
+
+    want = set(int(i) for i in wanted)
+    if not want:
+        return
+    last = max(want)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base or Fraction(1, 1)
+        for i, frame in enumerate(container.decode(stream)):
+            if i in want:
+                ts = float(frame.pts * tb) if frame.pts is not None else float("nan")
+                yield i, (ts if np.isfinite(ts) else i / float(stream.average_rate or 1)), frame.to_ndarray(
+                    format="rgb24")
+            if i >= last:
+                break
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
+    finally:
+        container.close()
+
+
 def probe(path: str | os.PathLike[str]) -> VideoMeta:
     """Decode the whole video once (without converting pixels) to count frames and read timestamps.
 
@@ -123,14 +151,7 @@ def read_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> np.ndar
         raise VideoError(f"{path}: no frame indices requested")
     if wanted[0] < 0:
         raise VideoError(f"{path}: negative frame index {wanted[0]}")
-    got: dict[int, np.ndarray] = {}
-    wanted_lookup = set(wanted)
-    last = wanted[-1]
-    for i, (_, frame) in enumerate(iter_frames(path)):
-        if i in wanted_lookup:
-            got[i] = frame
-        if i >= last:
-            break
+    got = {i: frame for i, _, frame in iter_frames_at(path, wanted)}
     missing = [i for i in wanted if i not in got]
     if missing:
         raise VideoError(f"{path}: video ends before frame {missing[0]} (truncated or shorter than expected)")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsr.extract.base import VideoClip
-from dsr.video import VideoError, VideoMeta, iter_frames, probe, uniform_indices
+from dsr.video import VideoError, VideoMeta, iter_frames_at, probe, uniform_indices
 
 
 @dataclass(frozen=True)
@@ -68,28 +68,35 @@ def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), m
     sampled = sampled_indices(meta, config)
     dense = dense_indices(meta, sampled, config.dense_fps)
     scale = min(1.0, config.dense_max_side / max(meta.width, meta.height))
-    want_full = set(sampled.tolist())
-    want_dense = set(dense.tolist())
-    full: dict[int, np.ndarray] = {}
-    small: dict[int, np.ndarray] = {}
-    stamps: dict[int, float] = {}
-    last = int(dense[-1])
-    for i, (ts, frame) in enumerate(iter_frames(path)):
-        if i in want_full:
-            full[i] = frame
-            stamps[i] = ts
-        if i in want_dense:
-            small[i] = _resize(frame, scale)
-        if i >= last:
-            break
-    if len(full) < len(sampled) or len(small) < len(dense):
+    where_full = {int(i): k for k, i in enumerate(sampled)}
+    where_dense = {int(i): k for k, i in enumerate(dense)}
+    # filled in place: a list of frames and a stack at the end copied every frame once more
+    frames_rgb = np.empty((len(sampled), meta.height, meta.width, 3), np.uint8)
+    dense_rgb: np.ndarray | None = None
+    seen_full = seen_dense = 0
+    for i, _, frame in iter_frames_at(path, where_full.keys() | where_dense.keys()):
+        k = where_full.get(i)
+        if k is not None:
+            if frame.shape != frames_rgb.shape[1:]:
+                raise VideoError(f"{path}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, not the probed "
+                                 f"{meta.width}x{meta.height}")
+            frames_rgb[k] = frame
+            seen_full += 1
+        k = where_dense.get(i)
+        if k is not None:
+            small = _resize(frame, scale)
+            if dense_rgb is None:
+                dense_rgb = np.empty((len(dense), *small.shape), np.uint8)
+            dense_rgb[k] = small
+            seen_dense += 1
+    if seen_full < len(sampled) or seen_dense < len(dense) or dense_rgb is None:
         raise VideoError(f"{path}: decoding stopped early (truncated file?)")
     t0 = meta.timestamps_s[0]
     clip = VideoClip(
-        frames_rgb=np.stack([full[i] for i in sampled]),
+        frames_rgb=frames_rgb,
         timestamps_s=np.asarray([meta.timestamps_s[i] - t0 for i in sampled]),
         frame_indices=sampled,
-        dense_rgb=np.stack([small[i] for i in dense]),
+        dense_rgb=dense_rgb,
         dense_indices=dense,
         dense_scale=float(scale),
         fps=meta.fps,

@@ -153,17 +153,18 @@ def build_model(cfg_path: Path, weights_path: Path) -> tuple[Any, list[YoloHead]
     return model, out_heads
 
 
-def compile_network(model: Any, net_hw: tuple[int, int], threads: int = 0) -> Any:
+def compile_network(model: Any, net_hw: tuple[int, int], threads: int = 0, precision: str = "f32") -> Any:
     """``model`` (from :func:`build_model`) compiled for OpenVINO's CPU plugin at one input size (H, W).
 
     A static shape compiles to faster kernels than the dynamic one, and every frame of a video has the same
-    size. Float32 always: on CPUs with bfloat16 units OpenVINO would otherwise lower the precision, and the
-    scores (so the detections) would depend on the machine. ``threads`` 0: OpenVINO's default (every core)."""
+    size. ``precision`` is pinned, never left to OpenVINO's default: "f32" gives the same rows on every machine;
+    "bf16" runs in bfloat16 where the CPU has bfloat16 units (about half the time) and in float32 elsewhere.
+    ``threads`` 0: OpenVINO's default (every core)."""
     import openvino
 
     model = model.clone()
     model.reshape([1, 3, *net_hw])
-    settings: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
+    settings: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
     if threads > 0:
         settings["INFERENCE_NUM_THREADS"] = threads
     return openvino.Core().compile_model(model, "CPU", settings)

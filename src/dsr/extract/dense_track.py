@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -625,35 +625,6 @@ def tracking_frame_indices(timestamps_s: np.ndarray, config: DenseTrackConfig = 
     if must_include is not None:
         idx = np.union1d(idx, np.asarray(must_include, np.int64))
     return idx.astype(np.int64)
-
-
-def iter_video_frames(path: str, wanted: np.ndarray) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(video frame index, timestamp s, RGB frame) for the ``wanted`` indices only: every frame is decoded (a
-    codec needs them), but only wanted ones are converted to RGB."""
-    import av
-
-    from dsr.video import VideoError
-
-    want = set(int(i) for i in wanted)
-    last = max(want) if want else -1
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoError(f"{path}: cannot open ({exc})") from None
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = stream.time_base
-        for i, frame in enumerate(container.decode(stream)):
-            if i in want:
-                ts = float(frame.pts * tb) if frame.pts is not None and tb is not None else float("nan")
-                yield i, ts, frame.to_ndarray(format="rgb24")
-            if i >= last:
-                break
-    except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
-    finally:
-        container.close()
 
 
 @dataclass(frozen=True, eq=False)

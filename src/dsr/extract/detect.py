@@ -77,8 +77,16 @@ class DetectorConfig:
     # are bitwise the same at any thread count (tests/extract/test_darknet.py), so the detections do not depend
     # on when the switch happens
     threads_alone: int = 0
+    # OpenVINO's arithmetic. "bf16": bfloat16 where the CPU has bfloat16 units (OpenVINO's own choice there), float32
+    # elsewhere; "f32": float32 everywhere, the same detections on every machine. bf16 takes 28 ms a 544x320 frame
+    # against 52 ms, and on the 20 DAVIS clips the tracks' mean best IoU is the same (0.391; clips within 0.013),
+    # but rows move by up to ~0.15, so a box near the score threshold can come or go (docs/bench-extract.md §18).
+    # The precision used is written into the detected objects' track source
+    precision: Literal["f32", "bf16"] = "bf16"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("f32", "bf16"):
+            raise DsrError(f"unknown detector precision {self.precision!r} (f32 or bf16)")
         if self.backend not in BACKENDS:
             raise DsrError(f"unknown detector backend {self.backend!r} (one of {', '.join(BACKENDS)})")
         if self.threads < 0 or self.threads_alone < 0:
@@ -176,11 +184,25 @@ def _darknet_model(cfg: Path, weights: Path) -> tuple[Any, list[Any]]:
 
 
 @functools.lru_cache(maxsize=8)
-def _openvino_network(cfg: Path, weights: Path, net_hw: tuple[int, int], threads: int) -> Any:
+def _openvino_network(cfg: Path, weights: Path, net_hw: tuple[int, int], threads: int, precision: str) -> Any:
     """The network compiled for one input size, once per process."""
     from dsr.extract.darknet import compile_network
 
-    return compile_network(_darknet_model(cfg, weights)[0], net_hw, threads)
+    return compile_network(_darknet_model(cfg, weights)[0], net_hw, threads, precision)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def detector_precision(config: DetectorConfig) -> str:
+    """The arithmetic the detector runs in on this machine: "bf16" or "f32" (``cv2.dnn`` is always float32)."""
+    if config.backend != "openvino" or config.precision == "f32":
+        return "f32"
+    return "bf16" if _cpu_has_bf16() else "f32"
 
 
 class YoloDetector(Estimator):
@@ -247,7 +269,7 @@ class YoloDetector(Estimator):
         request = self._requests.get((net_hw, threads))
         if request is None:
             # requests are per detector (one thread each); the compiled network is shared by all of them
-            request = _openvino_network(*self._files, net_hw, threads).create_infer_request()
+            request = _openvino_network(*self._files, net_hw, threads, self.config.precision).create_infer_request()
             self._requests[(net_hw, threads)] = request
         result = request.infer({0: blob})
         heads = _darknet_model(*self._files)[1]

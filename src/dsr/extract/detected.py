@@ -28,11 +28,11 @@ from dsr.extract.dense_track import (
     DenseTrackConfig,
     DenseTrackResult,
     boxes_at,
-    iter_video_frames,
     track_frames,
     tracking_frame_indices,
 )
 from dsr.extract.detect import DetectorConfig
+from dsr.video import iter_frames_at
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def tracking_frames(clip: VideoClip | None, video_path: str | os.PathLike[str] |
         ts = np.asarray(timestamps_s, np.float64)
         must = clip.frame_indices if clip is not None else sampled
         wanted = tracking_frame_indices(ts, config, must_include=must)
-        for index, _, frame in iter_video_frames(str(video_path), wanted):
+        for index, _, frame in iter_frames_at(video_path, wanted):
             if stop is not None and stop.is_set():
                 return
             yield index, float(ts[index] - ts[0]), frame

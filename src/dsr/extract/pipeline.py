@@ -35,6 +35,7 @@ from dsr.extract.camera import CameraConfig
 from dsr.extract.camera.auto import DEFAULT_METHODS
 from dsr.extract.clip import ClipConfig, load_clip, sampled_indices
 from dsr.extract.curate import CurateConfig, detect_shot_cuts
+from dsr.extract.detect import detector_precision
 from dsr.extract.detected import (
     DetectGroundingConfig,
     DetectionJob,
@@ -227,6 +228,9 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
         else:
             objects_2d = sampled_objects(result, clip, config.detection)
             people = _people_poses(clip, track.K, objects_2d, config, notes)
+            # the detector's arithmetic on this machine: bf16 and f32 can differ near the score threshold
+            detected_source = Source(name="grounding/yolov3-tiny+tracking/dense",
+                                     version=f"1+{detector_precision(config.detection.detector)}")
             counts: Counter[str] = Counter()
             for obj in objects_2d:
                 name = f"{obj.class_name.replace(' ', '_')}_{counts[obj.class_name]}"
@@ -240,8 +244,7 @@ def build_objects(clip: VideoClip, camera: CameraEstimate, config: ExtractConfig
                     forward = np.array([p.forward_cam if p is not None else np.full(3, np.nan) for p in poses])
                 detected.append(TrackedObject(name, obj.class_name, has_front(obj.class_name), obj.boxes_xyxy,
                                               masks, obj.scores,
-                                              Source(name="grounding/yolov3-tiny+tracking/dense", version="1"),
-                                              forward))
+                                              detected_source, forward))
     # a mover a detected object accounts for is that object seen twice: the detection (with its class) wins
     keep = unexplained_movers([m[0] for m in movers], objects_2d, config.detection) if objects_2d and \
         config.detection is not None else [True] * len(movers)
