@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from dsr.video import (
     iter_frames,
     iter_frames_at,
     probe,
+    probe_packets,
     read_frames,
     rgb_to_yuv420p,
     uniform_indices,
@@ -46,6 +48,31 @@ def test_frames_at_are_the_wanted_frames_in_order_with_their_times(tmp_path: Pat
         assert np.array_equal(frame, every[i][1])  # the same pixels as converting every frame
     assert list(iter_frames_at(path, [])) == []
     assert [i for i, _, _ in iter_frames_at(path, [3, 40])] == [3]  # past the end: the caller sees what is missing
+
+
+def test_packet_probe_agrees_with_decoding(tmp_path: Path) -> None:
+    # a variable frame rate (50 / 150 ms) written with explicit timestamps, and a constant one
+    import av
+
+    vfr = tmp_path / "vfr.mp4"
+    with av.open(str(vfr), "w") as out:
+        stream = out.add_stream("libx264", rate=20)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, rgb in enumerate(_frames(10)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = (i // 2) * 200 + (50 if i % 2 else 0), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    for path in (write_video(tmp_path / "v.mp4", _frames(12), fps=6), vfr):
+        decoded, listed = probe(path), probe_packets(path)
+        assert listed is not None and listed.from_packets and not decoded.from_packets
+        assert (listed.num_frames, listed.width, listed.height) == (decoded.num_frames, decoded.width, decoded.height)
+        np.testing.assert_allclose(listed.timestamps_s, decoded.timestamps_s, atol=1e-9)
+        assert listed.fps == pytest.approx(decoded.fps)
+    assert probe(vfr).variable_frame_rate and probe_packets(vfr).timestamps_s[1] == pytest.approx(0.05)
+    with pytest.raises(VideoError, match="not found"):
+        probe_packets(tmp_path / "missing.mp4")
 
 
 def test_uniform_indices_follow_dsr_rounding() -> None:

@@ -22,11 +22,18 @@ class VideoError(DsrError):
     """A video that cannot be opened or decoded (missing, corrupt, truncated, zero frames)."""
 
 
+class ProbeMismatch(VideoError):
+    """The decoded frames disagree with the :class:`VideoMeta` they were chosen by (a frame the decoder dropped
+    or added against the container's packets): probe by decoding instead."""
+
+
 @dataclass(frozen=True)
 class VideoMeta:
     """What a decode pass learns about a video file.
 
     timestamps_s: (N,) float64 presentation time of every decoded frame, in decode order.
+    from_packets: read off the container's packets (:func:`probe_packets`), not decoded: a decoder may still drop
+        or add a frame, so whoever decodes the file checks the frames against it.
     """
 
     path: str
@@ -36,6 +43,7 @@ class VideoMeta:
     num_frames: int
     duration_s: float
     timestamps_s: np.ndarray
+    from_packets: bool = False
 
     @property
     def variable_frame_rate(self) -> bool:
@@ -96,11 +104,11 @@ def iter_frames_at(path: str | os.PathLike[str], wanted: Iterable[int]) -> Itera
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base or Fraction(1, 1)
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
         for i, frame in enumerate(container.decode(stream)):
-            if i in want:
-                ts = float(frame.pts * tb) if frame.pts is not None else float("nan")
-                yield i, (ts if np.isfinite(ts) else i / float(stream.average_rate or 1)), frame.to_ndarray(
-                    format="rgb24")
+            if i in want:  # a frame without a timestamp gets probe's
+                ts = float(frame.pts * tb) if frame.pts is not None else (i / rate if rate else float(i))
+                yield i, ts, frame.to_ndarray(format="rgb24")
             if i >= last:
                 break
     except av.error.FFmpegError as exc:
@@ -134,6 +142,11 @@ def probe(path: str | os.PathLike[str]) -> VideoMeta:
         container.close()
     if not stamps:
         raise VideoError(f"{path}: video has no decodable frames")
+    return _meta(path, width, height, stamps, rate)
+
+
+def _meta(path: str | os.PathLike[str], width: int, height: int, stamps: Sequence[float], rate: float,
+          from_packets: bool = False) -> VideoMeta:
     ts = np.asarray(stamps, dtype=np.float64)
     ts = ts - ts[0]
     if len(ts) > 1:
@@ -141,7 +154,37 @@ def probe(path: str | os.PathLike[str]) -> VideoMeta:
     else:
         fps = rate or 1.0
     return VideoMeta(path=str(path), width=width, height=height, fps=float(fps), num_frames=len(ts),
-                     duration_s=float(len(ts) / fps), timestamps_s=ts)
+                     duration_s=float(len(ts) / fps), timestamps_s=ts, from_packets=from_packets)
+
+
+def probe_packets(path: str | os.PathLike[str]) -> VideoMeta | None:
+    """What :func:`probe` learns, read off the container's packets without decoding them (a fraction of the
+    time), or None where the packets cannot say (one without a timestamp, no frame size, a demuxing error):
+    decode then. Each packet with data is one frame, its presentation time the packet's; the result says
+    ``from_packets``, and a decoder that drops or splits a frame shows up when the frames are decoded
+    (:func:`dsr.extract.clip.load_clip` checks)."""
+    import av
+
+    container = _open(path)
+    stamps: list[float] = []
+    try:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        width, height = stream.codec_context.width, stream.codec_context.height
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's empty flush packet
+                continue
+            if packet.pts is None or tb is None:
+                return None
+            stamps.append(float(packet.pts * tb))
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.close()
+    if not stamps or width <= 0 or height <= 0:
+        return None
+    return _meta(path, width, height, sorted(stamps), rate, from_packets=True)
 
 
 def read_frames(path: str | os.PathLike[str], indices: Sequence[int]) -> np.ndarray:

@@ -52,6 +52,32 @@ def test_bad_inputs_get_a_status_and_no_record(videos: dict[str, Path], name: st
     assert "\n" not in out.reason
 
 
+def test_frames_the_packets_list_but_the_decoder_does_not_fall_back_to_decoding(
+        videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A packet the decoder drops (what a damaged file can give): the packet list names one frame more than decoding
+    yields. The clip loader notices, and extraction counts the frames by decoding and goes on."""
+    import dsr.extract.pipeline as pipeline
+    from dsr.extract.clip import load_clip
+    from dsr.video import ProbeMismatch, probe, probe_packets
+
+    listed = probe_packets(videos["static"])
+    assert listed is not None and listed.num_frames == probe(videos["static"]).num_frames
+    ts = np.r_[listed.timestamps_s, listed.timestamps_s[-1] + 0.1]
+    phantom = replace(listed, num_frames=len(ts), timestamps_s=ts)
+    with pytest.raises(ProbeMismatch, match="decoding stopped early"):
+        load_clip(videos["static"], FAST.clip, phantom)
+    moved = replace(listed, timestamps_s=listed.timestamps_s * 1.5)  # timestamps the decoder does not give
+    with pytest.raises(ProbeMismatch, match="decoded at"):
+        load_clip(videos["static"], FAST.clip, moved)
+    truth = extract_video(videos["static"], FAST)
+    monkeypatch.setattr(pipeline, "probe_packets", lambda path: phantom)
+    out = extract_video(videos["static"], FAST)
+    assert out.status == "ok", out.reason
+    np.testing.assert_array_equal(out.record.video.frame_indices, truth.record.video.frame_indices)
+    assert out.record.video.num_frames == truth.record.video.num_frames == listed.num_frames
+    assert len(out.record.objects) == len(truth.record.objects)
+
+
 def test_variable_frame_rate_keeps_true_timestamps(videos: dict[str, Path]) -> None:
     out = extract_video(videos["vfr"], replace(FAST, keep_empty=True))
     assert out.status == "ok", out.reason

@@ -201,18 +201,21 @@ def test_no_confident_object_leaves_the_camera_questions_and_wastes_no_attempt(l
     assert not {"no_agent", "too_few_objects", "low_track_confidence"} & set(report.failures)
 
 
-def _stop_and_go(bound: float) -> SceneRecord:
-    """A camera that moves 0.1 per frame along x, stands still over frames 20..28, then moves on; its path's scale
-    resets at the stop within exp(±bound) (what VO states)."""
+def _stop_and_go(bound: float, stop: bool = True) -> SceneRecord:
+    """A camera that moves 0.1 per frame along x, stands still over frames 20..28 (``stop``), moves on at 0.1, and
+    from frame 44 at 0.3 per frame; its path's scale resets at the stop within exp(±bound) (what VO states)."""
     n = 64
-    steps = np.where((np.arange(n - 1) >= 20) & (np.arange(n - 1) < 28), 0.0, 0.1)
+    i = np.arange(n - 1)
+    steps = np.where(i >= 44, 0.3, 0.1)
+    if stop:
+        steps[(i >= 20) & (i < 28)] = 0.0
     cam = np.stack([-10 + np.r_[0.0, np.cumsum(steps)], np.full(n, -1.0), np.full(n, 2.0)], axis=1)
     rec = make_record(n, camera_positions=cam, objects=lively_objects(n), record_id="stop_and_go", force_visible=True)
     return replace(rec, camera=replace(rec.camera, scale_reset_bound=bound))
 
 
 def test_a_length_compared_across_a_camera_stop_abstains() -> None:
-    rec = _stop_and_go(1.93)
+    rec = _stop_and_go(4.6)
     ctx = RecordContext.build(rec, QAConfig(stability_k=0))
     assert ctx.states_uncertainty  # the reset alone makes the record an uncertain one
     rng = np.random.default_rng(0)
@@ -228,8 +231,13 @@ def test_a_length_compared_across_a_camera_stop_abstains() -> None:
     # an object's speed in a world-fixed frame moves with the camera's path too (its centre is measured from it)
     q = Query(type="abs_spd", observer="camera", targets=("ball_0",), frames=(8, 16, 32, 40), t_v=8)
     assert across_camera_stop(ctx, q, answer(rec, q).states) is not None
-    # after the stop only: one scale throughout, kept
+    # after the stop only, the speed triples: "larger" holds at the stretch's own scale only, since the record's
+    # scale (the objects') is not the stretch's once the path has a stop
     q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(32, 40, 48, 56), t_v=32)
+    assert answer(rec, q).states == ("larger",)
+    assert across_camera_stop(ctx, q, answer(rec, q).states) is not None
+    # a constant speed within the stretch is "constant" at any scale: kept
+    q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(30, 34, 38, 42), t_v=30)
     assert abstain(ctx, q, answer(rec, q).states, rng, defer=True) is None
     # across the stop, but read in the camera's own frame at each time, or a distance: the shift cancels
     for q in (Query(type="rel_spd", observer="camera", targets=("ball_0",), frames=(8, 16, 32, 40)),
@@ -243,6 +251,11 @@ def test_a_path_whose_scale_carries_across_stops_keeps_the_question() -> None:
     ctx = RecordContext.build(rec, QAConfig(stability_k=0))
     q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(8, 16, 32, 40), t_v=8)
     assert across_camera_stop(ctx, q, answer(rec, q).states) is None
-    # and a reset too small to flip the answer keeps it as well
+    # a reset too small to flip the answer keeps it as well
     ctx = RecordContext.build(_stop_and_go(0.01), QAConfig(stability_k=0))
     assert across_camera_stop(ctx, q, answer(rec, q).states) is None
+    # and a VO path that never stops has one scale, set together with the objects': the speed-up stays askable
+    rec = _stop_and_go(4.6, stop=False)
+    q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(32, 40, 48, 56), t_v=32)
+    assert answer(rec, q).states == ("larger",)
+    assert across_camera_stop(RecordContext.build(rec, QAConfig(stability_k=0)), q, answer(rec, q).states) is None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsr.extract.base import VideoClip
-from dsr.video import VideoError, VideoMeta, iter_frames_at, probe, uniform_indices
+from dsr.video import ProbeMismatch, VideoError, VideoMeta, iter_frames_at, probe, uniform_indices
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,10 @@ def sampled_indices(meta: VideoMeta, config: ClipConfig = ClipConfig()) -> np.nd
 def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), meta: VideoMeta | None = None
               ) -> tuple[VideoClip, VideoMeta]:
     """Decode ``path`` once: the sampled frames at full size and the dense frames downscaled (``meta``: the
-    video's :func:`~dsr.video.probe` if already read).
+    video's :func:`~dsr.video.probe` or :func:`~dsr.video.probe_packets` if already read).
 
-    Raises VideoError (one line) for unreadable, truncated-to-nothing or too-short videos.
+    Raises VideoError (one line) for unreadable, truncated-to-nothing or too-short videos, and its ProbeMismatch
+    when the decoded frames are not the ones ``meta`` lists (fewer, or other timestamps).
     """
     meta = meta or probe(path)
     if meta.num_frames < config.min_frames:
@@ -74,7 +75,12 @@ def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), m
     frames_rgb = np.empty((len(sampled), meta.height, meta.width, 3), np.uint8)
     dense_rgb: np.ndarray | None = None
     seen_full = seen_dense = 0
-    for i, _, frame in iter_frames_at(path, where_full.keys() | where_dense.keys()):
+    first_s: float | None = None  # frame 0 is always sampled: the decoded times are checked against meta's from it
+    for i, ts, frame in iter_frames_at(path, where_full.keys() | where_dense.keys()):
+        first_s = ts if first_s is None else first_s
+        if abs((ts - first_s) - meta.timestamps_s[i]) > 1e-6:
+            raise ProbeMismatch(f"{path}: frame {i} decoded at {ts - first_s:.6f} s, probed at "
+                                f"{meta.timestamps_s[i]:.6f} s")
         k = where_full.get(i)
         if k is not None:
             if frame.shape != frames_rgb.shape[1:]:
@@ -90,7 +96,7 @@ def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), m
             dense_rgb[k] = small
             seen_dense += 1
     if seen_full < len(sampled) or seen_dense < len(dense) or dense_rgb is None:
-        raise VideoError(f"{path}: decoding stopped early (truncated file?)")
+        raise ProbeMismatch(f"{path}: decoding stopped early (truncated file?)")
     t0 = meta.timestamps_s[0]
     clip = VideoClip(
         frames_rgb=frames_rgb,

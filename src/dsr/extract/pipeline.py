@@ -97,7 +97,7 @@ from dsr.scene.record import (
     VideoInfo,
 )
 from dsr.scene.rle import encode_mask_frames
-from dsr.video import VideoError, VideoMeta, probe
+from dsr.video import ProbeMismatch, VideoError, VideoMeta, probe, probe_packets
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -554,7 +554,8 @@ def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractC
         return ExtractOutcome(video=str(path), record_id=f"{Path(path).stem}-unreadable", status="failed",
                               reason=f"unreadable video: {err}")
     try:
-        meta = timer.run("decode", probe, path)
+        # the container's packets list the frames in a fraction of a decode; load_clip checks the decoded frames
+        meta = timer.run("decode", lambda p: probe_packets(p) or probe(p), path)
     except VideoError as err:
         return ExtractOutcome(video=str(path), record_id=rid, status="failed", reason=f"unreadable video: {err}",
                               stage_seconds=timer.seconds)
@@ -570,7 +571,17 @@ def extract_video(path: str | os.PathLike[str], config: ExtractConfig = ExtractC
                                                  sampled=sampled_indices(meta, config.clip), stop=stop, alone=alone),
                                      alone)
         try:
-            clip, meta = timer.run("decode", load_clip, path, config.clip, meta)
+            try:
+                clip, meta = timer.run("decode", load_clip, path, config.clip, meta)
+            except ProbeMismatch:
+                if not meta.from_packets:
+                    raise
+                # the decoder disagrees with the packets: count by decoding, and detect after the clip is read
+                # (the detector already started from the packets' frame list)
+                stop.set()
+                detection = None
+                meta = timer.run("decode", probe, path)
+                clip, meta = timer.run("decode", load_clip, path, config.clip, meta)
             return extract_clip(clip, meta, str(path), rid, config, timer, init_boxes=init_boxes,
                                 detection=detection)
         except VideoError as err:

@@ -549,23 +549,24 @@ def weakly_tracked(ctx: RecordContext, query: Query) -> str | None:
 
 
 def across_camera_stop(ctx: RecordContext, query: Query, states: tuple[str, ...]) -> str | None:
-    """Why abstention's camera-stop rule refuses ``query``, or None: on a record whose path's scale resets at the
-    camera's stops (``CameraTrack.scale_reset_bound``), the query's frames span a stop and its answer changes when
-    one stretch of the path it spans is scaled by a factor within the stated bound (each stretch alone, at the bound
-    and half way in log units, both ways). Queries that only read the camera's frame at each time are untouched:
-    the shift moves the camera and what it measured alike."""
+    """Why abstention's camera-stop rule refuses ``query``, or None. On a record whose path's scale resets at the
+    camera's stops (``CameraTrack.scale_reset_bound``) and whose path has a stop, each stretch of the path between
+    stops has a scale of its own, unrelated to the other stretches' and to the objects' (the record's scale is a
+    compromise between them); the rule refuses a query whose answer changes when one stretch its frames touch is
+    scaled by a factor within the stated bound (each stretch alone, at the bound and half way in log units, both
+    ways). Queries that only read the camera's frame at each time, and distances, are untouched: the shift moves
+    the camera and what it measured alike."""
     bound = ctx.record.camera.scale_reset_bound
     if bound <= 0:
         return None
     stretches = ctx.tracks.get(("path_stretches",))
     if stretches is None:
         stretches = ctx.tracks[("path_stretches",)] = path_stretches(ctx.geom.positions[CAMERA])
+    if len(stretches) == 0 or stretches.max() < 1:
+        return None  # no stop between two stretches of motion: one scale throughout, set with the objects'
     frames = [*query.frames, *([query.t_v] if query.t_v is not None else [])]
     spanned = stretches[min(frames):max(frames)]
-    touched = np.unique(spanned[spanned >= 0])
-    if len(touched) == 0 or (len(touched) == 1 and (spanned >= 0).all()):
-        return None  # no stop inside: one scale throughout
-    for stretch in touched:
+    for stretch in np.unique(spanned[spanned >= 0]):
         for log_factor in (-bound, -bound / 2, bound / 2, bound):
             key = ("stop_probe", int(stretch), log_factor)
             probe = ctx.tracks.get(key)
@@ -577,7 +578,7 @@ def across_camera_stop(ctx: RecordContext, query: Query, states: tuple[str, ...]
             except QAError:
                 moved = ()
             if moved != tuple(states):
-                return (f"the answer changes when the camera's path between stops is scaled by "
+                return (f"the answer changes when a stretch of the camera's path between stops is scaled by "
                         f"{math.exp(log_factor):.2g}x (its scale resets at each stop)")
     return None
 
