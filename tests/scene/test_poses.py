@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsr.scene.frames import make_pose
-from dsr.scene.poses import fill_poses, project_to_so3, rotation_angle_deg
+from dsr.scene.poses import fill_poses, project_to_so3, rotation_angle_deg, rotation_spikes
 
 
 def _about_z(theta: float) -> np.ndarray:
@@ -97,3 +97,33 @@ def test_fill_poses_interpolates_inside_and_copies_outside() -> None:
     np.testing.assert_allclose(out[0], c2w[1])
     np.testing.assert_allclose(out[4], c2w[3])
     np.testing.assert_allclose(c2w[2, :3, 3], [5.0, 5.0, 5.0])  # input untouched
+
+
+def _yaw(deg: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("z", np.asarray(deg, float)[:, None], degrees=True).as_matrix()
+
+
+def test_rotation_spikes_finds_the_misregistered_rotation_by_hand() -> None:
+    # a pan at 10 deg per step, the rotation at index 5 registered 30 deg off: its neighbours' slerps are pulled by
+    # 15 deg, but only it is taken out, and without it the rest lie on the pan
+    yaw = 10.0 * np.arange(12)
+    yaw[5] += 30.0
+    spikes = rotation_spikes(_yaw(yaw), np.arange(12.0), 4.0, 5.0, 0.25)
+    np.testing.assert_array_equal(np.flatnonzero(spikes), [5])
+    # uneven times: the slerp is taken at each rotation's own time, so a pan sampled unevenly has no spike
+    t = np.array([0, 1, 3, 4, 7, 8, 9, 12], float)
+    assert not rotation_spikes(_yaw(10.0 * t), t, 4.0, 5.0, 0.25).any()
+    # a shaky camera, every rotation 5 deg off its neighbours (alternating): above 4 deg, but no more than the
+    # median, so nothing is a spike
+    shaky = 10.0 * np.arange(12) + np.where(np.arange(12) % 2, 2.5, -2.5)
+    assert not rotation_spikes(_yaw(shaky), np.arange(12.0), 4.0, 5.0, 0.25).any()
+    # the first and last rotations are judged against the extrapolation of the next two, and at most max_share
+    # of them are taken out
+    yaw = 10.0 * np.arange(24)
+    yaw[[0, 7, 16]] += 40.0
+    np.testing.assert_array_equal(np.flatnonzero(rotation_spikes(_yaw(yaw), np.arange(24.0), 4.0, 5.0, 0.25)),
+                                  [0, 7, 16])
+    assert rotation_spikes(_yaw(yaw), np.arange(24.0), 4.0, 5.0, 0.05).sum() == 1
+    assert not rotation_spikes(_yaw(yaw[:3]), np.arange(3.0), 4.0, 5.0, 0.5).any()  # too few to tell

@@ -93,3 +93,44 @@ def interpolate_poses(query: np.ndarray, frames: np.ndarray, c2w: np.ndarray, kn
         valid[idx] = True
         nearest[idx] = np.where(w <= 0.5, lo, hi)
     return out, valid, nearest
+
+
+def rotation_spikes(rotations: np.ndarray, times: np.ndarray, min_deg: float, median_factor: float,
+                    max_share: float) -> np.ndarray:
+    """(N,) bool: the rotations (N, 3, 3) at increasing ``times`` that jump away from their neighbours and back.
+
+    Each rotation is compared with the slerp of its two neighbours at its time (the first and last: the
+    extrapolation of the next two); the one furthest off is a spike while that angle exceeds both ``min_deg`` and
+    ``median_factor`` times the median angle (a shaky camera deviates everywhere, a misregistered image alone).
+    Spikes are taken out one at a time, worst first, and the angles recomputed without them (a spike also pulls
+    its neighbours' slerps, half as far), up to ``max_share`` of the rotations. Fewer than four: none."""
+    from scipy.spatial.transform import Rotation
+
+    n = len(rotations)
+    spikes = np.zeros(n, bool)
+    if n < 4:
+        return spikes
+    t = np.asarray(times, np.float64)
+    rot = Rotation.from_matrix(rotations)
+
+    def deviation(keep: np.ndarray) -> np.ndarray:
+        m = len(keep)
+        lo = keep[np.clip(np.arange(m) - 1, 0, m - 3)]  # the first two after an end, else the two neighbours
+        hi = keep[np.clip(np.arange(m) + 1, 2, m - 1)]
+        lo[0], hi[0], lo[-1], hi[-1] = keep[1], keep[2], keep[-3], keep[-2]
+        w = (t[keep] - t[lo]) / (t[hi] - t[lo])
+        step = (rot[lo].inv() * rot[hi]).as_rotvec()
+        predicted = rot[lo] * Rotation.from_rotvec(step * w[:, None])
+        return np.degrees((predicted.inv() * rot[keep]).magnitude())
+
+    keep = np.arange(n)
+    for _ in range(int(max_share * n)):
+        if len(keep) < 4:
+            break
+        dev = deviation(keep)
+        worst = int(np.argmax(dev))
+        if dev[worst] <= max(min_deg, median_factor * float(np.median(dev))):
+            break
+        spikes[keep[worst]] = True
+        keep = np.delete(keep, worst)
+    return spikes

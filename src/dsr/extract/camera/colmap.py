@@ -17,7 +17,7 @@ from dsr.extract.adapters import camera_track_from_w2c, intrinsics_matrix
 from dsr.extract.base import Attempt, CameraEstimate, SparsePoints, VideoClip
 from dsr.extract.camera.common import CameraConfig, CameraEstimator, grid_positions
 from dsr.scene.frames import invert_pose, make_pose
-from dsr.scene.poses import fill_poses, interpolate_poses
+from dsr.scene.poses import fill_poses, interpolate_poses, rotation_spikes
 from dsr.scene.record import Source
 
 
@@ -244,6 +244,17 @@ class PycolmapCamera(CameraEstimator):
             problems.append(f"{len(models)} separate models ({unmerged} frames could not be merged)")
         sfm_known = np.array([name in poses for name in names])
         sfm_c2w = np.stack([poses.get(name, np.eye(4)) for name in names])
+        # a misregistered image turns the camera by tens of degrees and back; leave it out, so that the frames
+        # around it are interpolated between its neighbours
+        registered = np.flatnonzero(sfm_known)
+        spikes = registered[rotation_spikes(sfm_c2w[registered, :3, :3], frames[registered], cfg.sfm_spike_deg,
+                                            cfg.sfm_spike_median_factor, cfg.sfm_spike_max_share)]
+        stats["rotation_spikes"] = float(len(spikes))
+        if len(spikes):
+            keep = np.ones(n_dense, bool)
+            keep[spikes] = False
+            names, frames, sfm_c2w, sfm_known = ([n for n, k in zip(names, keep, strict=True) if k], frames[keep],
+                                                 sfm_c2w[keep], sfm_known[keep])
         c2w, known, nearest = interpolate_poses(clip.frame_indices, frames, sfm_c2w, sfm_known)
         observations: list[np.ndarray] = []
         for t, frame in enumerate(clip.frame_indices):

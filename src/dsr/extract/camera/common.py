@@ -48,6 +48,14 @@ class CameraConfig:
     # step): then consecutive grid frames share too little for SfM to register them, and SfM takes every dense
     # frame (a head-mounted walk-through: 4 of 39 grid frames registered, 78 of 187 dense frames)
     max_grid_step_flow: float = 0.05
+    # a registered SfM image whose rotation is this far from the slerp of its neighbours' (and this many times the
+    # clip's median such angle) is a misregistration and is left out, for at most this share of the images. On the
+    # training orbits and hand-helds the truth's angle never exceeded 2.3 deg (3-fps grid), while SfM had single
+    # images off by 5-36 deg (orbit 300: 17.5; the held-out orbit 9951's 36 made 13 of its 40 QAs wrong;
+    # docs/bench-extract.md §18)
+    sfm_spike_deg: float = 4.0
+    sfm_spike_median_factor: float = 5.0
+    sfm_spike_max_share: float = 0.1
     # pycolmap's threads. 1 (default) is deterministic: with 2, feature extraction / matching vary between runs
     # even with every RANSAC seeded (an orbit world gave 4 different reconstructions in 4 runs), and on a busy
     # 2-core machine 2 threads were no faster (12-16 s vs 13-25 s). >1 is a faster, non-deterministic option.
