@@ -51,6 +51,23 @@ def test_translating_camera_explained_by_a_coarsely_fitted_epipolar_model(truck_
     assert max(len(d) for d in movers(MotionConfig(min_parallax_px=1e9))) >= 2
 
 
+def test_movers_are_the_same_on_any_number_of_workers(truck_clip: SynthClip) -> None:
+    # each sampled frame's movers come from its own frames, and every RANSAC is seeded in the thread that runs it
+    from dsr.errors import DsrError
+    from dsr.extract.clip import clip_from_arrays
+    from dsr.extract.motion import MotionGrounder
+
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=12)
+    alone = MotionGrounder(MotionConfig(workers=1)).detect_clip(clip)
+    assert sum(len(frame) for frame in alone) >= 6  # the ball is found, so there is something to compare
+    for workers in (2, 3):
+        side_by_side = MotionGrounder(MotionConfig(workers=workers)).detect_clip(clip)
+        assert [[(d.box_xyxy.tolist(), d.score, d.mask.tobytes()) for d in frame] for frame in side_by_side] == \
+            [[(d.box_xyxy.tolist(), d.score, d.mask.tobytes()) for d in frame] for frame in alone]
+    with pytest.raises(DsrError, match="motion workers must be >= 1"):
+        MotionConfig(workers=0)
+
+
 @pytest.mark.parametrize("fit", ["ransac", "usac"])
 def test_static_scene_has_no_residual_motion(pan_clip: SynthClip, fit: str) -> None:
     """The pan clip's camera without the ball: a 3° rotation leaves no residual motion anywhere."""

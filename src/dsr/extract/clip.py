@@ -61,7 +61,7 @@ def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), m
     video's :func:`~dsr.video.probe` or :func:`~dsr.video.probe_packets` if already read).
 
     Raises VideoError (one line) for unreadable, truncated-to-nothing or too-short videos, and its ProbeMismatch
-    when the decoded frames are not the ones ``meta`` lists (fewer, or other timestamps).
+    when the decoded frames are not the ones ``meta`` lists (fewer, other timestamps or another size).
     """
     meta = meta or probe(path)
     if meta.num_frames < config.min_frames:
@@ -84,7 +84,7 @@ def load_clip(path: str | os.PathLike[str], config: ClipConfig = ClipConfig(), m
         k = where_full.get(i)
         if k is not None:
             if frame.shape != frames_rgb.shape[1:]:
-                raise VideoError(f"{path}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, not the probed "
+                raise ProbeMismatch(f"{path}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, not the probed "
                                  f"{meta.width}x{meta.height}")
             frames_rgb[k] = frame
             seen_full += 1

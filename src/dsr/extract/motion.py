@@ -10,6 +10,7 @@ The same residual statistic drives the offline motion filter of ``dsr curate``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,8 +74,14 @@ class MotionConfig:
     refine_iters: int = 0
     refine_pad: float = 0.3  # the colour model's region: the component's box grown by this share per side
     refine_max_side: int = 128  # px: a larger region is refined downscaled to this long side
+    # sampled frames worked on side by side (threads: OpenCV releases the GIL). Each frame's movers depend on its
+    # own frames only, and the RANSAC seed is set per call in the calling thread (OpenCV's RNG is per thread), so
+    # the movers are the same at any count; the movers run while the detector may already have left a core idle
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise DsrError(f"motion workers must be >= 1, got {self.workers}")
         if self.flow_preset not in ("ultrafast", "fast", "medium"):
             raise DsrError(f"unknown DIS flow preset {self.flow_preset!r} (ultrafast, fast, medium)")
         for fit in (self.homography_fit, self.fundamental_fit):
@@ -400,10 +407,10 @@ class MotionGrounder(Estimator):
     def detect_clip(self, clip: VideoClip) -> list[list[Detection]]:
         """Per sampled frame, the movers in it (double difference against dense frames ~pair_gap_s before and
         after; a longer baseline makes slow movers stand out of the flow noise)."""
-        out: list[list[Detection]] = []
         n = len(clip.dense_rgb)
         gap_frames = self.config.pair_gap_s * clip.fps
-        for p in clip.sampled_in_dense:
+
+        def movers_at(p: int) -> list[Detection]:
             later = np.flatnonzero(clip.dense_indices >= clip.dense_indices[p] + gap_frames)
             earlier = np.flatnonzero(clip.dense_indices <= clip.dense_indices[p] - gap_frames)
             before = clip.dense_rgb[earlier[-1]] if len(earlier) else None
@@ -411,8 +418,13 @@ class MotionGrounder(Estimator):
             if before is None and after is None:
                 after = clip.dense_rgb[p + 1] if p + 1 < n else None
                 before = clip.dense_rgb[p - 1] if after is None and p > 0 else None
-            out.append(detect_movers_at(before, clip.dense_rgb[p], after, (clip.height, clip.width), self.config))
-        return out
+            return detect_movers_at(before, clip.dense_rgb[p], after, (clip.height, clip.width), self.config)
+
+        positions = [int(p) for p in clip.sampled_in_dense]
+        if self.config.workers == 1:
+            return [movers_at(p) for p in positions]
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="dsr-movers") as pool:
+            return list(pool.map(movers_at, positions))
 
 
 class MotionSegmenter(Estimator):
