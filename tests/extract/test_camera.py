@@ -311,6 +311,26 @@ def test_sfm_takes_every_dense_frame_when_the_image_moves_fast() -> None:
     assert auto.sfm_config([]).sfm_fps == 3.0  # no rotation check ran: the grid
 
 
+def test_a_partial_reconstruction_lends_its_focal_only_when_sane(truck_clip: SynthClip) -> None:
+    from dsr.extract.adapters import intrinsics_matrix
+    from dsr.extract.base import Attempt, CameraEstimate
+    from dsr.scene.build import camera_track
+    from dsr.scene.record import Source
+
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    auto = AutoCamera(CameraConfig())
+    track = camera_track(np.tile(intrinsics_matrix(1.1 * clip.width, 1.1 * clip.width, clip.width / 2, clip.height / 2),
+                                 (16, 1, 1)), np.tile(np.eye(4), (16, 1, 1)), Source("camera/pycolmap", "test"))
+
+    def partial(**stats: float) -> CameraEstimate:
+        return CameraEstimate(track, False, "collapsed", "normalized", (Attempt("pycolmap", False, "x", 1.0, stats),))
+
+    assert auto._usable_focal(partial(registered_ratio=1.0, radial_k=0.01), clip)
+    assert not auto._usable_focal(partial(registered_ratio=0.4, radial_k=0.01), clip)  # half the clip or more
+    # a focal length traded against an implausible distortion is not the lens's
+    assert not auto._usable_focal(partial(registered_ratio=1.0, radial_k=0.73), clip)
+
+
 def test_mutual_ratio_matches_hand_example() -> None:
     # i0 (0,0): nearest j0 at 1, second j2 at 5.66 -> passes; j0's nearest i is i0 -> mutual
     # i1 (10,0): nearest j1 at 1, second j2 at 8.49 -> passes; j1's nearest i is i1
