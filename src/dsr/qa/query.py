@@ -52,7 +52,7 @@ from dsr.scene.frames import (
     transform_points,
 )
 from dsr.scene.record import SceneRecord
-from dsr.scene.uncertainty import scale_drift_shifts
+from dsr.scene.uncertainty import scale_error_shifts
 
 
 class QAError(DsrError):
@@ -495,12 +495,12 @@ def _draw(geom: Geometry, query: Query, states: Sequence[str], config: QAConfig,
     if cam.states_scale_error:
         # the camera path's scale error moves the camera and what is measured from it alike: one drift per draw,
         # and per step between the rows a jitter of sigma / sqrt(sampled steps it spans)
-        deltas = normals[used:used + k] * cam.scale_drift_sigma
+        drift = normals[used:used + k]
         used += k
-        spans = np.sqrt(np.maximum(np.diff(rows_a), 1))
-        jitter = normals[used:used + k * (n - 1)].reshape(k, n - 1) * (cam.scale_jitter_sigma / spans)[None]
+        jitter = normals[used:used + k * (n - 1)].reshape(k, n - 1)
         used += k * (n - 1)
-        shift = scale_drift_shifts(geom.positions[CAMERA][rows_a], geom.record.timestamps_s[rows_a], deltas, jitter)
+        shift = scale_error_shifts(cam, geom.positions[CAMERA][rows_a], geom.record.timestamps_s[rows_a], drift,
+                                   jitter, np.diff(rows_a))
         for w in entities:
             pos[w] = pos[w] + shift
     obs_fixed = obs_rotvec = obs_rotation = obs_position = forward_rotvec = forward = None

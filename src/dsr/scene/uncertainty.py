@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsr.scene.record import ObjectTrack, SceneRecord
+from dsr.scene.record import CameraTrack, ObjectTrack, SceneRecord
 
 Z_90 = 1.6448536269514722  # a two-sided 90% interval of a Gaussian is ±Z_90 sigma
 # a step of the camera path this short against its median moving step is the camera standing still: VO holds the
@@ -86,6 +86,17 @@ def scale_drift_shifts(camera_centers: np.ndarray, times_s: np.ndarray, deltas: 
     return out
 
 
+def scale_error_shifts(camera: CameraTrack, centers: np.ndarray, times_s: np.ndarray, drift_normals: np.ndarray,
+                       jitter_normals: np.ndarray, step_spans: np.ndarray) -> np.ndarray:
+    """(k, n, 3) shifts of the camera centres (n, 3) at ``times_s`` under the track's stated scale error, from
+    standard normals: ``drift_normals`` (k,) for the drift and ``jitter_normals`` (k, n − 1) for the steps, a
+    step spanning ``step_spans`` (n − 1,) sampled steps carrying ``scale_jitter_sigma`` / √span."""
+    deltas = drift_normals * camera.scale_drift_sigma
+    spans = np.sqrt(np.maximum(step_spans, 1))
+    jitter = jitter_normals * (camera.scale_jitter_sigma / spans)[None]
+    return scale_drift_shifts(centers, times_s, deltas, jitter)
+
+
 def sample_scale_drift(record: SceneRecord, k: int, rng: np.random.Generator) -> np.ndarray:
     """(k, T, 3) shifts drawn from ``camera.scale_drift_sigma`` and ``camera.scale_jitter_sigma``, to add to the
     camera centres and to every centre measured from the camera (zeros when the record states neither; no draw is
@@ -94,9 +105,9 @@ def sample_scale_drift(record: SceneRecord, k: int, rng: np.random.Generator) ->
     n = record.num_frames
     if not cam.states_scale_error:
         return np.zeros((k, n, 3))
-    deltas = rng.standard_normal(k) * cam.scale_drift_sigma
-    jitter = rng.standard_normal((k, max(n - 1, 0))) * cam.scale_jitter_sigma
-    return scale_drift_shifts(cam.c2w[:, :3, 3], record.timestamps_s, deltas, jitter)
+    drift = rng.standard_normal(k)
+    jitter = rng.standard_normal((k, max(n - 1, 0)))
+    return scale_error_shifts(cam, cam.c2w[:, :3, 3], record.timestamps_s, drift, jitter, np.ones(max(n - 1, 0)))
 
 
 def path_stretches(camera_centers: np.ndarray) -> np.ndarray:
