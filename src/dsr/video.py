@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,18 +72,31 @@ def _open(path: str | os.PathLike[str]):
     return container
 
 
+def _rate(stream: Any) -> float:
+    """The stream's frame rate as its header states it (average, else guessed; 0.0 when neither is known)."""
+    return float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+
+
+def _decode(container: Any) -> Iterator[tuple[int, float, Any]]:
+    """(index, presentation time s, frame) of every frame of the first video stream, in order. A frame without a
+    timestamp is placed at index / rate (at its index when the rate is unknown): every reader times frames alike,
+    so the clip loader can check the decoded frames against the probe's."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    tb = stream.time_base or Fraction(1, 1)
+    rate = _rate(stream)
+    for i, frame in enumerate(container.decode(stream)):
+        yield i, float(frame.pts * tb) if frame.pts is not None else (i / rate if rate else float(i)), frame
+
+
 def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (timestamp_s, frame (H, W, 3) uint8 RGB) for every frame, in order."""
     import av
 
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = stream.time_base or Fraction(1, 1)
-        for i, frame in enumerate(container.decode(stream)):
-            ts = float(frame.pts * tb) if frame.pts is not None else float("nan")
-            yield (ts if np.isfinite(ts) else i / float(stream.average_rate or 1)), frame.to_ndarray(format="rgb24")
+        for _, ts, frame in _decode(container):
+            yield ts, frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as exc:
         raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
     finally:
@@ -101,13 +115,8 @@ def iter_frames_at(path: str | os.PathLike[str], wanted: Iterable[int]) -> Itera
     last = max(want)
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = stream.time_base or Fraction(1, 1)
-        rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
-        for i, frame in enumerate(container.decode(stream)):
-            if i in want:  # a frame without a timestamp gets probe's
-                ts = float(frame.pts * tb) if frame.pts is not None else (i / rate if rate else float(i))
+        for i, ts, frame in _decode(container):
+            if i in want:
                 yield i, ts, frame.to_ndarray(format="rgb24")
             if i >= last:
                 break
@@ -127,14 +136,11 @@ def probe(path: str | os.PathLike[str]) -> VideoMeta:
     container = _open(path)
     stamps: list[float] = []
     width = height = 0
+    rate = _rate(container.streams.video[0])
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = stream.time_base or Fraction(1, 1)
-        rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
-        for i, frame in enumerate(container.decode(stream)):
+        for _, ts, frame in _decode(container):
             width, height = frame.width, frame.height
-            stamps.append(float(frame.pts * tb) if frame.pts is not None else (i / rate if rate else float(i)))
+            stamps.append(ts)
     except av.error.FFmpegError as exc:
         if not stamps:
             raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
@@ -171,7 +177,7 @@ def probe_packets(path: str | os.PathLike[str]) -> VideoMeta | None:
         stream = container.streams.video[0]
         tb = stream.time_base
         width, height = stream.codec_context.width, stream.codec_context.height
-        rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+        rate = _rate(stream)
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's empty flush packet
                 continue
