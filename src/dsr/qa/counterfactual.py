@@ -588,8 +588,8 @@ def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.r
     """Issue 11's abstention for the asked query: its stability (None: left to the deferred batch) or
     QAError("low_track_confidence" / "camera_stop" / "unstable").
 
-    Only a record that states uncertainty can fail the two extra checks (ground truth has confidence 1
-    and zero sigmas), and only then is stability scored here instead of in the batch, so ground-truth
+    Only a record that states uncertainty can fail the three extra checks (ground truth has confidence 1,
+    zero sigmas and no scale reset), and only then is stability scored here instead of in the batch, so ground-truth
     output is unchanged. ``min_stability`` still applies to every record, as before."""
     cfg = ctx.config
     threshold = cfg.min_stability

@@ -210,9 +210,10 @@ class CameraTrack:
     scale_reset_bound: float >= 0 (schema v4), natural-log bound on how far the scale of one stretch of the path
         between camera stops may be off against the other stretches and the objects
         (:func:`dsr.scene.uncertainty.path_stretches` finds the stops). Monocular VO measures no baseline while the
-        camera stands still, so it cannot carry its scale across a stop: each stretch restarts with a scale unrelated
-        to the one before, a jump no Gaussian per-step jitter expresses. An answer that changes when one stretch is scaled by a factor within
-        exp(±bound) compares lengths across a stop and cannot be trusted. 0: the scale carries across stops.
+        camera stands still, so it cannot carry its scale across a stop: each stretch restarts with a scale
+        unrelated to the one before, a jump no Gaussian per-step jitter expresses. On a path with a stop, an answer
+        that changes when a stretch it reads is scaled by a factor within exp(±bound) cannot be trusted (``dsr qa``
+        drops it). 0: the scale carries across stops.
 
     Ground-truth records carry zero sigmas. Extracted records state sigmas calibrated on rendered worlds
     (the truth falls inside ±1.645 sigma about 90% of the time; docs/bench-extract.md).

@@ -14,8 +14,8 @@ measured from the camera at a frame (every extracted object centre) moves with i
 
 Schema v4 adds a reset of the scale at each stop of the camera (``CameraTrack.scale_reset_bound``): the path's
 stretches between stops (:func:`path_stretches`) may each be off by a factor within exp(±bound) against the
-others and the objects. That is a bound, not a Gaussian: the scale after a stop is unrelated to the one before, so consumers test
-an answer at the bound (:func:`stretch_scale_shift`) rather than draw.
+others and the objects. That is a bound, not a Gaussian: the scale after a stop is unrelated to the one before,
+so consumers test an answer at the bound (:func:`stretch_scale_shift`) rather than draw.
 """
 
 from __future__ import annotations
