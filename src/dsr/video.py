@@ -91,34 +91,27 @@ def _decode(container: Any) -> Iterator[tuple[int, float, Any]]:
 
 def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (timestamp_s, frame (H, W, 3) uint8 RGB) for every frame, in order."""
+    for _, ts, frame in iter_frames_at(path, None):
+        yield ts, frame
+
+
+def iter_frames_at(path: str | os.PathLike[str], wanted: Iterable[int] | None
+                   ) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, timestamp s, RGB frame (H, W, 3) uint8) of the ``wanted`` frames only (None: every frame), in
+    order: every frame up to the last wanted one is decoded (a codec needs them), but only wanted ones are converted
+    to RGB (the conversion costs as much as the decoding)."""
     import av
 
-    container = _open(path)
-    try:
-        for _, ts, frame in _decode(container):
-            yield ts, frame.to_ndarray(format="rgb24")
-    except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None
-    finally:
-        container.close()
-
-
-def iter_frames_at(path: str | os.PathLike[str], wanted: Iterable[int]) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, timestamp s, RGB frame (H, W, 3) uint8) of the ``wanted`` frames only, in order: every frame
-    up to the last wanted one is decoded (a codec needs them), but only wanted ones are converted to RGB (the
-    conversion costs as much as the decoding)."""
-    import av
-
-    want = set(int(i) for i in wanted)
-    if not want:
+    want = None if wanted is None else set(int(i) for i in wanted)
+    if want is not None and not want:
         return
-    last = max(want)
+    last = None if want is None else max(want)
     container = _open(path)
     try:
         for i, ts, frame in _decode(container):
-            if i in want:
+            if want is None or i in want:
                 yield i, ts, frame.to_ndarray(format="rgb24")
-            if i >= last:
+            if last is not None and i >= last:
                 break
     except av.error.FFmpegError as exc:
         raise VideoError(f"{path}: decoding failed ({exc.__class__.__name__}: {exc})") from None

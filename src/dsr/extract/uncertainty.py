@@ -227,22 +227,26 @@ def camera_sigmas(key: str, valid: np.ndarray, config: UncertaintyConfig) -> tup
     return np.where(valid, pos, 10.0 * max(pos, 0.1)), np.where(valid, rot, 30.0)
 
 
+def _path_entry(table: dict[str, float], key: str) -> float:
+    """A path-scale table's entry for a camera track's :func:`camera_sigma_key`: a rotation-only camera has no
+    path, so nothing to drift, jitter or reset."""
+    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(table, key)
+
+
 def camera_scale_drift(key: str, config: UncertaintyConfig) -> float:
-    """The scale-drift sigma (natural-log units per second) of a camera track by its :func:`camera_sigma_key`.
-    A rotation-only camera has no path, so nothing to drift."""
-    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_drift, key)
+    """The scale-drift sigma (natural-log units per second) of a camera track by its :func:`camera_sigma_key`."""
+    return _path_entry(config.camera_scale_drift, key)
 
 
 def camera_scale_jitter(key: str, config: UncertaintyConfig) -> float:
-    """The per-step scale sigma (natural-log units) of a camera track by its :func:`camera_sigma_key` (0 for a
-    rotation-only camera)."""
-    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_jitter, key)
+    """The per-step scale sigma (natural-log units) of a camera track by its :func:`camera_sigma_key`."""
+    return _path_entry(config.camera_scale_jitter, key)
 
 
 def camera_scale_reset(key: str, config: UncertaintyConfig) -> float:
     """The bound on the scale's reset at the path's stops (natural-log units) of a camera track by its
-    :func:`camera_sigma_key` (0 for a rotation-only camera)."""
-    return 0.0 if key == "camera/rotation" else UncertaintyConfig._get(config.camera_scale_reset, key)
+    :func:`camera_sigma_key`."""
+    return _path_entry(config.camera_scale_reset, key)
 
 
 def track_confidence(scores: np.ndarray, visible: np.ndarray, source: str, config: UncertaintyConfig
