@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extract_worlds import subsample_record
 
 Z90 = 1.6448536269514722
-# part of the camera cache's key: bumped when an estimator's output changes (2: VO returns its scene points)
-CAMERA_OUTPUT_VERSION = 2
+# part of the camera cache's key: bumped when an estimator's output changes (2: VO returns its scene points; 3: VO and
+# camera/auto report whether the focal length was guessed or borrowed)
+CAMERA_OUTPUT_VERSION = 3
 
 
 def render(cache: Path, motion: str, seed: int, duration: float | None) -> Path:

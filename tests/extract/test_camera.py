@@ -331,6 +331,21 @@ def test_a_partial_reconstruction_lends_its_focal_only_when_sane(truck_clip: Syn
     assert not auto._usable_focal(partial(registered_ratio=1.0, radial_k=0.73), clip)
 
 
+def test_vo_reports_whether_its_focal_length_was_guessed_given_or_borrowed(truck_clip: SynthClip) -> None:
+    """What the record's focal range (schema v5) is read from: VO under the guess, under a given focal length, and
+    under one an earlier method's partial reconstruction lent it."""
+    clip = clip_from_arrays(truck_clip.frames, truck_clip.fps, num_samples=16)
+    assert EssentialVOCamera().estimate(clip).attempts[0].stats["focal_guessed"] == 1.0
+    given = AutoCamera(CameraConfig(focal_px=float(truck_clip.K[0, 0])), methods=("vo",)).estimate(clip)
+    assert given.attempts[-1].stats["focal_guessed"] == 0.0 and "focal_lent" not in given.attempts[-1].stats
+    # no method may be trusted (every sampled frame and more must be posed; SfM first however short the clip), so
+    # SfM's full but untrusted reconstruction lends its focal length to VO
+    strict = AutoCamera(CameraConfig(min_valid_ratio=1.01, short_clip_s=None), methods=("pycolmap", "vo")).estimate(clip)
+    assert [a.method for a in strict.attempts] == ["pycolmap", "vo"] and not strict.trusted
+    assert strict.attempts[-1].stats["focal_guessed"] == 0.0 and strict.attempts[-1].stats["focal_lent"] == 1.0
+    assert "focal_lent" not in strict.attempts[0].stats
+
+
 def test_mutual_ratio_matches_hand_example() -> None:
     # i0 (0,0): nearest j0 at 1, second j2 at 5.66 -> passes; j0's nearest i is i0 -> mutual
     # i1 (10,0): nearest j1 at 1, second j2 at 8.49 -> passes; j1's nearest i is i1

@@ -247,6 +247,7 @@ def test_extract_help_shows_the_box_format() -> None:
 def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> None:
     from dsr.extract.lift import has_class_height
     from dsr.extract.uncertainty import (
+        camera_focal_range,
         camera_scale_drift,
         camera_scale_jitter,
         camera_scale_reset,
@@ -266,6 +267,11 @@ def test_extracted_records_carry_the_v2_uncertainty(videos: dict[str, Path]) -> 
     assert rec.camera.scale_drift_sigma == camera_scale_drift(out.camera_sigma_key, FAST.uncertainty)
     assert rec.camera.scale_jitter_sigma == camera_scale_jitter(out.camera_sigma_key, FAST.uncertainty)
     assert rec.camera.scale_reset_bound == camera_scale_reset(out.camera_sigma_key, FAST.uncertainty)
+    # VO ran under the guessed focal length (rotation-only fits its own): the lenses' range over the guess
+    used = next(a["stats"] for a in reversed(out.camera_attempts) if a["ok"])
+    assert rec.camera.focal_range == camera_focal_range(out.camera_sigma_key, used, float(rec.camera.K[0, 0, 0]),
+                                                        max(rec.video.width, rec.video.height), FAST.uncertainty)
+    assert rec.camera.focal_known == (rec.camera.source.name != "camera/vo")
     for obj in rec.objects:
         k = obj.center_known
         assert np.all(obj.center_sigma_along[k] > 0) and np.all(obj.center_sigma_across[k] > 0)

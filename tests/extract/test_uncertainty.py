@@ -8,6 +8,7 @@ import pytest
 from dsr.extract.lift import has_class_height
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
+    camera_focal_range,
     camera_scale_drift,
     camera_scale_jitter,
     camera_scale_reset,
@@ -116,6 +117,20 @@ def test_camera_scale_drift_by_key() -> None:
     # the reset at stops: VO only (SfM's bundle adjustment ties its stretches together; rotation has no path)
     assert camera_scale_reset("camera/vo", fitted) > camera_scale_jitter("camera/vo", fitted)
     assert camera_scale_reset("camera/pycolmap/tight", fitted) == camera_scale_reset("camera/rotation", fitted) == 0.0
+
+
+def test_focal_range_by_hand() -> None:
+    config = UncertaintyConfig(lens_focal_range=(0.5, 1.87), lent_focal_range=(0.8, 1.4))
+    # VO under the guess (1.2 x a 320-px long side = 384 px): the lenses' range over the guess
+    lo, hi = camera_focal_range("camera/vo", {"focal_guessed": 1.0}, 384.0, 320, config)
+    assert lo == pytest.approx(160 / 384) and hi == pytest.approx(1.87 * 320 / 384)
+    # a guess outside the lenses' range still holds its own focal length (lo <= 1 <= hi)
+    assert camera_focal_range("camera/vo", {"focal_guessed": 1.0}, 100.0, 320, config) == (1.0, pytest.approx(5.984))
+    # borrowed from a partial SfM; given by the user (neither flag); another method, whatever it reports
+    assert camera_focal_range("camera/vo", {"focal_guessed": 0.0, "focal_lent": 1.0}, 300.0, 320, config) == (0.8, 1.4)
+    assert camera_focal_range("camera/vo", {"focal_guessed": 0.0}, 300.0, 320, config) == (1.0, 1.0)
+    for key in ("camera/pycolmap", "camera/pycolmap/tight", "camera/rotation"):
+        assert camera_focal_range(key, {"focal_guessed": 1.0, "focal_lent": 1.0}, 384.0, 320, config) == (1.0, 1.0)
 
 
 def test_tight_sfm_key_needs_a_pinhole_compact_and_smooth_reconstruction() -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dsr.qa.counterfactual import abstain, across_camera_stop
+from dsr.qa.counterfactual import abstain, across_camera_stop, across_focal_range
 from dsr.qa.generate import GenerationReport, RecordContext, generate_record_qas
 from dsr.qa.query import QAError, Query, answer
 from dsr.qa.rules import QAConfig
@@ -259,3 +259,38 @@ def test_a_path_whose_scale_carries_across_stops_keeps_the_question() -> None:
     q = Query(type="abs_spd", observer="camera", targets=("camera",), frames=(32, 40, 48, 56), t_v=32)
     assert answer(rec, q).states == ("larger",)
     assert across_camera_stop(RecordContext.build(rec, QAConfig(stability_k=0)), q, answer(rec, q).states) is None
+
+
+def _orbit(focal_range: tuple[float, float]) -> SceneRecord:
+    """A camera orbiting the origin at radius 6, 2° a frame (128° in all), always looking at it; its focal length
+    may be ``focal_range`` times the record's (what VO states when it guessed it)."""
+    n = 64
+    phi = np.radians(2.0 * np.arange(n))
+    cam = np.stack([-6 * np.cos(phi), -6 * np.sin(phi), np.full(n, 1.5)], axis=1)
+    rec = make_record(n, camera_positions=cam, objects=lively_objects(n), record_id="orbit", force_visible=True)
+    return replace(rec, camera=replace(rec.camera, focal_range=focal_range))
+
+
+def test_a_direction_read_across_a_long_turn_abstains_when_the_focal_length_was_guessed() -> None:
+    rec = _orbit((0.42, 1.56))
+    ctx = RecordContext.build(rec, QAConfig(stability_k=0))
+    assert ctx.states_uncertainty  # the focal range alone makes the record an uncertain one
+    rng = np.random.default_rng(0)
+    # where the camera heads over frames 50..52, seen from frame 0: 100° of orbit later it moves sideways-back
+    # against its first view; 0.42-1.56x that turn puts the heading anywhere from the side to the back
+    q = Query(type="abs_dir_pred", observer="camera", targets=("camera",), frames=(50, 52), t_v=0)
+    states = answer(rec, q).states
+    reason = across_focal_range(ctx, q, states)
+    assert reason is not None and "focal length was not measured" in reason
+    with pytest.raises(QAError) as err:
+        abstain(ctx, q, states, rng, defer=True)
+    assert err.value.reason == "focal_unknown"
+    # the same question with the focal length known (ground truth, SfM): kept
+    known = RecordContext.build(_orbit((1.0, 1.0)), QAConfig(stability_k=0))
+    assert across_focal_range(known, q, states) is None
+    # seen from frame 50 itself there is no turn to scale: kept
+    q = Query(type="abs_dir_pred", observer="camera", targets=("camera",), frames=(50, 52), t_v=50)
+    assert across_focal_range(ctx, q, answer(rec, q).states) is None
+    # distances from the camera are measured from it, so they turn with it: kept
+    q = Query(type="abs_dis", observer="camera", targets=("ball_0", "camera"), frames=(8, 16, 32, 40), t_v=8)
+    assert across_focal_range(ctx, q, answer(rec, q).states) is None

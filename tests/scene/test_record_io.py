@@ -48,7 +48,7 @@ def test_v2_uncertainty_fields_round_trip(tmp_path: Path, record: SceneRecord) -
     rec = dataclasses.replace(record, objects=(record.objects[0], ball),
                               camera=dataclasses.replace(record.camera, trusted=False))
     back = read_record(write_record(tmp_path / "r.npz", rec))
-    assert back.schema_version == SCHEMA_VERSION == 4 and back.camera.trusted is False
+    assert back.schema_version == SCHEMA_VERSION == 5 and back.camera.trusted is False
     np.testing.assert_array_equal(back.objects[1].center_sigma_shared, 0.2)
     # the v1-style isotropic sigma keeps the total variance: √((0.3² + 2·0.05²) / 3)
     np.testing.assert_allclose(back.objects[1].center_sigma, np.sqrt((0.09 + 0.005) / 3))
@@ -92,6 +92,27 @@ def test_v4_scale_reset_round_trips_and_v3_reads_as_none(tmp_path: Path, record:
     for bad in (-0.1, float("inf"), "2"):
         with pytest.raises(RecordError, match="scale_reset_bound"):
             dataclasses.replace(record.camera, scale_reset_bound=bad)
+
+
+def test_v5_focal_range_round_trips_and_v4_reads_as_known(tmp_path: Path, record: SceneRecord) -> None:
+    assert record.camera.focal_range == (1.0, 1.0) and record.camera.focal_known
+    rec = dataclasses.replace(record, camera=dataclasses.replace(record.camera, focal_range=(0.42, 1.56)))
+    back = read_record(write_record(tmp_path / "r.npz", rec)).camera
+    assert back.focal_range == (0.42, 1.56) and not back.focal_known
+    meta, arrays = record_to_parts(rec)
+    meta["schema_version"] = 4  # a v4 file stated no focal error, whatever else it holds
+    assert read_record(write_parts(tmp_path / "v4.npz", meta, arrays)).camera.focal_range == (1.0, 1.0)
+    meta["schema_version"] = 5
+    del meta["camera"]["focal_range"]
+    with pytest.raises(RecordError, match=r"camera\.focal_range: missing"):
+        read_record(write_parts(tmp_path / "v5.npz", meta, arrays))
+    meta["camera"]["focal_range"] = [0.8, "1.4"]
+    with pytest.raises(RecordError, match="focal_range: must be two numbers"):
+        read_record(write_parts(tmp_path / "v5b.npz", meta, arrays))
+    # the range must hold the record's own focal length (lo <= 1 <= hi), positive and finite
+    for bad in ((1.1, 1.5), (0.5, 0.9), (0.0, 1.2), (0.5, float("inf")), (0.5,), (True, 1.2)):
+        with pytest.raises(RecordError, match="focal_range"):
+            dataclasses.replace(record.camera, focal_range=bad)
 
 
 def test_v1_records_are_read_and_upgraded(tmp_path: Path, record: SceneRecord) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dsr.scene.record import SceneRecord
-from dsr.scene.uncertainty import ray_frames, sample_camera_centers, sample_centers
+from dsr.scene.uncertainty import focal_error_motion, ray_frames, sample_camera_centers, sample_centers
 
 
 def test_ground_truth_draws_are_the_truth(record: SceneRecord) -> None:
@@ -116,3 +116,54 @@ def test_stretch_scale_shift_scales_one_stretch_by_hand() -> None:
                                [[0, 0, 0]] * 4 + [[0, 2, 0], [0, 4, 0]])
     # stretch 0 halved: -0.5 then -1 in x, and the rest of the path comes along
     np.testing.assert_allclose(stretch_scale_shift(centres, stretches, 0, np.log(0.5))[:, 0], [0, -0.5, -1, -1, -1, -1])
+
+
+def _yawing_track(yaw_deg: list[float], centres: list[list[float]]) -> np.ndarray:
+    c2w = np.tile(np.eye(4), (len(yaw_deg), 1, 1))
+    for t, (a, c) in enumerate(zip(yaw_deg, centres, strict=True)):
+        c2w[t, :3, :3] = _rz(np.radians(a))
+        c2w[t, :3, 3] = c
+    return c2w
+
+
+def _rz(a: float) -> np.ndarray:
+    return np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_focal_error_motion_scales_the_turns_and_turns_the_steps_by_hand() -> None:
+    # a camera yawing 10° a frame, stepping +x then +y; with twice the turn from frame 0, frame t is yawed 10t° more
+    c2w = _yawing_track([0.0, 10.0, 20.0], [[0, 0, 0], [1, 0, 0], [1, 1, 0]])
+    delta, centres = focal_error_motion(c2w, 0, 2.0)
+    for t in range(3):
+        np.testing.assert_allclose(delta[t], _rz(np.radians(10.0 * t)), atol=1e-12)
+    # step 0 is measured at frame 0 (no extra turn), step 1 at frame 1 (10° more): (0, 1) -> (-sin 10°, cos 10°)
+    s10, c10 = np.sin(np.radians(10)), np.cos(np.radians(10))
+    np.testing.assert_allclose(centres, [[0, 0, 0], [1, 0, 0], [1 - s10, c10, 0]], atol=1e-12)
+    # from frame 2 instead: frame 2 keeps its pose, the earlier ones turn back (frame t by 10·(t − 2)°)
+    delta, centres = focal_error_motion(c2w, 2, 2.0)
+    for t in range(3):
+        np.testing.assert_allclose(delta[t], _rz(np.radians(10.0 * (t - 2))), atol=1e-12)
+    s20, c20 = np.sin(np.radians(-20)), np.cos(np.radians(-20))
+    step0 = np.array([c20, s20, 0.0])  # (1, 0, 0) turned by -20°
+    step1 = np.array([s10, c10, 0.0])  # (0, 1, 0) turned by -10°
+    np.testing.assert_allclose(centres[2], [1, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(centres[1], centres[2] - step1, atol=1e-12)
+    np.testing.assert_allclose(centres[0], centres[1] - step0, atol=1e-12)
+
+
+def test_focal_error_motion_at_factor_one_is_the_track_itself() -> None:
+    rng = np.random.default_rng(3)
+    from scipy.spatial.transform import Rotation
+
+    c2w = np.tile(np.eye(4), (12, 1, 1))
+    c2w[:, :3, :3] = Rotation.from_rotvec(rng.normal(size=(12, 3))).as_matrix()
+    c2w[:, :3, 3] = rng.normal(size=(12, 3))
+    for ref in (0, 5, 11):
+        delta, centres = focal_error_motion(c2w, ref, 1.0)
+        np.testing.assert_allclose(delta, np.tile(np.eye(3), (12, 1, 1)), atol=1e-9)
+        np.testing.assert_allclose(centres, c2w[:, :3, 3], atol=1e-9)
+        # any factor: the reference frame keeps its pose, and every delta is a rotation
+        delta, centres = focal_error_motion(c2w, ref, 1.7)
+        np.testing.assert_allclose(delta[ref], np.eye(3), atol=1e-9)
+        np.testing.assert_allclose(centres[ref], c2w[ref, :3, 3], atol=1e-12)
+        np.testing.assert_allclose(delta @ np.swapaxes(delta, 1, 2), np.tile(np.eye(3), (12, 1, 1)), atol=1e-9)

@@ -74,6 +74,7 @@ from dsr.extract.registry import create_estimator
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.extract.uncertainty import (
     UncertaintyConfig,
+    camera_focal_range,
     camera_scale_drift,
     camera_scale_jitter,
     camera_scale_reset,
@@ -532,7 +533,9 @@ def _extract_clip(clip: VideoClip, meta: VideoMeta, video_path: str, record_id: 
                            trusted=camera.trusted,
                            scale_drift_sigma=camera_scale_drift(out.camera_sigma_key, config.uncertainty),
                            scale_jitter_sigma=camera_scale_jitter(out.camera_sigma_key, config.uncertainty),
-                           scale_reset_bound=camera_scale_reset(out.camera_sigma_key, config.uncertainty))
+                           scale_reset_bound=camera_scale_reset(out.camera_sigma_key, config.uncertainty),
+                           focal_range=camera_focal_range(out.camera_sigma_key, used, float(camera.track.K[0, 0, 0]),
+                                                          max(clip.width, clip.height), config.uncertainty))
     out.record = SceneRecord(record_id=record_id, video=video, camera=camera_track, objects=tuple(objects),
                              scale_kind=camera.scale_kind)
     lost = "" if init_boxes is None else f" ({len(init_boxes) - len(objects)} given box(es) never tracked or located)"

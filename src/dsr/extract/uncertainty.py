@@ -137,6 +137,15 @@ class UncertaintyConfig:
     tight_sfm_max_radial_k: float = 0.01
     tight_sfm_max_extent_depths: float = 3.0
     tight_sfm_max_jump_share: float = 0.4
+    # the focal length's range (schema v5, CameraTrack.focal_range), for VO only: its angles over a turn scale with
+    # the focal length it runs at (est/true 0.78-0.86 at 0.77-0.85x the true focal on the training hand-helds), and
+    # that shared error is what flipped held-out orbits' camera-direction QAs (11 of 22 on 9954, 8 of 25 on 9952;
+    # docs/bench-extract.md §19). SfM refines its focal length, and the rotation-only check fits it to its homographies.
+    # A guessed focal length: the lenses people film with, as multiples of the long side: a 90° field of view across
+    # it (0.5) to a 30° one (1.87). A focal borrowed from a partial SfM (AutoCamera._usable_focal): on the 9 training
+    # VO cameras that ran on one it was 0.77-0.89x the truth (a truth 1.12-1.30x the record's), so 0.8-1.4x
+    lens_focal_range: tuple[float, float] = (0.5, 1.87)
+    lent_focal_range: tuple[float, float] = (0.8, 1.4)
 
     @staticmethod
     def identity() -> UncertaintyConfig:
@@ -247,6 +256,22 @@ def camera_scale_reset(key: str, config: UncertaintyConfig) -> float:
     """The bound on the scale's reset at the path's stops (natural-log units) of a camera track by its
     :func:`camera_sigma_key`."""
     return _path_entry(config.camera_scale_reset, key)
+
+
+def camera_focal_range(key: str, stats: Mapping[str, float], focal_px: float, long_side: int,
+                       config: UncertaintyConfig) -> tuple[float, float]:
+    """The ``CameraTrack.focal_range`` of a track by its :func:`camera_sigma_key`, whose attempt reported ``stats``
+    (``focal_guessed``, ``focal_lent``) and ran at ``focal_px`` on frames ``long_side`` pixels long: VO under a guessed
+    focal length gets the lens range over its guess, under a borrowed one ``lent_focal_range``; a given or fitted
+    focal length is known, (1, 1)."""
+    if not key.startswith("camera/vo"):
+        return 1.0, 1.0
+    if stats.get("focal_guessed", 0.0):
+        lo, hi = config.lens_focal_range
+        return min(1.0, lo * long_side / focal_px), max(1.0, hi * long_side / focal_px)
+    if stats.get("focal_lent", 0.0):
+        return config.lent_focal_range
+    return 1.0, 1.0
 
 
 def track_confidence(scores: np.ndarray, visible: np.ndarray, source: str, config: UncertaintyConfig

@@ -71,7 +71,7 @@ from dsr.qa.rules import (
 )
 from dsr.qa.schema import LETTERS, QA, Distractor
 from dsr.scene.frames import CAMERA
-from dsr.scene.uncertainty import path_stretches, stretch_scale_shift
+from dsr.scene.uncertainty import focal_error_motion, path_stretches, stretch_scale_shift
 
 TRANSFORMS = ("reversed", "mirrored", "edited")
 
@@ -583,13 +583,38 @@ def across_camera_stop(ctx: RecordContext, query: Query, states: tuple[str, ...]
     return None
 
 
+def across_focal_range(ctx: RecordContext, query: Query, states: tuple[str, ...]) -> str | None:
+    """Why abstention's focal-length rule refuses ``query``, or None. On a record whose camera states a range for its
+    focal length (``CameraTrack.focal_range``: it was guessed or borrowed), every rotation the camera measured may be
+    off by one factor within the range, with the path's steps turning along; the rule refuses a query whose answer
+    changes when the camera's turns from the query's first frame are scaled by the range's ends or their square
+    roots (:func:`~dsr.scene.uncertainty.focal_error_motion`). A query with no turn in it is untouched."""
+    lo, hi = ctx.record.camera.focal_range
+    if lo == hi == 1.0:
+        return None
+    ref = min([*query.frames, *([query.t_v] if query.t_v is not None else [])])
+    for factor in sorted({lo, math.sqrt(lo), math.sqrt(hi), hi} - {1.0}):
+        key = ("focal_probe", ref, factor)
+        probe = ctx.tracks.get(key)
+        if probe is None:
+            probe = ctx.tracks[key] = ctx.geom.reoriented(*focal_error_motion(ctx.record.camera.c2w, ref, factor))
+        try:
+            moved = tuple(derive(query, gather(probe, query), probe.scale, ctx.config)[1])
+        except QAError:
+            moved = ()
+        if moved != tuple(states):
+            return (f"the answer changes when the camera's turns are {factor:.2g}x as large (its focal length was "
+                    f"not measured: within {lo:.2g}-{hi:.2g}x)")
+    return None
+
+
 def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.random.Generator,
             defer: bool) -> float | None:
     """Issue 11's abstention for the asked query: its stability (None: left to the deferred batch) or
-    QAError("low_track_confidence" / "camera_stop" / "unstable").
+    QAError("low_track_confidence" / "camera_stop" / "focal_unknown" / "unstable").
 
-    Only a record that states uncertainty can fail the three extra checks (ground truth has confidence 1,
-    zero sigmas and no scale reset), and only then is stability scored here instead of in the batch, so ground-truth
+    Only a record that states uncertainty can fail the four extra checks (ground truth has confidence 1,
+    zero sigmas, no scale reset and a known focal length), and only then is stability scored here instead of in the batch, so ground-truth
     output is unchanged. ``min_stability`` still applies to every record, as before."""
     cfg = ctx.config
     threshold = cfg.min_stability
@@ -600,6 +625,9 @@ def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.r
         stop = across_camera_stop(ctx, query, states)
         if stop is not None:
             raise QAError(stop, "camera_stop")
+        turned = across_focal_range(ctx, query, states)
+        if turned is not None:
+            raise QAError(turned, "focal_unknown")
         threshold = max(threshold, cfg.min_stability_uncertain)
     if cfg.stability_k <= 0 or (defer and threshold <= 0):
         return None

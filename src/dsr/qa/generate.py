@@ -314,15 +314,15 @@ def nameable_objects(record: SceneRecord, plan: FramePlan, config: QAConfig) -> 
 
 
 def _states_uncertainty(record: SceneRecord) -> bool:
-    """Whether any sigma of the record is nonzero (camera, its path's scale error and resets, object centres,
-    headings)."""
+    """Whether any sigma of the record is nonzero (camera, its path's scale error and resets, its focal range,
+    object centres, headings)."""
     cam = record.camera
     arrays = [cam.position_sigma, cam.rotation_sigma_deg]
     for o in record.objects:
         arrays += [o.center_sigma_along, o.center_sigma_across]
         if o.orientation is not None:
             arrays.append(o.orientation.sigma_deg)
-    return (cam.states_scale_error or cam.scale_reset_bound > 0
+    return (cam.states_scale_error or cam.scale_reset_bound > 0 or not cam.focal_known
             or any(bool(np.any(a > 0)) for a in arrays))
 
 

@@ -193,6 +193,26 @@ class Geometry:
                         positions={who: p + shift for who, p in self.positions.items()}, poses=poses,
                         forwards=self.forwards, inverse_poses={who: invert_pose(p) for who, p in poses.items()})
 
+    def reoriented(self, delta: np.ndarray, centres: np.ndarray) -> Geometry:
+        """This geometry with the camera turned by ``delta`` (T, 3, 3) and moved to ``centres`` (T, 3) at each frame,
+        and every entity, measured from the camera, carried along (:func:`dsr.scene.uncertainty.focal_error_motion`
+        gives both; the normalising scale, camera-to-object distances, is unchanged)."""
+        cam = self.positions[CAMERA]
+
+        def carry(p: np.ndarray) -> np.ndarray:
+            return centres + np.einsum("tij,tj->ti", delta, p - cam)
+
+        poses = {}
+        for who, p in self.poses.items():
+            moved = p.copy()
+            moved[:, :3, :3] = delta @ p[:, :3, :3]
+            moved[:, :3, 3] = carry(p[:, :3, 3])
+            poses[who] = moved
+        return Geometry(record=self.record, scale=self.scale,
+                        positions={who: carry(p) for who, p in self.positions.items()}, poses=poses,
+                        forwards={who: np.einsum("tij,tj->ti", delta, f) for who, f in self.forwards.items()},
+                        inverse_poses={who: invert_pose(p) for who, p in poses.items()})
+
 
 def scene_scale(record: SceneRecord, config: QAConfig = QAConfig()) -> float:
     """The length that normalises a record (see the module docstring); 1.0 when disabled."""

@@ -98,7 +98,7 @@ def record_to_parts(record: SceneRecord) -> tuple[dict[str, Any], dict[str, np.n
                   "num_frames": v.num_frames, "duration_s": v.duration_s},
         "camera": {"source": _source_json(cam.source), "trusted": cam.trusted,
                    "scale_drift_sigma": cam.scale_drift_sigma, "scale_jitter_sigma": cam.scale_jitter_sigma,
-                   "scale_reset_bound": cam.scale_reset_bound},
+                   "scale_reset_bound": cam.scale_reset_bound, "focal_range": list(cam.focal_range)},
         "objects": objects_meta,
     }
     return meta_all, arrays
@@ -230,6 +230,8 @@ def record_from_parts(meta: dict[str, Any], arr: Any, *, masks: bool = True) -> 
             scale_jitter_sigma=_get(cm, "scale_jitter_sigma", float, "") if "scale_jitter_sigma" in cm else 0.0,
             # v1-v3 stated no scale reset at the camera's stops
             scale_reset_bound=_get(cm, "scale_reset_bound", float, "") if version >= 4 else 0.0,
+            # v1-v4 stated no error of the focal length
+            focal_range=tuple(_get(cm, "focal_range", list, "")) if version >= 5 else (1.0, 1.0),
         )
     objects = []
     for i, om in enumerate(_get(meta, "objects", list, "")):

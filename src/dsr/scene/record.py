@@ -28,9 +28,9 @@ import numpy as np
 
 from dsr.errors import RecordError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # versions this dsr reads; older ones are upgraded on reading (dsr.scene.io), never written
-READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 ScaleKind = Literal["metric", "normalized", "up_to_scale"]
 SCALE_KINDS: tuple[str, ...] = get_args(ScaleKind)
@@ -214,6 +214,12 @@ class CameraTrack:
         unrelated to the one before, a jump no Gaussian per-step jitter expresses. On a path with a stop, an answer
         that changes when a stretch it reads is scaled by a factor within exp(±bound) cannot be trusted (``dsr qa``
         drops it). 0: the scale carries across stops.
+    focal_range: (lo, hi) with 0 < lo <= 1 <= hi (schema v5), where the true focal length lies as a multiple of
+        ``K``'s: an estimator that had to guess the focal length (or borrow one) says how far off it may be. A focal
+        error is no per-frame noise: it bends every rotation the estimator measured by one shared factor, and the
+        path's steps (measured in the camera's frame) turn with it, so an answer over a long turn can be wrong on
+        every frame at once (:func:`dsr.scene.uncertainty.focal_error_motion`; ``dsr qa`` drops an answer that
+        changes within the range). (1, 1): the focal length is known.
 
     Ground-truth records carry zero sigmas. Extracted records state sigmas calibrated on rendered worlds
     (the truth falls inside ±1.645 sigma about 90% of the time; docs/bench-extract.md).
@@ -230,6 +236,7 @@ class CameraTrack:
     scale_drift_sigma: float = 0.0
     scale_jitter_sigma: float = 0.0
     scale_reset_bound: float = 0.0
+    focal_range: tuple[float, float] = (1.0, 1.0)
 
     @property
     def states_scale_error(self) -> bool:
@@ -270,6 +277,23 @@ class CameraTrack:
             if not np.isfinite(value) or value < 0:
                 raise RecordError(f"must be finite and >= 0, got {value}", field=name)
             object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "focal_range", _focal_range(self.focal_range))
+
+    @property
+    def focal_known(self) -> bool:
+        """Whether the track states its focal length exactly (schema v5: ``focal_range`` is (1, 1))."""
+        return self.focal_range == (1.0, 1.0)
+
+
+def _focal_range(value: object) -> tuple[float, float]:
+    """``value`` as a valid ``CameraTrack.focal_range``, or a RecordError naming the field."""
+    if not isinstance(value, tuple | list) or len(value) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) for v in value):
+        raise RecordError(f"must be two numbers (lo, hi), got {value!r}", field="focal_range")
+    lo, hi = float(value[0]), float(value[1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 < lo <= 1.0 <= hi):
+        raise RecordError(f"must satisfy 0 < lo <= 1 <= hi (finite), got ({lo}, {hi})", field="focal_range")
+    return lo, hi
 
 
 @dataclass(frozen=True, eq=False)

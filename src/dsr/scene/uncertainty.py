@@ -16,6 +16,11 @@ Schema v4 adds a reset of the scale at each stop of the camera (``CameraTrack.sc
 stretches between stops (:func:`path_stretches`) may each be off by a factor within exp(±bound) against the
 others and the objects. That is a bound, not a Gaussian: the scale after a stop is unrelated to the one before,
 so consumers test an answer at the bound (:func:`stretch_scale_shift`) rather than draw.
+
+Schema v5 adds the focal length's range (``CameraTrack.focal_range``): a monocular camera estimated under a guessed
+or borrowed focal length measures every rotation by one shared wrong factor, and its path's steps, measured in the
+camera's frame, turn with it. Again a range, not a Gaussian: consumers test an answer at its ends
+(:func:`focal_error_motion`).
 """
 
 from __future__ import annotations
@@ -132,3 +137,27 @@ def stretch_scale_shift(camera_centers: np.ndarray, stretches: np.ndarray, stret
     out = np.zeros((len(steps) + 1, 3))
     out[1:] = np.cumsum(grow[:, None] * steps, axis=0)
     return out
+
+
+def focal_error_motion(c2w: np.ndarray, ref: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The camera track ``c2w`` (T, 4, 4) as it would be with a focal length ``factor`` times the one it was
+    estimated with: (delta (T, 3, 3), centres (T, 3)).
+
+    Every rotation from frame ``ref`` to frame t is ``factor`` times as large about the same axis, and each step of
+    the path between consecutive frames turns with the camera at its start; frame ``ref`` keeps its pose. ``delta[t]``
+    is the world rotation that takes frame t's camera to its new orientation (R' = delta · R); whatever was measured
+    from the camera at t moves to ``centres[t] + delta[t] · (p − c_t)``. The factor multiplies the angles (not the
+    focal length's inverse): on rendered worlds VO's angles over a turn came out 0.78-0.86× the truth when it ran at
+    0.77-0.85× the true focal length (docs/bench-extract.md §19).
+    """
+    from scipy.spatial.transform import Rotation
+
+    c2w = np.asarray(c2w, np.float64)
+    rot = c2w[:, :3, :3]
+    relative = Rotation.from_matrix(rot[ref].T @ rot)  # ref's camera → frame t's, in ref's camera axes
+    turned = rot[ref] @ Rotation.from_rotvec(relative.as_rotvec() * factor).as_matrix()
+    delta = turned @ np.swapaxes(rot, 1, 2)
+    steps = np.einsum("tij,tj->ti", delta[:-1], np.diff(c2w[:, :3, 3], axis=0))
+    walked = np.concatenate([np.zeros((1, 3)), np.cumsum(steps, axis=0)])
+    centres = c2w[ref, :3, 3] + walked - walked[ref]
+    return delta, centres

@@ -71,6 +71,10 @@ class AutoCamera(CameraEstimator):
                 attempts.append(Attempt(method, False, why, 0.0))
                 continue
             est: CameraEstimate = create_estimator(name, config=self.sfm_config(attempts), focal_px=focal).estimate(clip)
+            if focal is not None and focal != self.focal_px and est.attempts:
+                # the focal length came from an earlier method's partial result: less sure than a given one
+                last = est.attempts[-1]
+                est = replace(est, attempts=(*est.attempts[:-1], replace(last, stats={**last.stats, "focal_lent": 1.0})))
             attempts.extend(est.attempts)
             if est.trusted:
                 return replace(est, attempts=tuple(attempts))

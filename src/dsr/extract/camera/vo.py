@@ -150,7 +150,7 @@ class EssentialVOCamera(OpenCVCamera):
         reason = "ok" if trusted else f"{(~valid).sum()}/{len(valid)} sampled frames without a pose" + (
             f" ({reasons[-1]})" if reasons else "")
         stats = {"known_dense_ratio": grid_known_ratio, "flips_rejected": float(flips),
-                 "sampled_valid_ratio": float(valid.mean())}
+                 "sampled_valid_ratio": float(valid.mean()), "focal_guessed": float(self.focal_px is None)}
         attempt = Attempt("vo", trusted, reason, time.perf_counter() - start, stats)
         return CameraEstimate(track, trusted, reason, "normalized", (attempt,), method="vo",
                               scene_points=points if len(points) else None)
