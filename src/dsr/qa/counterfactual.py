@@ -46,7 +46,7 @@ from dsr.qa.generate import (
     render_question,
     usable_frames,
 )
-from dsr.qa.query import QAError, Query, QueryArrays, derive, gather, quantity, stability
+from dsr.qa.query import Geometry, QAError, Query, QueryArrays, derive, gather, quantity, stability
 from dsr.qa.question_types import TYPES, QuestionType
 from dsr.qa.rules import (
     AXIS_LABELS,
@@ -548,6 +548,15 @@ def weakly_tracked(ctx: RecordContext, query: Query) -> str | None:
     return None
 
 
+def _states_on(probe: Geometry, query: Query, ctx: RecordContext) -> tuple[str, ...]:
+    """The query's answer states on a probe geometry (the record moved within a stated bound); () when the probe
+    leaves it unanswerable, which differs from any answer."""
+    try:
+        return tuple(derive(query, gather(probe, query), probe.scale, ctx.config)[1])
+    except QAError:
+        return ()
+
+
 def across_camera_stop(ctx: RecordContext, query: Query, states: tuple[str, ...]) -> str | None:
     """Why abstention's camera-stop rule refuses ``query``, or None. On a record whose path's scale resets at the
     camera's stops (``CameraTrack.scale_reset_bound``) and whose path has a stop, each stretch of the path between
@@ -573,11 +582,7 @@ def across_camera_stop(ctx: RecordContext, query: Query, states: tuple[str, ...]
             if probe is None:
                 shift = stretch_scale_shift(ctx.geom.positions[CAMERA], stretches, int(stretch), log_factor)
                 probe = ctx.tracks[key] = ctx.geom.shifted(shift)
-            try:
-                moved = tuple(derive(query, gather(probe, query), probe.scale, ctx.config)[1])
-            except QAError:
-                moved = ()
-            if moved != tuple(states):
+            if _states_on(probe, query, ctx) != tuple(states):
                 return (f"the answer changes when a stretch of the camera's path between stops is scaled by "
                         f"{math.exp(log_factor):.2g}x (its scale resets at each stop)")
     return None
@@ -598,11 +603,7 @@ def across_focal_range(ctx: RecordContext, query: Query, states: tuple[str, ...]
         probe = ctx.tracks.get(key)
         if probe is None:
             probe = ctx.tracks[key] = ctx.geom.reoriented(*focal_error_motion(ctx.record.camera.c2w, ref, factor))
-        try:
-            moved = tuple(derive(query, gather(probe, query), probe.scale, ctx.config)[1])
-        except QAError:
-            moved = ()
-        if moved != tuple(states):
+        if _states_on(probe, query, ctx) != tuple(states):
             return (f"the answer changes when the camera's turns are {factor:.2g}x as large (its focal length was "
                     f"not measured: within {lo:.2g}-{hi:.2g}x)")
     return None
