@@ -537,3 +537,61 @@ def test_the_rotation_check_stops_early_only_where_its_verdict_is_settled(truck_
             assert stopped == 0 and early.track is None and "at any focal length" in early.reason
             assert full.reason.startswith("step 0: rotation model residual")
             assert full.attempts[0].stats["sampled_valid_ratio"] <= early.attempts[0].stats["sampled_valid_ratio"]
+
+
+def _panning_tracks(n: int, movers: int, mover_px_per_step: float, side_m_per_step: float,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tracks (P, n, 2), c2w (n, 4, 4) of the pure pan the rotation model assumes, K) for static points 2-6 m away
+    seen by a camera panning 0.5° per step (and sliding sideways ``side_m_per_step``), plus ``movers`` tracks that
+    also drift right by ``mover_px_per_step`` each step."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    static = 200
+    px = rng.uniform([40, 40], [280, 200], (static + movers, 2))
+    depth = rng.uniform(2.0, 6.0, static + movers)
+    world = np.column_stack([px, np.ones(len(px))]) @ np.linalg.inv(K).T * depth[:, None]
+    c2w = np.stack([make_pose(Rotation.from_rotvec([0.0, np.radians(0.5) * t, 0.0]).as_matrix(), np.zeros(3))
+                    for t in range(n)])
+    tracks = np.empty((len(px), n, 2))
+    for t in range(n):
+        true = c2w[t].copy()
+        true[0, 3] = side_m_per_step * t
+        cam = transform_points(invert_pose(true), world)
+        uv = cam @ K.T
+        tracks[:, t] = uv[:, :2] / uv[:, 2:]
+    tracks[static:] += mover_px_per_step * np.arange(n)[None, :, None] * np.array([1.0, 0.0])
+    return tracks, c2w, K
+
+
+def _off_model(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, limit: float) -> np.ndarray:
+    """(P, n − 1): the track's own reprojection error under the step's rotation exceeds ``limit`` (as the rotation
+    check marks them)."""
+    import cv2
+
+    out = np.zeros((tracks.shape[0], tracks.shape[1] - 1), bool)
+    for i in range(tracks.shape[1] - 1):
+        rot = c2w[i + 1, :3, :3].T @ c2w[i, :3, :3]
+        pred = cv2.perspectiveTransform(tracks[:, i].reshape(-1, 1, 2), K @ rot @ np.linalg.inv(K)).reshape(-1, 2)
+        out[:, i] = np.linalg.norm(pred - tracks[:, i + 1], axis=1) > limit
+    return out
+
+
+def test_long_baseline_check_leaves_out_movers_but_still_sees_a_slow_translation() -> None:
+    from dsr.extract.camera.rotation import long_baseline_residuals
+
+    limit = CameraConfig().long_check_off_model_px
+    # a pure pan where walkers own 60% of the tracks: the window's median is a walker's drift (6 px x 40 steps)
+    tracks, c2w, K = _panning_tracks(41, movers=300, mover_px_per_step=6.0, side_m_per_step=0.0)
+    (_, _, everyone), = long_baseline_residuals(tracks, c2w, K, 40, 30)
+    assert everyone == pytest.approx(240.0, abs=2.0)
+    (_, _, on_model), = long_baseline_residuals(tracks, c2w, K, 40, 30, _off_model(tracks, c2w, K, limit))
+    assert on_model < 0.01
+    # a camera sliding 6 mm per step: 0.3-0.9 px of parallax a step keeps every static track on the model, and the
+    # 24 cm over the window still reads as parallax (12-36 px)
+    tracks, c2w, K = _panning_tracks(41, movers=0, mover_px_per_step=0.0, side_m_per_step=0.006)
+    off = _off_model(tracks, c2w, K, limit)
+    assert not off.any()
+    (_, _, sliding), = long_baseline_residuals(tracks, c2w, K, 40, 30, off)
+    assert sliding > 10.0

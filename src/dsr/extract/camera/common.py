@@ -97,6 +97,12 @@ class CameraConfig:
     # the per-step residual, but its parallax accumulates; points LK-chained over ``long_baseline_s``
     long_baseline_s: float = 6.0  # 3 s let a 0.7 m dolly towards objects 4–6 m away pass (2.95 px < 3)
     max_long_residual_px: float = 3.0
+    # a track that breaks the rotation model at some step by more than this (px) on its own is left out of the long
+    # windows that hold the step: movers (a walker 5 m away moves ~8 px a step) otherwise own the window's median
+    # and refused 14 of 60 rendered pans whose camera never moved. Three times the step limit, so that a slow
+    # translation's parallax (< 1 px a step) stays in: at 1.5 px a 0.26-m dolly passed (docs/bench-extract.md §20).
+    # None: every track counts
+    long_check_off_model_px: float | None = 4.5
     # stop the rotation check's tracking at the first step that fails at any focal length once that alone leaves
     # too few valid frames (the verdict cannot change; rotation.EarlyFailure). False: always track every step
     rotation_stop_early: bool = True

@@ -79,15 +79,21 @@ def rotation_from_bearings(p0: np.ndarray, p1: np.ndarray, K: np.ndarray) -> np.
     return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
 
 
-def rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, K: np.ndarray,
-                      quantile: float) -> tuple[float, np.ndarray]:
-    """The rotation fitted to one step's inliers (:func:`rotation_from_bearings`) and the ``quantile`` of every
-    tracked point's reprojection error under it (px) → (residual, rotation)."""
+def rotation_errors(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation fitted to one step's inliers (:func:`rotation_from_bearings`) and every tracked point's
+    reprojection error under it (N,) px → (errors, rotation)."""
     import cv2
 
     rot = rotation_from_bearings(p0[inliers], p1[inliers], K)
     pred = cv2.perspectiveTransform(p0.reshape(-1, 1, 2), K @ rot @ np.linalg.inv(K)).reshape(-1, 2)
-    return float(np.quantile(np.linalg.norm(pred - p1, axis=1), quantile)), rot
+    return np.linalg.norm(pred - p1, axis=1), rot
+
+
+def rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, K: np.ndarray,
+                      quantile: float) -> tuple[float, np.ndarray]:
+    """The ``quantile`` of :func:`rotation_errors` (px) → (residual, rotation)."""
+    errors, rot = rotation_errors(p0, p1, inliers, K)
+    return float(np.quantile(errors, quantile)), rot
 
 
 def least_rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, K_guess: np.ndarray,
@@ -107,11 +113,12 @@ def least_rotation_residual(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray,
 
 
 def long_baseline_residuals(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, span: int,
-                            min_points: int) -> list[tuple[int, int, float]]:
+                            min_points: int, off_model: np.ndarray | None = None) -> list[tuple[int, int, float]]:
     """Median residual of the rotation-only model on points tracked over ``span`` dense steps, for windows
     starting every span/2 steps → [(first, last, residual px)] (windows with too few points are skipped).
 
-    ``tracks``: the (P, n, 2) table of :func:`~dsr.extract.camera.features.track_sequence`.
+    ``tracks``: the (P, n, 2) table of :func:`~dsr.extract.camera.features.track_sequence`. ``off_model`` (P, n − 1):
+    the track broke the model at that step by itself; such tracks are left out of every window that holds the step.
     """
     import cv2
 
@@ -120,7 +127,10 @@ def long_baseline_residuals(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, 
     out = []
     for i in range(0, max(1, n - span), max(1, span // 2)):
         j = min(i + span, n - 1)
-        p0, p1 = pairs(tracks, i, j)
+        alive = np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, j, 0])
+        if off_model is not None:
+            alive &= ~off_model[:, i:j].any(axis=1)
+        p0, p1 = tracks[alive, i].astype(np.float64), tracks[alive, j].astype(np.float64)
         if len(p0) < min_points:
             continue
         rot = c2w[j, :3, :3].T @ c2w[i, :3, :3]  # camera j from camera i
@@ -190,7 +200,8 @@ class RotationOnlyCamera(OpenCVCamera):
 
     Trusted only if the rotations explain the tracks (the ``step_residual_quantile`` residual of every step
     below ``max_homography_residual_px``, and points LK-tracked over 3 s and 6 s windows within
-    ``max_long_residual_px``), i.e. the camera really rotates about its centre or views a distant scene.
+    ``max_long_residual_px``, leaving out tracks that broke a step by more than ``long_check_off_model_px``), i.e.
+    the camera really rotates about its centre or views a distant scene.
     Positions are all zero. Without a given focal length it is estimated from the homographies
     (:func:`focal_from_homographies`) when the camera rotates enough, else guessed.
     """
@@ -222,6 +233,8 @@ class RotationOnlyCamera(OpenCVCamera):
         reasons: list[str] = []
         steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []  # p0, p1, H, inliers
         flows: list[float] = []  # median image motion per dense step, px
+        # tracks that broke the rotation model at a step on their own (movers), kept out of the long windows
+        off_model = np.zeros((tracks.shape[0], max(0, n - 1)), bool)
         for i in range(n - 1):
             p0, p1 = pairs(tracks, i, i + 1)
             if len(p0):
@@ -240,8 +253,12 @@ class RotationOnlyCamera(OpenCVCamera):
                 c2w[i + 1] = c2w[i]
                 continue
             p0, p1, _, inliers = step
-            res, rot = rotation_residual(p0, p1, inliers, K, cfg.step_residual_quantile)
+            errors, rot = rotation_errors(p0, p1, inliers, K)
+            res = float(np.quantile(errors, cfg.step_residual_quantile))
             residuals.append(res)
+            if cfg.long_check_off_model_px is not None:
+                step_tracks = np.flatnonzero(np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, i + 1, 0]))
+                off_model[step_tracks[errors > cfg.long_check_off_model_px], i] = True
             if res > cfg.max_homography_residual_px or rotation_angle_deg(rot) > cfg.max_step_rotation_deg:
                 step_ok[i] = False
                 reasons.append(f"step {i}: rotation model residual {res:.1f} px")
@@ -254,7 +271,8 @@ class RotationOnlyCamera(OpenCVCamera):
             # two window lengths: the long one sees slow translations, the short one keeps points in view
             # long enough on pans (a pan loses every corner it tracked over 6 s, and with them the check)
             long_res = [r for span_s in (cfg.long_baseline_s / 2, cfg.long_baseline_s)
-                        for r in long_baseline_residuals(tracks, c2w, K, round(span_s * rate), cfg.min_track_points)]
+                        for r in long_baseline_residuals(tracks, c2w, K, round(span_s * rate), cfg.min_track_points,
+                                                 off_model if cfg.long_check_off_model_px is not None else None)]
             for i, j, res in long_res:
                 if res > cfg.max_long_residual_px:
                     known[i + 1:] = False  # the camera translated inside this window: no pose after i holds
