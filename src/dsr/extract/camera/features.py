@@ -108,9 +108,16 @@ def track_sequence(grays: list[np.ndarray], max_corners: int = 1000, refill_belo
     return np.stack(rows) if rows else np.full((0, n, 2), np.nan)
 
 
-def pairs(tracks: np.ndarray, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points (N, 2) at frame i and at frame j of the tracks alive from i to j (``track_sequence``'s table)."""
-    both = np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, j, 0])
+def alive(tracks: np.ndarray, i: int, j: int) -> np.ndarray:
+    """(P,) bool: the tracks of ``track_sequence``'s table alive from frame i to frame j (a track is never revived,
+    so alive at both ends is alive in between)."""
+    return np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, j, 0])
+
+
+def pairs(tracks: np.ndarray, i: int, j: int, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Points (N, 2) at frame i and at frame j of the tracks alive from i to j (``track_sequence``'s table), in
+    table order; ``keep`` (P,) bool narrows them further."""
+    both = alive(tracks, i, j) if keep is None else alive(tracks, i, j) & keep
     return tracks[both, i].astype(np.float64), tracks[both, j].astype(np.float64)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from dsr.extract.base import Attempt, CameraEstimate, VideoClip
 from dsr.extract.camera.common import CameraConfig, OpenCVCamera, full_intrinsics, sampled_track
-from dsr.extract.camera.features import gray, pairs, track_sequence
+from dsr.extract.camera.features import alive, gray, pairs, track_sequence
 from dsr.scene.frames import make_pose
 from dsr.scene.poses import project_to_so3, rotation_angle_deg
 
@@ -127,10 +127,7 @@ def long_baseline_residuals(tracks: np.ndarray, c2w: np.ndarray, K: np.ndarray, 
     out = []
     for i in range(0, max(1, n - span), max(1, span // 2)):
         j = min(i + span, n - 1)
-        alive = np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, j, 0])
-        if off_model is not None:
-            alive &= ~off_model[:, i:j].any(axis=1)
-        p0, p1 = tracks[alive, i].astype(np.float64), tracks[alive, j].astype(np.float64)
+        p0, p1 = pairs(tracks, i, j, None if off_model is None else ~off_model[:, i:j].any(axis=1))
         if len(p0) < min_points:
             continue
         rot = c2w[j, :3, :3].T @ c2w[i, :3, :3]  # camera j from camera i
@@ -233,7 +230,8 @@ class RotationOnlyCamera(OpenCVCamera):
         reasons: list[str] = []
         steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []  # p0, p1, H, inliers
         flows: list[float] = []  # median image motion per dense step, px
-        # tracks that broke the rotation model at a step on their own (movers), kept out of the long windows
+        # tracks that broke the rotation model at a step on their own (movers), kept out of the long windows; all False
+        # when long_check_off_model_px is None
         off_model = np.zeros((tracks.shape[0], max(0, n - 1)), bool)
         for i in range(n - 1):
             p0, p1 = pairs(tracks, i, i + 1)
@@ -256,9 +254,8 @@ class RotationOnlyCamera(OpenCVCamera):
             errors, rot = rotation_errors(p0, p1, inliers, K)
             res = float(np.quantile(errors, cfg.step_residual_quantile))
             residuals.append(res)
-            if cfg.long_check_off_model_px is not None:
-                step_tracks = np.flatnonzero(np.isfinite(tracks[:, i, 0]) & np.isfinite(tracks[:, i + 1, 0]))
-                off_model[step_tracks[errors > cfg.long_check_off_model_px], i] = True
+            if cfg.long_check_off_model_px is not None:  # errors are in table order (pairs)
+                off_model[np.flatnonzero(alive(tracks, i, i + 1))[errors > cfg.long_check_off_model_px], i] = True
             if res > cfg.max_homography_residual_px or rotation_angle_deg(rot) > cfg.max_step_rotation_deg:
                 step_ok[i] = False
                 reasons.append(f"step {i}: rotation model residual {res:.1f} px")
@@ -272,7 +269,7 @@ class RotationOnlyCamera(OpenCVCamera):
             # long enough on pans (a pan loses every corner it tracked over 6 s, and with them the check)
             long_res = [r for span_s in (cfg.long_baseline_s / 2, cfg.long_baseline_s)
                         for r in long_baseline_residuals(tracks, c2w, K, round(span_s * rate), cfg.min_track_points,
-                                                 off_model if cfg.long_check_off_model_px is not None else None)]
+                                                         off_model)]
             for i, j, res in long_res:
                 if res > cfg.max_long_residual_px:
                     known[i + 1:] = False  # the camera translated inside this window: no pose after i holds
