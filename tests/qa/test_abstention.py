@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dsr.qa.counterfactual import abstain, across_camera_stop, across_focal_range
+from dsr.qa.counterfactual import Alternative, abstain, across_camera_stop, across_focal_range, first_kept
 from dsr.qa.generate import GenerationReport, RecordContext, generate_record_qas
 from dsr.qa.query import QAError, Query, answer
 from dsr.qa.rules import QAConfig
@@ -96,11 +96,11 @@ def test_ground_truth_records_are_unaffected(lively_record: SceneRecord, seed: i
 def test_an_uncertain_record_gets_the_larger_attempt_budget(lively_record: SceneRecord) -> None:
     # abstention rejects attempts; the budget is per_video × attempts_per_qa_uncertain
     rec = _uncertain(lively_record)
-    for per_qa in (1, 3):
+    for per_qa in (1, 2):
         report = GenerationReport()
         list(generate_record_qas(rec, QAConfig(stability_k=4, attempts_per_qa=50, attempts_per_qa_uncertain=per_qa),
-                                 per_video=40, seed=3, report=report))
-        assert report.attempts == 40 * per_qa  # the uncertain budget binds, not attempts_per_qa's 2000
+                                 per_video=80, seed=3, report=report))
+        assert report.attempts == 80 * per_qa  # the uncertain budget binds, not attempts_per_qa's 4000
     small, large = GenerationReport(), GenerationReport()
     few = list(generate_record_qas(rec, QAConfig(stability_k=4, attempts_per_qa_uncertain=1), per_video=40, seed=3,
                                    report=small))
@@ -294,3 +294,39 @@ def test_a_direction_read_across_a_long_turn_abstains_when_the_focal_length_was_
     # distances from the camera are measured from it, so they turn with it: kept
     q = Query(type="abs_dis", observer="camera", targets=("ball_0", "camera"), frames=(8, 16, 32, 40), t_v=8)
     assert across_focal_range(ctx, q, answer(rec, q).states) is None
+
+
+def _candidate(rec: SceneRecord, q: Query) -> Alternative:
+    states = tuple(answer(rec, q).states)
+    return Alternative(kind="seed", states=states, meaning=states, query=q)
+
+
+def test_a_refused_option_gives_way_to_the_next_one_abstention_keeps() -> None:
+    rec = _stop_and_go(4.6)
+    ctx = RecordContext.build(rec, QAConfig(stability_k=0))
+    rng = np.random.default_rng(0)
+    across = _candidate(rec, Query(type="abs_spd", observer="camera", targets=("camera",), frames=(8, 16, 32, 40),
+                                   t_v=8))  # reads across the stop: refused (test above)
+    within = _candidate(rec, Query(type="abs_spd", observer="camera", targets=("camera",), frames=(30, 34, 38, 42),
+                                   t_v=30))  # one stretch at one speed: kept
+    after = _candidate(rec, Query(type="abs_spd", observer="camera", targets=("camera",), frames=(32, 40, 48, 56),
+                                  t_v=32))  # the speed-up after the stop: refused
+    assert first_kept(ctx, [across, within], 0, rng, defer=True) == (1, None)
+    assert first_kept(ctx, [within, across], 0, rng, defer=True) == (0, None)
+    # the search wraps round from the drawn start
+    assert first_kept(ctx, [within, across, after], 1, rng, defer=True) == (0, None)
+    # none kept: the drawn start's refusal, with its reason
+    with pytest.raises(QAError) as err:
+        first_kept(ctx, [within, across, after][1:], 1, rng, defer=True)
+    assert err.value.reason == "camera_stop" and "scale resets" in str(err.value)
+
+
+def test_generation_asks_only_options_abstention_keeps_on_a_stop_and_go_path() -> None:
+    rec = _stop_and_go(4.6)
+    report = GenerationReport()
+    qas = list(generate_record_qas(rec, QAConfig(stability_k=0), per_video=12, seed=1, types=["abs_spd"],
+                                   report=report))
+    assert qas, dict(report.failures)
+    ctx = RecordContext.build(rec, QAConfig(stability_k=0))
+    for qa in qas:
+        assert across_camera_stop(ctx, qa.query, tuple(answer(rec, qa.query).states)) is None

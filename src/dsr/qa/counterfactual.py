@@ -638,6 +638,27 @@ def abstain(ctx: RecordContext, query: Query, states: tuple[str, ...], rng: np.r
     return stab
 
 
+def first_kept(ctx: RecordContext, candidates: list[Alternative], start: int, rng: np.random.Generator,
+               defer: bool) -> tuple[int, float | None]:
+    """The first of ``candidates`` (real queries of one option set), from ``start`` on and wrapping round, that
+    :func:`abstain` keeps: (its index, its stability). Raises the refusal of ``candidates[start]`` when none is kept.
+
+    Any of the four options could be the question (no option is told apart as the one asked), so when the drawn one
+    is refused (it reads across a camera stop, a turn the unknown focal length scales, or is unstable) another is
+    asked instead of dropping the whole set. The start is drawn uniformly, so every kept option can be the one
+    asked (one that follows refused ones, more often). Ground truth is never refused: its draw is unchanged."""
+    refusal: QAError | None = None
+    for k in [*range(start, len(candidates)), *range(start)]:
+        alt = candidates[k]
+        assert alt.query is not None
+        try:
+            return k, abstain(ctx, alt.query, alt.states, rng, defer)
+        except QAError as exc:
+            refusal = refusal or exc
+    assert refusal is not None, "no candidates"
+    raise refusal
+
+
 def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Generator, py_rng: random.Random,
                            seen: set[str] | None = None, letter: str | None = None,
                            deferred: list[tuple[Query, tuple[str, ...]]] | None = None) -> tuple[QA, bool]:
@@ -681,11 +702,11 @@ def counterfactual_attempt(ctx: RecordContext, qtype: str, rng: np.random.Genera
                   if alt.query is not None and weakly_tracked(ctx, alt.query) is None]
     if not askable_at:
         raise QAError("no option's query names only confidently tracked objects", "low_track_confidence")
-    asked_index = askable_at[int(py_rng.random() * len(askable_at))]
-    asked, qa_id = chosen[asked_index]
+    first = int(py_rng.random() * len(askable_at))
+    kept, stab = first_kept(ctx, [chosen[i][0] for i in askable_at], first, rng, deferred is not None)
+    asked, qa_id = chosen[askable_at[kept]]
     assert asked.query is not None
     question = render_question(rec, asked.query, cfg, ctx.box_cache)
-    stab = abstain(ctx, asked.query, asked.states, rng, deferred is not None)
 
     options: list[Alternative] = [alt for alt, _ in chosen]
     if len(options) < 4:  # fill with transforms of real answers, never asked
