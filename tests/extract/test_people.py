@@ -95,6 +95,44 @@ def test_fusion_without_walking_direction_leaves_flips_unresolved_and_says_so() 
     assert np.all(sig == 60.0) and np.all(conf < 0.6)  # a standing person's front/back is not confirmed
 
 
+def _heading(x: float, y: float) -> np.ndarray:
+    """world_from_agent of a velocity heading along (x, y) (z up)."""
+    fwd = np.array([x, y, 0.0]) / np.hypot(x, y)
+    left = np.cross([0, 0, 1.0], fwd)
+    return np.stack([fwd, left, [0, 0, 1.0]], axis=1)
+
+
+def test_a_torso_that_turned_while_standing_is_not_turned_back_by_its_neighbours() -> None:
+    """Frames 0-4: walking along +x (confident). Frames 5-9: standing (no velocity), the torso now faces -x: a
+    real turn and a front-to-back reading look alike, so those frames keep their reading and say they are
+    unresolved, where the neighbours' vote used to turn frames 5-7 round to +x."""
+    n = 10
+    vrot = np.full((n, 3, 3), np.nan)
+    vrot[:5] = _heading(1, 0)
+    vconf = np.where(np.arange(n) < 5, 0.75, 0.0)
+    vsig = np.where(np.arange(n) < 5, 5.0, 0.0)
+    torso = np.array([[1.0, 0.0, 0.0]] * 5 + [[-1.0, 0.05, 0.0]] * 5)
+    rot, conf, sig = fuse_torso_and_velocity(torso, vrot, vconf, vsig, np.array([0, 0, 1.0]))
+    assert np.all(rot[5:, 0, 0] < -0.99)  # kept as read
+    assert np.all(sig[5:] == 60.0) and np.all(conf[5:] < 0.6)
+    assert np.all(sig[:5] == 10.0) and np.all(rot[:5, 0, 0] > 0.99)
+
+
+def test_a_neighbour_confirms_a_torso_that_agrees_and_a_weak_velocity_can_veto() -> None:
+    n = 6
+    vrot = np.full((n, 3, 3), np.nan)
+    vrot[[0, 1, 2]] = _heading(1, 0)
+    vconf = np.array([0.75, 0.75, 0.75, 0.0, 0.0, 0.5])
+    vsig = np.array([5.0, 5.0, 5.0, 0.0, 0.0, 20.0])
+    vrot[5] = _heading(-1, 0.1)  # a weak walking direction facing away from the torso
+    torso = np.tile([1.0, 0.05, 0.0], (n, 1))
+    rot, conf, sig = fuse_torso_and_velocity(torso, vrot, vconf, vsig, np.array([0, 0, 1.0]))
+    # frames 3 and 4: no velocity; frames 0-2 (velocity-resolved, within 3) face the same way: confirmed
+    assert np.all(sig[:5] == 10.0) and np.all(conf[:5] >= 0.6)
+    # frame 5: its own weak velocity faces away, though its neighbours agree with the torso: unresolved
+    assert sig[5] == 60.0 and rot[5, 0, 0] > 0.99
+
+
 def test_confidence_from_sigma_matches_the_velocity_rule() -> None:
     np.testing.assert_allclose(confidence_from_sigma(np.array([15.0])), [0.45 + 0.04 / np.tan(np.radians(15))])
     assert confidence_from_sigma(np.array([15.0]))[0] == pytest.approx(0.5993, abs=1e-3)

@@ -100,7 +100,7 @@ def _wrap_deg(a: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class TorsoConfig:
     flip_deg: float = 90.0  # a torso facing more than this from where the person walks is seen front-to-back
-    neighbours: int = 3  # sampled frames on each side whose (resolved) facing votes on an unresolved flip
+    neighbours: int = 3  # sampled frames on each side whose velocity-resolved facing can confirm a torso
     min_sigma_deg: float = 10.0  # floor of the torso's 1-σ error (the track's own scatter can be tiny)
     unresolved_sigma_deg: float = 60.0  # a facing no walking direction or neighbour confirmed
     min_frames_for_scatter: int = 4
@@ -117,11 +117,16 @@ def fuse_torso_and_velocity(torso_forward_world: np.ndarray, velocity_rot: np.nd
 
     1. The torso's yaw on the ground plane; where the walking direction is confident (≥ DSR's 0.6) and the torso
        faces more than ``flip_deg`` away from it, the torso was read front-to-back and is turned round (people walk
-       forwards; MediaPipe's front/back is the weak part). Frames without a confident velocity follow the majority
-       of their resolved neighbours (± ``neighbours`` frames).
-    2. σ is measured on the track: the robust scatter of the yaws about their running circular median (at least
-       ``min_sigma_deg``); frames neither the velocity nor a neighbour confirmed get ``unresolved_sigma_deg``.
-    3. Where the torso is not measured, the velocity heading stays.
+       forwards; MediaPipe's front/back is the weak part).
+    2. A frame without a confident velocity is confirmed when the frames the velocity resolved among its
+       neighbours (± ``neighbours`` frames) face within ``flip_deg`` of its torso, and a weaker velocity there
+       does not face away from it. It is never turned round on that evidence: a person turning on the spot and a
+       torso read front-to-back look the same to it, and turning frames round by their neighbours' word carried
+       one wrong front through a turn (rendered people 120-170° off at a stated σ of 47-55°,
+       docs/bench-extract.md §21). Such a frame stays unresolved.
+    3. σ is measured on the track: the robust scatter of the yaws about their running circular median (at least
+       ``min_sigma_deg``); frames neither the velocity nor its neighbours confirmed get ``unresolved_sigma_deg``.
+    4. Where the torso is not measured, the velocity heading stays.
     """
     up = np.asarray(up_world, np.float64)
     up = up / np.linalg.norm(up)
@@ -146,21 +151,23 @@ def fuse_torso_and_velocity(torso_forward_world: np.ndarray, velocity_rot: np.nd
         return rot, conf, sig
     yaw = np.full(n, np.nan)
     yaw[known] = [yaw_of(v) for v in flat[known]]
-    walking = np.isfinite(velocity_rot).all(axis=(1, 2)) & (np.asarray(velocity_conf) >= 0.6)
-    resolved = np.zeros(n, bool)
+    moving = np.isfinite(velocity_rot).all(axis=(1, 2))
+    walking = moving & (np.asarray(velocity_conf) >= 0.6)
+    by_velocity = np.zeros(n, bool)
     for t in np.flatnonzero(known & walking):
         if abs(_wrap_deg(yaw[t] - yaw_of(velocity_rot[t][:, 0]))) > config.flip_deg:
             yaw[t] = _wrap_deg(yaw[t] + 180.0)
-        resolved[t] = True
-    for t in np.flatnonzero(known & ~resolved):
+        by_velocity[t] = True
+    resolved = by_velocity.copy()
+    for t in np.flatnonzero(known & ~by_velocity):
+        if moving[t] and abs(_wrap_deg(yaw[t] - yaw_of(velocity_rot[t][:, 0]))) > config.flip_deg:
+            continue  # a weak walking direction says the torso faces away: which is the front is not known
         near = [u for u in range(max(0, t - config.neighbours), min(n, t + config.neighbours + 1))
-                if u != t and resolved[u]]
+                if u != t and by_velocity[u]]
         if not near:
             continue
         ref_yaw = float(np.degrees(np.angle(np.mean(np.exp(1j * np.radians(yaw[near]))))))
-        if abs(_wrap_deg(yaw[t] - ref_yaw)) > config.flip_deg:
-            yaw[t] = _wrap_deg(yaw[t] + 180.0)
-        resolved[t] = True
+        resolved[t] = abs(_wrap_deg(yaw[t] - ref_yaw)) <= config.flip_deg
     # the track's own scatter about a running circular median
     idx = np.flatnonzero(known)
     resid = []
