@@ -9,7 +9,7 @@ objects by box IoU (Hungarian on the mean IoU over the frames both see, ≥ ``--
 object, or whose query the ground truth cannot answer, is **wrong**. A track the dense tracker ended where
 unsure and that came back as a new object is a piece of its GT object's track: after the one-to-one matching, each
 unmatched object joins the GT object it overlaps best if no object matched to that one is seen at the same frames
-(``match_by_iou(..., fragments=True)``); the one-to-one judgement is reported beside (``overall_one_to_one``).
+(:func:`object_maps`); the one-to-one judgement is reported beside (``overall_one_to_one``).
 Reported: precision, QAs per video, per motion and type, and the precision / yield of extra abstention rules on the
 records' own signals (stability, track confidence, camera trust), so that thresholds can be read off held-out worlds.
 
@@ -103,19 +103,26 @@ def extract(cache: Path, world: Path, config: Any) -> tuple[Any, dict]:
 
 
 def match_by_iou(ext: Any, gt: Any, min_iou: float, fragments: bool = False) -> dict[str, str]:
-    """Extracted id → GT id, one-to-one, Hungarian on the mean box IoU over frames both see.
+    """Extracted id → GT id: :func:`object_maps`' one-to-one map, or with ``fragments`` its map with pieces."""
+    one_to_one, with_pieces = object_maps(ext, gt, min_iou)
+    return with_pieces if fragments else one_to_one
 
-    ``fragments``: then each extracted object left over joins the GT object it overlaps best (mean IoU ≥
-    ``min_iou``) when it is never seen at a frame where an extracted object already mapped to that GT object is
-    seen. The dense tracker ends a track where it is unsure (a crossing, a long miss) and re-identification joins
-    only what is unambiguous, so one person can be several objects at different times; each such piece is that
-    person, and a question about it has that person's answer. Two objects seen at once never map to one."""
+
+def object_maps(ext: Any, gt: Any, min_iou: float) -> tuple[dict[str, str], dict[str, str]]:
+    """Extracted id → GT id, twice from one IoU table: (one-to-one, with pieces).
+
+    One-to-one: Hungarian on the mean box IoU over the frames both see. With pieces: then each extracted object left
+    over joins the GT object it overlaps best (mean IoU ≥ ``min_iou``) when it is never seen at a frame where an
+    extracted object already mapped to that GT object is seen. The dense tracker ends a track where it is unsure (a
+    crossing, a long miss) and re-identification joins only what is unambiguous, so one person can be several
+    objects at different times; each such piece is that person, and a question about it has that person's answer.
+    Two objects seen at once never map to one."""
     from scipy.optimize import linear_sum_assignment
 
     from dsr.extract.adapters import box_iou
 
     if not ext.objects or not gt.objects:
-        return {}
+        return {}, {}
     iou = np.zeros((len(ext.objects), len(gt.objects)))
     for i, e in enumerate(ext.objects):
         for j, g in enumerate(gt.objects):
@@ -125,24 +132,24 @@ def match_by_iou(ext: Any, gt: Any, min_iou: float, fragments: bool = False) -> 
     # pairs below the threshold cannot count: on the raw IoU, the assignment once traded a 0.41 match for two
     # sub-threshold ones (0.26 + 0.2) and matched nothing
     rows, cols = linear_sum_assignment(-np.where(iou >= min_iou, iou, 0.0))
-    out = {ext.objects[i].object_id: gt.objects[j].object_id for i, j in zip(rows, cols, strict=True)
-           if iou[i, j] >= min_iou}
-    if fragments:
-        seen = {g.object_id: np.zeros(ext.num_frames, bool) for g in gt.objects}
-        for e in ext.objects:
-            if e.object_id in out:
-                seen[out[e.object_id]] |= e.visible
-        for i in np.argsort(-iou.max(axis=1)):
-            e = ext.objects[i]
-            if e.object_id in out:
-                continue
-            for j in np.argsort(-iou[i]):
-                g = gt.objects[j].object_id
-                if iou[i, j] >= min_iou and not (seen[g] & e.visible).any():
-                    out[e.object_id] = g
-                    seen[g] |= e.visible
-                    break
-    return out
+    one_to_one = {ext.objects[i].object_id: gt.objects[j].object_id for i, j in zip(rows, cols, strict=True)
+                  if iou[i, j] >= min_iou}
+    with_pieces = dict(one_to_one)
+    seen = {g.object_id: np.zeros(ext.num_frames, bool) for g in gt.objects}  # frames a mapped object is seen at
+    for e in ext.objects:
+        if e.object_id in one_to_one:
+            seen[one_to_one[e.object_id]] |= e.visible
+    for i in np.argsort(-iou.max(axis=1)):  # best-overlapping leftovers first
+        e = ext.objects[i]
+        if e.object_id in with_pieces:
+            continue
+        for j in np.argsort(-iou[i]):
+            g = gt.objects[j].object_id
+            if iou[i, j] >= min_iou and not (seen[g] & e.visible).any():
+                with_pieces[e.object_id] = g
+                seen[g] |= e.visible
+                break
+    return one_to_one, with_pieces
 
 
 def alignment(ext: Any, gt: Any, id_map: dict[str, str]) -> tuple[Any, float]:
@@ -396,7 +403,7 @@ def main() -> None:
             rows: list[dict] = []
             if ext is not None:
                 gt = subsample_record(read_record(world / "record.npz", masks=False), ext.video.frame_indices)
-                id_map = match_by_iou(ext, gt, args.min_iou)
+                id_map, with_pieces = object_maps(ext, gt, args.min_iou)
                 sim, _ = alignment(ext, gt, id_map)
                 samples = calibration_samples(world.name, ext, gt, id_map, sim, summary["camera_sigma_key"])
                 for key, vals in samples.items():
@@ -409,7 +416,7 @@ def main() -> None:
                 clip["attempts_failed_by_reason"] = dict(report.failures.most_common())
                 # a QA naming a piece of a GT object's track (the tracker ended it where unsure) is judged as that
                 # object's; the one-to-one judgement, which counts such a QA wrong, is reported beside it
-                rows = judge(qas, ext, gt, match_by_iou(ext, gt, args.min_iou, fragments=True))
+                rows = judge(qas, ext, gt, with_pieces)
                 strict = judge(qas, ext, gt, id_map)
                 rows_strict.extend(strict)
                 clip["one_to_one"] = precision(strict, 1)
