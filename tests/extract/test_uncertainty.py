@@ -134,12 +134,18 @@ def test_focal_range_by_hand() -> None:
 
 
 def test_tight_sfm_key_needs_a_pinhole_compact_and_smooth_reconstruction() -> None:
-    config = UncertaintyConfig(tight_sfm_max_radial_k=0.01, tight_sfm_max_extent_depths=3.0,
+    config = UncertaintyConfig(tight_sfm_radial_k=(-0.01, 0.02), tight_sfm_max_extent_depths=3.0,
                                tight_sfm_max_jump_share=0.4)
     healthy = {"radial_k": -0.006, "camera_extent_depths": 2.1, "jump_share": 0.2}
     assert camera_sigma_key("camera/pycolmap", healthy, config) == "camera/pycolmap/tight"
-    # distortion traded against the path, a stretched path, or stats that do not say: the method's own sigmas
-    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=0.013), config) == "camera/pycolmap"
+    # a faint pincushion with the focal length kept is healthy; barrel distortion of the same size is the
+    # shortened-focal trade of a poor reconstruction
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=0.013), config) == "camera/pycolmap/tight"
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=0.02), config) == "camera/pycolmap/tight"
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=-0.013), config) == "camera/pycolmap"
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=0.0306), config) == "camera/pycolmap"
+    assert camera_sigma_key("camera/pycolmap", dict(healthy, radial_k=float("nan")), config) == "camera/pycolmap"
+    # a stretched path, a jumpy one, or stats that do not say: the method's own sigmas
     assert camera_sigma_key("camera/pycolmap", dict(healthy, camera_extent_depths=4.4), config) == "camera/pycolmap"
     assert camera_sigma_key("camera/pycolmap", dict(healthy, jump_share=0.54), config) == "camera/pycolmap"
     assert camera_sigma_key("camera/pycolmap", {}, config) == "camera/pycolmap"
