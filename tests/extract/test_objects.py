@@ -175,6 +175,24 @@ def test_velocity_heading_straight_walk() -> None:
     assert (conf_nan == 0).all()
 
 
+def test_velocity_heading_needs_one_full_baseline_of_known_centres() -> None:
+    # a clean walk along +x; baseline 2 steps each side: 5 known centres are the least that give one frame both
+    t = np.arange(12) * 0.5
+    walk = np.column_stack([0.4 * t, np.zeros(12), np.full(12, 0.5)])
+    up = np.array([0, 0, 1.0])
+    for seen, headed in ((3, 0), (4, 0), (5, 5)):
+        centers = np.full_like(walk, np.nan)
+        centers[4:4 + seen] = walk[4:4 + seen]
+        rot, conf, sig = velocity_heading(centers, np.full(12, 0.01), t, up)
+        assert int((conf > 0).sum()) == headed and int(np.isfinite(rot).all(axis=(1, 2)).sum()) == headed
+        assert (sig[conf == 0] == 0).all()
+    # known centres count across a gap: 3 + 2 seen frames are enough
+    centers = walk.copy()
+    centers[[0, 1, 2, 3, 7, 8, 11]] = np.nan
+    _, conf, _ = velocity_heading(centers, np.full(12, 0.01), t, up)
+    assert int((conf > 0).sum()) == 5
+
+
 def test_velocity_heading_counts_the_shared_depth_error_of_a_moving_camera() -> None:
     """A depth scale error ε moves every centre by ε × the camera's displacement (the other way): a camera
     travelling 0.5 m per step along y with ε's σ = 0.1 adds 0.1 × 2 m = 0.2 m of noise to the 0.8 m walk over
