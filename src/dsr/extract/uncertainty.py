@@ -133,9 +133,9 @@ class UncertaintyConfig:
     # orbit and hand-held): the healthy ones had a span <= 2.5 depths and jump share <= 0.33; the poor ones a span
     # of 11 depths or a jump share of 0.54, or a radial k traded against the focal length. That trade has a
     # direction: on seeds 310-329 the poor reconstructions shortened the focal length (0.80-0.94 of the truth) and
-    # bent the image with barrel distortion (k -0.028 to -0.060), while healthy ones come back at or just above the true focal length
-    # with a faint pincushion (k up to +0.0124 on seeds 310-329; the one poor positive k there was +0.0306, a
-    # hand-held 1.7° off). Hence the asymmetric range, with its upper end between the two (docs/bench-extract.md
+    # bent the image with barrel distortion (k -0.028 to -0.060), while healthy ones came back at or just above the
+    # true focal length, some with a faint pincushion (k up to +0.0124; the one poor positive k there was +0.0306,
+    # a hand-held 1.7° off). Hence the asymmetric range, with its upper end between the two (docs/bench-extract.md
     # §14, §22). Two poor orbits (seeds 314 and 317, 3.7° and 4.3° median error) pass every test, which is why
     # the tight sigma is 2.6° rather than the healthy clips' 0.4°
     tight_sfm_radial_k: tuple[float, float] = (-0.01, 0.02)
