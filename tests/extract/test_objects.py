@@ -10,7 +10,7 @@ from dsr.extract.adapters import box_iou
 from dsr.extract.base import SparsePoints
 from dsr.extract.lift import LiftConfig, fit_ground_plane, lift_centers, normalize_object_depths
 from dsr.extract.motion import MotionConfig, detect_movers, nanmedian_first_axis, residual_flow
-from dsr.extract.orient import velocity_heading
+from dsr.extract.orient import HeadingConfig, velocity_heading
 from dsr.extract.tracking import TrackerConfig, associate_tracks
 from dsr.scene.frames import look_at_c2w, project_points
 from dsr.scene.record import CENTER_METHODS
@@ -191,6 +191,8 @@ def test_velocity_heading_needs_one_full_baseline_of_known_centres() -> None:
     centers[[0, 1, 2, 3, 7, 8, 11]] = np.nan
     _, conf, _ = velocity_heading(centers, np.full(12, 0.01), t, up)
     assert int((conf > 0).sum()) == 5
+    # the setting's default is the baseline's own length
+    assert HeadingConfig().min_known_centres == 2 * HeadingConfig().baseline_frames + 1
 
 
 def test_velocity_heading_counts_the_shared_depth_error_of_a_moving_camera() -> None:

@@ -19,6 +19,9 @@ from dsr.extract.base import Estimator
 @dataclass(frozen=True)
 class HeadingConfig:
     baseline_frames: int = 2  # velocity from the known frames this many steps before and after
+    # a track needs this many known centres for any heading: one full baseline each side of a frame
+    # (2 · baseline_frames + 1). A setting, not a derived number, so that a change redoes extract's records
+    min_known_centres: int = 5
     min_speed_ratio: float = 2.0  # displacement over the baseline / its noise below this → unknown
     # confidence = min(max_confidence, offset + slope · ratio): DSR's 0.6 gate is passed at ratio 3.75,
     # where the 1-sigma heading error atan(1 / ratio) is 15°
@@ -38,7 +41,7 @@ def velocity_heading(centers_world: np.ndarray, center_sigma: np.ndarray, timest
     forward axis is the velocity between the known frames ``baseline_frames`` before and after, projected on
     the ground plane (⊥ up); columns are forward, left = up × forward, up. The heading's 1-sigma error is
     atan(noise / displacement) with the noise of a difference of two centres, √2 · sigma. A track with fewer than
-    2 · ``baseline_frames`` + 1 known centres gets no heading.
+    ``min_known_centres`` known centres (one full baseline each side of a frame) gets no heading.
 
     ``scale_sigma`` (T,): the relative 1-sigma of the depth error an object's frames share (a wrong size prior
     scales every depth alike), with ``camera_centers`` (T, 3) world. Such an error moves the centres by that
@@ -57,7 +60,7 @@ def velocity_heading(centers_world: np.ndarray, center_sigma: np.ndarray, timest
     # a track shorter than one full baseline (b known frames before and after a frame) gives every frame the same
     # one-sided difference of its ends, and its own scatter measures nothing: on held-out worlds such 3-frame
     # tracks gave 5 of the 7 velocity headings outside their stated interval (docs/bench-extract.md §22)
-    if known.sum() < 2 * b + 1:
+    if known.sum() < max(3, config.min_known_centres):
         return rot, conf, sig
     idx = np.flatnonzero(known)
     sigmas = np.asarray(center_sigma, dtype=np.float64)[idx]
