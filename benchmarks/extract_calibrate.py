@@ -91,6 +91,19 @@ def shared_fraction(rows: list[dict], min_samples: int) -> dict[str, float]:
     return out
 
 
+def heading_floor(rows: list[dict], factor: float, step_deg: float = 5.0) -> float:
+    """The smallest multiple of ``step_deg`` that, added in quadrature to ``factor`` times the raw heading sigmas of
+    ``rows`` (``error_deg``, ``sigma_deg``), puts at least 90% of their errors inside ±1.645 σ (0 for none)."""
+    err = np.array([r["error_deg"] for r in rows], np.float64)
+    sig = factor * np.array([r["sigma_deg"] for r in rows], np.float64)
+    if not len(err):
+        return 0.0
+    floor = 0.0
+    while floor < 180.0 and np.mean(err <= Z90 * np.hypot(sig, floor)) < 0.9:
+        floor += step_deg
+    return floor
+
+
 def logistic_models(rows: list[dict], min_samples: int) -> dict[str, tuple[float, float, float]]:
     """Per track source: (w_score, w_len, bias) of P(IoU >= 0.5) on the raw score and ln(track length)."""
     from sklearn.linear_model import LogisticRegression
@@ -132,7 +145,8 @@ def main() -> None:
         data = json.loads(path.read_text())
         unc = data["summary"]["uncertainty"]
         # centre and camera errors do not depend on the sigmas; track scores and heading sigmas must be raw
-        if not (unc.get("raw") or (unc.get("heading_factor") == 1.0 and not unc.get("track_confidence"))):
+        if not (unc.get("raw") or (unc.get("heading_factor") == 1.0 and not unc.get("heading_floor_deg")
+                                   and not unc.get("track_confidence"))):
             raise SystemExit(f"{path}: its track scores or heading sigmas are calibrated: run with --raw-uncertainty")
         for k, v in data["samples"].items():
             samples[k].extend(v)
@@ -167,6 +181,7 @@ def main() -> None:
     ratios = [h["error_deg"] / h["sigma_deg"] for h in heading if h["sigma_deg"] > 0]
     q_heading = args.quantile or 0.93
     fit["heading_factor"] = round(abs_quantile(ratios, q_heading) / Z90, 3) if len(ratios) >= args.min_samples else 1.0
+    fit["heading_floor_deg"] = heading_floor(heading, fit["heading_factor"])
     counts = {k: len(v) for k, v in samples.items()}
     print(json.dumps({"samples": counts}))
     for name, table in fit.items():

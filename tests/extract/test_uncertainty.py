@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -92,10 +94,15 @@ def test_default_mover_confidences_are_calibrated_and_detector_scores_stay_raw()
 
 
 def test_heading_and_camera_sigmas() -> None:
-    config = UncertaintyConfig(heading_factor=2.0, camera_position={"default": 0.05, "camera/rotation": 0.01},
+    config = UncertaintyConfig(heading_factor=2.0, heading_floor_deg=0.0,
+                               camera_position={"default": 0.05, "camera/rotation": 0.01},
                                camera_rotation_deg={"default": 1.5})
     np.testing.assert_allclose(heading_sigma(np.array([10.0, 100.0]), config), [20.0, 180.0])  # capped
     np.testing.assert_allclose(heading_sigma(np.array([10.0]), UncertaintyConfig.identity()), [10.0])
+    # the floor adds in quadrature: hypot(2·15, 40) = 50; a frame without a heading (raw 0) keeps 0
+    floored = replace(config, heading_floor_deg=40.0)
+    np.testing.assert_allclose(heading_sigma(np.array([15.0, 0.0, 100.0]), floored), [50.0, 0.0, 180.0])
+    assert UncertaintyConfig.identity().heading_floor_deg == 0.0
     pos, rot = camera_sigmas("camera/rotation", np.array([True, False]), config)
     assert pos[0] == pytest.approx(0.01) and pos[1] > pos[0] and rot[0] == pytest.approx(1.5) and rot[1] == 30.0
     pos, _ = camera_sigmas("camera/vo", np.array([True]), config)
@@ -163,8 +170,6 @@ def test_tight_camera_sigmas_fall_back_to_the_method_then_default() -> None:
 
 
 def test_a_new_fit_changes_the_settings_hash() -> None:
-    from dataclasses import replace
-
     from dsr.extract.pipeline import ExtractConfig, config_fingerprint
 
     base = ExtractConfig()

@@ -14,7 +14,8 @@ inside the stated 90% interval (±1.645 σ) about 90% of the time; coverage is r
   only as good as the height it assumes (the class's, or a generic 1 m for an object of unknown class), and
   under VO its depths reach the camera's units only through the floor beside the object's feet
   (:func:`dsr.extract.lift.floor_scale`), so the same method errs more there;
-* **heading**: the velocity heading's own sigma (from the track's measured noise) times ``heading_factor``;
+* **heading**: the velocity heading's own sigma (from the track's measured noise) times ``heading_factor``, with a
+  floor ``heading_floor_deg`` added in quadrature for the error no apparent speed shrinks;
 * **camera**: ``position_sigma = p_k`` record units (scene depth normalised to ~1) and
   ``rotation_sigma_deg = r_k`` per key k, on valid frames: the camera method, or for SfM the per-clip
   :func:`camera_sigma_key` (a healthy reconstruction's rotation is ``camera/pycolmap/tight``), and
@@ -120,6 +121,13 @@ class UncertaintyConfig:
     # box, which the track's scatter about its smoothed path does not see). Leave-one-clip-out coverage 90.3%.
     # The first fit, 3.229 on the 8 samples alone, covered 74% of a held-out set's headings (§12).
     heading_factor: float = 4.71
+    # the part of a heading's error that no apparent speed shrinks, added in quadrature: a size prior's depth drifts
+    # with how much of the body the box covers (YOLO's boxes on rendered people hold 50-85% of their height, and the
+    # share wanders), so a person standing or walking slowly "walks" along the camera ray at a ratio that passes
+    # the gate; a torso read front-to-back then follows that false walk. Over the 28 gated heading samples (10 tracks)
+    # of the 177 cached worlds of seeds 100-10005 the factor alone covered 68%; 40° is the smallest 5° step whose
+    # coverage reaches 90% (92.9%; leave-one-track-out 85.7%, 9 of 10 tracks choosing 40°). docs/bench-extract.md §23
+    heading_floor_deg: float = 40.0
     camera_position: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_POSITION))
     camera_rotation_deg: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_ROTATION_DEG))
     camera_scale_drift: dict[str, float] = field(default_factory=lambda: dict(_CAMERA_SCALE_DRIFT))
@@ -153,7 +161,7 @@ class UncertaintyConfig:
 
     @staticmethod
     def identity() -> UncertaintyConfig:
-        return UncertaintyConfig(heading_factor=1.0, track_confidence={}, raw=True)
+        return UncertaintyConfig(heading_factor=1.0, heading_floor_deg=0.0, track_confidence={}, raw=True)
 
     @staticmethod
     def _get(table: dict[str, float], key: str) -> float:
@@ -204,8 +212,13 @@ def frame_to_frame_sigma(along: np.ndarray, across: np.ndarray, shared: np.ndarr
 
 
 def heading_sigma(raw_sigma_deg: np.ndarray, config: UncertaintyConfig) -> np.ndarray:
-    """Calibrated heading 1-sigma (T,) degrees from the heading estimator's own (capped at 180°)."""
-    return np.minimum(raw_sigma_deg * (1.0 if config.raw else config.heading_factor), 180.0)
+    """Calibrated heading 1-sigma (T,) degrees from the heading estimator's own: ``heading_factor`` times it, with
+    ``heading_floor_deg`` added in quadrature, capped at 180°. Frames without a heading (raw sigma 0) stay 0."""
+    raw = np.asarray(raw_sigma_deg, np.float64)
+    if config.raw:
+        return np.minimum(raw, 180.0)
+    calibrated = np.hypot(raw * config.heading_factor, config.heading_floor_deg)
+    return np.where(raw > 0, np.minimum(calibrated, 180.0), raw)
 
 
 def camera_sigma_key(method: str, stats: Mapping[str, float], config: UncertaintyConfig) -> str:
