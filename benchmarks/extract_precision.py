@@ -174,10 +174,13 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
     ``camera_key``: the camera sigma table the extractor chose (``ExtractOutcome.camera_sigma_key``)."""
     from dsr.extract.adapters import box_iou
     from dsr.extract.lift import has_class_height
+    from dsr.extract.uncertainty import UncertaintyConfig, center_camera_key
     from dsr.scene.record import CENTER_METHODS
 
     out: dict[str, list[dict]] = defaultdict(list)
     s = sim.scale
+    # the camera part of the centre sigmas' keys, as the extractor chose it (a VO dolly's is camera/vo/forward)
+    center_camera = center_camera_key(ext.camera.source.name, ext.camera.c2w, ext.camera.valid, UncertaintyConfig())
     for e in ext.objects:
         g = gt.object(id_map[e.object_id]) if e.object_id in id_map else None
         for t in np.flatnonzero(e.visible):
@@ -199,7 +202,7 @@ def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], si
             e2 = np.cross(ray, e1)
             out["center"].append({
                 "clip": clip, "object": e.object_id, "t": int(t), "method": CENTER_METHODS[e.center_method[t]],
-                "camera": ext.camera.source.name, "class_known": has_class_height(e.class_phrase),
+                "camera": center_camera, "class_known": has_class_height(e.class_phrase),
                 "depth": float(np.linalg.norm(c)), "along": along, "across": [float(perp @ e1), float(perp @ e2)],
                 "sigma_along": s * float(e.center_sigma_along[t]), "sigma_across": s * float(e.center_sigma_across[t]),
                 "sigma_shared": s * float(e.center_sigma_shared[t])})

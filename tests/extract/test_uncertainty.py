@@ -35,6 +35,42 @@ def test_center_sigmas_scale_with_depth_and_method() -> None:
     np.testing.assert_allclose(shared, [0.8, 0.4, 0.0])  # √0.64 of along
 
 
+def _path(steps: list[list[float]], forward: list[float]) -> np.ndarray:
+    """c2w poses (T, 4, 4) along the given position steps, every camera's optical axis (z) along ``forward``."""
+    z = np.asarray(forward, np.float64) / np.linalg.norm(forward)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x /= np.linalg.norm(x)
+    rot = np.stack([x, np.cross(z, x), z], axis=1)
+    positions = np.concatenate([[[0.0, 0.0, 0.0]], np.cumsum(steps, axis=0)])
+    c2w = np.tile(np.eye(4), (len(positions), 1, 1))
+    c2w[:, :3, :3] = rot
+    c2w[:, :3, 3] = positions
+    return c2w
+
+
+def test_a_vo_dolly_takes_the_forward_centre_keys_and_falls_back_to_vo() -> None:
+    from dsr.extract.uncertainty import center_camera_key
+
+    config = UncertaintyConfig()
+    dolly = _path([[0.0, 0.0, 1.0]] * 3 + [[1.0, 0.0, 0.0]], forward=[0.0, 0.0, 1.0])  # 3 of 4 length units forward
+    sideways = _path([[1.0, 0.0, 0.0]] * 4, forward=[0.0, 0.0, 1.0])
+    valid = np.ones(5, bool)
+    assert center_camera_key("camera/vo", dolly, valid, config) == "camera/vo/forward"
+    assert center_camera_key("camera/vo", sideways, valid, config) == "camera/vo"
+    assert center_camera_key("camera/pycolmap", dolly, valid, config) == "camera/pycolmap"  # SfM keeps its scale
+    # a path that never moves, or one valid frame: no share, the method's own keys
+    assert center_camera_key("camera/vo", _path([[0.0, 0.0, 0.0]] * 4, [0.0, 0.0, 1.0]), valid, config) == "camera/vo"
+    assert center_camera_key("camera/vo", dolly, np.eye(5, dtype=bool)[0], config) == "camera/vo"
+    assert sigma_keys("size_prior", "camera/vo/forward", True) == (
+        "size_prior/vo/forward/class", "size_prior/vo/forward", "size_prior/vo/class", "size_prior/vo", "size_prior",
+        "default")
+    table = UncertaintyConfig(along_rel={"default": 0.5, "size_prior/vo/class": 0.6, "size_prior/vo/forward": 5.0})
+    centers = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]])
+    method = np.array([CENTER_METHODS.index("size_prior"), CENTER_METHODS.index("interpolated")], np.uint8)
+    along, _, _ = center_sigmas(centers, method, table, "camera/vo/forward", class_known=True)
+    np.testing.assert_allclose(along, [10.0, 1.0])  # size_prior/vo/forward 5·2; interpolated → default 0.5·2
+
+
 def test_center_sigmas_take_the_most_specific_key_of_method_camera_and_class() -> None:
     config = UncertaintyConfig(along_rel={"default": 0.5, "size_prior": 1.0, "size_prior/vo": 2.0,
                                           "size_prior/vo/unknown": 3.0},

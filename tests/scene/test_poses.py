@@ -127,3 +127,16 @@ def test_rotation_spikes_finds_the_misregistered_rotation_by_hand() -> None:
                                   [0, 7, 16])
     assert rotation_spikes(_yaw(yaw), np.arange(24.0), 4.0, 5.0, 0.05).sum() == 1
     assert not rotation_spikes(_yaw(yaw[:3]), np.arange(3.0), 4.0, 5.0, 0.5).any()  # too few to tell
+
+
+def test_forward_motion_share_of_hand_built_paths() -> None:
+    from dsr.scene.poses import forward_motion_share
+
+    c2w = np.tile(np.eye(4), (4, 1, 1))  # optical axis +z
+    c2w[:, :3, 3] = [[0, 0, 0], [0, 0, 2], [0, 0, 3], [3, 0, 3]]  # 2 + 1 forward, then 3 sideways
+    assert forward_motion_share(c2w, np.ones(4, bool)) == pytest.approx(0.5)
+    assert forward_motion_share(c2w, np.array([True, True, False, True])) == pytest.approx(3 / (2 + np.hypot(3, 1)))  # steps (0,0,2), (3,0,1)
+    c2w[:, :3, 3] = [[0, 0, 0], [0, 0, -1], [0, 0, -2], [0, 0, -2]]  # backwards counts as along the axis
+    assert forward_motion_share(c2w, np.ones(4, bool)) == pytest.approx(1.0)
+    c2w[:, :3, 3] = 0.0
+    assert np.isnan(forward_motion_share(c2w, np.ones(4, bool)))

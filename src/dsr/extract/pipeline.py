@@ -80,6 +80,7 @@ from dsr.extract.uncertainty import (
     camera_scale_reset,
     camera_sigma_key,
     camera_sigmas,
+    center_camera_key,
     center_sigmas,
     frame_to_frame_sigma,
     heading_sigma,
@@ -386,6 +387,7 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
                 normalize_object_depths(lifted_all)[0]
     up_world = -track.c2w[track.valid, :3, 1].mean(axis=0) if track.valid.any() else np.array([0.0, -1.0, 0.0])
     center_source = Source(name="lifting/dense-mean" if camera.dense is not None else "lifting/chain", version="1")
+    center_camera = center_camera_key(track.source.name, track.c2w, track.valid, config.uncertainty)
     objects = []
     for obj, lifted in zip(tracked, lifted_all, strict=True):
         boxes = obj.boxes_xyxy
@@ -407,7 +409,7 @@ def lift_objects(clip: VideoClip, camera: CameraEstimate, tracked: list[TrackedO
         if not np.isfinite(centers_world).all(axis=1).any():
             continue  # seen but never located in 3D: nothing to ask about (and not a valid record object)
         along, across, shared = center_sigmas(lifted.centers_cam, lifted.method, config.uncertainty,
-                                              track.source.name, has_class_height(obj.class_phrase))
+                                              center_camera, has_class_height(obj.class_phrase))
         # a heading is a difference of two centres: their frame-to-frame (not shared) error bounds its noise. A
         # track's own scatter about its smoothed curve vanishes on short tracks (3 frames fit a line exactly),
         # and such headings passed the 0.6 gate 30-130° off on the worlds

@@ -54,22 +54,35 @@ from dsr.scene.record import CENTER_METHODS
 #   (stylised people), its score slope came out negative and it would silence real video, where it works (§9.1).
 # ground_contact under pycolmap is 12·Z: its errors are small on good reconstructions (median 0.2·Z) and
 # huge on the poor-but-trusted ones (hand-held seeds 101, 9700, 9701), which no trust check catches yet.
+# The vo/forward entries (a VO dolly, :func:`center_camera_key`) were fitted the same way on the 22 VO dollies of the
+# cached dev worlds (seeds 100, 101 and 9975-9999; 338 centres): along at quantile 0.94 (leave-one-clip-out 91.1%),
+# across at 0.93 (91.6%). Under the vo tables those centres were inside 58.9% of the time, and 46.7% on 12 held-out
+# dollies: the objects' depths sat e^-2.4 to e^+0.6 off the path's scale (docs/bench-extract.md §23)
 _ALONG_REL = {"default": 0.9903, "ground_contact": 12.3434, "ground_contact/pycolmap": 12.3434,
               "ground_contact/pycolmap/class": 12.5104, "interpolated": 0.5042, "interpolated/rotation": 0.3321,
               "interpolated/rotation/unknown": 0.3386, "size_prior": 0.9997, "size_prior/rotation": 0.6922,
               "size_prior/rotation/class": 0.4387, "size_prior/rotation/unknown": 1.0117, "size_prior/vo": 2.0298,
-              "size_prior/vo/class": 0.6004, "size_prior/vo/unknown": 2.6104}
+              "size_prior/vo/class": 0.6004, "size_prior/vo/unknown": 2.6104,
+              **{"interpolated/vo/forward": 3.8039, "interpolated/vo/forward/unknown": 4.1162,
+                 "size_prior/vo/forward": 5.9139, "size_prior/vo/forward/class": 4.9865,
+                 "size_prior/vo/forward/unknown": 6.2767}}
 _SHARED_FRAC = {"default": 0.925, "ground_contact": 0.992, "ground_contact/pycolmap": 0.992,
                 "ground_contact/pycolmap/class": 0.993, "interpolated": 0.747, "interpolated/rotation": 0.877,
                 "interpolated/rotation/unknown": 0.874, "size_prior": 0.759, "size_prior/rotation": 0.66,
                 "size_prior/rotation/class": 0.986, "size_prior/rotation/unknown": 0.643, "size_prior/vo": 0.688,
-                "size_prior/vo/class": 0.956, "size_prior/vo/unknown": 0.664}
+                "size_prior/vo/class": 0.956, "size_prior/vo/unknown": 0.664,
+                **{"interpolated/vo/forward": 0.954, "interpolated/vo/forward/unknown": 0.953,
+                   "size_prior/vo/forward": 0.887, "size_prior/vo/forward/class": 0.972,
+                   "size_prior/vo/forward/unknown": 0.873}}
 _ACROSS_REL = {"default": 0.1782, "ground_contact": 0.0865, "ground_contact/pycolmap": 0.0865,
                "ground_contact/pycolmap/class": 0.1512, "interpolated": 0.1879, "interpolated/rotation": 0.1589,
                "interpolated/rotation/unknown": 0.1595, "interpolated/vo": 0.3144, "interpolated/vo/unknown": 0.3144,
                "size_prior": 0.1721, "size_prior/rotation": 0.1626, "size_prior/rotation/class": 0.0246,
                "size_prior/rotation/unknown": 0.188, "size_prior/vo": 0.2237, "size_prior/vo/class": 0.0751,
-               "size_prior/vo/unknown": 0.305}
+               "size_prior/vo/unknown": 0.305,
+               **{"interpolated/vo/forward": 0.7164, "interpolated/vo/forward/unknown": 0.7404,
+                  "size_prior/vo/forward": 0.6294, "size_prior/vo/forward/class": 0.2198,
+                  "size_prior/vo/forward/unknown": 0.7682}}
 _CAMERA_POSITION = {"default": 0.126, "camera/pycolmap": 0.7786, "camera/rotation": 0.01, "camera/vo": 0.1283}
 # pycolmap's rotation is split by camera_sigma_key (fitted on the orbit and hand-held worlds of training seeds
 # 100, 101, 9600, 300-303 and 310-323, each key at the lowest of the quantiles 0.9 / 0.93 / 0.95 whose
@@ -158,6 +171,9 @@ class UncertaintyConfig:
     # VO cameras that ran on one it was 0.77-0.89x the truth (a truth 1.12-1.30x the record's), so 0.8-1.4x
     lens_focal_range: tuple[float, float] = (0.5, 1.87)
     lent_focal_range: tuple[float, float] = (0.8, 1.4)
+    # a VO path with this share of its length along the optical axis takes the centre sigmas of ``vo/forward``
+    # (:func:`center_camera_key`). On the cached worlds dollies had 0.78-0.99, orbits and hand-helds 0.03-0.21
+    vo_forward_min_share: float = 0.5
 
     @staticmethod
     def identity() -> UncertaintyConfig:
@@ -174,12 +190,32 @@ class UncertaintyConfig:
 
 def sigma_keys(method: str, camera: str, class_known: bool) -> tuple[str, ...]:
     """The keys a centre's sigma is looked up by, most specific first: ``method/camera/kind``,
-    ``method/camera``, ``method``, ``default``. ``camera`` is the camera's registry name (``camera/vo``),
+    ``method/camera``, ``method``, ``default``. ``camera`` is the camera's registry name (``camera/vo``) or its
+    :func:`center_camera_key` (``camera/vo/forward``, which falls back to ``camera/vo``'s keys before the method's),
     ``kind`` is ``class`` for an object whose class has a known height (``dsr.extract.lift.CLASS_HEIGHT_M``)
     and ``unknown`` otherwise."""
-    cam = camera.removeprefix("camera/")
+    parts = camera.removeprefix("camera/").split("/")
     kind = "class" if class_known else "unknown"
-    return f"{method}/{cam}/{kind}", f"{method}/{cam}", method, "default"
+    keys: list[str] = []
+    for n in range(len(parts), 0, -1):
+        cam = "/".join(parts[:n])
+        keys += [f"{method}/{cam}/{kind}", f"{method}/{cam}"]
+    return (*keys, method, "default")
+
+
+def center_camera_key(camera: str, c2w: np.ndarray, valid: np.ndarray, config: UncertaintyConfig) -> str:
+    """The camera part of a centre's sigma keys: ``camera/vo/forward`` for a VO path travelled mostly along the
+    camera's optical axis (:func:`dsr.scene.poses.forward_motion_share` ≥ ``vo_forward_min_share``: a dolly), else
+    the camera's registry name. VO loses its scale steadily on forward motion (its steps shrank e^-1 to e^-3 over 24 s
+    on training dollies), and the objects' depths reach its units through one floor factor
+    (:func:`dsr.extract.lift.floor_scale`), so on a dolly they are off the path's scale by a factor a sideways path
+    never shows: e^-2.4 to e^+0.6 on the dev dollies, against e^-0.5 to e^+1.1 on VO orbits and hand-helds."""
+    from dsr.scene.poses import forward_motion_share
+
+    if camera != "camera/vo":
+        return camera
+    share = forward_motion_share(c2w, valid)
+    return "camera/vo/forward" if np.isfinite(share) and share >= config.vo_forward_min_share else camera
 
 
 def lookup(table: dict[str, float], keys: tuple[str, ...]) -> float:

@@ -134,3 +134,18 @@ def rotation_spikes(rotations: np.ndarray, times: np.ndarray, min_deg: float, me
         spikes[keep[worst]] = True
         keep = np.delete(keep, worst)
     return spikes
+
+
+def forward_motion_share(c2w: np.ndarray, valid: np.ndarray) -> float:
+    """The share of a camera path's length travelled along the camera's own optical axis (0-1): about 1 for a
+    dolly, about 0 for an orbit or a sideways track. c2w (T, 4, 4) with OpenCV axes (z forward); steps between
+    consecutive valid frames, each projected on the optical axis at its start. NaN for a path that does not move."""
+    poses = np.asarray(c2w, np.float64)[np.asarray(valid, bool)]
+    if len(poses) < 2:
+        return float("nan")
+    steps = np.diff(poses[:, :3, 3], axis=0)
+    length = float(np.linalg.norm(steps, axis=1).sum())
+    if length <= 1e-12:
+        return float("nan")
+    along = np.abs(np.einsum("ij,ij->i", steps, poses[:-1, :3, 2]))
+    return float(along.sum() / length)
