@@ -167,20 +167,21 @@ def alignment(ext: Any, gt: Any, id_map: dict[str, str]) -> tuple[Any, float]:
     return sim, float(sim.scale)
 
 
-def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], sim: Any, camera_key: str
-                        ) -> dict[str, list[dict]]:
+def calibration_samples(clip: str, ext: Any, gt: Any, id_map: dict[str, str], sim: Any, camera_key: str,
+                        uncertainty: Any) -> dict[str, list[dict]]:
     """Errors against the truth with the record's stated sigmas, per component (the input of coverage and of
     ``benchmarks/extract_calibrate.py``). Lengths are in GT units (the record's times the alignment scale).
-    ``camera_key``: the camera sigma table the extractor chose (``ExtractOutcome.camera_sigma_key``)."""
+    ``camera_key``: the camera sigma table the extractor chose (``ExtractOutcome.camera_sigma_key``);
+    ``uncertainty``: the run's ``UncertaintyConfig``, which picks the centre tables' camera key."""
     from dsr.extract.adapters import box_iou
     from dsr.extract.lift import has_class_height
-    from dsr.extract.uncertainty import UncertaintyConfig, center_camera_key
+    from dsr.extract.uncertainty import center_camera_key
     from dsr.scene.record import CENTER_METHODS
 
     out: dict[str, list[dict]] = defaultdict(list)
     s = sim.scale
     # the camera part of the centre sigmas' keys, as the extractor chose it (a VO dolly's is camera/vo/forward)
-    center_camera = center_camera_key(ext.camera.source.name, ext.camera.c2w, ext.camera.valid, UncertaintyConfig())
+    center_camera = center_camera_key(ext.camera.source.name, ext.camera.c2w, ext.camera.valid, uncertainty)
     for e in ext.objects:
         g = gt.object(id_map[e.object_id]) if e.object_id in id_map else None
         for t in np.flatnonzero(e.visible):
@@ -408,7 +409,8 @@ def main() -> None:
                 gt = subsample_record(read_record(world / "record.npz", masks=False), ext.video.frame_indices)
                 id_map, with_pieces = object_maps(ext, gt, args.min_iou)
                 sim, _ = alignment(ext, gt, id_map)
-                samples = calibration_samples(world.name, ext, gt, id_map, sim, summary["camera_sigma_key"])
+                samples = calibration_samples(world.name, ext, gt, id_map, sim, summary["camera_sigma_key"],
+                                              config.uncertainty)
                 for key, vals in samples.items():
                     calib[key].extend(vals)
                 report = GenerationReport()
